@@ -1,0 +1,27 @@
+"""The ``phasegate`` command: one typer app, one sub-app per part."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from schemas import export as schema_export
+
+app = typer.Typer(no_args_is_help=True, help="Watch and steer a gradual traffic migration.")
+schema_app = typer.Typer(no_args_is_help=True, help="The event contract (v1).")
+app.add_typer(schema_app, name="schema")
+
+console = Console()
+
+
+@schema_app.command("export")
+def export_schemas(directory: Path = typer.Argument(..., help="where to write the files")) -> None:
+    """Write JSON Schema files of every message type, for producers in other languages."""
+    for path in schema_export.export(directory):
+        console.print(f"wrote {path}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""producers: what runs inside the application: emission, routing, fallback, simulation."""

@@ -1,0 +1,121 @@
+"""Contract v1 events: result, feedback, rollout and alert (design.md, "Contract v1")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from schemas.base import ContractModel, EventId, Name, UtcDatetime, now
+
+Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
+Weight = Annotated[int, Field(ge=0, le=100)]
+Text = Annotated[str, Field(max_length=4096)]
+
+
+class ErrorInfo(ContractModel):
+    """What went wrong in one generation."""
+
+    type: Name
+    message: Text = ""
+    critical: bool = False
+
+
+class Result(ContractModel):
+    """One generation by one system: the event the application emits per request."""
+
+    schema_: Literal["phasegate.result/1"] = Field("phasegate.result/1", alias="schema")
+    event_id: EventId
+    ts: UtcDatetime = Field(default_factory=now)
+    rollout: Name
+    system: Name
+    query_id: Name
+    unit_id: Name
+    success: bool
+    confidence: Confidence
+    latency_ms: Annotated[float, Field(ge=0.0, le=86_400_000.0)]
+    error: ErrorInfo | None = None
+    rules: Annotated[list[Name], Field(max_length=256)] = []
+    fallback: bool = False
+    weight: Weight = 0
+
+
+Verdict = Literal["correct", "incorrect", "unsure"]
+
+
+class Feedback(ContractModel):
+    """A user's verdict on one answer."""
+
+    schema_: Literal["phasegate.feedback/1"] = Field("phasegate.feedback/1", alias="schema")
+    event_id: EventId
+    ts: UtcDatetime = Field(default_factory=now)
+    rollout: Name
+    query_id: Name
+    system: Name
+    verdict: Verdict
+    comment: Text | None = None
+
+
+RolloutEventType = Literal["weight_set", "phase_started", "decision", "rollback"]
+
+
+class RolloutEvent(ContractModel):
+    """One entry of the rollout log; the current phase and weight are a fold over them."""
+
+    schema_: Literal["phasegate.rollout/1"] = Field("phasegate.rollout/1", alias="schema")
+    event_id: EventId
+    ts: UtcDatetime = Field(default_factory=now)
+    rollout: Name
+    type: RolloutEventType
+    weight: Weight | None = None
+    phase: Annotated[int, Field(ge=0)] | None = None
+    reason: Text = ""
+    actor: Name = "unknown"
+
+
+class AlertWindow(ContractModel):
+    start: UtcDatetime
+    end: UtcDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertWindow:
+        if self.end < self.start:
+            raise ValueError("window end is before its start")
+        return self
+
+
+class AlertAction(ContractModel):
+    weight_from: Weight
+    weight_to: Weight
+
+
+Severity = Literal["info", "warning", "critical"]
+
+
+class Alert(ContractModel):
+    """A judgement on a window that somebody (or the Router) should act on."""
+
+    schema_: Literal["phasegate.alert/1"] = Field("phasegate.alert/1", alias="schema")
+    alert_id: EventId
+    ts: UtcDatetime = Field(default_factory=now)
+    rollout: Name
+    system: Name
+    severity: Severity
+    kind: Name
+    metric: Name
+    observed: float
+    threshold: float
+    window: AlertWindow
+    samples: Annotated[int, Field(ge=0)]
+    action: AlertAction | None = None
+
+
+__all__ = [
+    "Alert",
+    "AlertAction",
+    "AlertWindow",
+    "ErrorInfo",
+    "Feedback",
+    "Result",
+    "RolloutEvent",
+]

@@ -1,0 +1,58 @@
+"""Messages phasegate sends to itself: window partials (stage 1 to 2) and dead letters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from schemas.base import ContractModel, Name, UtcDatetime, now
+
+Count = Annotated[int, Field(ge=0)]
+
+
+class SketchState(ContractModel):
+    """A DDSketch's bins, portable: ``key -> count`` of the log-spaced buckets."""
+
+    relative_accuracy: Annotated[float, Field(gt=0.0, lt=1.0)]
+    zero_count: Annotated[float, Field(ge=0.0)] = 0.0
+    bins: dict[int, Annotated[float, Field(ge=0.0)]] = {}
+
+
+class Partial(ContractModel):
+    """The aggregate of one (rollout, system, window) from one source partition.
+
+    Stage 1 sends the events it read since its last flush; stage 2 adds partials up.
+    ``stats`` is the mergeable window aggregate of ``streams`` in its wire form.
+    """
+
+    schema_: Literal["phasegate.partial/1"] = Field("phasegate.partial/1", alias="schema")
+    rollout: Name
+    system: Name
+    window_start: UtcDatetime
+    window_seconds: Annotated[int, Field(gt=0)]
+    partition: Count
+    first_offset: Count
+    last_offset: Count
+    stats: dict[str, object]
+
+
+class DeadLetter(ContractModel):
+    """A message no component could use, kept with its reason and its original bytes.
+
+    ``key`` and ``original`` are base64 on the wire.
+    """
+
+    model_config = ConfigDict(
+        **ContractModel.model_config, ser_json_bytes="base64", val_json_bytes="base64"
+    )
+
+    schema_: Literal["phasegate.dlq/1"] = Field("phasegate.dlq/1", alias="schema")
+    ts: UtcDatetime = Field(default_factory=now)
+    component: Name
+    source_topic: Name
+    partition: int = -1
+    offset: int = -1
+    key: bytes | None = None
+    reason: Annotated[str, Field(max_length=4096)]
+    original: bytes

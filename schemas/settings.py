@@ -1,0 +1,67 @@
+"""Connection settings, from ``PHASEGATE_*`` environment variables or a TOML file.
+
+Precedence: keyword arguments, then the environment, then the file named by
+``PHASEGATE_CONFIG`` (default ``phasegate.toml`` in the working directory), then defaults.
+The defaults are the local stack that ``phasegate stack up`` starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from schemas.topics import Topics
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("PHASEGATE_CONFIG", "phasegate.toml"))
+
+
+class Settings(BaseSettings):
+    """Where phasegate finds its broker and its ClickHouse."""
+
+    model_config = SettingsConfigDict(env_prefix="PHASEGATE_", extra="ignore", frozen=True)
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated"
+    )
+    topic_prefix: str = Field("phasegate.", description="prefix of every topic name")
+    clickhouse_url: str | None = Field(
+        None,
+        description="ClickHouse server, e.g. clickhouse://default:@127.0.0.1:9000; "
+        "unset: the in-process chdb store at store_path",
+    )
+    database: str = Field("phasegate", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    store_path: Path = Field(Path(".phasegate/store"), description="chdb data folder")
+    state_dir: Path = Field(Path(".phasegate"), description="local stack state and logs")
+    worker_port: int = Field(6066, description="the stream worker's web server port")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def kafka_url(self) -> str:
+        """The bootstrap servers as Faust wants them (``kafka://h1:p1;h2:p2``)."""
+        hosts = ";".join(h.strip() for h in self.bootstrap_servers.split(",") if h.strip())
+        return f"kafka://{hosts}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)

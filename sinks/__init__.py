@@ -1,0 +1,1 @@
+"""sinks: ClickHouse history: the store, ingestion from Kafka, reports."""

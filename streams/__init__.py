@@ -1,0 +1,1 @@
+"""streams: the Faust worker: windowed metrics per system, gates and alerts."""
