@@ -23,5 +23,16 @@ def export_schemas(directory: Path = typer.Argument(..., help="where to write th
         console.print(f"wrote {path}")
 
 
+@app.command()
+def worker(
+    loglevel: str = typer.Option("info", help="log level of the worker"),
+) -> None:
+    """Run the stream worker (stage 1 and 2, alerts, /status) until Ctrl-C."""
+    from schemas.settings import Settings
+    from streams.app import run_worker
+
+    run_worker(Settings(), loglevel=loglevel)
+
+
 def main() -> None:
     app()

@@ -19,11 +19,35 @@ class SketchState(ContractModel):
     bins: dict[int, Annotated[float, Field(ge=0.0)]] = {}
 
 
+class RuleState(ContractModel):
+    uses: Count = 0
+    successes: Count = 0
+
+
+class WindowStatsState(ContractModel):
+    """The wire form of ``streams.aggregate.WindowStats``: sums and counts that add up."""
+
+    count: Count = 0
+    successes: Count = 0
+    confidence_sum: float = 0.0
+    confidence_sq_sum: float = 0.0
+    latency_sum: float = 0.0
+    latency: SketchState | None = None
+    errors: dict[str, Count] = {}
+    critical: Count = 0
+    fallbacks: Count = 0
+    feedback: dict[str, Count] = {}
+    rules: dict[str, RuleState] = {}
+    late: Count = 0
+
+
 class Partial(ContractModel):
     """The aggregate of one (rollout, system, window) from one source partition.
 
     Stage 1 sends the events it read since its last flush; stage 2 adds partials up.
-    ``stats`` is the mergeable window aggregate of ``streams`` in its wire form.
+    ``first_offset``..``last_offset`` of ``source_topic``/``partition`` are the events
+    it covers: stage 2 uses them to replace a replayed run instead of adding it twice.
+    Below ``committed_offset`` the source is committed: no replay starts before it.
     """
 
     schema_: Literal["phasegate.partial/1"] = Field("phasegate.partial/1", alias="schema")
@@ -31,10 +55,12 @@ class Partial(ContractModel):
     system: Name
     window_start: UtcDatetime
     window_seconds: Annotated[int, Field(gt=0)]
+    source_topic: Name
     partition: Count
     first_offset: Count
     last_offset: Count
-    stats: dict[str, object]
+    committed_offset: Count = 0
+    stats: WindowStatsState
 
 
 class DeadLetter(ContractModel):

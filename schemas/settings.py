@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     store_path: Path = Field(Path(".phasegate/store"), description="chdb data folder")
     state_dir: Path = Field(Path(".phasegate"), description="local stack state and logs")
     worker_port: int = Field(6066, description="the stream worker's web server port")
+    window_seconds: int = Field(60, gt=0, description="tumbling window size (event time)")
+    lateness_seconds: int = Field(60, ge=0, description="allowed lateness of an event")
+    flush_seconds: float = Field(1.0, gt=0, description="how often stage 1 sends partials")
+    retention_seconds: int = Field(3600, gt=0, description="how long stage 2 keeps windows")
+    alert_success_below: float = Field(
+        0.90, ge=0, le=1, description="alert when a window's success rate is below this"
+    )
+    alert_min_samples: int = Field(100, gt=0, description="events a window needs to alert")
 
     @property
     def topics(self) -> Topics:

@@ -1,0 +1,166 @@
+"""The per-window aggregate of one system: sums and counts that merge by adding."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from schemas.events import Feedback, Result
+from schemas.internal import RuleState, WindowStatsState
+from streams.sketch import LatencySketch
+from streams.stats import Estimate, mean_interval, wilson
+
+TOP_RULES = 10
+
+
+class WindowStats:
+    """Everything phasegate knows about one system in one window.
+
+    ``update`` takes one event, ``merge`` adds another aggregate; both are exact for all
+    counts and sums, and the latency sketch keeps quantiles within 1%.
+    """
+
+    __slots__ = (
+        "confidence_sq_sum",
+        "confidence_sum",
+        "count",
+        "critical",
+        "errors",
+        "fallbacks",
+        "feedback",
+        "late",
+        "latency",
+        "latency_sum",
+        "rule_successes",
+        "rule_uses",
+        "successes",
+    )
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.successes = 0
+        self.confidence_sum = 0.0
+        self.confidence_sq_sum = 0.0
+        self.latency_sum = 0.0
+        self.latency = LatencySketch()
+        self.errors: Counter[str] = Counter()
+        self.critical = 0
+        self.fallbacks = 0
+        self.feedback: Counter[str] = Counter()
+        self.rule_uses: Counter[str] = Counter()
+        self.rule_successes: Counter[str] = Counter()
+        self.late = 0
+
+    # -- updates ---------------------------------------------------------------------
+    def update(self, result: Result) -> None:
+        self.count += 1
+        ok = result.success
+        self.successes += ok
+        c = result.confidence
+        self.confidence_sum += c
+        self.confidence_sq_sum += c * c
+        self.latency_sum += result.latency_ms
+        self.latency.update(result.latency_ms)
+        if result.error is not None:
+            self.errors[result.error.type] += 1
+            self.critical += result.error.critical
+        self.fallbacks += result.fallback
+        for rule in result.rules:
+            self.rule_uses[rule] += 1
+            self.rule_successes[rule] += ok
+
+    def update_feedback(self, feedback: Feedback) -> None:
+        self.feedback[feedback.verdict] += 1
+
+    def merge(self, other: WindowStats) -> WindowStats:
+        """Add ``other`` into this aggregate; return self."""
+        self.count += other.count
+        self.successes += other.successes
+        self.confidence_sum += other.confidence_sum
+        self.confidence_sq_sum += other.confidence_sq_sum
+        self.latency_sum += other.latency_sum
+        self.latency.merge(other.latency)
+        self.errors.update(other.errors)
+        self.critical += other.critical
+        self.fallbacks += other.fallbacks
+        self.feedback.update(other.feedback)
+        self.rule_uses.update(other.rule_uses)
+        self.rule_successes.update(other.rule_successes)
+        self.late += other.late
+        return self
+
+    @classmethod
+    def merged(cls, parts: list[WindowStats]) -> WindowStats:
+        total = cls()
+        for part in parts:
+            total.merge(part)
+        return total
+
+    # -- what the user sees ------------------------------------------------------------
+    @property
+    def success_rate(self) -> Estimate | None:
+        return wilson(self.successes, self.count)
+
+    @property
+    def confidence(self) -> Estimate | None:
+        return mean_interval(self.confidence_sum, self.confidence_sq_sum, self.count)
+
+    @property
+    def mean_latency_ms(self) -> float | None:
+        return self.latency_sum / self.count if self.count else None
+
+    def latency_quantile(self, q: float) -> float | None:
+        return self.latency.quantile(q)
+
+    @property
+    def fallback_rate(self) -> float | None:
+        return self.fallbacks / self.count if self.count else None
+
+    @property
+    def feedback_positive_rate(self) -> Estimate | None:
+        return wilson(self.feedback["correct"], sum(self.feedback.values()))
+
+    def top_rules(self, n: int = TOP_RULES) -> list[tuple[str, int, float]]:
+        """The ``n`` most used rules as (name, uses, success rate)."""
+        return [
+            (rule, uses, self.rule_successes[rule] / uses)
+            for rule, uses in self.rule_uses.most_common(n)
+        ]
+
+    # -- wire form -----------------------------------------------------------------
+    def to_state(self) -> WindowStatsState:
+        return WindowStatsState(
+            count=self.count,
+            successes=self.successes,
+            confidence_sum=self.confidence_sum,
+            confidence_sq_sum=self.confidence_sq_sum,
+            latency_sum=self.latency_sum,
+            latency=self.latency.to_state() if self.latency.count else None,
+            errors=dict(self.errors),
+            critical=self.critical,
+            fallbacks=self.fallbacks,
+            feedback=dict(self.feedback),
+            rules={
+                r: RuleState(uses=u, successes=self.rule_successes[r])
+                for r, u in self.rule_uses.items()
+            },
+            late=self.late,
+        )
+
+    @classmethod
+    def from_state(cls, state: WindowStatsState) -> WindowStats:
+        stats = cls()
+        stats.count = state.count
+        stats.successes = state.successes
+        stats.confidence_sum = state.confidence_sum
+        stats.confidence_sq_sum = state.confidence_sq_sum
+        stats.latency_sum = state.latency_sum
+        if state.latency is not None:
+            stats.latency = LatencySketch.from_state(state.latency)
+        stats.errors = Counter(state.errors)
+        stats.critical = state.critical
+        stats.fallbacks = state.fallbacks
+        stats.feedback = Counter(state.feedback)
+        stats.rule_uses = Counter({r: s.uses for r, s in state.rules.items()})
+        stats.rule_successes = Counter({r: s.successes for r, s in state.rules.items()})
+        stats.late = state.late
+        return stats

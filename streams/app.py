@@ -1,0 +1,164 @@
+"""The Faust worker: stage 1 (partials per partition) and stage 2 (merge, alerts).
+
+Stage 1 reads results and feedback without acking them; every ``flush_seconds`` it sends
+the partials of each partition, waits for the broker to have them, then acks the events
+and commits. A crash before that commit replays the run, and stage 2 replaces it
+(see ``streams.windows``): no per-event changelog writes, no double counting.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from schemas.codec import DecodeError, decode, encode
+from schemas.events import Feedback, Result
+from schemas.internal import DeadLetter, Partial
+from schemas.settings import Settings
+from streams.alerting import SuccessRateAlerts
+from streams.clock import Clock, wall_clock
+from streams.stage1 import Stage1
+from streams.stage2 import Stage2
+from streams.status import view_json
+
+log = logging.getLogger("phasegate.streams")
+
+
+def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: Any) -> faust.App:
+    topics = settings.topics
+    options: dict[str, Any] = {
+        "broker": settings.kafka_url,
+        "store": "memory://",
+        "datadir": str(settings.state_dir / "worker"),
+        "web_host": "127.0.0.1",
+        "web_port": settings.worker_port,
+        "broker_session_timeout": 6,
+        "broker_heartbeat_interval": 1,
+        "consumer_auto_offset_reset": "earliest",
+        "topic_allow_declare": False,
+        "producer_acks": -1,
+    }
+    options.update(faust_options)
+    (settings.state_dir / "worker").mkdir(parents=True, exist_ok=True)
+    app = faust.App(f"{topics.prefix}worker", **options)
+
+    stage1 = Stage1(settings.window_seconds, settings.lateness_seconds)
+    stage2 = Stage2(
+        settings.window_seconds,
+        settings.retention_seconds,
+        SuccessRateAlerts(
+            settings.alert_success_below, settings.alert_min_samples, settings.window_seconds
+        ),
+    )
+    counters = {"results": 0, "feedback": 0, "dead_letters": 0, "partials": 0, "alerts": 0}
+    app.phasegate = {"stage1": stage1, "stage2": stage2, "counters": counters}  # type: ignore[attr-defined]
+
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    source = app.topic(topics.results, topics.feedback, **raw)
+    partials_topic = app.topic(topics.partials, **raw)
+    alerts_topic = app.topic(topics.alerts, **raw)
+    dlq_topic = app.topic(topics.dlq, **raw)
+    models = {topics.results: Result, topics.feedback: Feedback}
+
+    async def dead_letter(message: Any, reason: str) -> None:
+        counters["dead_letters"] += 1
+        letter = DeadLetter(
+            component="streams",
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            reason=reason,
+            original=message.value or b"",
+        )
+        await dlq_topic.send(value=encode(letter))
+
+    @app.agent(source, name="aggregate")
+    async def aggregate(stream: faust.StreamT) -> None:
+        async for event in stream.noack().events():
+            m = event.message
+            acc = stage1.accumulator(m.topic, m.partition, m.offset)
+            try:
+                model = decode(m.value, models[m.topic])
+            except DecodeError as exc:
+                await dead_letter(m, exc.reason)
+                acc.skip(m.offset)
+            else:
+                if isinstance(model, Result):
+                    counters["results"] += 1
+                    acc.add_result(m.offset, model)
+                else:
+                    counters["feedback"] += 1
+                    acc.add_feedback(m.offset, model)
+            stage1.pending[(m.topic, m.partition)].append(event)
+
+    @app.timer(interval=settings.flush_seconds, name="flush")
+    async def flush() -> None:
+        runs = stage1.drain()
+        if not runs:
+            return
+        futures = []
+        for _source, partials, _events, _next in runs:
+            for p in partials:
+                futures.append(await partials_topic.send(key=p.rollout.encode(), value=encode(p)))
+        for fut in futures:
+            await fut  # the broker has the partial
+        counters["partials"] += len(futures)
+        for source, _partials, events, next_offset in runs:
+            for event in events:
+                event.ack()
+            acc = stage1.accumulators.get(source)
+            if acc is not None:
+                acc.committed(next_offset)
+        await app.consumer.commit()
+
+    @app.agent(partials_topic, name="merge")
+    async def merge(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                partial = decode(event.message.value, Partial)
+            except DecodeError as exc:
+                await dead_letter(event.message, exc.reason)
+                continue
+            for alert in stage2.apply(partial):
+                counters["alerts"] += 1
+                log.warning(
+                    "alert %s %s/%s %s=%.3f < %.3f over %d events",
+                    alert.kind,
+                    alert.rollout,
+                    alert.system,
+                    alert.metric,
+                    alert.observed,
+                    alert.threshold,
+                    alert.samples,
+                )
+                await alerts_topic.send(key=alert.rollout.encode(), value=encode(alert))
+
+    @app.timer(interval=30.0, name="expire")
+    async def expire() -> None:
+        stage2.expire(clock())
+
+    @app.page("/status")
+    async def status(web: Any, request: Any) -> Any:
+        return web.json(
+            {
+                "counters": counters,
+                "rollouts": {r: view_json(v) for r, v in sorted(stage2.views.items())},
+            }
+        )
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        stage1.revoke({(tp.topic, tp.partition) for tp in revoked})
+
+    return app
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Run the worker in the foreground until SIGINT or SIGTERM."""
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

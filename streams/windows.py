@@ -1,0 +1,221 @@
+"""Tumbling event-time windows: stage 1 accumulates per source partition, stage 2 merges.
+
+Stage 1 (:class:`PartitionAccumulator`) keeps one :class:`WindowStats` per
+(rollout, system, window) for the events read from a source partition since its last
+flush, and turns them into :class:`Partial` messages. Stage 2 (:class:`RolloutView`) adds
+the partials of every partition up. A partial names the offsets it covers, so when a
+worker restarts and replays a run from its last commit, stage 2 replaces the run it had
+instead of counting it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from schemas.events import Feedback, Result
+from schemas.internal import Partial
+from streams.aggregate import WindowStats
+
+Key = tuple[str, str, int]  # rollout, system, window start (epoch seconds)
+
+
+def window_start(ts: datetime, size: int) -> int:
+    """Start (epoch seconds) of the tumbling window of ``size`` seconds holding ``ts``."""
+    t = int(ts.timestamp())
+    return t - t % size
+
+
+def to_datetime(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+@dataclass
+class PartitionAccumulator:
+    """Stage 1 for one source partition: aggregates since the last flush.
+
+    Events older than the partition's watermark (its newest event time) minus
+    ``lateness`` seconds are late: they are counted in their window's ``late`` field and
+    left out of every metric.
+    """
+
+    topic: str
+    partition: int
+    window_seconds: int
+    lateness: int
+    committed_offset: int = 0
+    watermark: float = float("-inf")
+    first_offset: int | None = None
+    last_offset: int = -1
+    windows: dict[Key, WindowStats] = field(default_factory=dict)
+
+    def _stats(self, rollout: str, system: str, ts: datetime, offset: int) -> WindowStats:
+        if self.first_offset is None:
+            self.first_offset = offset
+        self.last_offset = offset
+        key = (rollout, system, window_start(ts, self.window_seconds))
+        stats = self.windows.get(key)
+        if stats is None:
+            stats = self.windows[key] = WindowStats()
+        return stats
+
+    def _on_time(self, ts: datetime) -> bool:
+        t = ts.timestamp()
+        if t > self.watermark:
+            self.watermark = t
+            return True
+        return t >= self.watermark - self.lateness
+
+    def add_result(self, offset: int, result: Result) -> None:
+        stats = self._stats(result.rollout, result.system, result.ts, offset)
+        if self._on_time(result.ts):
+            stats.update(result)
+        else:
+            stats.late += 1
+
+    def add_feedback(self, offset: int, feedback: Feedback) -> None:
+        stats = self._stats(feedback.rollout, feedback.system, feedback.ts, offset)
+        if self._on_time(feedback.ts):
+            stats.update_feedback(feedback)
+        else:
+            stats.late += 1
+
+    def skip(self, offset: int) -> None:
+        """Mark an offset as covered without aggregating it (a dead letter)."""
+        if self.first_offset is None:
+            self.first_offset = offset
+        self.last_offset = offset
+
+    @property
+    def pending(self) -> bool:
+        return self.first_offset is not None
+
+    def drain(self) -> list[Partial]:
+        """The partials of everything since the last drain; then start a new run."""
+        if self.first_offset is None:
+            return []
+        partials = [
+            Partial(
+                rollout=rollout,
+                system=system,
+                window_start=to_datetime(start),
+                window_seconds=self.window_seconds,
+                source_topic=self.topic,
+                partition=self.partition,
+                first_offset=self.first_offset,
+                last_offset=self.last_offset,
+                committed_offset=self.committed_offset,
+                stats=stats.to_state(),
+            )
+            for (rollout, system, start), stats in self.windows.items()
+        ]
+        self.windows = {}
+        self.first_offset = None
+        return partials
+
+    def committed(self, offset: int) -> None:
+        """Everything below ``offset`` is committed."""
+        self.committed_offset = max(self.committed_offset, offset)
+
+
+Source = tuple[str, int]  # topic, partition
+Run = tuple[int, int]  # first offset, last offset
+
+
+@dataclass
+class _WindowParts:
+    """Stage 2's parts of one (system, window): a settled base plus replaceable runs."""
+
+    base: WindowStats = field(default_factory=WindowStats)
+    runs: dict[Source, dict[Run, WindowStats]] = field(default_factory=dict)
+
+    def total(self) -> WindowStats:
+        total = WindowStats().merge(self.base)
+        for runs in self.runs.values():
+            for stats in runs.values():
+                total.merge(stats)
+        return total
+
+
+class RolloutView:
+    """Stage 2 for one rollout: the merged windows of every system.
+
+    Partials of one source arrive in order. A partial whose run starts at or before a run
+    already held for that source is a replay: the runs it supersedes are dropped. Runs
+    that end below the source's committed offset can never be replayed and are folded
+    into the window's base.
+    """
+
+    def __init__(self, rollout: str, window_seconds: int) -> None:
+        self.rollout = rollout
+        self.window_seconds = window_seconds
+        self._windows: dict[tuple[str, int], _WindowParts] = {}
+        self._current: dict[Source, Run] = {}
+
+    def apply(self, partial: Partial) -> tuple[str, int]:
+        """Merge one partial; return the (system, window start) it changed."""
+        source = (partial.source_topic, partial.partition)
+        run = (partial.first_offset, partial.last_offset)
+        if self._current.get(source) != run:
+            self._supersede(source, partial.first_offset)
+            self._current[source] = run
+        key = (partial.system, int(partial.window_start.timestamp()))
+        parts = self._windows.get(key)
+        if parts is None:
+            parts = self._windows[key] = _WindowParts()
+        parts.runs.setdefault(source, {})[run] = WindowStats.from_state(partial.stats)
+        self._settle(source, partial.committed_offset)
+        return key
+
+    def _supersede(self, source: Source, first: int) -> None:
+        for parts in self._windows.values():
+            runs = parts.runs.get(source)
+            if runs:
+                for run in [r for r in runs if r[0] >= first]:
+                    del runs[run]
+
+    def _settle(self, source: Source, committed: int) -> None:
+        for parts in self._windows.values():
+            runs = parts.runs.get(source)
+            if runs:
+                for run in [r for r in runs if r[1] < committed]:
+                    parts.base.merge(runs.pop(run))
+
+    def window(self, system: str, start: int) -> WindowStats:
+        parts = self._windows.get((system, start))
+        return parts.total() if parts else WindowStats()
+
+    def systems(self) -> list[str]:
+        return sorted({system for system, _ in self._windows})
+
+    def starts(self, system: str) -> list[int]:
+        return sorted(start for s, start in self._windows if s == system)
+
+    def rolling(self, system: str, end: int, span: int) -> WindowStats:
+        """The windows of ``system`` starting in [end - span, end), merged."""
+        return WindowStats.merged(
+            [self.window(system, s) for s in self.starts(system) if end - span <= s < end]
+        )
+
+    def expire(self, before: int) -> int:
+        """Forget windows that start before ``before``; return how many."""
+        old = [k for k in self._windows if k[1] < before]
+        for k in old:
+            del self._windows[k]
+        return len(old)
+
+    def items(self) -> Iterator[tuple[str, int, WindowStats]]:
+        for system, start in sorted(self._windows):
+            yield system, start, self.window(system, start)
+
+
+def merge_views(partials: Iterable[Partial], window_seconds: int) -> dict[str, RolloutView]:
+    """Apply partials to one view per rollout (a convenience for tests and tools)."""
+    views: dict[str, RolloutView] = {}
+    for p in partials:
+        view = views.get(p.rollout)
+        if view is None:
+            view = views[p.rollout] = RolloutView(p.rollout, window_seconds)
+        view.apply(p)
+    return views

@@ -1,0 +1,73 @@
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.aggregate import WindowStats
+from tests.streams.conftest import make_result
+
+events = st.lists(
+    st.tuples(
+        st.booleans(),
+        st.floats(0, 1),
+        st.floats(0.0, 60_000.0),
+        st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=3),
+    ),
+    max_size=200,
+)
+
+
+def _results(rows):
+    return [
+        make_result(i, success=ok, confidence=c, latency_ms=lat, rules=tuple(rules))
+        for i, (ok, c, lat, rules) in enumerate(rows)
+    ]
+
+
+def _aggregate(results) -> WindowStats:
+    stats = WindowStats()
+    for r in results:
+        stats.update(r)
+    return stats
+
+
+@settings(max_examples=60, deadline=None)
+@given(events, st.integers(0, 200))
+def test_merging_two_halves_equals_the_whole(rows, cut):
+    results = _results(rows)
+    whole = _aggregate(results)
+    merged = _aggregate(results[:cut]).merge(_aggregate(results[cut:]))
+    a, b = whole.to_state(), merged.to_state()
+    assert a.count == b.count and a.successes == b.successes
+    assert a.errors == b.errors and a.rules == b.rules and a.critical == b.critical
+    assert math.isclose(a.confidence_sum, b.confidence_sum, abs_tol=1e-9)
+    assert math.isclose(a.latency_sum, b.latency_sum, rel_tol=1e-12, abs_tol=1e-6)
+    for q in (0.5, 0.95, 0.99):
+        assert whole.latency_quantile(q) == merged.latency_quantile(q)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0.5, 100_000.0), min_size=20, max_size=2000))
+def test_p95_within_one_percent_of_exact(latencies):
+    stats = _aggregate(_results([(True, 0.5, x, []) for x in latencies]))
+    exact = sorted(latencies)[math.floor(0.95 * (len(latencies) - 1))]
+    assert abs(stats.latency_quantile(0.95) - exact) <= 0.01 * exact + 1e-9
+
+
+def test_state_round_trip_keeps_every_metric():
+    results = _results([(i % 5 != 0, i / 100, 10.0 + i, ["a"] * (i % 2)) for i in range(100)])
+    stats = _aggregate(results)
+    back = WindowStats.from_state(stats.to_state())
+    assert back.to_state() == stats.to_state()
+    assert back.latency_quantile(0.95) == stats.latency_quantile(0.95)
+    assert back.success_rate == stats.success_rate
+
+
+def test_rates_and_intervals():
+    stats = _aggregate(_results([(i < 90, 0.8, 50.0, ["r"]) for i in range(100)]))
+    rate = stats.success_rate
+    assert rate.value == 0.9 and rate.low < 0.9 < rate.high
+    assert 0.82 < rate.low < 0.85 and 0.94 < rate.high < 0.96  # Wilson, n=100
+    assert stats.errors == {"Timeout": 10}
+    assert stats.top_rules() == [("r", 100, 0.9)]
+    assert WindowStats().success_rate is None
