@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from schemas.events import Alert, AlertWindow
 from streams.aggregate import WindowStats
 from streams.windows import to_datetime
+
+
+def alert_id(rollout: str, system: str, kind: str, start: int) -> UUID:
+    """The same incident gets the same id, however often it is raised."""
+    return uuid5(NAMESPACE_URL, f"phasegate:{rollout}:{system}:{kind}:{start}")
 
 
 @dataclass
@@ -31,6 +37,7 @@ class SuccessRateAlerts:
             return None
         self.fired.add(key)
         return Alert(
+            alert_id=alert_id(rollout, system, "gate_failed", start),
             rollout=rollout,
             system=system,
             severity="critical",

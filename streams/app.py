@@ -4,6 +4,10 @@ Stage 1 reads results and feedback without acking them; every ``flush_seconds`` 
 the partials of each partition, waits for the broker to have them, then acks the events
 and commits. A crash before that commit replays the run, and stage 2 replaces it
 (see ``streams.windows``): no per-event changelog writes, no double counting.
+
+Stage 2 keeps its views in memory and rebuilds them after a restart by reading the
+partials topic from the start; alert ids are derived from (rollout, system, kind,
+window), so an alert raised again by that replay carries the same id.
 """
 
 from __future__ import annotations
@@ -58,7 +62,9 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
 
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(topics.results, topics.feedback, **raw)
-    partials_topic = app.topic(topics.partials, **raw)
+    # Stage 2 never commits the partials topic: a restarted worker folds it again from the
+    # start (partials are replay-safe), which rebuilds every view it owned.
+    partials_topic = app.topic(topics.partials, acks=False, **raw)
     alerts_topic = app.topic(topics.alerts, **raw)
     dlq_topic = app.topic(topics.dlq, **raw)
     models = {topics.results: Result, topics.feedback: Feedback}
