@@ -1,0 +1,75 @@
+"""The rollout state as a pure fold over the rollout log (``phasegate.rollout`` topic).
+
+Every event type may carry a ``weight`` and a ``phase``; a non-null one becomes current:
+
+- ``weight_set``: an operator (or the plan) sets the candidate weight;
+- ``phase_started``: a phase begins, usually with its weight;
+- ``decision``: a go/no-go record; it changes the weight or phase only if it names one;
+- ``rollback``: the weight goes back (``weight`` null means an emergency rollback to 0).
+
+Events of other rollouts are ignored, and so is an event whose ``event_id`` was already
+applied (the log is delivered at least once). The producers' Router, the stream worker and
+the CLI all read the weight through this one function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from schemas.events import RolloutEvent
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """Where one rollout stands: its candidate weight, its phase and how it got there."""
+
+    rollout: str
+    weight: int = 0
+    phase: int = 0
+    history: tuple[RolloutEvent, ...] = ()
+    updated_at: datetime | None = None
+    _seen: frozenset[UUID] = field(default=frozenset(), repr=False, compare=False)
+
+    def apply(self, event: RolloutEvent) -> RolloutState:
+        """The state after ``event`` (``self`` if it is for another rollout or a repeat)."""
+        if event.rollout != self.rollout or event.event_id in self._seen:
+            return self
+        weight, phase = self.weight, self.phase
+        if event.weight is not None:
+            weight = event.weight
+        elif event.type == "rollback":
+            weight = 0
+        if event.phase is not None:
+            phase = event.phase
+        return RolloutState(
+            rollout=self.rollout,
+            weight=weight,
+            phase=phase,
+            history=(*self.history, event),
+            updated_at=event.ts,
+            _seen=self._seen | {event.event_id},
+        )
+
+    @property
+    def last(self) -> RolloutEvent | None:
+        return self.history[-1] if self.history else None
+
+
+def fold(events: Iterable[RolloutEvent], rollout: str, initial_weight: int = 0) -> RolloutState:
+    """Replay ``events`` (in log order) into the state of ``rollout``."""
+    state = RolloutState(rollout=rollout, weight=initial_weight)
+    for event in events:
+        state = state.apply(event)
+    return state
+
+
+def fold_all(events: Iterable[RolloutEvent]) -> dict[str, RolloutState]:
+    """Replay a shared log into the state of every rollout it mentions."""
+    states: dict[str, RolloutState] = {}
+    for event in events:
+        state = states.get(event.rollout) or RolloutState(rollout=event.rollout)
+        states[event.rollout] = state.apply(event)
+    return states
