@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     database: str = Field("phasegate", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     store_path: Path = Field(Path(".phasegate/store"), description="chdb data folder")
     state_dir: Path = Field(Path(".phasegate"), description="local stack state and logs")
+    worker_host: str = Field("127.0.0.1", description="address the worker's web server binds")
     worker_port: int = Field(6066, description="the stream worker's web server port")
     window_seconds: int = Field(60, gt=0, description="tumbling window size (event time)")
     lateness_seconds: int = Field(60, ge=0, description="allowed lateness of an event")
@@ -55,6 +56,11 @@ class Settings(BaseSettings):
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``PHASEGATE_*`` variables, for a child process."""
+        data = self.model_dump(exclude_none=True)
+        return {f"PHASEGATE_{k.upper()}": str(v) for k, v in data.items()}
 
     @property
     def kafka_url(self) -> str:

@@ -37,7 +37,8 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
         "broker": settings.kafka_url,
         "store": "memory://",
         "datadir": str(settings.state_dir / "worker"),
-        "web_host": "127.0.0.1",
+        "web_bind": settings.worker_host,
+        "web_host": settings.worker_host,
         "web_port": settings.worker_port,
         "broker_session_timeout": 6,
         "broker_heartbeat_interval": 1,
@@ -149,9 +150,11 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
 
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:
+        assigned = sorted(app.consumer.assignment()) if app.consumer else []
         return web.json(
             {
                 "counters": counters,
+                "assignment": [f"{tp.topic}:{tp.partition}" for tp in assigned],
                 "rollouts": {r: view_json(v) for r, v in sorted(stage2.views.items())},
             }
         )
