@@ -8,10 +8,13 @@ import typer
 from rich.console import Console
 
 from schemas import export as schema_export
+from sinks import cli as sinks_cli
 
 app = typer.Typer(no_args_is_help=True, help="Watch and steer a gradual traffic migration.")
 schema_app = typer.Typer(no_args_is_help=True, help="The event contract (v1).")
 app.add_typer(schema_app, name="schema")
+app.command("sink")(sinks_cli.sink)
+app.command("report")(sinks_cli.report)
 
 console = Console()
 

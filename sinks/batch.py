@@ -1,0 +1,117 @@
+"""The sink's pure bookkeeping: the pending batch, retry backoff, log throttling."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from schemas import DeadLetter
+from sinks import ddl, rows
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class Batch:
+    """Decoded events by table, dead letters, and the next offset of every partition read.
+
+    The offsets may be committed once every table's rows are stored and the dead letters
+    sent; until then the batch is kept (and the consumer paused) so nothing is lost.
+    """
+
+    clock: Clock = time.monotonic
+    events: dict[str, list[BaseModel]] = field(default_factory=dict)
+    dead: list[DeadLetter] = field(default_factory=list)
+    offsets: dict[object, int] = field(default_factory=dict)
+    started: float | None = None
+
+    def __len__(self) -> int:
+        return sum(map(len, self.events.values())) + len(self.dead)
+
+    def _mark(self, partition: object, offset: int) -> None:
+        self.offsets[partition] = max(self.offsets.get(partition, 0), offset + 1)
+        if self.started is None:
+            self.started = self.clock()
+
+    def add(self, partition: object, offset: int, event: BaseModel) -> None:
+        self.events.setdefault(rows.TABLE_OF[type(event)].name, []).append(event)
+        self._mark(partition, offset)
+
+    def add_dead(self, partition: object, offset: int, letter: DeadLetter) -> None:
+        self.dead.append(letter)
+        self._mark(partition, offset)
+
+    def due(self, max_rows: int, max_seconds: float) -> bool:
+        """Full, or its oldest message waited long enough."""
+        if not self.offsets:
+            return False
+        return len(self) >= max_rows or self.clock() - (self.started or 0.0) >= max_seconds
+
+    def tables(self) -> list[tuple[ddl.Table, rows.Columns]]:
+        """Each table with pending rows, as columns."""
+        by_name = {t.name: t for t in ddl.EVENT_TABLES}
+        return [(by_name[n], rows.columns(ev, by_name[n])) for n, ev in self.events.items()]
+
+    def stored(self, table: ddl.Table) -> None:
+        """``table``'s rows are in the store: a retry needs not insert them again."""
+        self.events.pop(table.name, None)
+
+    def clear(self) -> None:
+        self.events.clear()
+        self.dead.clear()
+        self.offsets.clear()
+        self.started = None
+
+
+@dataclass
+class Backoff:
+    """Retry delays doubling from ``first`` up to ``most`` seconds."""
+
+    first: float = 0.5
+    most: float = 10.0
+    clock: Clock = time.monotonic
+    failures: int = 0
+    next_try: float = 0.0
+
+    def failed(self) -> float:
+        """Record a failure; return the delay before the next try."""
+        delay = min(self.most, self.first * 2**self.failures)
+        self.failures += 1
+        self.next_try = self.clock() + delay
+        return delay
+
+    def ready(self) -> bool:
+        return self.clock() >= self.next_try
+
+    def wait(self) -> float:
+        """Seconds until the next try (0 if due)."""
+        return max(0.0, self.next_try - self.clock())
+
+    def reset(self) -> None:
+        self.failures = 0
+        self.next_try = 0.0
+
+
+@dataclass
+class Throttle:
+    """Says yes at most once per ``interval`` seconds; counts the times it said no."""
+
+    interval: float = 30.0
+    clock: Clock = time.monotonic
+    last: float | None = None
+    suppressed: int = 0
+
+    def due(self) -> bool:
+        now = self.clock()
+        if self.last is None or now - self.last >= self.interval:
+            self.last = now
+            return True
+        self.suppressed += 1
+        return False
+
+    def take_suppressed(self) -> int:
+        count, self.suppressed = self.suppressed, 0
+        return count

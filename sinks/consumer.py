@@ -1,0 +1,265 @@
+"""The sink: results, feedback, alerts and rollout topics -> ClickHouse, at least once.
+
+Offsets are committed only after the rows they cover are stored (duplicates from a
+redelivery collapse under ``FINAL``). Undecodable messages go to the DLQ topic with the
+reason. While the store is down the sink pauses fetching, holds one bounded batch and
+retries with backoff, logging once per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+from pydantic import BaseModel
+
+from schemas import DeadLetter, DecodeError, decode, encode
+from schemas.events import Alert, Feedback, Result, RolloutEvent
+from schemas.settings import Settings
+from sinks.batch import Backoff, Batch, Throttle
+from sinks.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+GROUP = "phasegate-sink"
+COMPONENT = "sink"
+
+
+class BrokerUnavailable(RuntimeError):
+    """The Kafka broker cannot be reached; the message says what to do."""
+
+
+@dataclass
+class SinkCounters:
+    messages: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    dead_letters: int = 0
+    batches: int = 0
+    store_failures: int = 0
+    commit_failures: int = 0
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def on_partitions_revoked(self, revoked: object) -> None:
+        self.sink._on_revoked()
+
+    def on_partitions_assigned(self, assigned: object) -> None:
+        self.sink._on_assigned()
+
+
+class Sink:
+    """Consume the event topics into ``store`` (database ``settings.database``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        group_id: str = GROUP,
+        batch_rows: int = 5000,
+        batch_seconds: float = 1.0,
+        retry_first: float = 0.5,
+        retry_most: float = 10.0,
+        log_interval: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.group_id = group_id
+        self.batch_rows = batch_rows
+        self.batch_seconds = batch_seconds
+        self.counters = SinkCounters()
+        self.batch = Batch()
+        self.backoff = Backoff(retry_first, retry_most)
+        self.throttle = Throttle(log_interval)
+        topics = settings.topics
+        self.models: dict[str, type[BaseModel]] = {
+            topics.results: Result,
+            topics.feedback: Feedback,
+            topics.alerts: Alert,
+            topics.rollout: RolloutEvent,
+        }
+        self.paused = False
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect to the broker and join the group."""
+        servers = self.settings.bootstrap_servers.split(",")
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=servers, acks="all", linger_ms=5, bootstrap_timeout_ms=5000
+            )
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=servers,
+                group_id=self.group_id,
+                bootstrap_timeout_ms=5000,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=6000,
+                heartbeat_interval_ms=1000,
+                max_poll_records=self.batch_rows,
+            )
+        except KafkaError:
+            self.close()
+            raise BrokerUnavailable(
+                f"no Kafka broker at {self.settings.bootstrap_servers}: start it "
+                "(`phasegate stack up`) or set PHASEGATE_BOOTSTRAP_SERVERS."
+            ) from None
+        self._consumer.subscribe(list(self.models), listener=_Rebalance(self))
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set, then store what is pending and leave the group."""
+        self.start()
+        try:
+            while not stop.is_set():
+                self.poll_once()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Try to store the pending batch once, then leave the group cleanly."""
+        if self._consumer is not None:
+            if self.batch.offsets:
+                self.flush()
+            self._consumer.close(autocommit=False)
+            self._consumer = None
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+            self._producer = None
+
+    # -- one step ----------------------------------------------------------------------
+
+    def poll_once(self, timeout_ms: int = 200) -> int:
+        """Fetch once, and store the batch when it is full or old; return messages taken."""
+        consumer = self._require()
+        if self.paused:
+            if not self.backoff.ready():
+                consumer.poll(timeout_ms=min(timeout_ms, int(self.backoff.wait() * 1000) + 1))
+                return 0
+            if not self.flush():
+                return 0
+        room = max(1, self.batch_rows - len(self.batch))
+        records = consumer.poll(timeout_ms=timeout_ms, max_records=room)
+        taken = 0
+        for partition, messages in records.items():
+            for message in messages:
+                self._take(partition, message)
+                taken += 1
+        if self.batch.due(self.batch_rows, self.batch_seconds):
+            self.flush()
+        return taken
+
+    def _take(self, partition: object, message: object) -> None:
+        self.counters.messages += 1
+        try:
+            event = decode(message.value, expect=self.models[message.topic])
+        except DecodeError as exc:
+            letter = DeadLetter(
+                component=COMPONENT,
+                source_topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                reason=exc.reason[:4096],
+                original=message.value or b"",
+            )
+            self.batch.add_dead(partition, message.offset, letter)
+            self.counters.dead_letters += 1
+            return
+        self.batch.add(partition, message.offset, event)
+
+    def flush(self) -> bool:
+        """Store the batch, send its dead letters, commit its offsets; False to retry later."""
+        try:
+            for table, columns in self.batch.tables():
+                count = self.store.insert(f"{self.settings.database}.{table.name}", columns)
+                self.batch.stored(table)
+                self.counters.rows[table.name] = self.counters.rows.get(table.name, 0) + count
+            self._send_dead_letters()
+        except (StoreError, KafkaError) as exc:
+            self._failed(exc)
+            return False
+        self._commit()
+        self.batch.clear()
+        self.counters.batches += 1
+        if self.paused:
+            log.warning("sink: storing again after %d failed tries", self.backoff.failures)
+            self._resume()
+        self.backoff.reset()
+        return True
+
+    def _send_dead_letters(self) -> None:
+        if not self.batch.dead:
+            return
+        producer = self._producer
+        assert producer is not None
+        futures = [
+            producer.send(self.settings.topics.dlq, encode(letter), key=letter.key)
+            for letter in self.batch.dead
+        ]
+        producer.flush(timeout=10)
+        for future in futures:
+            future.get(timeout=10)
+        self.batch.dead.clear()
+
+    def _commit(self) -> None:
+        if not self.batch.offsets:
+            return
+        offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in self.batch.offsets.items()}
+        try:
+            self._require().commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # The rows are stored; a redelivery of them collapses under FINAL.
+            self.counters.commit_failures += 1
+            log.warning("sink: commit failed (%s); those messages may be read again", exc)
+
+    # -- store down ------------------------------------------------------------------------
+
+    def _failed(self, exc: Exception) -> None:
+        self.counters.store_failures += 1
+        delay = self.backoff.failed()
+        if not self.paused:
+            self._pause()
+        if self.throttle.due():
+            log.warning(
+                "sink: cannot store a batch (%s); holding %d messages, fetching paused, "
+                "next try in %.1f s (%d more failures not logged)",
+                exc,
+                len(self.batch),
+                delay,
+                self.throttle.take_suppressed(),
+            )
+
+    def _pause(self) -> None:
+        self.paused = True
+        consumer = self._require()
+        consumer.pause(*consumer.assignment())
+
+    def _resume(self) -> None:
+        self.paused = False
+        consumer = self._require()
+        consumer.resume(*consumer.assignment())
+
+    def _on_revoked(self) -> None:
+        # Uncommitted messages of a revoked partition are read again by its next owner
+        # (and ours restart from the committed offsets): dropping them loses nothing.
+        if self.batch.offsets and not self.flush():
+            self.batch.clear()
+
+    def _on_assigned(self) -> None:
+        if self.paused:
+            self._pause()
+
+    def _require(self) -> KafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("the sink is not started: call start() first")
+        return self._consumer

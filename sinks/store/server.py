@@ -1,0 +1,71 @@
+"""The store on a ClickHouse server, over the native protocol (clickhouse-driver)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from clickhouse_driver import Client, errors
+
+from sinks.store.base import (
+    Params,
+    Rows,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    row_count,
+    utc_params,
+)
+
+_DEFAULTS = {"connect_timeout": "3", "send_receive_timeout": "30"}
+_NETWORK = (errors.NetworkError, errors.SocketTimeoutError, EOFError, OSError)
+
+
+def _with_defaults(url: str) -> str:
+    parts = urlsplit(url)
+    query = dict(_DEFAULTS) | dict(parse_qsl(parts.query))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 9000}"
+
+
+class ServerStore(Store):
+    """ClickHouse server at ``url`` (``clickhouse://user:password@host:port``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client = Client.from_url(_with_defaults(url))
+
+    def _run(self, sql: str, *args: object, **kwargs: object) -> object:
+        try:
+            return self._client.execute(sql, *args, **kwargs)
+        except _NETWORK as exc:
+            self._client.disconnect()
+            raise StoreUnavailable(
+                f"ClickHouse server at {_where(self.url)} is not reachable ({exc}). Start it "
+                "(`phasegate stack up`), fix PHASEGATE_CLICKHOUSE_URL, or unset it to use "
+                "the local chdb store."
+            ) from None
+        except errors.Error as exc:
+            raise StoreError(str(exc).strip()) from None
+
+    def execute(self, sql: str, params: Params | None = None) -> None:
+        self._run(sql, utc_params(params))
+
+    def insert(self, table: str, columns: Mapping[str, Sequence]) -> int:
+        count = row_count(columns)
+        if count:
+            names = ", ".join(columns)
+            data = [list(values) for values in columns.values()]
+            self._run(f"INSERT INTO {table} ({names}) VALUES", data, columnar=True)
+        return count
+
+    def query(self, sql: str, params: Params | None = None) -> Rows:
+        rows, types = self._run(sql, utc_params(params), with_column_types=True)
+        return Rows([name for name, _ in types], [tuple(r) for r in rows])
+
+    def close(self) -> None:
+        self._client.disconnect()

@@ -1,0 +1,61 @@
+"""Store fixtures: the same tests run on a ClickHouse 18.16 server and on chdb."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas import ErrorInfo, Result
+from sinks.store import Store
+
+
+@pytest.fixture(params=["server", "chdb"])
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
+    """An open store on each backend (the server fixture skips where none is installed)."""
+    if request.param == "server":
+        from sinks.store.server import ServerStore
+
+        opened: Store = ServerStore(request.getfixturevalue("clickhouse_url"))
+    else:
+        pytest.importorskip("chdb")
+        from sinks.store.local import LocalStore
+
+        opened = LocalStore(tmp_path / "chdb")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def database(store: Store) -> Iterator[str]:
+    """A fresh database name on ``store``, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    store.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def make_result(i: int, system: str = "production", rollout: str = "kai", **fields) -> Result:
+    """A deterministic result: every 7th fails with an error, every 21st critically."""
+    failed = i % 7 == 0
+    values = {
+        "rollout": rollout,
+        "system": system,
+        "ts": T0 + timedelta(seconds=i),
+        "query_id": f"q{i}",
+        "unit_id": f"u{i % 13}",
+        "success": not failed,
+        "confidence": (i % 10) / 10,
+        "latency_ms": float(10 + (i * 37) % 500),
+        "error": ErrorInfo(type="timeout", message="slow", critical=i % 21 == 0)
+        if failed
+        else None,
+        "rules": ["r1", "r2"][: i % 3],
+        "fallback": failed and system == "pipeline",
+        "weight": 50,
+    }
+    return Result(**(values | fields))

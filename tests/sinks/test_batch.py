@@ -1,0 +1,70 @@
+"""The sink's pure bookkeeping, on a fake clock."""
+
+from __future__ import annotations
+
+from schemas import DeadLetter, Feedback
+from sinks.batch import Backoff, Batch, Throttle
+from tests.sinks.conftest import make_result
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_batch_groups_by_table_and_tracks_next_offsets() -> None:
+    clock = Clock()
+    batch = Batch(clock=clock)
+    batch.add("p0", 5, make_result(1))
+    batch.add("p0", 3, make_result(2))
+    batch.add("p1", 0, Feedback(rollout="r", query_id="q", system="s", verdict="correct"))
+    batch.add_dead("p1", 1, DeadLetter(component="t", source_topic="x", reason="r", original=b""))
+    assert len(batch) == 4
+    assert batch.offsets == {"p0": 6, "p1": 2}
+    tables = {table.name: cols for table, cols in batch.tables()}
+    assert len(tables["results"]["event_id"]) == 2
+    assert len(tables["feedback"]["event_id"]) == 1
+    results = next(t for t, _ in batch.tables() if t.name == "results")
+    batch.stored(results)
+    assert [t.name for t, _ in batch.tables()] == ["feedback"]
+    batch.clear()
+    assert len(batch) == 0 and not batch.offsets
+
+
+def test_batch_is_due_when_full_or_old() -> None:
+    clock = Clock()
+    batch = Batch(clock=clock)
+    assert not batch.due(max_rows=2, max_seconds=1.0)
+    batch.add("p", 0, make_result(1))
+    assert not batch.due(max_rows=2, max_seconds=1.0)
+    clock.now += 1.0
+    assert batch.due(max_rows=2, max_seconds=1.0)
+    clock.now -= 1.0
+    batch.add("p", 1, make_result(2))
+    assert batch.due(max_rows=2, max_seconds=1.0)
+
+
+def test_backoff_doubles_up_to_a_bound_and_resets() -> None:
+    clock = Clock()
+    backoff = Backoff(first=0.5, most=3.0, clock=clock)
+    assert backoff.ready()
+    assert [backoff.failed() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert not backoff.ready() and backoff.wait() == 3.0
+    clock.now += 3.0
+    assert backoff.ready()
+    backoff.reset()
+    assert backoff.failed() == 0.5
+
+
+def test_throttle_says_yes_once_per_interval_and_counts_the_rest() -> None:
+    clock = Clock()
+    throttle = Throttle(interval=10.0, clock=clock)
+    assert throttle.due()
+    assert not throttle.due() and not throttle.due()
+    clock.now += 10.0
+    assert throttle.due()
+    assert throttle.take_suppressed() == 2
+    assert throttle.take_suppressed() == 0

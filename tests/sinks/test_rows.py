@@ -1,0 +1,58 @@
+"""Contract models -> columns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from schemas import Alert, AlertAction, AlertWindow, Feedback, RolloutEvent
+from sinks import ddl, rows
+from tests.sinks.conftest import make_result
+
+T = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_result_columns_flatten_the_error() -> None:
+    ok, failed = make_result(1), make_result(21)
+    cols = rows.result_columns([ok, failed])
+    assert list(cols) == ddl.RESULTS.column_names
+    assert cols["error_type"] == [None, "timeout"]
+    assert cols["error_message"] == [None, "slow"]
+    assert cols["error_critical"] == [None, True]
+    assert cols["event_id"] == [ok.event_id, failed.event_id]
+    assert cols["rules"] == [["r1"], []]
+
+
+def test_alert_columns_flatten_window_and_action() -> None:
+    window = AlertWindow(start=T, end=T)
+    alert = Alert(
+        rollout="r",
+        system="production",
+        severity="critical",
+        kind="emergency_rollback",
+        metric="success_rate",
+        observed=0.8,
+        threshold=0.9,
+        window=window,
+        samples=120,
+        action=AlertAction(weight_from=75, weight_to=0),
+    )
+    no_action = alert.model_copy(update={"action": None})
+    cols = rows.alert_columns([alert, no_action])
+    assert list(cols) == ddl.ALERTS.column_names
+    assert cols["window_start"] == [T, T]
+    assert cols["action_weight_from"] == [75, None]
+    assert cols["action_weight_to"] == [0, None]
+
+
+def test_feedback_and_rollout_columns_match_their_tables() -> None:
+    fb = Feedback(rollout="r", query_id="q", system="s", verdict="incorrect")
+    ev = RolloutEvent(rollout="r", type="weight_set", weight=75, actor="ops")
+    assert rows.feedback_columns([fb])["verdict"] == ["incorrect"]
+    assert rows.feedback_columns([fb])["comment"] == [None]
+    cols = rows.rollout_columns([ev])
+    assert list(cols) == ddl.ROLLOUT_EVENTS.column_names
+    assert (cols["type"], cols["weight"], cols["phase"]) == (["weight_set"], [75], [None])
+
+
+def test_no_rows_gives_empty_columns() -> None:
+    assert rows.result_columns([]) == {name: [] for name in ddl.RESULTS.column_names}
