@@ -1,0 +1,121 @@
+"""The Emitter against a real broker: exact delivery, outages, counters, the caller's safety."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from producers.emitter import Emitter
+from schemas.codec import decode
+from schemas.events import Feedback, Result
+from schemas.settings import Settings
+from tests.producers.kafka_util import TansuBroker, create_topics, read_values
+
+
+def result(i: int, tag: str = "t") -> Result:
+    return Result(
+        rollout="r",
+        system="production",
+        query_id=f"{tag}-{i}",
+        unit_id=f"u{i % 97}",
+        success=i % 10 != 0,
+        confidence=0.9,
+        latency_ms=float(i % 300),
+        rules=["a"],
+        weight=50,
+    )
+
+
+@pytest.fixture
+def broker():
+    b = TansuBroker()
+    yield b
+    b.stop()
+
+
+def test_emits_exactly_what_was_given(kafka_settings):
+    events = [result(i) for i in range(2000)]
+    with Emitter(kafka_settings) as emitter:
+        assert all(emitter.emit(e) for e in events)
+        assert emitter.emit_feedback("r", "t-1", "production", "correct", "good")
+        assert emitter.flush(20)
+        stats = emitter.stats()
+    assert (stats.queued, stats.sent, stats.dropped, stats.buffered) == (2001, 2001, 0, 0)
+    got = [
+        decode(v, Result)
+        for v in read_values(kafka_settings.bootstrap_servers, kafka_settings.topics.results, 2000)
+    ]
+    assert sorted(got, key=lambda r: r.query_id) == sorted(events, key=lambda r: r.query_id)
+    feedback = read_values(kafka_settings.bootstrap_servers, kafka_settings.topics.feedback, 1)
+    assert decode(feedback[0], Feedback).comment == "good"
+
+
+def test_invalid_feedback_and_foreign_objects_never_raise(kafka_settings):
+    with Emitter(kafka_settings) as emitter:
+        assert emitter.emit_feedback("r", "q", "production", "great") is False  # bad verdict
+        assert emitter.emit({"not": "an event"}) is False  # type: ignore[arg-type]
+        stats = emitter.stats()
+    assert stats.dropped_by_reason == {"invalid": 1} and stats.consistent
+
+
+def test_full_buffer_drops_newest_and_counts(broker):
+    settings = Settings(bootstrap_servers=broker.bootstrap, topic_prefix="full.")
+    emitter = Emitter(settings, max_events=100)  # broker not started: nothing leaves
+    accepted = [emitter.emit(result(i)) for i in range(150)]
+    assert accepted == [True] * 100 + [False] * 50
+    stats = emitter.stats()
+    assert (stats.queued, stats.buffered, stats.dropped, stats.sent) == (150, 100, 50, 0)
+    assert emitter.close(timeout=0.5) is False
+    stats = emitter.stats()
+    assert stats.dropped == 150 and stats.buffered == 0 and stats.consistent
+    assert stats.dropped_by_reason == {"full": 50, "close": 100}
+    assert emitter.emit(result(0)) is False  # closed
+
+
+def test_broker_down_at_start_then_up(broker):
+    settings = Settings(bootstrap_servers=broker.bootstrap, topic_prefix="late.")
+    with Emitter(settings) as emitter:
+        t0 = time.perf_counter()
+        assert all(emitter.emit(result(i)) for i in range(300))
+        assert time.perf_counter() - t0 < 0.5  # never blocks on the missing broker
+        time.sleep(1.0)
+        assert emitter.stats().buffered == 300
+        broker.start()
+        create_topics(settings)
+        assert emitter.flush(30)
+        assert emitter.stats().sent == 300
+    assert len(read_values(broker.bootstrap, settings.topics.results, 300)) == 300
+
+
+def test_broker_outage_mid_run(broker):
+    broker.start()
+    settings = Settings(bootstrap_servers=broker.bootstrap, topic_prefix="outage.")
+    create_topics(settings)
+    with Emitter(settings) as emitter:
+        for i in range(500):
+            emitter.emit(result(i, "before"))
+        assert emitter.flush(20)
+
+        broker.stop()
+        worst = 0.0
+        for i in range(500):
+            t0 = time.perf_counter()
+            assert emitter.emit(result(i, "during"))
+            worst = max(worst, time.perf_counter() - t0)
+            time.sleep(0.002)
+        assert worst < 0.05
+        stats = emitter.stats()
+        assert stats.consistent and stats.buffered > 0
+
+        broker.start()  # a fresh in-memory broker: the "before" events are gone with it
+        create_topics(settings)
+        for i in range(500):
+            emitter.emit(result(i, "after"))
+        assert emitter.flush(45), emitter.stats()
+        stats = emitter.stats()
+    assert (stats.queued, stats.sent, stats.dropped, stats.buffered) == (1500, 1500, 0, 0)
+    values = read_values(broker.bootstrap, settings.topics.results, 1000)
+    ids = {decode(v, Result).query_id for v in values}
+    assert {f"during-{i}" for i in range(500)} <= ids
+    assert {f"after-{i}" for i in range(500)} <= ids
