@@ -7,6 +7,7 @@ The defaults are the local stack that ``phasegate stack up`` starts.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -46,6 +47,14 @@ class Settings(BaseSettings):
     worker_port: int = Field(6066, description="the stream worker's web server port")
     window_seconds: int = Field(60, gt=0, description="tumbling window size (event time)")
     lateness_seconds: int = Field(60, ge=0, description="allowed lateness of an event")
+    rolling_seconds: list[int] = Field(
+        [300, 900], description="rolling windows built from the tumbling ones"
+    )
+    baseline_system: str = Field("pipeline", description="the system migrated away from")
+    candidate_system: str = Field("production", description="the system migrated to")
+    max_future_seconds: int = Field(
+        300, ge=0, description="events stamped further ahead than this go to the DLQ"
+    )
     flush_seconds: float = Field(1.0, gt=0, description="how often stage 1 sends partials")
     retention_seconds: int = Field(3600, gt=0, description="how long stage 2 keeps windows")
     alert_success_below: float = Field(
@@ -59,8 +68,11 @@ class Settings(BaseSettings):
 
     def to_env(self) -> dict[str, str]:
         """These settings as ``PHASEGATE_*`` variables, for a child process."""
-        data = self.model_dump(exclude_none=True)
-        return {f"PHASEGATE_{k.upper()}": str(v) for k, v in data.items()}
+        data = self.model_dump(mode="json", exclude_none=True)
+        return {
+            f"PHASEGATE_{k.upper()}": v if isinstance(v, str) else json.dumps(v)
+            for k, v in data.items()
+        }
 
     @property
     def kafka_url(self) -> str:

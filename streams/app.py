@@ -50,7 +50,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
     (settings.state_dir / "worker").mkdir(parents=True, exist_ok=True)
     app = faust.App(f"{topics.prefix}worker", **options)
 
-    stage1 = Stage1(settings.window_seconds, settings.lateness_seconds)
+    stage1 = Stage1(settings.window_seconds, settings.lateness_seconds, settings.max_future_seconds)
     stage2 = Stage2(
         settings.window_seconds,
         settings.retention_seconds,
@@ -94,12 +94,11 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
                 await dead_letter(m, exc.reason)
                 acc.skip(m.offset)
             else:
-                if isinstance(model, Result):
-                    counters["results"] += 1
-                    acc.add_result(m.offset, model)
+                refused = acc.add(m.offset, model, clock())
+                if refused:
+                    await dead_letter(m, refused)
                 else:
-                    counters["feedback"] += 1
-                    acc.add_feedback(m.offset, model)
+                    counters["results" if isinstance(model, Result) else "feedback"] += 1
             stage1.pending[(m.topic, m.partition)].append(event)
 
     @app.timer(interval=settings.flush_seconds, name="flush")
@@ -148,6 +147,8 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
     async def expire() -> None:
         stage2.expire(clock())
 
+    roles = (settings.rolling_seconds, settings.baseline_system, settings.candidate_system)
+
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:
         assigned = sorted(app.consumer.assignment()) if app.consumer else []
@@ -155,7 +156,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
             {
                 "counters": counters,
                 "assignment": [f"{tp.topic}:{tp.partition}" for tp in assigned],
-                "rollouts": {r: view_json(v) for r, v in sorted(stage2.views.items())},
+                "rollouts": {r: view_json(v, *roles) for r, v in sorted(stage2.views.items())},
             }
         )
 

@@ -21,6 +21,7 @@ class Stage1:
 
     window_seconds: int
     lateness: int
+    max_future: int = 300
     accumulators: dict[Source, PartitionAccumulator] = field(default_factory=dict)
     pending: dict[Source, list[Any]] = field(default_factory=dict)
 
@@ -30,7 +31,12 @@ class Stage1:
         if acc is None:
             # The first offset read after an assignment is where the group's commit was.
             acc = self.accumulators[source] = PartitionAccumulator(
-                topic, partition, self.window_seconds, self.lateness, committed_offset=offset
+                topic,
+                partition,
+                self.window_seconds,
+                self.lateness,
+                self.max_future,
+                committed_offset=offset,
             )
             self.pending[source] = []
         return acc

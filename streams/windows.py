@@ -37,13 +37,14 @@ class PartitionAccumulator:
 
     Events older than the partition's watermark (its newest event time) minus
     ``lateness`` seconds are late: they are counted in their window's ``late`` field and
-    left out of every metric.
+    left out of every metric (the sink still stores them: ClickHouse has every event).
     """
 
     topic: str
     partition: int
     window_seconds: int
     lateness: int
+    max_future: int = 300
     committed_offset: int = 0
     watermark: float = float("-inf")
     first_offset: int | None = None
@@ -60,26 +61,30 @@ class PartitionAccumulator:
             stats = self.windows[key] = WindowStats()
         return stats
 
-    def _on_time(self, ts: datetime) -> bool:
-        t = ts.timestamp()
+    def add(self, offset: int, event: Result | Feedback, now: float) -> str | None:
+        """Aggregate one event read at ``offset``; return why it was refused, or None.
+
+        An event stamped more than ``max_future`` seconds after ``now`` is refused (it
+        would drag the watermark ahead and make every real event late).
+        """
+        t = event.ts.timestamp()
+        if t > now + self.max_future:
+            self.skip(offset)
+            return (
+                f"ts: {event.ts.isoformat()} is {t - now:.0f} s in the future "
+                f"(limit {self.max_future} s)"
+            )
+        stats = self._stats(event.rollout, event.system, event.ts, offset)
         if t > self.watermark:
             self.watermark = t
-            return True
-        return t >= self.watermark - self.lateness
-
-    def add_result(self, offset: int, result: Result) -> None:
-        stats = self._stats(result.rollout, result.system, result.ts, offset)
-        if self._on_time(result.ts):
-            stats.update(result)
-        else:
+        elif t < self.watermark - self.lateness:
             stats.late += 1
-
-    def add_feedback(self, offset: int, feedback: Feedback) -> None:
-        stats = self._stats(feedback.rollout, feedback.system, feedback.ts, offset)
-        if self._on_time(feedback.ts):
-            stats.update_feedback(feedback)
+            return None
+        if isinstance(event, Result):
+            stats.update(event)
         else:
-            stats.late += 1
+            stats.update_feedback(event)
+        return None
 
     def skip(self, offset: int) -> None:
         """Mark an offset as covered without aggregating it (a dead letter)."""
@@ -192,8 +197,20 @@ class RolloutView:
     def starts(self, system: str) -> list[int]:
         return sorted(start for s, start in self._windows if s == system)
 
-    def rolling(self, system: str, end: int, span: int) -> WindowStats:
-        """The windows of ``system`` starting in [end - span, end), merged."""
+    @property
+    def end(self) -> int | None:
+        """End of the newest window (event time): where rolling windows end."""
+        return max(s for _, s in self._windows) + self.window_seconds if self._windows else None
+
+    def rolling(self, system: str, span: int, end: int | None = None) -> WindowStats:
+        """The windows of ``system`` starting in [end - span, end), merged.
+
+        ``end`` defaults to :attr:`end`; a span shorter than one window is one window.
+        """
+        end = self.end if end is None else end
+        if end is None:
+            return WindowStats()
+        span = max(span, self.window_seconds)
         return WindowStats.merged(
             [self.window(system, s) for s in self.starts(system) if end - span <= s < end]
         )

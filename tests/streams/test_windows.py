@@ -2,6 +2,8 @@ from schemas.internal import Partial
 from streams.windows import PartitionAccumulator, RolloutView, merge_views, window_start
 from tests.streams.conftest import T0, make_result
 
+NOW = T0.timestamp() + 3600
+
 
 def _acc(**kw) -> PartitionAccumulator:
     return PartitionAccumulator("results", 0, window_seconds=60, lateness=30, **kw)
@@ -9,7 +11,7 @@ def _acc(**kw) -> PartitionAccumulator:
 
 def _feed(acc, offsets, **kw):
     for o in offsets:
-        acc.add_result(o, make_result(o, seconds=o / 4, **kw))
+        acc.add(o, make_result(o, seconds=o / 4, **kw), NOW)
 
 
 def test_window_start_is_aligned():
@@ -27,12 +29,21 @@ def test_partial_offsets_cover_the_run():
 
 def test_late_events_are_counted_not_aggregated():
     acc = _acc()
-    acc.add_result(0, make_result(0, seconds=300))
-    acc.add_result(1, make_result(1, seconds=0))  # 300 s behind the watermark, lateness 30
-    acc.add_result(2, make_result(2, seconds=290))  # within lateness
+    acc.add(0, make_result(0, seconds=300), NOW)
+    acc.add(1, make_result(1, seconds=0), NOW)  # 300 s behind the watermark, lateness 30
+    acc.add(2, make_result(2, seconds=290), NOW)  # within lateness
     by_window = {p.window_start: p.stats for p in acc.drain()}
     assert sum(s.count for s in by_window.values()) == 2
     assert sum(s.late for s in by_window.values()) == 1
+
+
+def test_future_events_are_refused_and_do_not_move_the_watermark():
+    acc = _acc()
+    reason = acc.add(0, make_result(0, seconds=NOW - T0.timestamp() + 3600), NOW)
+    assert reason is not None and "in the future" in reason
+    assert acc.add(1, make_result(1, seconds=0), NOW) is None
+    (p,) = acc.drain()
+    assert (p.first_offset, p.last_offset, p.stats.count, p.stats.late) == (0, 1, 1, 0)
 
 
 def _run(first, last, committed=0):
@@ -75,12 +86,15 @@ def test_rolling_merges_windows_and_expire_forgets():
     view = RolloutView("kai", 60)
     acc = _acc()
     for i in range(300):
-        acc.add_result(i, make_result(i, seconds=i))
+        acc.add(i, make_result(i, seconds=i), NOW)
     for p in acc.drain():
         view.apply(p)
     start = int(T0.timestamp())
-    assert view.rolling("production", start + 300, 300).count == 300
-    assert view.rolling("production", start + 300, 120).count == 120
+    assert view.end == start + 300
+    assert view.rolling("production", 300).count == 300
+    assert view.rolling("production", 120).count == 120
+    assert view.rolling("production", 10).count == 60  # at least one window
+    assert view.rolling("production", 120, end=start + 120).count == 120
     assert view.expire(start + 120) == 2
     assert _count(view) == 180
 
