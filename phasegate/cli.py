@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from producers import cli as producers_cli
 from schemas import export as schema_export
 from sinks import cli as sinks_cli
 
@@ -15,6 +16,7 @@ schema_app = typer.Typer(no_args_is_help=True, help="The event contract (v1).")
 app.add_typer(schema_app, name="schema")
 app.command("sink")(sinks_cli.sink)
 app.command("report")(sinks_cli.report)
+app.command("simulate")(producers_cli.simulate)
 
 console = Console()
 
