@@ -33,7 +33,8 @@ def _open(settings: Settings) -> Store:
 
 def sink() -> None:
     """Consume results, feedback, alerts and rollout events into ClickHouse until Ctrl-C."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("sinks").setLevel(logging.INFO)
     settings = Settings()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -80,7 +81,7 @@ def report(
         reports = system_report(store, settings.database, rollout, start, end)
     if not reports:
         errors.print(f"no results for rollout {rollout!r} in {settings.database}")
-    if fmt is Format.md:
+    elif fmt is Format.md:
         console.print(as_markdown(reports), markup=False, highlight=False)
     else:
         console.print(as_table(reports, title=f"rollout {rollout}"))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
@@ -27,6 +29,17 @@ log = logging.getLogger(__name__)
 
 GROUP = "phasegate-sink"
 COMPONENT = "sink"
+
+
+@contextmanager
+def _quiet_kafka() -> Iterator[None]:
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        kafka_log.setLevel(level)
 
 
 class BrokerUnavailable(RuntimeError):
@@ -95,19 +108,20 @@ class Sink:
         """Connect to the broker and join the group."""
         servers = self.settings.bootstrap_servers.split(",")
         try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=servers, acks="all", linger_ms=5, bootstrap_timeout_ms=5000
-            )
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=servers,
-                group_id=self.group_id,
-                bootstrap_timeout_ms=5000,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                session_timeout_ms=6000,
-                heartbeat_interval_ms=1000,
-                max_poll_records=self.batch_rows,
-            )
+            with _quiet_kafka():  # its retry errors; one clear message below instead
+                self._producer = KafkaProducer(
+                    bootstrap_servers=servers, acks="all", linger_ms=5, bootstrap_timeout_ms=5000
+                )
+                self._consumer = KafkaConsumer(
+                    bootstrap_servers=servers,
+                    group_id=self.group_id,
+                    bootstrap_timeout_ms=5000,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    session_timeout_ms=6000,
+                    heartbeat_interval_ms=1000,
+                    max_poll_records=self.batch_rows,
+                )
         except KafkaError:
             self.close()
             raise BrokerUnavailable(
