@@ -157,19 +157,23 @@ class Sink:
         consumer = self._require()
         if self.paused:
             if not self.backoff.ready():
-                consumer.poll(timeout_ms=min(timeout_ms, int(self.backoff.wait() * 1000) + 1))
-                return 0
+                wait = min(timeout_ms, int(self.backoff.wait() * 1000) + 1)
+                return self._take_all(consumer.poll(timeout_ms=wait))  # keeps the membership
             if not self.flush():
                 return 0
         room = max(1, self.batch_rows - len(self.batch))
-        records = consumer.poll(timeout_ms=timeout_ms, max_records=room)
+        taken = self._take_all(consumer.poll(timeout_ms=timeout_ms, max_records=room))
+        if self.batch.due(self.batch_rows, self.batch_seconds):
+            self.flush()
+        return taken
+
+    def _take_all(self, records: dict) -> int:
+        # While paused, poll returns nothing; whatever it does return is kept, not dropped.
         taken = 0
         for partition, messages in records.items():
             for message in messages:
                 self._take(partition, message)
                 taken += 1
-        if self.batch.due(self.batch_rows, self.batch_seconds):
-            self.flush()
         return taken
 
     def _take(self, partition: object, message: object) -> None:
