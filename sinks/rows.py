@@ -23,7 +23,7 @@ TABLE_OF: dict[type[BaseModel], ddl.Table] = {
 def flatten(model: BaseModel, prefix: str = "") -> dict[str, Any]:
     """Fields by name, nested models spread as ``parent_child`` (``error_type``)."""
     flat: dict[str, Any] = {}
-    for name, value in model:
+    for name, value in vars(model).items():
         if isinstance(value, BaseModel):
             flat.update(flatten(value, f"{prefix}{name}_"))
         else:
