@@ -236,10 +236,7 @@ class Emitter:
         self._thread.join(max(0.5, timeout - (time.monotonic() - start)))
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                producer.close(timeout=0 if not delivered else 1)
-            except Exception as exc:  # pragma: no cover - closing must not raise
-                log.debug("producer close: %s", exc)
+            _close_producer(producer, 1.0 if delivered else 0.0)
         with self._lock:
             self._finished = True
             left = self._buffered
@@ -423,6 +420,28 @@ class Emitter:
             with self._lock:
                 self._failing_since = None
         return producer
+
+
+def _close_producer(producer: Any, timeout: float) -> None:
+    """Close a KafkaProducer even with undeliverable records.
+
+    kafka-python's ``close()`` raises from its internal ``flush()`` when records are
+    still pending at the timeout, before it force-closes its network thread (which then
+    keeps reconnecting forever): abort the pending batches first in that case.
+    """
+    try:
+        producer.close(timeout=timeout)
+        return
+    except Exception as exc:
+        log.debug("producer close: %s", exc)
+    sender = getattr(producer, "_sender", None)
+    try:
+        if sender is not None:
+            sender.force_close()
+            sender.join(1.0)
+        producer.close(timeout=0)
+    except Exception as exc:  # pragma: no cover - closing must not raise
+        log.debug("producer force close: %s", exc)
 
 
 def _check_config(config: dict[str, Any]) -> None:

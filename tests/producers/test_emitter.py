@@ -119,3 +119,22 @@ def test_broker_outage_mid_run(broker):
     ids = {decode(v, Result).query_id for v in values}
     assert {f"during-{i}" for i in range(500)} <= ids
     assert {f"after-{i}" for i in range(500)} <= ids
+
+
+def test_close_with_broker_gone_stops_every_thread(broker):
+    import threading
+
+    broker.start()
+    settings = Settings(bootstrap_servers=broker.bootstrap, topic_prefix="gone.")
+    create_topics(settings)
+    emitter = Emitter(settings)
+    emitter.emit(result(0))
+    assert emitter.flush(10)
+    broker.stop()
+    for i in range(100):
+        emitter.emit(result(i))
+    assert emitter.close(timeout=0.3) is False
+    stats = emitter.stats()
+    assert stats.consistent and stats.sent == 1 and stats.dropped == 100
+    time.sleep(0.3)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("phasegate-emitter")]
