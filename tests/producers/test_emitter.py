@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -88,11 +89,12 @@ def test_broker_down_at_start_then_up(broker):
     assert len(read_values(broker.bootstrap, settings.topics.results, 300)) == 300
 
 
-def test_broker_outage_mid_run(broker):
+def test_broker_outage_mid_run(broker, caplog):
+    caplog.set_level(logging.INFO, logger="producers.emitter")
     broker.start()
     settings = Settings(bootstrap_servers=broker.bootstrap, topic_prefix="outage.")
     create_topics(settings)
-    with Emitter(settings) as emitter:
+    with Emitter(settings, error_after_s=0.5) as emitter:
         for i in range(500):
             emitter.emit(result(i, "before"))
         assert emitter.flush(20)
@@ -107,6 +109,11 @@ def test_broker_outage_mid_run(broker):
         assert worst < 0.05
         stats = emitter.stats()
         assert stats.consistent and stats.buffered > 0
+        time.sleep(0.3)
+        errors = [r for r in caplog.records if r.name == "producers.emitter"]
+        errors = [r for r in errors if r.levelno >= logging.WARNING]
+        assert [r.levelname for r in errors] == ["ERROR"]  # once per interval, not per event
+        assert "event delivery failing" in errors[0].getMessage()
 
         broker.start()  # a fresh in-memory broker: the "before" events are gone with it
         create_topics(settings)
@@ -114,6 +121,8 @@ def test_broker_outage_mid_run(broker):
             emitter.emit(result(i, "after"))
         assert emitter.flush(45), emitter.stats()
         stats = emitter.stats()
+        time.sleep(0.3)
+    assert any("recovered" in r.getMessage() for r in caplog.records)
     assert (stats.queued, stats.sent, stats.dropped, stats.buffered) == (1500, 1500, 0, 0)
     values = read_values(broker.bootstrap, settings.topics.results, 1000)
     ids = {decode(v, Result).query_id for v in values}
