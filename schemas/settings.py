@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     state_dir: Path = Field(Path(".phasegate"), description="local stack state and logs")
     worker_host: str = Field("127.0.0.1", description="address the worker's web server binds")
     worker_port: int = Field(6066, description="the stream worker's web server port")
+    broker_storage: str = Field(
+        "memory://tansu/",
+        description="storage engine of the local Tansu broker (memory:// or s3://)",
+    )
     window_seconds: int = Field(60, gt=0, description="tumbling window size (event time)")
     lateness_seconds: int = Field(60, ge=0, description="allowed lateness of an event")
     rolling_seconds: list[int] = Field(
