@@ -132,6 +132,7 @@ class Emitter:
             "delivery_timeout_ms": int(delivery_timeout_s * 1000) + linger_ms,
             "reconnect_backoff_ms": 100,
             "reconnect_backoff_max_ms": 1000,
+            "partitioner": _hash_cached_partitioner(),
             **producer_config,
         }
         _check_config(self._producer_config)
@@ -456,6 +457,33 @@ def _close_producer(producer: Any, timeout: float) -> None:
         producer.close(timeout=0)
     except Exception as exc:  # pragma: no cover - closing must not raise
         log.debug("producer force close: %s", exc)
+
+
+def _hash_cached_partitioner() -> Any:
+    """kafka-python's default partitioner (Java-compatible murmur2 of the key) with the
+    hash cached per key: units and queries repeat, and the pure-Python murmur2 costs
+    about 4 us per event, 10% of the sender's time."""
+    from kafka.partitioner.default import DefaultPartitioner, murmur2
+
+    class HashCachedPartitioner(DefaultPartitioner):
+        def __init__(self, limit: int = 100_000) -> None:
+            self._hashes: dict[bytes, int] = {}
+            self._limit = limit
+
+        def partition(self, topic, key, serialized_key, value, serialized_value, cluster):  # type: ignore[no-untyped-def]
+            if serialized_key is None:
+                return super().partition(topic, key, None, value, serialized_value, cluster)
+            idx = self._hashes.get(serialized_key)
+            if idx is None:
+                if len(self._hashes) >= self._limit:
+                    self._hashes.clear()
+                idx = self._hashes[serialized_key] = murmur2(serialized_key) & 0x7FFFFFFF
+            partitions = cluster.partitions_for_topic(topic)
+            if not partitions:
+                raise ValueError(f"Topic {topic} not found in ClusterMetadata")
+            return sorted(partitions)[idx % len(partitions)]
+
+    return HashCachedPartitioner()
 
 
 def _check_config(config: dict[str, Any]) -> None:

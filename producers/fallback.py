@@ -112,7 +112,15 @@ def serve(
                 raise CandidateTimeout(f"no answer within {timeout_s:g} s") from None
     except Exception as exc:
         _emit_failure(emitter, request, candidate, exc, start, classify)
-        return _run_baseline(baseline_fn, emitter, request, baseline, assess, classify)
+        return observe(
+            baseline_fn,
+            system=baseline,
+            emitter=emitter,
+            request=request,
+            assess=assess,
+            classify=classify,
+            fallback=True,
+        )
     _emit_answer(emitter, request, candidate, answer, start, assess, fallback=False)
     return answer
 
@@ -150,21 +158,28 @@ async def serve_async(
     return answer
 
 
-def _run_baseline(
-    baseline_fn: Callable[[], T],
+def observe(
+    fn: Callable[[], T],
+    *,
+    system: str,
     emitter: Sink,
     request: Request,
-    system: str,
-    assess: Callable[[T], Outcome] | None,
-    classify: Callable[[BaseException], ErrorInfo],
+    assess: Callable[[T], Outcome] | None = None,
+    classify: Callable[[BaseException], ErrorInfo] = classify_error,
+    fallback: bool = False,
 ) -> T:
+    """Run one system, emit its Result (success or failure) and return its answer.
+
+    For traffic routed to the baseline, where there is nothing to fall back to: an
+    exception is emitted as a failure and propagates.
+    """
     start = time.perf_counter()
     try:
-        answer = baseline_fn()
+        answer = fn()
     except Exception as exc:
-        _emit_failure(emitter, request, system, exc, start, classify, fallback=True)
+        _emit_failure(emitter, request, system, exc, start, classify, fallback=fallback)
         raise
-    _emit_answer(emitter, request, system, answer, start, assess, fallback=True)
+    _emit_answer(emitter, request, system, answer, start, assess, fallback=fallback)
     return answer
 
 

@@ -62,7 +62,7 @@ class Router:
         self._state = RolloutState(rollout=rollout, weight=default_weight)
         self._retry_s = retry_s
         self._ready = threading.Event()
-        self._end = 0
+        self._end: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if follow:
@@ -105,17 +105,17 @@ class Router:
 
     # ------------------------------------------------------------------ follower thread
     def _follow(self) -> None:
-        position: int | None = None  # next offset to read; None: from the beginning
+        positions: dict[int, int] = {}  # partition -> next offset; absent: from the beginning
         warned = False
         while not self._stop.is_set():
             consumer = None
             try:
-                consumer = self._consumer(position)
+                consumer = self._consumer(positions)
                 if warned:
                     log.info("reading the rollout log of %r again", self.rollout)
                     warned = False
                 while not self._stop.is_set():
-                    position = self._poll(consumer, position)
+                    self._poll(consumer, positions)
             except Exception as exc:
                 if not warned:
                     warned = True
@@ -134,7 +134,12 @@ class Router:
                     with contextlib.suppress(Exception):
                         consumer.close()
 
-    def _consumer(self, position: int | None) -> Any:
+    def _consumer(self, positions: dict[int, int]) -> Any:
+        """A group-less consumer on every partition of the rollout topic.
+
+        The topic has one partition; should it have more, events of one rollout still
+        share a partition (they are keyed by rollout), so their order holds.
+        """
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(
@@ -148,24 +153,30 @@ class Router:
             reconnect_backoff_max_ms=1000,
             client_id=f"phasegate-router-{self.rollout}",
         )
-        tp = TopicPartition(self.settings.topics.rollout, 0)
-        consumer.assign([tp])
-        if position is None:
-            consumer.seek_to_beginning(tp)
-        else:
-            consumer.seek(tp, position)
+        topic = self.settings.topics.rollout
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            consumer.close()
+            raise RuntimeError(f"topic {topic} does not exist (create the topics first)")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        for tp in tps:
+            if tp.partition in positions:
+                consumer.seek(tp, positions[tp.partition])
+            else:
+                consumer.seek_to_beginning(tp)
         if not self._ready.is_set():
             # Tansu reports the first offset of the last batch + 1 as the end: reaching it
             # means the last batch (read whole) has been read.
-            self._end = consumer.end_offsets([tp]).get(tp, 0)
+            self._end = {tp.partition: end for tp, end in consumer.end_offsets(tps).items()}
         return consumer
 
-    def _poll(self, consumer: Any, position: int | None) -> int | None:
+    def _poll(self, consumer: Any, positions: dict[int, int]) -> None:
         batches = consumer.poll(timeout_ms=200)
         state = self._state
-        for records in batches.values():
+        for tp, records in batches.items():
             for record in records:
-                position = record.offset + 1
+                positions[tp.partition] = record.offset + 1
                 try:
                     state = state.apply(decode(record.value, RolloutEvent))
                 except DecodeError as exc:
@@ -179,6 +190,7 @@ class Router:
                     state.weight,
                 )
             self._state = state
-        if (position or 0) >= self._end:
+        if not self._ready.is_set() and all(
+            positions.get(p, 0) >= end for p, end in self._end.items()
+        ):
             self._ready.set()
-        return position

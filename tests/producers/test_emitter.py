@@ -147,3 +147,25 @@ def test_close_with_broker_gone_stops_every_thread(broker):
     assert stats.consistent and stats.sent == 1 and stats.dropped == 100
     time.sleep(0.3)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("phasegate-emitter")]
+
+
+def test_hash_cached_partitioner_agrees_with_kafka_python():
+    from kafka.partitioner.default import DefaultPartitioner
+
+    from producers.emitter import _hash_cached_partitioner
+
+    class Cluster:  # the three lookups a partitioner makes
+        def topics(self):
+            return {"t"}
+
+        def partitions_for_topic(self, topic):
+            return {0, 1, 2, 3}
+
+        def available_partitions_for_topic(self, topic):
+            return {0, 1, 2, 3}
+
+    cached, default = _hash_cached_partitioner(), DefaultPartitioner()
+    keys = [f"user-{i}".encode() for i in range(2000)] * 2
+    got = [cached.partition("t", None, k, None, None, Cluster()) for k in keys]
+    assert got == [default.partition("t", None, k, None, None, Cluster()) for k in keys]
+    assert set(got) == {0, 1, 2, 3}

@@ -124,3 +124,17 @@ def test_async_timeout_cancels_and_falls_back():
     assert asyncio.run(serve_async(hang, old, 0.05, emitter=sink, request=REQ)) == "old"
     assert cancelled == [True]
     assert [e.error.type if e.error else None for e in sink.events] == ["CandidateTimeout", None]
+
+
+def test_observe_emits_the_baseline_path_and_propagates_its_failure():
+    from producers.fallback import observe
+
+    sink = ListSink()
+    assert observe(lambda: "old", system="pipeline", emitter=sink, request=REQ) == "old"
+    with pytest.raises(KeyError):
+        observe(lambda: {}["x"], system="pipeline", emitter=sink, request=REQ)
+    assert [(e.system, e.success, e.fallback) for e in sink.events] == [
+        ("pipeline", True, False),
+        ("pipeline", False, False),
+    ]
+    assert sink.events[1].error.type == "KeyError"
