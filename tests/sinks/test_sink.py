@@ -1,0 +1,204 @@
+"""The sink against the real broker and ClickHouse server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from schemas import DeadLetter, Feedback, RolloutEvent, decode, encode
+from schemas.settings import Settings
+from sinks.consumer import Sink
+from sinks.migrations import migrate
+from sinks.store import Rows, Store, StoreUnavailable
+from sinks.store.server import ServerStore
+from tests.sinks.conftest import make_result
+
+BAD_JSON = b"{not json"
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[ServerStore]:
+    store = ServerStore(settings.clickhouse_url)
+    migrate(store, settings.database)
+    yield store
+    store.execute(f"DROP DATABASE IF EXISTS {settings.database}")
+    store.close()
+
+
+def produce(settings: Settings, messages: list[tuple[str, bytes | None, bytes | None]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    for topic, key, value in messages:
+        producer.send(topic, value, key=key)
+    producer.flush(10)
+    producer.close()
+
+
+def sink_for(settings: Settings, store: Store, **options) -> Sink:
+    defaults = {
+        "batch_rows": 1000,
+        "batch_seconds": 0.2,
+        "group_id": settings.topic_prefix + "sink",
+    }
+    return Sink(settings, store, **defaults | options)
+
+
+def drain(sink: Sink, done: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"sink did not get there: {sink.counters}"
+        sink.poll_once(timeout_ms=100)
+
+
+def flushed(sink: Sink, messages: int) -> Callable[[], bool]:
+    return lambda: sink.counters.messages >= messages and not sink.batch.offsets
+
+
+def count(store: Store, table: str, final: bool = True) -> int:
+    rows: Rows = store.query(f"SELECT count() FROM {table}{' FINAL' if final else ''}")
+    return rows.scalar()
+
+
+def dead_letters(settings: Settings, expected: int) -> list[DeadLetter]:
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    partition = TopicPartition(settings.topics.dlq, 0)
+    consumer.assign([partition])
+    consumer.seek_to_beginning(partition)
+    letters: list[DeadLetter] = []
+    deadline = time.monotonic() + 15
+    while len(letters) < expected and time.monotonic() < deadline:
+        for messages in consumer.poll(timeout_ms=200).values():
+            letters += [decode(m.value, expect=DeadLetter) for m in messages]
+    consumer.close()
+    return letters
+
+
+def test_sink_stores_events_sends_bad_ones_to_the_dlq_and_resumes_without_double_counting(
+    settings: Settings, server: ServerStore
+) -> None:
+    topics, db = settings.topics, settings.database
+    results = [make_result(i) for i in range(40)]
+    wrong_schema = encode(Feedback(rollout="r", query_id="q", system="s", verdict="correct"))
+    missing_field = encode(results[0]).replace(b'"success":false,', b"")
+    good = [(topics.results, r.unit_id.encode(), encode(r)) for r in results]
+    good += [(topics.feedback, None, encode(Feedback(rollout="r", query_id=f"q{i}",
+              system="production", verdict="correct"))) for i in range(5)]  # fmt: skip
+    good += [(topics.rollout, None, encode(RolloutEvent(rollout="r", type="weight_set",
+              weight=w))) for w in (50, 75, 100)]  # fmt: skip
+    bad = [
+        (topics.results, b"k1", BAD_JSON),
+        (topics.results, b"k2", wrong_schema),
+        (topics.feedback, None, missing_field),
+    ]
+    produce(settings, good + bad)
+
+    sink = sink_for(settings, server)
+    sink.start()
+    try:
+        drain(sink, flushed(sink, len(good) + len(bad)))
+    finally:
+        sink.close()
+
+    assert sink.counters.dead_letters == 3
+    assert count(server, f"{db}.results") == 40
+    assert count(server, f"{db}.feedback") == 5
+    assert count(server, f"{db}.rollout_events") == 3
+    stored = server.query(
+        f"SELECT sum(success), sum(error_type IS NOT NULL) FROM {db}.results FINAL"
+    )
+    assert stored.rows == [
+        (sum(r.success for r in results), sum(r.error is not None for r in results))
+    ]
+
+    letters = {letter.original: letter for letter in dead_letters(settings, 3)}
+    assert set(letters) == {BAD_JSON, wrong_schema, missing_field}
+    assert letters[BAD_JSON].reason.startswith("json:")
+    assert letters[BAD_JSON].key == b"k1" and letters[BAD_JSON].source_topic == topics.results
+    assert "schema" in letters[wrong_schema].reason
+    assert "verdict" in letters[missing_field].reason or "schema" in letters[missing_field].reason
+    assert all(letter.component == "sink" and letter.offset >= 0 for letter in letters.values())
+
+    # A restart reads only what came after the commit; a redelivered event counts once.
+    later = [make_result(i) for i in range(100, 110)]
+    produce(settings, [(topics.results, None, encode(r)) for r in [*later, results[0]]])
+    again = sink_for(settings, server)
+    again.start()
+    try:
+        drain(again, flushed(again, 11))
+    finally:
+        again.close()
+    assert again.counters.messages == 11
+    assert count(server, f"{db}.results", final=False) == 40 + 11
+    assert count(server, f"{db}.results") == 50
+
+
+class FlakyStore(Store):
+    """The real store behind a switch: while ``down``, inserts fail as a dead server's do."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner, self.down, self.refused = inner, True, 0
+
+    def insert(self, table: str, columns: Mapping[str, Sequence]) -> int:
+        if self.down:
+            self.refused += 1
+            raise StoreUnavailable("ClickHouse server is not reachable (test)")
+        return self.inner.insert(table, columns)
+
+    def execute(self, sql: str, params=None) -> None:
+        self.inner.execute(sql, params)
+
+    def query(self, sql: str, params=None) -> Rows:
+        return self.inner.query(sql, params)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_store_down_pauses_holds_a_bounded_batch_and_loses_nothing(
+    settings: Settings, server: ServerStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    results = [make_result(i) for i in range(30)]
+    produce(settings, [(settings.topics.results, None, encode(r)) for r in results])
+    flaky = FlakyStore(server)
+    table = f"{settings.database}.results"
+
+    first = sink_for(settings, flaky, batch_rows=10, retry_first=0.05, retry_most=0.2)
+    first.start()
+    try:
+        drain(first, lambda: flaky.refused >= 4)
+        assert first.paused
+        assert len(first.batch) <= 10 and first.counters.messages <= 10
+        assert count(server, table) == 0
+    finally:
+        first.close()  # stops while the store is down: nothing was committed
+    failures = [r for r in caplog.records if "cannot store a batch" in r.getMessage()]
+    assert len(failures) == 1  # logged once per interval, not per try
+
+    second = sink_for(settings, flaky, batch_rows=10, retry_first=0.05, retry_most=0.2)
+    second.start()
+    try:
+        drain(second, lambda: second.paused)
+        flaky.down = False
+        drain(second, lambda: count(server, table) == 30 and not second.batch.offsets)
+        assert not second.paused
+    finally:
+        second.close()
+    assert count(server, table, final=False) == 30
+
+
+def test_sink_command_without_a_broker_says_what_to_do(kafka_settings, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from phasegate.cli import app
+
+    pytest.importorskip("chdb")
+    monkeypatch.setenv("PHASEGATE_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("PHASEGATE_STORE_PATH", str(kafka_settings.store_path))
+    monkeypatch.setenv("PHASEGATE_CONFIG", str(kafka_settings.store_path / "none.toml"))
+    monkeypatch.delenv("PHASEGATE_CLICKHOUSE_URL", raising=False)
+    result = CliRunner().invoke(app, ["sink"])
+    assert result.exit_code == 1
+    assert "no Kafka broker at 127.0.0.1:1" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,138 @@
+"""The same store tests on both backends: ClickHouse 18.16 server and chdb (26.9)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from sinks import ddl, rows
+from sinks.migrations import MIGRATIONS, migrate
+from sinks.store import Store, StoreError, StoreUnavailable
+from tests.sinks.conftest import T0, make_result
+
+
+def test_version_is_a_tuple(store: Store) -> None:
+    assert len(store.version) == 3
+    assert store.version >= (18, 16)
+
+
+def test_migrations_create_the_tables_and_run_once(store: Store, database: str) -> None:
+    assert migrate(store, database) == [m.version for m in MIGRATIONS]
+    assert migrate(store, database) == []
+    recorded = store.query(f"SELECT version FROM {database}.schema_migrations FINAL")
+    assert sorted(v for (v,) in recorded) == [m.version for m in MIGRATIONS]
+    for table in ddl.EVENT_TABLES:
+        described = store.query(f"DESCRIBE TABLE {database}.{table.name}")
+        assert [row[0] for row in described] == table.column_names
+
+
+def test_missing_tables_are_recreated_by_a_rerun_of_the_ddl(store: Store, database: str) -> None:
+    migrate(store, database)
+    for migration in MIGRATIONS:  # statements are idempotent on their own
+        for statement in migration.statements(database, ddl.Dialect(store.version)):
+            store.execute(statement)
+    assert store.query(f"SELECT count() FROM {database}.results").scalar() == 0
+
+
+def test_columnar_insert_and_query_with_parameters(store: Store, database: str) -> None:
+    migrate(store, database)
+    results = [make_result(i) for i in range(50)] + [make_result(1, system="it's \\ 'odd'")]
+    assert store.insert(f"{database}.results", rows.result_columns(results)) == 51
+    got = store.query(
+        f"SELECT event_id, ts, system, rules, error_type, error_critical FROM {database}.results"
+        " WHERE system = %(system)s AND ts >= %(since)s ORDER BY ts",
+        {"system": "it's \\ 'odd'", "since": T0},
+    )
+    assert got.columns == ["event_id", "ts", "system", "rules", "error_type", "error_critical"]
+    (row,) = got.rows
+    assert row[0] == results[-1].event_id
+    assert row[1] == T0.replace(second=1) and row[1].tzinfo is not None
+    assert row[2:] == ("it's \\ 'odd'", ["r1"], None, None)
+    injected = store.query(
+        f"SELECT count() FROM {database}.results WHERE system = %(s)s", {"s": "x' OR '1'='1"}
+    )
+    assert injected.scalar() == 0
+
+
+def test_datetime_parameters_are_compared_in_utc(store: Store, database: str) -> None:
+    migrate(store, database)
+    store.insert(f"{database}.results", rows.result_columns([make_result(i) for i in range(10)]))
+    from zoneinfo import ZoneInfo
+
+    since = datetime(2024, 5, 1, 14, 0, 5, tzinfo=ZoneInfo("Europe/Berlin"))  # 12:00:05 UTC
+    got = store.query(
+        f"SELECT count() FROM {database}.results WHERE ts >= %(since)s", {"since": since}
+    )
+    assert got.scalar() == 5
+
+
+def test_a_duplicated_event_counts_once_with_final(store: Store, database: str) -> None:
+    migrate(store, database)
+    results = [make_result(i) for i in range(20)]
+    table = f"{database}.results"
+    store.insert(table, rows.result_columns(results))
+    store.insert(table, rows.result_columns(results[:5]))  # redelivered
+    assert store.query(f"SELECT count() FROM {table} FINAL").scalar() == 20
+    assert store.query(f"SELECT uniqExact(event_id) FROM {table}").scalar() == 20
+
+
+def test_columns_of_different_lengths_are_refused(store: Store, database: str) -> None:
+    migrate(store, database)
+    with pytest.raises(StoreError, match="different lengths"):
+        store.insert(f"{database}.schema_migrations", {"version": [1, 2], "name": ["a"]})
+
+
+def test_bad_sql_is_a_store_error(store: Store) -> None:
+    with pytest.raises(StoreError) as err:
+        store.query("SELECT no_such_column FROM system.one")
+    assert not isinstance(err.value, StoreUnavailable)
+    assert "no_such_column" in str(err.value)
+
+
+def test_empty_insert_is_a_no_op(store: Store, database: str) -> None:
+    migrate(store, database)
+    assert store.insert(f"{database}.results", rows.result_columns([])) == 0
+
+
+def test_unreachable_server_says_what_to_do() -> None:
+    from sinks.store.server import ServerStore
+
+    with (
+        ServerStore("clickhouse://default:@127.0.0.1:1") as store,
+        pytest.raises(StoreUnavailable, match=r"not reachable.*PHASEGATE_CLICKHOUSE_URL"),
+    ):
+        store.query("SELECT 1")
+
+
+def test_a_second_local_folder_in_one_process_says_what_to_do(tmp_path) -> None:
+    pytest.importorskip("chdb")
+    from sinks.store.local import LocalStore
+
+    with LocalStore(tmp_path / "a") as first:
+        first.query("SELECT 1")
+        with pytest.raises(StoreUnavailable, match="PHASEGATE_STORE_PATH"):
+            LocalStore(tmp_path / "b")
+    with LocalStore(tmp_path / "b") as second:  # free again once the first is closed
+        assert second.query("SELECT 41 + 1 AS x").scalar() == 42
+
+
+def test_local_store_persists_across_reopen(tmp_path) -> None:
+    pytest.importorskip("chdb")
+    from sinks.store.local import LocalStore
+
+    with LocalStore(tmp_path / "s") as store:
+        migrate(store, "persist")
+        store.insert("persist.results", rows.result_columns([make_result(1)]))
+    with LocalStore(tmp_path / "s") as store:
+        assert migrate(store, "persist") == []
+        assert store.query("SELECT count() FROM persist.results").scalar() == 1
+
+
+def test_datetime_results_come_back_as_utc_datetimes(store: Store) -> None:
+    got = store.query(
+        "SELECT toDateTime('2024-05-01 12:00:00', 'UTC') AS t, toUInt32(7) AS n, %(u)s AS u",
+        {"u": uuid.UUID(int=1)},
+    )
+    assert got.rows == [(datetime(2024, 5, 1, 12, tzinfo=UTC), 7, str(uuid.UUID(int=1)))]
