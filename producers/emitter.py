@@ -7,8 +7,9 @@ kafka-python ``KafkaProducer``. Nothing on the caller's path does I/O, blocks or
 Buffer and drop policy
     The buffer is bounded by ``max_events`` (events accepted and not yet acknowledged)
     and by ``max_bytes`` (encoded bytes waiting to be sent or in flight; the sender
-    encodes as soon as it runs, so only the few events not yet encoded are outside this
-    count). When either bound is reached, ``emit()`` drops the *new* event, counts it and
+    encodes as soon as it runs, so only the events not yet encoded are outside this
+    count: a few, or those of the last 2 s while it waits on a connection attempt).
+    When either bound is reached, ``emit()`` drops the *new* event, counts it and
     returns ``False``: events already accepted are kept, so a broker outage loses the
     newest traffic, never a gap in the middle.
 
@@ -299,8 +300,8 @@ class Emitter:
     def _idle(self, seconds: float) -> None:
         """Sleep until emit(), flush() or close() has work for us (or ``seconds`` pass)."""
         with self._lock:
-            if self._models or self._stop:
-                return
+            if (self._models and self._bytes < self._max_bytes) or self._stop:
+                return  # more to encode (when the byte budget is spent, wait for acks)
             self._sleeping = True
         self._wake.wait(seconds)
         self._wake.clear()
@@ -312,7 +313,10 @@ class Emitter:
         models, pending, topics = self._models, self._pending, self._topics
         while models and self._bytes < self._max_bytes:
             size = unencodable = 0
+            budget = self._max_bytes - self._bytes
             for _ in range(min(chunk, len(models))):
+                if size >= budget:
+                    break
                 event = models.popleft()
                 try:
                     value = encode(event)

@@ -169,3 +169,19 @@ def test_hash_cached_partitioner_agrees_with_kafka_python():
     got = [cached.partition("t", None, k, None, None, Cluster()) for k in keys]
     assert got == [default.partition("t", None, k, None, None, Cluster()) for k in keys]
     assert set(got) == {0, 1, 2, 3}
+
+
+def test_byte_bound_drops_newest(broker):
+    settings = Settings(bootstrap_servers=broker.bootstrap, topic_prefix="bytes.")
+    emitter = Emitter(settings, max_bytes=10_000)  # broker not started: nothing leaves
+    for i in range(100):
+        emitter.emit(result(i))
+    deadline = time.monotonic() + 5  # between connection attempts (2 s each)
+    while emitter.stats().buffered_bytes < 10_000 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the sender encodes what the byte budget allows
+    stats = emitter.stats()
+    assert 10_000 <= stats.buffered_bytes < 10_000 + 1_000  # at most one event over
+    assert emitter.emit(result(100)) is False
+    assert emitter.stats().dropped_by_reason == {"full": 1}
+    emitter.close(0.2)
+    assert emitter.stats().consistent
