@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from phasegate.stack import cli as stack_cli
 from producers import cli as producers_cli
 from schemas import export as schema_export
 from sinks import cli as sinks_cli
@@ -17,6 +18,7 @@ app.add_typer(schema_app, name="schema")
 app.command("sink")(sinks_cli.sink)
 app.command("report")(sinks_cli.report)
 app.command("simulate")(producers_cli.simulate)
+stack_cli.register(app)
 
 console = Console()
 

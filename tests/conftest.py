@@ -81,7 +81,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     proc = _start(make)
     yield f"{LOCAL}:{proc.ports[0]}"
-    proc.stop()
+    proc.stop(timeout=5)
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +102,7 @@ def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     proc = _start(make)
     yield server_url(LOCAL, proc.ports[0])
-    proc.stop()
+    proc.stop(timeout=5)
 
 
 @pytest.fixture

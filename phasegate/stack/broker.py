@@ -44,6 +44,10 @@ def broker_address(settings: Settings) -> tuple[str, int]:
 @contextmanager
 def admin_client(bootstrap: str, timeout_ms: int = 5000) -> Iterator[KafkaAdminClient]:
     """A Kafka admin client, or ServiceUnavailable saying how to start a broker."""
+    hint = "start one with `phasegate stack up` or set PHASEGATE_BOOTSTRAP_SERVERS"
+    addresses = [split_address(a, 9092) for a in bootstrap.split(",") if a.strip()]
+    if not any(port_open(host, port) for host, port in addresses):
+        raise ServiceUnavailable(f"no Kafka broker listens at {bootstrap}: {hint}")
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap,
@@ -53,8 +57,7 @@ def admin_client(bootstrap: str, timeout_ms: int = 5000) -> Iterator[KafkaAdminC
         )
     except KafkaError as exc:
         raise ServiceUnavailable(
-            f"no Kafka broker answers at {bootstrap} ({type(exc).__name__}): start one with "
-            "`phasegate stack up` or set PHASEGATE_BOOTSTRAP_SERVERS"
+            f"no Kafka broker answers at {bootstrap} ({type(exc).__name__}): {hint}"
         ) from None
     try:
         yield admin
@@ -64,9 +67,6 @@ def admin_client(bootstrap: str, timeout_ms: int = 5000) -> Iterator[KafkaAdminC
 
 def probe(bootstrap: str, timeout_ms: int = 2000) -> None:
     """Return once a metadata request round-trips; raise ServiceUnavailable otherwise."""
-    host, port = split_address(bootstrap.split(",")[0], 9092)
-    if not port_open(host, port):
-        raise ServiceUnavailable(f"nothing listens at {host}:{port}")
     with admin_client(bootstrap, timeout_ms) as admin:
         admin.list_topics()
 

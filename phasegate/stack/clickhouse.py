@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from phasegate.stack.errors import MissingDependency
-from phasegate.stack.process import ManagedProcess
+from phasegate.stack.errors import MissingDependency, ServiceUnavailable
+from phasegate.stack.process import ManagedProcess, port_open
 from schemas.settings import Settings
 
 INSTALL_HINT = (
@@ -73,6 +73,8 @@ def probe(host: str, port: int) -> None:
     """Return once ``SELECT 1`` answers over the native protocol; raise otherwise."""
     from clickhouse_driver import Client
 
+    if not port_open(host, port):  # fail quietly: the driver logs a traceback per refusal
+        raise ServiceUnavailable(f"nothing listens at {host}:{port}")
     client = Client(host, port=port, connect_timeout=1, send_receive_timeout=3)
     try:
         client.execute("SELECT 1")
