@@ -1,0 +1,41 @@
+# Entry points for developers and CI. `make test` is what .ci/run runs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := clickhouse-server clickhouse-client
+
+.PHONY: venv system-deps test demo clean
+
+## venv: .venv with phasegate editable and its local+dev extras (again only when pyproject.toml changes)
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[local,dev]'
+	touch $@
+
+## system-deps: as root, install Debian's ClickHouse server (18.16) and python3-venv where missing
+system-deps:
+	@missing=""; \
+	if ! command -v clickhouse-server >/dev/null 2>&1 && [ ! -x /usr/sbin/clickhouse-server ]; then \
+		missing="$(APT_PACKAGES)"; fi; \
+	if ! $(PYTHON) -c 'import ensurepip' >/dev/null 2>&1; then missing="$$missing python3-venv"; fi; \
+	if [ -z "$$missing" ]; then echo "system-deps: nothing missing, skipped"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "system-deps: not root, skipped (missing:$$missing; ClickHouse server tests will be skipped)"; \
+	else \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+## test: lint and the whole suite (services start from the test fixtures)
+test: system-deps venv
+	$(BIN)/ruff check .
+	$(BIN)/pytest --durations=15
+
+## demo: the end-to-end demo (no apt, no root needed)
+demo: venv
+	$(BIN)/phasegate demo
+
+clean:
+	rm -rf $(VENV)
