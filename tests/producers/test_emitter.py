@@ -7,11 +7,11 @@ import time
 
 import pytest
 
+from phasegate.stack import ensure_topics
 from producers.emitter import Emitter
 from schemas.codec import decode
 from schemas.events import Feedback, Result
-from schemas.settings import Settings
-from tests.producers.kafka_util import TansuBroker, create_topics, read_values
+from tests.producers.kafka_util import private_broker, read_values
 
 
 def result(i: int, tag: str = "t") -> Result:
@@ -29,10 +29,9 @@ def result(i: int, tag: str = "t") -> Result:
 
 
 @pytest.fixture
-def broker():
-    b = TansuBroker()
-    yield b
-    b.stop()
+def own(tmp_path):
+    """(broker process, settings) of a broker this test may stop; not started yet."""
+    yield from private_broker(tmp_path, "own.")
 
 
 def test_emits_exactly_what_was_given(kafka_settings):
@@ -60,8 +59,8 @@ def test_invalid_feedback_and_foreign_objects_never_raise(kafka_settings):
     assert stats.dropped_by_reason == {"invalid": 1} and stats.consistent
 
 
-def test_full_buffer_drops_newest_and_counts(broker):
-    settings = Settings(bootstrap_servers=broker.bootstrap, topic_prefix="full.")
+def test_full_buffer_drops_newest_and_counts(own):
+    _broker, settings = own
     emitter = Emitter(settings, max_events=100)  # broker not started: nothing leaves
     accepted = [emitter.emit(result(i)) for i in range(150)]
     assert accepted == [True] * 100 + [False] * 50
@@ -74,8 +73,8 @@ def test_full_buffer_drops_newest_and_counts(broker):
     assert emitter.emit(result(0)) is False  # closed
 
 
-def test_broker_down_at_start_then_up(broker):
-    settings = Settings(bootstrap_servers=broker.bootstrap, topic_prefix="late.")
+def test_broker_down_at_start_then_up(own):
+    broker, settings = own
     with Emitter(settings) as emitter:
         t0 = time.perf_counter()
         assert all(emitter.emit(result(i)) for i in range(300))
@@ -83,17 +82,17 @@ def test_broker_down_at_start_then_up(broker):
         time.sleep(1.0)
         assert emitter.stats().buffered == 300
         broker.start()
-        create_topics(settings)
+        ensure_topics(settings)
         assert emitter.flush(30)
         assert emitter.stats().sent == 300
-    assert len(read_values(broker.bootstrap, settings.topics.results, 300)) == 300
+    assert len(read_values(settings.bootstrap_servers, settings.topics.results, 300)) == 300
 
 
-def test_broker_outage_mid_run(broker, caplog):
+def test_broker_outage_mid_run(own, caplog):
     caplog.set_level(logging.INFO, logger="producers.emitter")
+    broker, settings = own
     broker.start()
-    settings = Settings(bootstrap_servers=broker.bootstrap, topic_prefix="outage.")
-    create_topics(settings)
+    ensure_topics(settings)
     with Emitter(settings, error_after_s=0.5) as emitter:
         for i in range(500):
             emitter.emit(result(i, "before"))
@@ -116,7 +115,7 @@ def test_broker_outage_mid_run(broker, caplog):
         assert "event delivery failing" in errors[0].getMessage()
 
         broker.start()  # a fresh in-memory broker: the "before" events are gone with it
-        create_topics(settings)
+        ensure_topics(settings)
         for i in range(500):
             emitter.emit(result(i, "after"))
         assert emitter.flush(45), emitter.stats()
@@ -124,18 +123,18 @@ def test_broker_outage_mid_run(broker, caplog):
         time.sleep(0.3)
     assert any("recovered" in r.getMessage() for r in caplog.records)
     assert (stats.queued, stats.sent, stats.dropped, stats.buffered) == (1500, 1500, 0, 0)
-    values = read_values(broker.bootstrap, settings.topics.results, 1000)
+    values = read_values(settings.bootstrap_servers, settings.topics.results, 1000)
     ids = {decode(v, Result).query_id for v in values}
     assert {f"during-{i}" for i in range(500)} <= ids
     assert {f"after-{i}" for i in range(500)} <= ids
 
 
-def test_close_with_broker_gone_stops_every_thread(broker):
+def test_close_with_broker_gone_stops_every_thread(own):
     import threading
 
+    broker, settings = own
     broker.start()
-    settings = Settings(bootstrap_servers=broker.bootstrap, topic_prefix="gone.")
-    create_topics(settings)
+    ensure_topics(settings)
     emitter = Emitter(settings)
     emitter.emit(result(0))
     assert emitter.flush(10)
@@ -171,8 +170,8 @@ def test_hash_cached_partitioner_agrees_with_kafka_python():
     assert set(got) == {0, 1, 2, 3}
 
 
-def test_byte_bound_drops_newest(broker):
-    settings = Settings(bootstrap_servers=broker.bootstrap, topic_prefix="bytes.")
+def test_byte_bound_drops_newest(own):
+    _broker, settings = own
     emitter = Emitter(settings, max_bytes=10_000)  # broker not started: nothing leaves
     for i in range(100):
         emitter.emit(result(i))

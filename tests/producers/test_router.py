@@ -8,11 +8,11 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
+from phasegate.stack import free_port
 from producers.emitter import Emitter
 from producers.router import BUCKETS, Router, bucket, to_candidate
 from schemas.events import RolloutEvent
 from schemas.settings import Settings
-from tests.producers.kafka_util import free_port
 
 UNITS = [f"user-{i}" for i in range(100_000)]
 CHI2_1DOF_999 = 10.83  # chi-square critical values at p = 0.001
