@@ -45,6 +45,9 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
         "consumer_auto_offset_reset": "earliest",
         "topic_allow_declare": False,
         "producer_acks": -1,
+        # Unflushed events are never acked: a rebalance or a stop must not wait for them
+        # (their next owner replays them from the commit; stage 2 replaces the run).
+        "stream_wait_empty": False,
     }
     options.update(faust_options)
     (settings.state_dir / "worker").mkdir(parents=True, exist_ok=True)
@@ -102,7 +105,11 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
             stage1.pending[(m.topic, m.partition)].append(event)
 
     @app.timer(interval=settings.flush_seconds, name="flush")
+    async def flush_timer() -> None:
+        await flush()
+
     async def flush() -> None:
+        """Send every pending run's partials; once the broker has them, ack and commit."""
         runs = stage1.drain()
         if not runs:
             return
@@ -162,6 +169,10 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        try:
+            await flush()  # hand over what was read so far, so the next owner replays less
+        except Exception:
+            log.warning("could not flush before a rebalance; the next owner replays it")
         stage1.revoke({(tp.topic, tp.partition) for tp in revoked})
 
     return app

@@ -1,0 +1,52 @@
+"""Shared pieces of the benchmarks: a private Tansu broker, topics, a results table."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from phasegate.stack import ensure_topics, free_port
+from phasegate.stack.broker import broker_process
+from schemas.settings import Settings
+
+__all__ = ["create_topics", "free_port", "median", "print_table", "tansu"]
+
+
+@contextmanager
+def tansu() -> Iterator[str]:
+    """A memory-backed Tansu broker on a free loopback port, for one benchmark run."""
+    with tempfile.TemporaryDirectory() as state:
+        settings = Settings(
+            bootstrap_servers=f"127.0.0.1:{free_port()}",
+            broker_storage="memory://tansu/",
+            state_dir=Path(state),
+        )
+        proc = broker_process(settings)
+        proc.start(timeout=30)
+        try:
+            yield f"127.0.0.1:{proc.ports[0]}"
+        finally:
+            proc.stop()
+
+
+def create_topics(settings: Settings) -> None:
+    ensure_topics(settings)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c, justify="right" if c != columns[0] else "left")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)

@@ -1,0 +1,190 @@
+"""The Faust worker against the real broker: counts, alerts, DLQ, restarts, two workers."""
+
+from __future__ import annotations
+
+import random
+import signal
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from producers.emitter import Emitter
+from schemas.codec import decode
+from schemas.events import Alert, ErrorInfo, Result
+from schemas.internal import DeadLetter
+from streams.aggregate import WindowStats
+from tests.streams.worker import WorkerProcess
+
+pytestmark = pytest.mark.timeout(240)
+
+WINDOW = 3600  # every event of a test falls into one window
+
+
+@pytest.fixture
+def worker_settings(kafka_settings):
+    return kafka_settings.model_copy(
+        update={"window_seconds": WINDOW, "alert_min_samples": 50, "flush_seconds": 0.5}
+    )
+
+
+@pytest.fixture
+def workers(worker_settings, tmp_path):
+    started: list[WorkerProcess] = []
+
+    def start(name: str = "w1") -> WorkerProcess:
+        w = WorkerProcess(worker_settings, tmp_path / f"{name}.log").start()
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+def simulate(n: int, seed: int, start: int = 0) -> list[Result]:
+    """Baseline healthy, candidate degraded (80% success), in one window."""
+    rng = random.Random(seed)
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    out = []
+    for i in range(start, start + n):
+        system = "production" if i % 2 else "pipeline"
+        ok = rng.random() < (0.80 if system == "production" else 0.97)
+        out.append(
+            Result(
+                rollout="kai",
+                system=system,
+                query_id=f"q{i}",
+                unit_id=f"u{i % 97}",
+                ts=base + timedelta(milliseconds=i),
+                success=ok,
+                confidence=rng.betavariate(8, 2),
+                latency_ms=rng.lognormvariate(4.5, 0.5),
+                error=None if ok else ErrorInfo(type=rng.choice(["Timeout", "RuleError"])),
+                rules=rng.sample(["greet", "lookup", "explain", "fallback"], k=2),
+            )
+        )
+    return out
+
+
+def emit(settings, results: list[Result]) -> None:
+    with Emitter(settings) as emitter:
+        for r in results:
+            assert emitter.emit(r)
+        assert emitter.flush(30)
+
+
+def exact(results: list[Result], system: str) -> WindowStats:
+    stats = WindowStats()
+    for r in results:
+        if r.system == system:
+            stats.update(r)
+    return stats
+
+
+def window(status: dict, system: str) -> dict | None:
+    windows = status["rollouts"].get("kai", {}).get("systems", {}).get(system)
+    return windows[0] if windows else None
+
+
+def counted(total: int):
+    def check(status: dict) -> bool:
+        systems = ("pipeline", "production")
+        return sum((window(status, s) or {}).get("count", 0) for s in systems) >= total
+
+    return check
+
+
+def assert_matches(status: dict, results: list[Result]) -> None:
+    for system in ("pipeline", "production"):
+        want, got = exact(results, system), window(status, system)
+        assert got["count"] == want.count
+        assert got["success_rate"]["value"] == pytest.approx(want.success_rate.value)
+        assert got["confidence"]["value"] == pytest.approx(want.confidence.value)
+        assert got["errors"] == dict(want.errors)
+        latencies = sorted(r.latency_ms for r in results if r.system == system)
+        p95 = latencies[int(0.95 * (len(latencies) - 1))]
+        assert got["latency_ms"]["p95"] == pytest.approx(p95, rel=0.01)
+
+
+def read_all(settings, topic: str, expected: int, timeout_ms: int = 10_000) -> list[bytes]:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=timeout_ms,
+    )
+    try:
+        values = []
+        for message in consumer:
+            values.append(message.value)
+            if len(values) >= expected:
+                break
+        return values
+    finally:
+        consumer.close()
+
+
+def test_windows_match_exact_values_alert_fires_once_and_bad_input_goes_to_dlq(
+    worker_settings, workers
+):
+    worker = workers()
+    worker.wait_assigned()
+    results = simulate(2000, seed=1)
+    emit(worker_settings, results)
+    raw = KafkaProducer(bootstrap_servers=worker_settings.bootstrap_servers)
+    raw.send(worker_settings.topics.results, key=b"u1", value=b'{"schema": "phasegate.result/1"}')
+    raw.send(worker_settings.topics.results, key=b"u2", value=b"\xff not json")
+    raw.flush()
+    raw.close()
+
+    status = worker.wait(lambda s: counted(2000)(s) and s["counters"]["dead_letters"] >= 2)
+    assert_matches(status, results)
+
+    topics = worker_settings.topics
+    alerts = [decode(v, Alert) for v in read_all(worker_settings, topics.alerts, 2, 3000)]
+    assert [(a.system, a.metric) for a in alerts] == [("production", "success_rate")]
+    assert alerts[0].observed < 0.9 and alerts[0].samples >= 50
+
+    letters = [decode(v, DeadLetter) for v in read_all(worker_settings, topics.dlq, 2)]
+    reasons = sorted(letter.reason for letter in letters)
+    assert any("rollout: Field required" in r for r in reasons)
+    assert any(r.startswith("json:") for r in reasons)
+    assert {letter.original for letter in letters} >= {b"\xff not json"}
+
+
+def test_restart_after_kill_neither_loses_nor_doubles(worker_settings, workers):
+    first = workers("first")
+    first.wait_assigned()
+    results = simulate(3000, seed=2)
+    emit(worker_settings, results[:1500])
+    first.wait(counted(1500))
+    first.stop(signal.SIGKILL)  # no clean leave: offsets only as far as the last flush
+
+    emit(worker_settings, results[1500:])
+    second = workers("second")
+    status = second.wait(counted(3000), timeout=120)
+    assert_matches(status, results)
+
+
+def test_two_workers_split_partitions_and_the_merge_stays_right(worker_settings, workers):
+    a, b = workers("a"), workers("b")
+    a.wait_assigned()
+    b.wait_assigned()
+
+    def split(_: dict) -> bool:
+        sa, sb = a.status() or {}, b.status() or {}
+        results_a = {p for p in sa.get("assignment", []) if ".results:" in p}
+        results_b = {p for p in sb.get("assignment", []) if ".results:" in p}
+        return bool(results_a) and bool(results_b) and not results_a & results_b
+
+    a.wait(split, timeout=90)
+    results = simulate(3000, seed=3)
+    emit(worker_settings, results)
+
+    def merged(_: dict) -> bool:
+        return any(counted(3000)(w.status() or {"rollouts": {}}) for w in (a, b))
+
+    a.wait(merged, timeout=90)
+    owner = next(w for w in (a, b) if counted(3000)(w.status()))
+    assert_matches(owner.status(), results)
