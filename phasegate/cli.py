@@ -41,6 +41,18 @@ def worker(
     run_worker(Settings(), loglevel=loglevel)
 
 
+@app.command()
+def demo(
+    events: int = typer.Option(12_000, help="simulated generations"),
+    rate: float = typer.Option(600.0, help="generations per second"),
+) -> None:
+    """Run everything locally (Tansu, worker, sink, chdb) on traffic that degrades."""
+    from phasegate import demo as demo_run
+    from schemas.settings import Settings
+
+    raise typer.Exit(demo_run.run(Settings(), events=events, rate=rate))
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,230 @@
+"""``phasegate demo``: the whole path on the local default, with a candidate that degrades.
+
+A private Tansu broker and a fresh chdb store under ``state_dir/demo``; the stream worker
+as a child process; the sink in a thread of this process (chdb allows one process per
+store, and the report reads the same store); simulated traffic at 50% through the real
+Router and Emitter, the candidate's success dropping from about 98% to 85% halfway.
+It prints the alerts as they arrive, then the worker's live windows and the ClickHouse
+report, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer
+from rich.console import Console
+from rich.progress import Progress
+
+from phasegate.stack import ManagedProcess, ensure_topics, free_port
+from phasegate.stack.broker import broker_process
+from producers import live
+from schemas.codec import DecodeError, decode
+from schemas.events import Alert
+from schemas.settings import Settings
+from sinks.consumer import Sink
+from sinks.migrations import migrate
+from sinks.report import as_table, system_report
+from sinks.store import open_store
+
+ROLLOUT = "kai-response"
+console = Console()
+
+
+def demo_settings(base: Settings) -> Settings:
+    """Private ports and folders under ``state_dir/demo``; 5-second windows."""
+    folder = base.state_dir / "demo"
+    return base.model_copy(
+        update={
+            "bootstrap_servers": f"127.0.0.1:{free_port()}",
+            "broker_storage": "memory://tansu/",
+            "topic_prefix": f"demo-{uuid.uuid4().hex[:6]}.",
+            "clickhouse_url": None,
+            "store_path": folder / "store",
+            "state_dir": folder,
+            "worker_port": free_port(),
+            "window_seconds": 5,
+            "lateness_seconds": 5,
+            "flush_seconds": 0.5,
+            "alert_min_samples": 200,
+        }
+    )
+
+
+def status_of(settings: Settings) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{settings.worker_port}/status"
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return json.load(resp)
+
+
+def worker_process(settings: Settings) -> ManagedProcess:
+    """``phasegate worker`` as a managed child, ready once it owns partitions."""
+
+    def probe() -> None:
+        if not status_of(settings).get("assignment"):
+            raise RuntimeError("no partitions assigned yet")
+
+    return ManagedProcess(
+        name="worker",
+        argv=[sys.executable, "-m", "phasegate.cli", "worker", "--loglevel", "warning"],
+        folder=settings.state_dir / "worker-process",
+        host="127.0.0.1",
+        ports=[settings.worker_port],
+        probe=probe,
+        env=settings.to_env(),
+    )
+
+
+@dataclass
+class AlertWatch:
+    """Follows the alerts topic in a thread and prints each alert as it arrives."""
+
+    settings: Settings
+    alerts: list[Alert] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        consumer = KafkaConsumer(
+            self.settings.topics.alerts,
+            bootstrap_servers=self.settings.bootstrap_servers,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=200,
+        )
+        try:
+            while not self.stop.is_set():
+                for message in consumer:
+                    try:
+                        alert = decode(message.value, Alert)
+                    except DecodeError:
+                        continue
+                    self.alerts.append(alert)
+                    console.print(
+                        f"[bold red]ALERT[/] {alert.kind} {alert.rollout}/{alert.system}: "
+                        f"{alert.metric} {alert.observed:.3f} < {alert.threshold:.2f} "
+                        f"over {alert.samples} events "
+                        f"({alert.window.start:%H:%M:%S}-{alert.window.end:%H:%M:%S})"
+                    )
+        finally:
+            consumer.close()
+
+
+def wait_for(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def run(base: Settings, events: int = 12_000, rate: float = 600.0) -> int:
+    """Run the demo; return 0 when the alert fired and every event is in ClickHouse."""
+    settings = demo_settings(base)
+    shutil.rmtree(settings.store_path, ignore_errors=True)
+    console.rule("[bold]phasegate demo")
+    console.print(f"state and logs: {settings.state_dir}")
+    broker, worker = broker_process(settings), worker_process(settings)
+    stop_sink = threading.Event()
+    watch = AlertWatch(settings)
+    threads: list[threading.Thread] = []
+    try:
+        broker.start(timeout=30)
+        ensure_topics(settings)
+        console.print(f"broker: Tansu at {settings.bootstrap_servers}")
+        worker.start(timeout=90)
+        console.print(f"worker: /status at http://127.0.0.1:{settings.worker_port}/status")
+        store = open_store(settings)
+        migrate(store, settings.database)
+        sink = Sink(settings, store, batch_seconds=0.5)
+        sink.start()
+        threads = [
+            threading.Thread(target=sink.run, args=(stop_sink,), daemon=True),
+            threading.Thread(target=watch.run, daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        console.print(f"sink: into chdb at {settings.store_path}")
+        console.print(
+            f"traffic: {events:,} generations at {rate:,.0f}/s, weight 50%, "
+            "the candidate degrades halfway"
+        )
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("simulating", total=1.0)
+            summary = live.run(
+                settings,
+                "degrade",
+                events=events,
+                rate=rate,
+                rollout=ROLLOUT,
+                set_weight=50,
+                on_progress=lambda p: bar.update(task, completed=p),
+            )
+        sent = sum(summary.per_system.values())
+        console.print(f"sent {sent:,} results and {summary.feedback:,} feedback events")
+
+        def counted() -> int:
+            systems = status_of(settings)["rollouts"].get(ROLLOUT, {}).get("systems", {})
+            return sum(w["count"] for windows in systems.values() for w in windows)
+
+        wait_for(lambda: counted() >= sent, 30)
+        wait_for(lambda: sum(sink.counters.rows.values()) >= sent + summary.feedback, 30)
+        stop_sink.set()
+        for t in threads:
+            t.join(10)
+        sink.close()
+        show_status(status_of(settings))
+        reports = system_report(store, settings.database, ROLLOUT)
+        console.print(as_table(reports, title="ClickHouse report (phasegate report)"))
+        stored = sum(r.events for r in reports)
+        store.close()
+        ok = bool(watch.alerts) and stored == sent
+        verdict = "[green]demo passed" if ok else "[red]demo did not pass"
+        console.print(
+            f"{verdict}: {len(watch.alerts)} alert(s); {stored:,} of {sent:,} results stored"
+        )
+        return 0 if ok else 1
+    finally:
+        watch.stop.set()
+        stop_sink.set()
+        worker.stop()
+        broker.stop()
+
+
+def show_status(status: dict[str, Any]) -> None:
+    """The worker's 5-minute rolling view per system, as /status serves it."""
+    from rich.table import Table
+
+    view = status["rollouts"].get(ROLLOUT)
+    if not view:
+        return
+    span = str(max(int(s) for s in view["rolling"]))
+    rolling = view["rolling"][span]
+    table = Table(title=f"Stream worker, last {int(span) // 60} min (GET /status)")
+    for col in ("system", "events", "success (95% CI)", "confidence", "p95 ms", "p99 ms"):
+        table.add_column(col, justify="left" if col == "system" else "right")
+    for system, w in sorted(rolling["systems"].items()):
+        sr, conf, lat = w["success_rate"], w["confidence"], w["latency_ms"]
+        table.add_row(
+            system,
+            f"{w['count']:,}",
+            f"{sr['value']:.3f} ({sr['low']:.3f}-{sr['high']:.3f})",
+            f"{conf['value']:.3f}",
+            f"{lat['p95']:.0f}",
+            f"{lat['p99']:.0f}",
+        )
+    console.print(table)
+    delta = rolling["delta"]
+    if delta["success_rate"] is not None:
+        console.print(
+            f"candidate minus baseline: success {delta['success_rate']:+.3f}, "
+            f"p95 {delta['p95_latency_ms']:+.0f} ms"
+        )
