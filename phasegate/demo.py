@@ -40,9 +40,10 @@ ROLLOUT = "kai-response"
 console = Console()
 
 
-def demo_settings(base: Settings) -> Settings:
-    """Private ports and folders under ``state_dir/demo``; 5-second windows."""
+def demo_settings(base: Settings, duration_s: float = 20.0) -> Settings:
+    """Private ports and folders under ``state_dir/demo``; about 6 windows per run."""
     folder = base.state_dir / "demo"
+    window = max(1, min(10, round(duration_s / 6)))
     return base.model_copy(
         update={
             "bootstrap_servers": f"127.0.0.1:{free_port()}",
@@ -52,10 +53,10 @@ def demo_settings(base: Settings) -> Settings:
             "store_path": folder / "store",
             "state_dir": folder,
             "worker_port": free_port(),
-            "window_seconds": 5,
-            "lateness_seconds": 5,
+            "window_seconds": window,
+            "lateness_seconds": window,
             "flush_seconds": 0.5,
-            "alert_min_samples": 200,
+            "alert_min_samples": 150,
         }
     )
 
@@ -128,7 +129,7 @@ def wait_for(check: Callable[[], bool], timeout: float) -> bool:
 
 def run(base: Settings, events: int = 12_000, rate: float = 600.0) -> int:
     """Run the demo; return 0 when the alert fired and every event is in ClickHouse."""
-    settings = demo_settings(base)
+    settings = demo_settings(base, events / rate)
     shutil.rmtree(settings.store_path, ignore_errors=True)
     console.rule("[bold]phasegate demo")
     console.print(f"state and logs: {settings.state_dir}")
