@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from phasegate.stack import cli as stack_cli
 from producers import cli as producers_cli
@@ -35,10 +37,20 @@ def worker(
     loglevel: str = typer.Option("info", help="log level of the worker"),
 ) -> None:
     """Run the stream worker (stage 1 and 2, alerts, /status) until Ctrl-C."""
+    from phasegate.stack.broker import probe
     from schemas.settings import Settings
     from streams.app import run_worker
 
-    run_worker(Settings(), loglevel=loglevel)
+    settings = Settings()
+    try:
+        probe(settings.bootstrap_servers)
+    except Exception:
+        console.print(
+            f"[red]No Kafka broker at {settings.bootstrap_servers}.[/red] Start the local stack "
+            "with `phasegate stack up`, or point PHASEGATE_BOOTSTRAP_SERVERS at a broker."
+        )
+        raise typer.Exit(1) from None
+    run_worker(settings, loglevel=loglevel)
 
 
 @app.command()
@@ -54,7 +66,11 @@ def demo(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:  # a bad PHASEGATE_* variable or phasegate.toml entry
+        console.print(f"[red]invalid settings:[/red] {escape(str(exc))}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
