@@ -22,7 +22,7 @@ app.command("report")(sinks_cli.report)
 app.command("simulate")(producers_cli.simulate)
 stack_cli.register(app)
 
-console = Console()
+console = Console(soft_wrap=True)
 
 
 @schema_app.command("export")
