@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -29,36 +28,17 @@ from kafka import KafkaProducer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import create_topics, free_port, median, print_table, tansu
+from producers.simulator import generate, virtual_clock
 from schemas.codec import encode
-from schemas.events import ErrorInfo, Result
+from schemas.events import Result
 from schemas.settings import Settings
 from streams.aggregate import WindowStats
 
-RULES = [f"rule_{i}" for i in range(40)]
-
 
 def events(n: int, seed: int = 7) -> list[Result]:
-    rng = random.Random(seed)
-    t0 = datetime.now(UTC) - timedelta(seconds=n / 1000)
-    out = []
-    for i in range(n):
-        system = "production" if rng.random() < 0.5 else "pipeline"
-        ok = rng.random() < 0.96
-        out.append(
-            Result(
-                rollout="kai",
-                system=system,
-                query_id=f"q{i}",
-                unit_id=f"u{rng.randrange(5000)}",
-                ts=t0 + timedelta(milliseconds=i),
-                success=ok,
-                confidence=rng.betavariate(8, 2),
-                latency_ms=rng.lognormvariate(4.6, 0.4),
-                error=None if ok else ErrorInfo(type=rng.choice(["Timeout", "RuleError"])),
-                rules=rng.sample(RULES, k=3),
-            )
-        )
-    return out
+    """``n`` results of healthy simulated traffic at 50%, stamped the last n ms."""
+    clock = virtual_clock(datetime.now(UTC) - timedelta(seconds=n / 1000), rate=1000)
+    return [e for e in generate("healthy", n, seed=seed, clock=clock) if isinstance(e, Result)]
 
 
 def produce(settings: Settings, results: list[Result]) -> None:
@@ -115,7 +95,7 @@ def run_variant(variant: str, settings: Settings, n: int, workdir: Path) -> floa
 
 
 def window_memory(results: list[Result]) -> tuple[float, int]:
-    """Python bytes held by one active window of 1,000 events, and its partial's size."""
+    """Python bytes held by one active window of 1,000 results, and its partial's size."""
     sample = results[:1000]
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -163,7 +143,7 @@ def main() -> None:
     )
     held, wire = window_memory(results)
     print_table(
-        "One active window (one system, 1,000 events, 40 rules)",
+        "One active window (1,000 results of one rollout)",
         ["measure", "bytes"],
         [["Python memory held", f"{held:,.0f}"], ["partial on the wire (JSON)", f"{wire:,}"]],
     )

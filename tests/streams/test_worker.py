@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import random
 import signal
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from producers.emitter import Emitter
+from producers.simulator import Scenario, SystemProfile, generate, virtual_clock
 from schemas.codec import decode
-from schemas.events import Alert, ErrorInfo, Result
+from schemas.events import Alert, Feedback, Result
 from schemas.internal import DeadLetter
 from streams.aggregate import WindowStats
 from tests.streams.worker import WorkerProcess
@@ -42,32 +42,18 @@ def workers(worker_settings, tmp_path):
         w.stop()
 
 
-def simulate(n: int, seed: int, start: int = 0) -> list[Result]:
-    """Baseline healthy, candidate degraded (80% success), in one window."""
-    rng = random.Random(seed)
-    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    out = []
-    for i in range(start, start + n):
-        system = "production" if i % 2 else "pipeline"
-        ok = rng.random() < (0.80 if system == "production" else 0.97)
-        out.append(
-            Result(
-                rollout="kai",
-                system=system,
-                query_id=f"q{i}",
-                unit_id=f"u{i % 97}",
-                ts=base + timedelta(milliseconds=i),
-                success=ok,
-                confidence=rng.betavariate(8, 2),
-                latency_ms=rng.lognormvariate(4.5, 0.5),
-                error=None if ok else ErrorInfo(type=rng.choice(["Timeout", "RuleError"])),
-                rules=rng.sample(["greet", "lookup", "explain", "fallback"], k=2),
-            )
-        )
-    return out
+DEGRADED = Scenario("degraded", SystemProfile(success=0.97), SystemProfile(success=0.80))
 
 
-def emit(settings, results: list[Result]) -> None:
+def simulate(n: int, seed: int) -> list[Result | Feedback]:
+    """Baseline healthy, candidate at 80% success, all in the current hour's window."""
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    return list(
+        generate(DEGRADED, n, weight=50, seed=seed, rollout="kai", clock=virtual_clock(hour, 1000))
+    )
+
+
+def emit(settings, results: list[Result | Feedback]) -> None:
     with Emitter(settings) as emitter:
         for r in results:
             assert emitter.emit(r)
@@ -77,8 +63,12 @@ def emit(settings, results: list[Result]) -> None:
 def exact(results: list[Result], system: str) -> WindowStats:
     stats = WindowStats()
     for r in results:
-        if r.system == system:
+        if r.system != system:
+            continue
+        if isinstance(r, Result):
             stats.update(r)
+        else:
+            stats.update_feedback(r)
     return stats
 
 
@@ -102,7 +92,11 @@ def assert_matches(status: dict, results: list[Result]) -> None:
         assert got["success_rate"]["value"] == pytest.approx(want.success_rate.value)
         assert got["confidence"]["value"] == pytest.approx(want.confidence.value)
         assert got["errors"] == dict(want.errors)
-        latencies = sorted(r.latency_ms for r in results if r.system == system)
+        assert got["feedback"] == dict(want.feedback) and want.feedback
+        assert got["top_rules"][0]["uses"] == want.top_rules()[0][1]
+        latencies = sorted(
+            r.latency_ms for r in results if isinstance(r, Result) and r.system == system
+        )
         p95 = latencies[int(0.95 * (len(latencies) - 1))]
         assert got["latency_ms"]["p95"] == pytest.approx(p95, rel=0.01)
 
@@ -158,7 +152,7 @@ def test_restart_after_kill_neither_loses_nor_doubles(worker_settings, workers):
     first.wait_assigned()
     results = simulate(3000, seed=2)
     emit(worker_settings, results[:1500])
-    first.wait(counted(1500))
+    first.wait(counted(sum(isinstance(r, Result) for r in results[:1500])))
     first.stop(signal.SIGKILL)  # no clean leave: offsets only as far as the last flush
 
     emit(worker_settings, results[1500:])
