@@ -67,7 +67,7 @@ def run_variant(variant: str, settings: Settings, n: int, workdir: Path) -> floa
         cmd = [sys.executable, "-m", "phasegate.cli", "worker", "--loglevel", "warning"]
         url, read = f"http://127.0.0.1:{port}/status", lambda s: s["counters"]["results"]
     else:
-        cmd = [sys.executable, str(Path(__file__).with_name("sv_tmp.py")), variant]
+        cmd = [sys.executable, str(Path(__file__).with_name("streams_variants.py")), variant]
         url, read = f"http://127.0.0.1:{port}/count", lambda s: s["count"]
     log = (workdir / f"{variant}.log").open("ab")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     results = events(args.events)
-    rates: dict[str, list[float]] = {"bare": [], "noack": [], "phasegate": []}
+    rates: dict[str, list[float]] = {"bare": [], "naive": [], "phasegate": []}
     with tansu() as bootstrap, tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
             for variant in rates:
