@@ -147,3 +147,77 @@ def migrations_table(database: str) -> str:
         "(version UInt32, name String, applied_at DateTime('UTC')) "
         "ENGINE = ReplacingMergeTree ORDER BY version"
     )
+
+
+# -- version 2: the ingestion ledger ---------------------------------------------------
+
+LEDGER_COLUMNS = {"kafka_partition": "Int32 DEFAULT -1", "kafka_offset": "Int64 DEFAULT -1"}
+"""Where each row came from in its topic (-1: not written by the sink). The sink reads the
+highest stored offset per partition when it is assigned one, and skips what is already
+there: a redelivery after a crash between insert and commit is not inserted again."""
+
+
+def add_column(database: str, table: str, name: str, kind: str) -> str:
+    return f"ALTER TABLE {identifier(database)}.{identifier(table)} ADD COLUMN {name} {kind}"
+
+
+# -- version 3: rollups ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """Per rollout, system and time bucket: counts, sums and a latency quantile state.
+
+    A SummingMergeTree fed by a materialized view on ``results``: every insert adds its
+    rows' counts (merges add them up later), so read it with ``sum(...)`` and
+    ``quantilesTDigestMerge(0.5, 0.95, 0.99)(latency)`` grouped by the key.
+    """
+
+    name: str
+    bucket: str  # the ClickHouse function that floors ``ts`` to the bucket
+
+    def create(self, database: str, dialect: Dialect) -> str:
+        label = dialect.label()
+        return (
+            f"CREATE TABLE IF NOT EXISTS {identifier(database)}.{self.name} (\n"
+            f"    rollout {label},\n    system {label},\n    bucket DateTime('UTC'),\n"
+            "    events UInt64,\n    successes UInt64,\n    errors UInt64,\n"
+            "    critical_errors UInt64,\n    fallbacks UInt64,\n"
+            "    confidence_sum Float64,\n    latency_sum Float64,\n"
+            f"    latency AggregateFunction({LATENCY_QUANTILES}, Float64)\n)\n"
+            "ENGINE = SummingMergeTree\n"
+            "PARTITION BY toYYYYMM(bucket)\n"
+            "ORDER BY (rollout, system, bucket)"
+        )
+
+    def select(self, source: str) -> str:
+        """The aggregation of ``source`` (``db.results`` or ``db.results FINAL``)."""
+        return (
+            f"SELECT rollout, system, {self.bucket}(ts) AS bucket, count() AS events, "
+            "sum(success) AS successes, countIf(error_type IS NOT NULL) AS errors, "
+            "countIf(ifNull(error_critical, 0) = 1) AS critical_errors, "
+            "sum(fallback) AS fallbacks, "
+            "sum(confidence) AS confidence_sum, sum(latency_ms) AS latency_sum, "
+            f"{LATENCY_QUANTILES.replace('(', 'State(', 1)}(latency_ms) AS latency "
+            f"FROM {source} GROUP BY rollout, system, bucket"
+        )
+
+    @property
+    def view(self) -> str:
+        return f"{self.name}_mv"
+
+    def create_view(self, database: str) -> str:
+        db = identifier(database)
+        return (
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{self.view} TO {db}.{self.name} AS "
+            + self.select(f"{db}.results")
+        )
+
+    def backfill(self, database: str) -> str:
+        """Rows stored before the view existed, each event once (``FINAL``)."""
+        db = identifier(database)
+        return f"INSERT INTO {db}.{self.name} " + self.select(f"{db}.results FINAL")
+
+
+LATENCY_QUANTILES = "quantilesTDigest(0.5, 0.95, 0.99)"
+ROLLUPS = (Rollup("results_1m", "toStartOfMinute"), Rollup("results_1h", "toStartOfHour"))

@@ -25,14 +25,13 @@ def test_migrations_create_the_tables_and_run_once(store: Store, database: str) 
     assert sorted(v for (v,) in recorded) == [m.version for m in MIGRATIONS]
     for table in ddl.EVENT_TABLES:
         described = store.query(f"DESCRIBE TABLE {database}.{table.name}")
-        assert [row[0] for row in described] == table.column_names
+        assert [row[0] for row in described] == table.column_names + list(ddl.LEDGER_COLUMNS)
 
 
 def test_missing_tables_are_recreated_by_a_rerun_of_the_ddl(store: Store, database: str) -> None:
     migrate(store, database)
-    for migration in MIGRATIONS:  # statements are idempotent on their own
-        for statement in migration.statements(database, ddl.Dialect(store.version)):
-            store.execute(statement)
+    for migration in MIGRATIONS:  # each is idempotent on its own
+        migration.apply(store, database, ddl.Dialect(store.version))
     assert store.query(f"SELECT count() FROM {database}.results").scalar() == 0
 
 

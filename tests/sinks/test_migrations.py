@@ -1,0 +1,88 @@
+"""Migrations: rerun without harm, upgrade an older schema, rollups that match the events."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas import Result
+from sinks import ddl, rows
+from sinks.migrations import MIGRATIONS, migrate
+from sinks.store import Store
+from tests.sinks.conftest import make_result
+
+ROLLUP_SQL = """
+SELECT system, sum(events), sum(successes), sum(errors), sum(critical_errors),
+       sum(confidence_sum), quantilesTDigestMerge(0.5, 0.95, 0.99)(latency)
+FROM {db}.{table} GROUP BY system ORDER BY system
+"""
+
+
+def expected(results: list[Result]) -> list[tuple]:
+    out = []
+    for system in sorted({r.system for r in results}):
+        mine = [r for r in results if r.system == system]
+        out.append(
+            (
+                system,
+                len(mine),
+                sum(r.success for r in mine),
+                sum(r.error is not None for r in mine),
+                sum(bool(r.error and r.error.critical) for r in mine),
+                pytest.approx(sum(r.confidence for r in mine)),
+            )
+        )
+    return out
+
+
+def rollup(store: Store, database: str, table: str) -> list[tuple]:
+    return [row[:6] for row in store.query(ROLLUP_SQL.format(db=database, table=table))]
+
+
+def test_an_older_schema_is_upgraded_and_rollups_are_backfilled_once(
+    store: Store, database: str
+) -> None:
+    assert migrate(store, database, upto=1) == [1]
+    old = [make_result(i) for i in range(100)] + [make_result(i, "pipeline") for i in range(60)]
+    store.insert(f"{database}.results", rows.result_columns(old))
+    store.insert(f"{database}.results", rows.result_columns(old[:30]))  # redelivered
+
+    assert migrate(store, database) == [2, 3]
+    assert migrate(store, database) == []
+    for migration in MIGRATIONS:  # a rerun of any step does no harm
+        migration.apply(store, database, ddl.Dialect(store.version))
+
+    columns = {name for (name, *_) in store.query(f"DESCRIBE TABLE {database}.results")}
+    assert set(ddl.LEDGER_COLUMNS) <= columns
+    ledger = store.query(f"SELECT DISTINCT kafka_partition, kafka_offset FROM {database}.results")
+    assert ledger.rows == [(-1, -1)]
+    for table in ("results_1m", "results_1h"):
+        assert rollup(store, database, table) == expected(old)  # backfill read FINAL
+
+    new = [make_result(i, "pipeline") for i in range(1000, 1050)]
+    store.insert(f"{database}.results", rows.result_columns(new))  # through the views
+    for table in ("results_1m", "results_1h"):
+        assert rollup(store, database, table) == expected(old + new)
+
+
+def test_rollup_buckets_and_quantiles_match_the_base_table(store: Store, database: str) -> None:
+    migrate(store, database)
+    results = [make_result(i) for i in range(0, 600, 2)]  # 10 minutes
+    store.insert(f"{database}.results", rows.result_columns(results[:150]))
+    store.insert(f"{database}.results", rows.result_columns(results[150:]))
+    per_minute = store.query(
+        f"SELECT toUInt32(bucket), sum(events), sum(successes) FROM {database}.results_1m "
+        "GROUP BY bucket ORDER BY bucket"
+    ).rows
+    base = store.query(
+        f"SELECT toUInt32(toStartOfMinute(ts)) AS m, count(), sum(success) "
+        f"FROM {database}.results FINAL GROUP BY m ORDER BY m"
+    ).rows
+    assert per_minute == base and len(per_minute) == 10
+    hour = store.query(
+        f"SELECT quantilesTDigestMerge(0.5, 0.95, 0.99)(latency) FROM {database}.results_1h"
+    ).scalar()
+    exact = store.query(
+        f"SELECT quantilesExact(0.5, 0.95, 0.99)(latency_ms) FROM {database}.results"
+    ).scalar()
+    for approx, want in zip(hour, exact, strict=True):
+        assert approx == pytest.approx(want, rel=0.05)
