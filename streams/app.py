@@ -24,6 +24,7 @@ from schemas.internal import DeadLetter, Partial
 from schemas.settings import Settings
 from streams.alerting import SuccessRateAlerts
 from streams.clock import Clock, wall_clock
+from streams.metrics import CONTENT_TYPE, prometheus_text
 from streams.stage1 import Stage1
 from streams.stage2 import Stage2
 from streams.status import view_json
@@ -156,16 +157,22 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
 
     roles = (settings.rolling_seconds, settings.baseline_system, settings.candidate_system)
 
+    def snapshot() -> dict[str, Any]:
+        """The live picture that /status serves and /metrics exports."""
+        assigned = sorted(app.consumer.assignment()) if app.consumer else []
+        return {
+            "counters": counters,
+            "assignment": [f"{tp.topic}:{tp.partition}" for tp in assigned],
+            "rollouts": {r: view_json(v, *roles) for r, v in sorted(stage2.views.items())},
+        }
+
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:
-        assigned = sorted(app.consumer.assignment()) if app.consumer else []
-        return web.json(
-            {
-                "counters": counters,
-                "assignment": [f"{tp.topic}:{tp.partition}" for tp in assigned],
-                "rollouts": {r: view_json(v, *roles) for r, v in sorted(stage2.views.items())},
-            }
-        )
+        return web.json(snapshot())
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.text(prometheus_text(snapshot()), content_type=CONTENT_TYPE)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:

@@ -1,0 +1,139 @@
+"""The worker's ``/status`` as Prometheus text exposition (version 0.0.4), for ``/metrics``.
+
+A pure function of the status dict (``streams.app``: counters, assignment, rollouts), so it
+is tested without a broker. Every rolling span becomes a ``window`` label (seconds), every
+rollout and system a label, and figures the status leaves empty (``None``: no events yet)
+are left out rather than exported as zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+CONTENT_TYPE = "text/plain; version=0.0.4"
+PREFIX = "phasegate_"
+
+Labels = Mapping[str, str]
+
+
+@dataclass
+class Family:
+    """One metric family: its samples as (labels, value)."""
+
+    name: str
+    help: str
+    kind: str = "gauge"
+    samples: list[tuple[Labels, float]] = field(default_factory=list)
+
+    def add(self, labels: Labels, value: Any) -> None:
+        if isinstance(value, bool):
+            value = int(value)
+        if isinstance(value, int | float):
+            self.samples.append((labels, float(value)))
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def render(families: Iterable[Family]) -> str:
+    """The text exposition of ``families``; families without samples are omitted."""
+    lines: list[str] = []
+    for fam in families:
+        if not fam.samples:
+            continue
+        name = PREFIX + fam.name
+        lines.append(f"# HELP {name} {fam.help}")
+        lines.append(f"# TYPE {name} {fam.kind}")
+        for labels, value in fam.samples:
+            body = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
+            lines.append(
+                f"{name}{{{body}}} {_number(value)}" if body else f"{name} {_number(value)}"
+            )
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _value(estimate: Mapping[str, float] | None, key: str = "value") -> float | None:
+    return None if estimate is None else estimate.get(key)
+
+
+class _Families:
+    """The families of one scrape, created on first use in a stable order."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, Family] = {}
+
+    def __call__(self, name: str, help: str, kind: str = "gauge") -> Family:
+        if name not in self.by_name:
+            self.by_name[name] = Family(name, help, kind)
+        return self.by_name[name]
+
+
+def _window_families(f: _Families, labels: dict[str, str], w: Mapping[str, Any]) -> None:
+    f("window_events", "events in the rolling window").add(labels, w.get("count"))
+    sr = w.get("success_rate")
+    f("success_ratio", "success rate in the rolling window").add(labels, _value(sr))
+    f("success_ratio_lower", "lower bound of the success rate's 95% Wilson interval").add(
+        labels, _value(sr, "low")
+    )
+    f("success_ratio_upper", "upper bound of the success rate's 95% Wilson interval").add(
+        labels, _value(sr, "high")
+    )
+    f("confidence_mean", "mean confidence in the rolling window").add(
+        labels, _value(w.get("confidence"))
+    )
+    latency = w.get("latency_ms") or {}
+    lat = f("latency_ms", "response time in milliseconds (stat: p50, p95, p99, mean)")
+    for stat in ("p50", "p95", "p99", "mean"):
+        lat.add({**labels, "stat": stat}, latency.get(stat))
+    errors = f("errors", "errors in the rolling window by type")
+    for kind, count in sorted((w.get("errors") or {}).items()):
+        errors.add({**labels, "type": kind}, count)
+    f("critical_errors", "critical errors in the rolling window").add(
+        labels, w.get("critical_errors")
+    )
+    f("fallback_ratio", "share of results served by the baseline as fallback").add(
+        labels, w.get("fallback_rate")
+    )
+    feedback = f("feedback", "user verdicts in the rolling window")
+    for verdict, count in sorted((w.get("feedback") or {}).items()):
+        feedback.add({**labels, "verdict": verdict}, count)
+    f("feedback_positive_ratio", "share of verdicts that are 'correct'").add(
+        labels, _value(w.get("feedback_positive_rate"))
+    )
+
+
+def families(status: Mapping[str, Any]) -> Iterator[Family]:
+    """Every family of one ``/status`` snapshot."""
+    f = _Families()
+    for name, count in sorted((status.get("counters") or {}).items()):
+        f(f"worker_{name}_total", f"{name} counted by this worker since it started", "counter").add(
+            {}, count
+        )
+    f("worker_assigned_partitions", "partitions this worker owns").add(
+        {}, len(status.get("assignment") or [])
+    )
+    for rollout, view in sorted((status.get("rollouts") or {}).items()):
+        for span, rolling in sorted((view.get("rolling") or {}).items(), key=lambda s: int(s[0])):
+            for system, w in sorted((rolling.get("systems") or {}).items()):
+                _window_families(f, {"rollout": rollout, "system": system, "window": span}, w)
+            delta = f("delta", "candidate minus baseline in the rolling window, by metric")
+            for metric, value in sorted((rolling.get("delta") or {}).items()):
+                delta.add({"rollout": rollout, "window": span, "metric": metric}, value)
+    yield from f.by_name.values()
+
+
+def prometheus_text(status: Mapping[str, Any]) -> str:
+    """``/status`` as Prometheus text exposition."""
+    return render(families(status))

@@ -1,0 +1,89 @@
+"""/metrics: the status dict as Prometheus text, checked with prometheus_client's parser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.metrics import prometheus_text
+from tests.streams.status_sample import sample_status
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _get(samples: dict, name: str, **labels: str) -> float:
+    return samples[(f"phasegate_{name}", tuple(sorted(labels.items())))]
+
+
+@pytest.fixture(scope="module")
+def status() -> dict[str, Any]:
+    return sample_status()
+
+
+def test_every_rolling_figure_is_exported_with_its_labels(status: dict[str, Any]) -> None:
+    samples = _samples(prometheus_text(status))
+    for span, rolling in status["rollouts"]["kai-response"]["rolling"].items():
+        for system, w in rolling["systems"].items():
+            at = {"rollout": "kai-response", "system": system, "window": span}
+            assert _get(samples, "window_events", **at) == w["count"]
+            assert _get(samples, "success_ratio", **at) == w["success_rate"]["value"]
+            assert _get(samples, "success_ratio_lower", **at) == w["success_rate"]["low"]
+            assert _get(samples, "confidence_mean", **at) == w["confidence"]["value"]
+            for stat in ("p50", "p95", "p99", "mean"):
+                assert _get(samples, "latency_ms", **at, stat=stat) == w["latency_ms"][stat]
+            for kind, count in w["errors"].items():
+                assert _get(samples, "errors", **at, type=kind) == count
+            assert _get(samples, "critical_errors", **at) == w["critical_errors"]
+            assert _get(samples, "fallback_ratio", **at) == w["fallback_rate"]
+            for verdict, count in w["feedback"].items():
+                assert _get(samples, "feedback", **at, verdict=verdict) == count
+        for metric, value in rolling["delta"].items():
+            at = {"rollout": "kai-response", "window": span, "metric": metric}
+            assert _get(samples, "delta", **at) == value
+
+
+def test_counters_are_counters(status: dict[str, Any]) -> None:
+    text = prometheus_text(status)
+    kinds = {f.name: f.type for f in text_string_to_metric_families(text)}
+    assert kinds["phasegate_worker_alerts"] == "counter"
+    assert kinds["phasegate_success_ratio"] == "gauge"
+    samples = _samples(text)
+    assert _get(samples, "worker_alerts_total") == 2
+    assert _get(samples, "worker_results_total") == 800
+    assert _get(samples, "worker_assigned_partitions") == 2
+
+
+def test_empty_figures_are_left_out_not_zero() -> None:
+    status = sample_status()
+    window = status["rollouts"]["kai-response"]["rolling"]["300"]["systems"]["production"]
+    window["success_rate"] = None
+    window["latency_ms"]["p99"] = None
+    samples = _samples(prometheus_text(status))
+    at = {"rollout": "kai-response", "system": "production", "window": "300"}
+    assert ("phasegate_success_ratio", tuple(sorted(at.items()))) not in samples
+    assert _get(samples, "latency_ms", **at, stat="p95") > 0
+    assert ("phasegate_latency_ms", tuple(sorted({**at, "stat": "p99"}.items()))) not in samples
+
+
+def test_label_values_are_escaped() -> None:
+    status = sample_status(rollout='odd "name"\\with\nnewline')
+    samples = _samples(prometheus_text(status))
+    labels = {"rollout": 'odd "name"\\with\nnewline', "system": "pipeline", "window": "900"}
+    assert _get(samples, "window_events", **labels) == 400
+
+
+def test_a_worker_without_rollouts_still_answers() -> None:
+    text = prometheus_text({"counters": {"results": 0}, "assignment": [], "rollouts": {}})
+    assert _samples(text) == {
+        ("phasegate_worker_results_total", ()): 0.0,
+        ("phasegate_worker_assigned_partitions", ()): 0.0,
+    }
+    assert prometheus_text({}).startswith("# HELP phasegate_worker_assigned_partitions")
