@@ -10,20 +10,22 @@ from pydantic import BaseModel
 
 from schemas import DeadLetter
 from sinks import ddl, rows
+from sinks.ledger import Entry
 
 Clock = Callable[[], float]
 
 
 @dataclass
 class Batch:
-    """Decoded events by table, dead letters, and the next offset of every partition read.
+    """Decoded events by table (with their partition and offset), dead letters, and the
+    next offset of every partition read.
 
     The offsets may be committed once every table's rows are stored and the dead letters
     sent; until then the batch is kept (and the consumer paused) so nothing is lost.
     """
 
     clock: Clock = time.monotonic
-    events: dict[str, list[BaseModel]] = field(default_factory=dict)
+    events: dict[str, list[Entry]] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
     offsets: dict[object, int] = field(default_factory=dict)
     started: float | None = None
@@ -37,7 +39,9 @@ class Batch:
             self.started = self.clock()
 
     def add(self, partition: object, offset: int, event: BaseModel) -> None:
-        self.events.setdefault(rows.TABLE_OF[type(event)].name, []).append(event)
+        self.events.setdefault(rows.TABLE_OF[type(event)].name, []).append(
+            (partition, offset, event)
+        )
         self._mark(partition, offset)
 
     def add_dead(self, partition: object, offset: int, letter: DeadLetter) -> None:
@@ -50,10 +54,10 @@ class Batch:
             return False
         return len(self) >= max_rows or self.clock() - (self.started or 0.0) >= max_seconds
 
-    def tables(self) -> list[tuple[ddl.Table, rows.Columns]]:
-        """Each table with pending rows, as columns."""
+    def tables(self) -> list[tuple[ddl.Table, list[Entry]]]:
+        """Each table with pending rows."""
         by_name = {t.name: t for t in ddl.EVENT_TABLES}
-        return [(by_name[n], rows.columns(ev, by_name[n])) for n, ev in self.events.items()]
+        return [(by_name[name], entries) for name, entries in self.events.items()]
 
     def stored(self, table: ddl.Table) -> None:
         """``table``'s rows are in the store: a retry needs not insert them again."""
@@ -64,6 +68,14 @@ class Batch:
         self.dead.clear()
         self.offsets.clear()
         self.started = None
+
+
+def entry_columns(table: ddl.Table, entries: list[Entry]) -> rows.Columns:
+    """The table's columns for ``entries``, with the ledger columns (partition, offset)."""
+    columns = rows.columns([event for _, _, event in entries], table)  # type: ignore[misc]
+    columns["kafka_partition"] = [getattr(p, "partition", p) for p, _, _ in entries]
+    columns["kafka_offset"] = [offset for _, offset, _ in entries]
+    return columns
 
 
 @dataclass

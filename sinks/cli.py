@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -31,6 +33,17 @@ def _open(settings: Settings) -> Store:
     return store
 
 
+FAULT_VARIABLE = "PHASEGATE_SINK_FAULT"
+
+
+def _fault() -> Callable[[], None] | None:
+    """``PHASEGATE_SINK_FAULT=kill-after-insert``: die by SIGKILL after the first insert,
+    before its commit (the crash the ledger is for; used by the tests)."""
+    if os.environ.get(FAULT_VARIABLE) == "kill-after-insert":
+        return lambda: os.kill(os.getpid(), signal.SIGKILL)
+    return None
+
+
 def sink() -> None:
     """Consume results, feedback, alerts and rollout events into ClickHouse until Ctrl-C."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
@@ -40,7 +53,7 @@ def sink() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with _open(settings) as store:
-        runner = Sink(settings, store)
+        runner = Sink(settings, store, after_insert=_fault())
         console.print(f"sink: {settings.bootstrap_servers} -> {settings.database} (Ctrl-C stops)")
         try:
             runner.run(stop)
@@ -49,7 +62,8 @@ def sink() -> None:
             raise typer.Exit(1) from None
         c = runner.counters
         console.print(
-            f"sink: stopped; {c.messages} messages, rows {c.rows}, {c.dead_letters} to the DLQ"
+            f"sink: stopped; {c.messages} messages, rows {c.rows}, {c.dead_letters} to the DLQ, "
+            f"{c.duplicates} already stored (skipped)"
         )
 
 

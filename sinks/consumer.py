@@ -1,16 +1,17 @@
 """The sink: results, feedback, alerts and rollout topics -> ClickHouse, at least once.
 
-Offsets are committed only after the rows they cover are stored (duplicates from a
-redelivery collapse under ``FINAL``). Undecodable messages go to the DLQ topic with the
-reason. While the store is down the sink pauses fetching, holds one bounded batch and
-retries with backoff, logging once per interval.
+Offsets are committed only after the rows they cover are stored; a redelivered event is
+not inserted again (``sinks.ledger``), and ``FINAL`` collapses any that slips by.
+Undecodable messages go to the DLQ topic with the reason. While the store is down the
+sink pauses fetching, holds one bounded batch and retries with backoff, logging once per
+interval.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -22,12 +23,14 @@ from pydantic import BaseModel
 from schemas import DeadLetter, DecodeError, decode, encode
 from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.settings import Settings
-from sinks.batch import Backoff, Batch, Throttle
+from sinks import ledger, rows
+from sinks.batch import Backoff, Batch, Throttle, entry_columns
 from sinks.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
-GROUP = "phasegate-sink"
+GROUP = "sink"
+"""The consumer group, after the topic prefix (``phasegate.sink``): one group per prefix."""
 COMPONENT = "sink"
 
 
@@ -51,6 +54,7 @@ class SinkCounters:
     messages: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     dead_letters: int = 0
+    duplicates: int = 0
     batches: int = 0
     store_failures: int = 0
     commit_failures: int = 0
@@ -64,7 +68,7 @@ class _Rebalance(ConsumerRebalanceListener):
         self.sink._on_revoked()
 
     def on_partitions_assigned(self, assigned: object) -> None:
-        self.sink._on_assigned()
+        self.sink._on_assigned(assigned)
 
 
 class Sink:
@@ -75,22 +79,26 @@ class Sink:
         settings: Settings,
         store: Store,
         *,
-        group_id: str = GROUP,
+        group_id: str | None = None,
         batch_rows: int = 5000,
         batch_seconds: float = 1.0,
         retry_first: float = 0.5,
         retry_most: float = 10.0,
         log_interval: float = 30.0,
+        recent_ids: int = 100_000,
+        after_insert: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.group_id = group_id
+        self.group_id = group_id or settings.topic_prefix + GROUP
+        self.after_insert = after_insert  # a fault-injection point for tests
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
         self.counters = SinkCounters()
         self.batch = Batch()
         self.backoff = Backoff(retry_first, retry_most)
         self.throttle = Throttle(log_interval)
+        self.ledger = ledger.Ledger(recent_ids)
         topics = settings.topics
         self.models: dict[str, type[BaseModel]] = {
             topics.results: Result,
@@ -198,11 +206,18 @@ class Sink:
     def flush(self) -> bool:
         """Store the batch, send its dead letters, commit its offsets; False to retry later."""
         try:
-            for table, columns in self.batch.tables():
-                count = self.store.insert(f"{self.settings.database}.{table.name}", columns)
+            self._load_ledger()
+            for table, entries in self.batch.tables():
+                fresh = self.ledger.select(table, entries)
+                table_name = f"{self.settings.database}.{table.name}"
+                count = self.store.insert(table_name, entry_columns(table, fresh))
+                self.ledger.remember(table, fresh)
                 self.batch.stored(table)
                 self.counters.rows[table.name] = self.counters.rows.get(table.name, 0) + count
+                self.counters.duplicates += len(entries) - len(fresh)
             self._send_dead_letters()
+            if self.after_insert is not None:
+                self.after_insert()
         except (StoreError, KafkaError) as exc:
             self._failed(exc)
             return False
@@ -214,6 +229,17 @@ class Sink:
             self._resume()
         self.backoff.reset()
         return True
+
+    def _load_ledger(self) -> None:
+        """The stored offsets of newly assigned partitions (before their first insert)."""
+        if not self.ledger.unloaded:
+            return
+        tables = {topic: rows.TABLE_OF[model] for topic, model in self.models.items()}
+        for topic, table in tables.items():
+            partitions = [p for p in self.ledger.unloaded if getattr(p, "topic", None) == topic]
+            if partitions:
+                highest = self.store.query(ledger.ledger_sql(self.settings.database, table))
+                self.ledger.load(partitions, {int(p): int(o) for p, o in highest})
 
     def _send_dead_letters(self) -> None:
         if not self.batch.dead:
@@ -236,7 +262,7 @@ class Sink:
         try:
             self._require().commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
-            # The rows are stored; a redelivery of them collapses under FINAL.
+            # The rows are stored; a redelivery of them is skipped by the ledger.
             self.counters.commit_failures += 1
             log.warning("sink: commit failed (%s); those messages may be read again", exc)
 
@@ -273,7 +299,8 @@ class Sink:
         if self.batch.offsets and not self.flush():
             self.batch.clear()
 
-    def _on_assigned(self) -> None:
+    def _on_assigned(self, assigned: object) -> None:
+        self.ledger.assigned(assigned)  # type: ignore[arg-type]
         if self.paused:
             self._pause()
 

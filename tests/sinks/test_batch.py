@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from kafka import TopicPartition
+
 from schemas import DeadLetter, Feedback
-from sinks.batch import Backoff, Batch, Throttle
+from sinks.batch import Backoff, Batch, Throttle, entry_columns
 from tests.sinks.conftest import make_result
 
 
@@ -18,14 +20,17 @@ class Clock:
 def test_batch_groups_by_table_and_tracks_next_offsets() -> None:
     clock = Clock()
     batch = Batch(clock=clock)
-    batch.add("p0", 5, make_result(1))
-    batch.add("p0", 3, make_result(2))
-    batch.add("p1", 0, Feedback(rollout="r", query_id="q", system="s", verdict="correct"))
-    batch.add_dead("p1", 1, DeadLetter(component="t", source_topic="x", reason="r", original=b""))
+    p0, p1 = TopicPartition("r", 0), TopicPartition("f", 1)
+    batch.add(p0, 5, make_result(1))
+    batch.add(p0, 3, make_result(2))
+    batch.add(p1, 0, Feedback(rollout="r", query_id="q", system="s", verdict="correct"))
+    batch.add_dead(p1, 1, DeadLetter(component="t", source_topic="x", reason="r", original=b""))
     assert len(batch) == 4
-    assert batch.offsets == {"p0": 6, "p1": 2}
-    tables = {table.name: cols for table, cols in batch.tables()}
+    assert batch.offsets == {p0: 6, p1: 2}
+    tables = {table.name: entry_columns(table, entries) for table, entries in batch.tables()}
     assert len(tables["results"]["event_id"]) == 2
+    assert tables["results"]["kafka_offset"] == [5, 3]
+    assert tables["results"]["kafka_partition"] == [0, 0]
     assert len(tables["feedback"]["event_id"]) == 1
     results = next(t for t, _ in batch.tables() if t.name == "results")
     batch.stored(results)
