@@ -17,6 +17,7 @@ COPY schemas /tmp/src/schemas
 COPY producers /tmp/src/producers
 COPY streams /tmp/src/streams
 COPY sinks /tmp/src/sinks
+COPY dashboard /tmp/src/dashboard
 RUN pip install /tmp/src && rm -rf /tmp/src
 
 USER phasegate

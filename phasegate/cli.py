@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from dashboard import cli as dashboard_cli
 from phasegate.stack import cli as stack_cli
 from producers import cli as producers_cli
 from schemas import export as schema_export
@@ -21,6 +22,7 @@ app.command("sink")(sinks_cli.sink)
 app.command("report")(sinks_cli.report)
 app.command("simulate")(producers_cli.simulate)
 stack_cli.register(app)
+dashboard_cli.register(app)
 
 console = Console(soft_wrap=True)
 

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
         0.90, ge=0, le=1, description="alert when a window's success rate is below this"
     )
     alert_min_samples: int = Field(100, gt=0, description="events a window needs to alert")
+    dashboard_host: str = Field("127.0.0.1", description="address the dashboard binds")
+    dashboard_port: int = Field(6067, description="the dashboard's web server port")
+    dashboard_token: str | None = Field(
+        None,
+        description="when set, every dashboard API request must carry it (the page can "
+        "change production traffic)",
+    )
 
     @property
     def topics(self) -> Topics:

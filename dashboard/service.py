@@ -1,0 +1,152 @@
+"""The dashboard's data: the worker's status, the rollout log and the alerts, and its one
+write, a weight control action appended to the rollout log.
+
+:class:`Dashboard` composes the pieces (each injectable, so tests can swap one for a
+fake): :func:`~dashboard.worker_client.fetch_status`, a :class:`~dashboard.feeds.RolloutLog`,
+an :class:`~dashboard.feeds.AlertLog` and a :class:`~dashboard.writer.RolloutWriter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dashboard import summary
+from dashboard.control import Ladder, Refused, decide
+from dashboard.feeds import AlertLog, RolloutLog
+from dashboard.worker_client import WorkerUnavailable, fetch_status, status_url
+from dashboard.writer import NotWritten, RolloutWriter
+from schemas.base import now
+from schemas.events import Alert, RolloutEvent
+from schemas.rollout import RolloutState
+from schemas.settings import Settings
+
+HISTORY = 50
+"""Rollout events shown per rollout (newest)."""
+Json = dict[str, Any]
+
+
+def event_json(event: RolloutEvent) -> Json:
+    return event.model_dump(mode="json", by_alias=True)
+
+
+def state_json(state: RolloutState, ladder: Ladder) -> Json:
+    """The rollout's weight and phase, what promote would do, and its recent history."""
+    nxt = ladder.next_phase(state)
+    return {
+        "weight": state.weight,
+        "phase": state.phase,
+        "updated_at": state.updated_at.isoformat() if state.updated_at else None,
+        "next_weight": ladder.next_weight(state.weight),
+        "next_phase": None if nxt is None else {"phase": nxt[0], "weight": nxt[1]},
+        "phase_weights": list(ladder.weights),
+        "history": [event_json(e) for e in state.history[-HISTORY:]],
+        "weights": weight_steps(state),
+    }
+
+
+def weight_steps(state: RolloutState) -> list[Json]:
+    """The weight after each event of the history: the weight-over-time chart."""
+    steps, folded = [], RolloutState(rollout=state.rollout)
+    for event in state.history:
+        folded = folded.apply(event)
+        steps.append({"ts": event.ts.isoformat(), "weight": folded.weight})
+    return steps
+
+
+def alert_json(alert: Alert) -> Json:
+    return alert.model_dump(mode="json", by_alias=True)
+
+
+class Dashboard:
+    """Everything the page shows, and the weight control (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        fetch: Callable[[Settings], Mapping[str, Any]] = fetch_status,
+        rollout_log: RolloutLog | None = None,
+        alert_log: AlertLog | None = None,
+        writer: RolloutWriter | None = None,
+        ladder: Ladder | None = None,
+        refresh_s: float = 5.0,
+    ) -> None:
+        self.settings = settings
+        self.fetch = fetch
+        self.rollout_log = rollout_log or RolloutLog(settings)
+        self.alert_log = alert_log or AlertLog(settings)
+        self._writer = writer
+        self.ladder = ladder or Ladder()
+        self.refresh_s = refresh_s
+
+    def start(self) -> Dashboard:
+        self.rollout_log.follower.start()
+        self.alert_log.follower.start()
+        return self
+
+    def close(self) -> None:
+        self.rollout_log.follower.close()
+        self.alert_log.follower.close()
+        if self._writer is not None:
+            self._writer.close()
+
+    @property
+    def writer(self) -> RolloutWriter:
+        if self._writer is None:  # created on the first action: a read-only page never writes
+            self._writer = RolloutWriter(self.settings)
+        return self._writer
+
+    def status(self) -> tuple[Mapping[str, Any] | None, str | None]:
+        """The worker's /status, or None and why not."""
+        try:
+            return self.fetch(self.settings), None
+        except WorkerUnavailable as exc:
+            return None, str(exc)
+
+    def snapshot(self, span: int | None = None) -> Json:
+        """The page's data: per rollout its figures, state, gates and alerts."""
+        status, error = self.status()
+        views = (status or {}).get("rollouts", {})
+        names = sorted(set(views) | set(self.rollout_log.rollouts()))
+        rollouts = []
+        for name in names:
+            view = views.get(name) or {"rollout": name, "rolling": {}, "systems": {}}
+            rollouts.append(
+                {
+                    **summary.summarize(view, span),
+                    "rollout": name,
+                    "state": state_json(self.rollout_log.state(name), self.ladder),
+                    "alerts": [alert_json(a) for a in self.alert_log.recent(name)[:20]],
+                    "alert_counts": {
+                        kind: n for (r, kind), n in self.alert_log.counts.items() if r == name
+                    },
+                }
+            )
+        followers = (self.rollout_log.follower, self.alert_log.follower)
+        return {
+            "generated_at": now().isoformat(),
+            "refresh_seconds": self.refresh_s,
+            "worker": {
+                "url": status_url(self.settings),
+                "ok": status is not None,
+                "error": error,
+                "counters": (status or {}).get("counters", {}),
+            },
+            "logs": {
+                "ready": all(f.caught_up.is_set() for f in followers),
+                "errors": [f.error for f in followers if f.error],
+            },
+            "rollouts": rollouts,
+        }
+
+    def act(self, rollout: str, action: str, body: Mapping[str, Any]) -> RolloutEvent:
+        """Append the event for ``action``; :class:`Refused` or :class:`NotWritten` if not."""
+        if not self.rollout_log.follower.caught_up.is_set():
+            raise NotWritten("the rollout log has not been read yet; try again in a moment")
+        event = decide(action, body, self.rollout_log.state(rollout), self.ladder)
+        self.writer.append(event)  # the state follows when the follower reads it back
+        return event
+
+
+__all__ = ["Dashboard", "NotWritten", "Refused"]

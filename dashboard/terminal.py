@@ -1,0 +1,184 @@
+"""``phasegate watch``: the dashboard's figures in the terminal, from the worker's /status.
+
+:func:`render` is pure (a status dict -> a rich renderable); :func:`watch` polls the
+worker and redraws with ``rich.live.Live``. When the worker does not answer, the screen
+says so and keeps retrying.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from dashboard import summary
+from dashboard.worker_client import WorkerUnavailable, fetch_status
+from schemas.settings import Settings
+
+DASH = "-"
+
+
+def pct(v: float | None) -> str:
+    return DASH if v is None else f"{v * 100:.1f}%"
+
+
+def ms(v: float | None) -> str:
+    return DASH if v is None else f"{v:.0f} ms"
+
+
+def counts(d: Mapping[str, int] | None) -> str:
+    items = sorted((d or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{k} {n}" for k, n in items) or "none"
+
+
+def fixed3(v: float | None) -> str:
+    return DASH if v is None else f"{v:.3f}"
+
+
+def _value(e: Mapping[str, float] | None) -> float | None:
+    return None if e is None else e["value"]
+
+
+ROWS: tuple[tuple[str, Callable[[Mapping[str, Any]], str]], ...] = (
+    ("queries", lambda s: f"{s['count']:,}"),
+    ("success rate", lambda s: pct(_value(s["success_rate"]))),
+    (
+        "success 95% interval",
+        lambda s: (
+            DASH
+            if s["success_rate"] is None
+            else f"{pct(s['success_rate']['low'])} - {pct(s['success_rate']['high'])}"
+        ),
+    ),
+    (
+        "mean confidence",
+        lambda s: DASH if s["confidence"] is None else f"{_value(s['confidence']):.3f}",
+    ),
+    ("P50 response time", lambda s: ms(s["latency_ms"]["p50"])),
+    ("P95 response time", lambda s: ms(s["latency_ms"]["p95"])),
+    ("P99 response time", lambda s: ms(s["latency_ms"]["p99"])),
+    ("mean response time", lambda s: ms(s["latency_ms"]["mean"])),
+    ("errors by type", lambda s: counts(s["errors"])),
+    ("critical errors", lambda s: str(s["critical_errors"])),
+    ("fallback rate", lambda s: pct(s["fallback_rate"])),
+    ("feedback", lambda s: counts(s["feedback"])),
+    ("positive feedback", lambda s: pct(_value(s["feedback_positive_rate"]))),
+)
+
+
+def systems_table(data: Mapping[str, Any]) -> Table:
+    table = Table(title=f"{data['rollout']}: last {data['span'] // 60} min", title_justify="left")
+    table.add_column("")
+    for s in data["systems"]:
+        table.add_column(f"{s['system']} ({s['role']})", justify="right")
+    for label, fmt in ROWS:
+        table.add_row(label, *(fmt(s) for s in data["systems"]))
+    return table
+
+
+def gates_table(gates: Any) -> Table | None:
+    """The gate verdicts, when the worker's status carries them."""
+    if not isinstance(gates, list) or not gates:
+        return None
+    table = Table(title="gates", title_justify="left")
+    for col in ("gate", "verdict", "observed", "threshold", "samples"):
+        table.add_column(col, justify="left" if col in ("gate", "verdict") else "right")
+    style = {"pass": "green", "fail": "red"}
+    for g in gates:
+        verdict = str(g.get("verdict", DASH))
+        table.add_row(
+            str(g.get("label") or g.get("name") or g.get("metric") or "gate"),
+            Text(verdict, style=style.get(verdict, "yellow")),
+            *(
+                f"{g[k]:.4g}" if isinstance(g.get(k), float) else str(g.get(k, DASH))
+                for k in ("observed", "threshold", "samples")
+            ),
+        )
+    return table
+
+
+def rules_table(rules: list[Mapping[str, Any]], top: int = 10) -> Table:
+    table = Table(title="rules by use", title_justify="left")
+    for col in ("rule", "system", "uses", "success rate"):
+        table.add_column(col, justify="right" if col in ("uses", "success rate") else "left")
+    for r in rules[:top]:
+        table.add_row(r["rule"], r["system"], f"{r['uses']:,}", pct(r["success_rate"]))
+    return table
+
+
+def render_rollout(view: Mapping[str, Any], span: int | None = None) -> RenderableType:
+    """One rollout of /status: systems, winner, gates, rules."""
+    data = summary.summarize(view, span)
+    if data["span"] is None:
+        return Text(f"{data['rollout']}: no events yet")
+    w = data["winner"]
+    parts: list[RenderableType] = [
+        systems_table(data),
+        Text(f"winner so far: {w['message']}", style="bold green" if w["decided"] else "yellow"),
+    ]
+    if (gates := gates_table(data["gates"])) is not None:
+        parts.append(gates)
+    parts.append(rules_table(data["rules"]))
+    return Group(*parts)
+
+
+def render(
+    status: Mapping[str, Any], rollout: str | None = None, span: int | None = None
+) -> RenderableType:
+    """The whole screen for one /status snapshot (one rollout, or all of them)."""
+    views = status.get("rollouts") or {}
+    shown = [rollout] if rollout else sorted(views)
+    counters = status.get("counters") or {}
+    footer = Text("worker: " + ", ".join(f"{k} {v:,}" for k, v in counters.items()), style="dim")
+    if not views or (rollout and rollout not in views):
+        what = f"rollout {rollout!r}" if rollout else "any rollout"
+        return Group(Text(f"The worker has seen no events of {what} yet."), footer)
+    return Group(*(render_rollout(views[name], span) for name in shown if name in views), footer)
+
+
+def unavailable(message: str) -> RenderableType:
+    return Text(message, style="red")
+
+
+def screen(
+    settings: Settings, rollout: str | None, span: int | None
+) -> tuple[RenderableType, bool]:
+    """The screen now, and whether the worker answered."""
+    try:
+        return render(fetch_status(settings), rollout, span), True
+    except WorkerUnavailable as exc:
+        return unavailable(str(exc)), False
+
+
+def watch(
+    settings: Settings,
+    *,
+    rollout: str | None = None,
+    span: int | None = None,
+    interval: float = 5.0,
+    once: bool = False,
+    console: Console | None = None,
+) -> bool:
+    """Redraw every ``interval`` seconds until Ctrl-C (``once``: print one screen).
+
+    Returns whether the worker answered the last time it was asked.
+    """
+    console = console or Console()
+    shown, ok = screen(settings, rollout, span)
+    if once:
+        console.print(shown)
+        return ok
+    with Live(shown, console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                shown, ok = screen(settings, rollout, span)
+                live.update(shown, refresh=True)
+        except KeyboardInterrupt:
+            pass
+    return ok

@@ -1,0 +1,188 @@
+"""The dashboard over HTTP: page and assets, the JSON API, the token and the weight control.
+
+A real broker carries the rollout log and the alerts; the worker's /status is the sample
+status (``fetch`` injected), or a port where nothing answers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dashboard.server import ASSETS, make_server, serve_in_thread
+from dashboard.service import Dashboard
+from dashboard.writer import RolloutWriter
+from phasegate.stack import free_port
+from schemas.events import RolloutEvent
+from schemas.settings import Settings
+from tests.streams.status_sample import sample_status
+
+TOKEN = "s3cret-token"
+
+
+def request(
+    url: str, body: Any = None, headers: dict[str, str] | None = None, method: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    data = (
+        None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
+    hdrs = {"Content-Type": "application/json"} if body is not None else {}
+    req = urllib.request.Request(url, data=data, headers={**hdrs, **(headers or {})}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+class Running:
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        self.board = Dashboard(settings, **kwargs).start()
+        self.server = make_server(self.board, "127.0.0.1", 0)
+        serve_in_thread(self.server)
+        self.url = self.server.url.rstrip("/")
+        assert self.board.rollout_log.follower.caught_up.wait(15)
+
+    def json(self, path: str, **kwargs: Any) -> tuple[int, Any]:
+        code, _, body = request(self.url + path, **kwargs)
+        return code, json.loads(body)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.board.close()
+
+
+@pytest.fixture
+def board(kafka_settings: Settings) -> Iterator[Running]:
+    writer = RolloutWriter(kafka_settings)
+    writer.append(RolloutEvent(rollout="kai-response", type="weight_set", weight=50, actor="t"))
+    running = Running(kafka_settings, fetch=lambda s: sample_status(), writer=writer)
+    yield running
+    running.close()
+
+
+def wait_weight(board: Running, weight: int) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if board.board.rollout_log.state("kai-response").weight == weight:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_page_and_assets_are_local(board: Running) -> None:
+    code, headers, page = request(board.url + "/")
+    assert b"/static/app.js" in page
+    assert code == 200 and headers["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    for name in ASSETS:
+        code, headers, body = request(f"{board.url}/static/{name}")
+        assert code == 200 and headers["Content-Type"] == ASSETS[name]
+        urls = set(re.findall(rb"https?://[^\s\"'`)]+", body))
+        assert urls <= {b"http://www.w3.org/2000/svg"}, f"{name} loads from elsewhere: {urls}"
+    assert request(board.url + "/static/../server.py")[0] == 404
+    assert request(board.url + "/nope")[0] == 404
+
+
+def test_summary_has_figures_state_and_winner(board: Running) -> None:
+    assert wait_weight(board, 50)
+    code, data = board.json("/api/summary?span=900")
+    assert code == 200
+    assert data["worker"]["ok"] and data["worker"]["counters"]["results"] == 800
+    (r,) = data["rollouts"]
+    assert r["span"] == 900 and r["spans"] == [300, 900]
+    assert [s["system"] for s in r["systems"]] == ["pipeline", "production"]
+    assert r["systems"][1]["count"] == 400
+    assert r["winner"]["decided"] and r["winner"]["system"] == "pipeline"
+    assert r["state"]["weight"] == 50 and r["state"]["next_weight"] == 75
+    assert r["state"]["weights"][-1]["weight"] == 50
+    assert r["rules"][0]["uses"] == 400
+    assert len(r["series"]["production"]) == 10
+
+
+def test_weight_control(board: Running) -> None:
+    assert wait_weight(board, 50)
+    path = "/api/rollouts/kai-response/set_weight"
+    code, data = board.json(path, body={"weight": 100})
+    assert code == 422 and data["error"].endswith("from 50% the next step is 75%, not 100%")
+    code, data = board.json(path, body={"weight": 150})
+    assert code == 422 and "from 0 to 100" in data["error"]
+    code, data = board.json(path, body={"weight": 0})
+    assert code == 422 and "needs confirmation" in data["error"]
+    code, data = board.json(path, body={"weight": 75, "actor": "ana", "reason": "phase 1 ok"})
+    assert code == 200, data
+    assert data["event"]["weight"] == 75 and data["event"]["actor"] == "ana"
+    assert wait_weight(board, 75)
+    code, data = board.json("/api/rollouts/kai-response/rollback", body={"confirm": True})
+    assert code == 200 and data["event"]["type"] == "rollback"
+    assert wait_weight(board, 0)
+    history = board.board.rollout_log.state("kai-response").history
+    assert [(e.type, e.weight) for e in history] == [
+        ("weight_set", 50),
+        ("weight_set", 75),
+        ("rollback", 0),
+    ]
+
+
+def test_bad_requests(board: Running) -> None:
+    url = board.url + "/api/rollouts/kai-response/set_weight"
+    code, _, body = request(
+        url, b"weight=75", {"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert code == 415 and b"application/json" in body
+    code, _, body = request(url, b"[1, 2]")
+    assert code == 400 and b"JSON object" in body
+    code, _, body = request(url, b"{not json")
+    assert code == 400
+    code, _, body = request(url, {"weight": 75}, {"Origin": "http://evil.example"})
+    assert code == 403 and b"evil.example" in body
+    code, _, _ = request(board.url + "/api/elsewhere", {"weight": 75})
+    assert code == 404
+    code, _, body = request(board.url + "/api/rollouts/kai-response/jump", {})
+    assert code == 422 and b"unknown action" in body
+    assert board.board.rollout_log.state("kai-response").weight == 50
+
+
+def test_token(kafka_settings: Settings) -> None:
+    settings = kafka_settings.model_copy(update={"dashboard_token": TOKEN})
+    board = Running(settings, fetch=lambda s: sample_status())
+    try:
+        assert request(board.url + "/")[0] == 200, "the page itself holds no data"
+        code, data = board.json("/api/summary")
+        assert code == 401 and "token" in data["error"]
+        code, _ = board.json("/api/summary", headers={"X-Phasegate-Token": "wrong"})
+        assert code == 401
+        code, data = board.json("/api/summary", headers={"X-Phasegate-Token": TOKEN})
+        assert code == 200 and data["rollouts"]
+        path = "/api/rollouts/kai-response/set_weight"
+        code, _ = board.json(path, body={"weight": 50})
+        assert code == 401
+        code, data = board.json(path, body={"weight": 50}, headers={"X-Phasegate-Token": TOKEN})
+        assert code == 200 and data["event"]["weight"] == 50
+    finally:
+        board.close()
+
+
+def test_worker_not_answering(kafka_settings: Settings) -> None:
+    settings = kafka_settings.model_copy(update={"worker_port": free_port()})
+    board = Running(settings)
+    try:
+        code, data = board.json("/api/summary")
+        assert code == 200 and not data["worker"]["ok"]
+        assert (
+            f"no stream worker answers at http://127.0.0.1:{settings.worker_port}/status"
+            in (data["worker"]["error"])
+        )
+        assert data["rollouts"] == []
+        code, data = board.json("/api/status")
+        assert code == 502 and "phasegate worker" in data["error"]
+    finally:
+        board.close()
