@@ -39,6 +39,7 @@ class WindowStatsState(ContractModel):
     feedback: dict[str, Count] = {}
     rules: dict[str, RuleState] = {}
     late: Count = 0
+    weights: dict[int, Count] = {}  # events by the weight they were routed with
 
 
 class Partial(ContractModel):

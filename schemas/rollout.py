@@ -73,3 +73,19 @@ def fold_all(events: Iterable[RolloutEvent]) -> dict[str, RolloutState]:
         state = states.get(event.rollout) or RolloutState(rollout=event.rollout)
         states[event.rollout] = state.apply(event)
     return states
+
+
+def phase_periods(state: RolloutState) -> list[tuple[int, datetime, datetime | None]]:
+    """When each phase ran, as (phase, start, end); the current one has end None.
+
+    A period starts at the first event that sets a phase other than the running one.
+    """
+    periods: list[tuple[int, datetime, datetime | None]] = []
+    for event in state.history:
+        if event.phase is None or (periods and periods[-1][0] == event.phase):
+            continue
+        if periods:
+            phase, start, _ = periods[-1]
+            periods[-1] = (phase, start, event.ts)
+        periods.append((event.phase, event.ts, None))
+    return periods

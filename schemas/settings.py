@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         300, ge=0, description="events stamped further ahead than this go to the DLQ"
     )
     flush_seconds: float = Field(1.0, gt=0, description="how often stage 1 sends partials")
+    plan: Path | None = Field(
+        None, description="the rollout plan file (TOML, YAML or JSON); unset: the default plan"
+    )
     retention_seconds: int = Field(3600, gt=0, description="how long stage 2 keeps windows")
     alert_success_below: float = Field(
         0.90, ge=0, le=1, description="alert when a window's success rate is below this"

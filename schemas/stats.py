@@ -104,3 +104,17 @@ def two_means(
     se = math.sqrt(var_a / n_a + var_b / n_b)
     diff = m_a - m_b
     return Comparison(diff, se, diff / se if se > 0 else 0.0, z)
+
+
+def split_p_value(candidate: float, total: float, share: float) -> float | None:
+    """Chi-square (1 dof) p-value of ``candidate`` of ``total`` against an expected ``share``.
+
+    The sample ratio mismatch test; None when it cannot be computed (no events, or a
+    share of 0 or 1, where any event on the other side is a mismatch by definition).
+    """
+    if total <= 0 or not 0 < share < 1:
+        return None
+    expected_c, expected_b = total * share, total * (1 - share)
+    chi2 = (candidate - expected_c) ** 2 / expected_c
+    chi2 += (total - candidate - expected_b) ** 2 / expected_b
+    return math.erfc(math.sqrt(chi2 / 2))

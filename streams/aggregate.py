@@ -33,6 +33,7 @@ class WindowStats:
         "rule_successes",
         "rule_uses",
         "successes",
+        "weights",
     )
 
     def __init__(self) -> None:
@@ -49,6 +50,7 @@ class WindowStats:
         self.rule_uses: Counter[str] = Counter()
         self.rule_successes: Counter[str] = Counter()
         self.late = 0
+        self.weights: Counter[int] = Counter()
 
     # -- updates ---------------------------------------------------------------------
     def update(self, result: Result) -> None:
@@ -64,6 +66,7 @@ class WindowStats:
             self.errors[result.error.type] += 1
             self.critical += result.error.critical
         self.fallbacks += result.fallback
+        self.weights[result.weight] += 1
         for rule in result.rules:
             self.rule_uses[rule] += 1
             self.rule_successes[rule] += ok
@@ -86,6 +89,7 @@ class WindowStats:
         self.rule_uses.update(other.rule_uses)
         self.rule_successes.update(other.rule_successes)
         self.late += other.late
+        self.weights.update(other.weights)
         return self
 
     @classmethod
@@ -144,6 +148,7 @@ class WindowStats:
                 for r, u in self.rule_uses.items()
             },
             late=self.late,
+            weights=dict(self.weights),
         )
 
     @classmethod
@@ -163,4 +168,5 @@ class WindowStats:
         stats.rule_uses = Counter({r: s.uses for r, s in state.rules.items()})
         stats.rule_successes = Counter({r: s.successes for r, s in state.rules.items()})
         stats.late = state.late
+        stats.weights = Counter(state.weights)
         return stats

@@ -18,15 +18,17 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from producers.router import Router
 from schemas.codec import DecodeError, decode, encode
-from schemas.events import Feedback, Result
+from schemas.events import Alert, Feedback, Result
 from schemas.internal import DeadLetter, Partial
+from schemas.plan import load_plan
+from schemas.rollout import RolloutState
 from schemas.settings import Settings
-from streams.alerting import SuccessRateAlerts
 from streams.clock import Clock, wall_clock
 from streams.metrics import CONTENT_TYPE, prometheus_text
 from streams.stage1 import Stage1
-from streams.stage2 import Stage2
+from streams.stage2 import Stage2, control_json
 from streams.status import view_json
 
 log = logging.getLogger("phasegate.streams")
@@ -55,14 +57,24 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
     app = faust.App(f"{topics.prefix}worker", **options)
 
     stage1 = Stage1(settings.window_seconds, settings.lateness_seconds, settings.max_future_seconds)
-    stage2 = Stage2(
-        settings.window_seconds,
-        settings.retention_seconds,
-        SuccessRateAlerts(
-            settings.alert_success_below, settings.alert_min_samples, settings.window_seconds
-        ),
-    )
-    counters = {"results": 0, "feedback": 0, "dead_letters": 0, "partials": 0, "alerts": 0}
+    plan = load_plan(settings.plan)
+    routers: dict[str, Router] = {}  # followers of the rollout log, one per rollout seen
+
+    def state_of(rollout: str) -> RolloutState | None:
+        router = routers.get(rollout)
+        if router is None:
+            router = routers[rollout] = Router(settings, rollout)
+        return router.state if router.wait_ready(0) else None
+
+    stage2 = Stage2(settings.window_seconds, settings.retention_seconds, plan, state_of=state_of)
+    counters = {
+        "results": 0,
+        "feedback": 0,
+        "dead_letters": 0,
+        "partials": 0,
+        "alerts": 0,
+        "rollbacks": 0,
+    }
     app.phasegate = {"stage1": stage1, "stage2": stage2, "counters": counters}  # type: ignore[attr-defined]
 
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -71,6 +83,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
     # start (partials are replay-safe), which rebuilds every view it owned.
     partials_topic = app.topic(topics.partials, acks=False, **raw)
     alerts_topic = app.topic(topics.alerts, **raw)
+    rollout_topic = app.topic(topics.rollout, **raw)
     dlq_topic = app.topic(topics.dlq, **raw)
     models = {topics.results: Result, topics.feedback: Feedback}
 
@@ -137,19 +150,32 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
             except DecodeError as exc:
                 await dead_letter(event.message, exc.reason)
                 continue
-            for alert in stage2.apply(partial):
-                counters["alerts"] += 1
-                log.warning(
-                    "alert %s %s/%s %s=%.3f < %.3f over %d events",
-                    alert.kind,
-                    alert.rollout,
-                    alert.system,
-                    alert.metric,
-                    alert.observed,
-                    alert.threshold,
-                    alert.samples,
-                )
-                await alerts_topic.send(key=alert.rollout.encode(), value=encode(alert))
+            for out in stage2.apply(partial):
+                if isinstance(out, Alert):
+                    counters["alerts"] += 1
+                    log.warning(
+                        "alert %s %s/%s %s=%.4g (limit %.4g) over %d events",
+                        out.kind,
+                        out.rollout,
+                        out.system,
+                        out.metric,
+                        out.observed,
+                        out.threshold,
+                        out.samples,
+                    )
+                    await alerts_topic.send(key=out.rollout.encode(), value=encode(out))
+                else:
+                    counters["rollbacks"] += 1
+                    log.warning("rollout %s: %s to weight %s", out.rollout, out.type, out.weight)
+                    await rollout_topic.send(key=out.rollout.encode(), value=encode(out))
+
+    @app.timer(interval=5.0, name="advance")
+    async def advance() -> None:
+        for rollout in list(stage2.views):
+            event = stage2.advance(rollout)
+            if event is not None:
+                log.warning("rollout %s: auto-advance to phase %s", rollout, event.phase)
+                await rollout_topic.send(key=rollout.encode(), value=encode(event))
 
     @app.timer(interval=30.0, name="expire")
     async def expire() -> None:
@@ -164,6 +190,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
             "counters": counters,
             "assignment": [f"{tp.topic}:{tp.partition}" for tp in assigned],
             "rollouts": {r: view_json(v, *roles) for r, v in sorted(stage2.views.items())},
+            "control": {r: control_json(stage2, r) for r in sorted(stage2.views)},
         }
 
     @app.page("/status")

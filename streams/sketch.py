@@ -31,10 +31,25 @@ class LatencySketch:
         """The ``q`` quantile (0..1), or None when empty."""
         return self._sketch.get_quantile_value(q) if self._sketch.count else None
 
+    def _bins(self) -> list[tuple[int, float]]:
+        store = self._sketch._store
+        return [(i + store.offset, c) for i, c in enumerate(store.bins) if c]
+
+    def count_above(self, limit: float) -> float:
+        """How many values exceed ``limit`` (to the sketch's 1% relative accuracy)."""
+        if limit < 0:
+            return self.count
+        key = self._sketch._mapping.key(limit) if limit > 0 else None
+        return sum(c for k, c in self._bins() if key is None or k > key)
+
+    def sum_of_squares(self) -> float:
+        """Sum of the squared values, each taken at its bucket's value (about 2% error)."""
+        value = self._sketch._mapping.value
+        return sum(c * value(k) ** 2 for k, c in self._bins())
+
     def to_state(self) -> SketchState:
         # Latencies are >= 0: the negative store stays empty.
-        store = self._sketch._store
-        bins = {i + store.offset: c for i, c in enumerate(store.bins) if c}
+        bins = dict(self._bins())
         return SketchState(
             relative_accuracy=self._sketch._relative_accuracy,
             zero_count=self._sketch._zero_count,

@@ -1,12 +1,18 @@
-"""Stage 2 state: merged views per rollout and the alerts they raise."""
+"""Stage 2 state: merged views per rollout, the rollout log's states, and their triggers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+from uuid import NAMESPACE_URL, uuid5
 
-from schemas.events import Alert
+from schemas.events import RolloutEvent
 from schemas.internal import Partial
-from streams.alerting import SuccessRateAlerts
+from schemas.plan import Plan
+from schemas.rollout import RolloutState
+from streams.gates import GateReport, evaluate
+from streams.triggers import WORKER, Output, RolloutMonitor
 from streams.windows import RolloutView
 
 
@@ -14,20 +20,66 @@ from streams.windows import RolloutView
 class Stage2:
     window_seconds: int
     retention: int
-    alerts: SuccessRateAlerts
+    plan: Plan
     views: dict[str, RolloutView] = field(default_factory=dict)
+    monitors: dict[str, RolloutMonitor] = field(default_factory=dict)
+    # the rollout log's fold of a rollout (None: not known yet)
+    state_of: Callable[[str], RolloutState | None] = lambda rollout: None
 
-    def apply(self, partial: Partial) -> list[Alert]:
-        """Merge a partial; return the alerts the changed window raises now."""
-        view = self.views.get(partial.rollout)
+    def apply(self, partial: Partial) -> list[Output]:
+        """Merge a partial; return the alerts and rollout events the changed window raises."""
+        rollout = partial.rollout
+        view = self.views.get(rollout)
         if view is None:
-            view = self.views[partial.rollout] = RolloutView(partial.rollout, self.window_seconds)
+            view = self.views[rollout] = RolloutView(rollout, self.window_seconds)
+            self.monitors[rollout] = RolloutMonitor(rollout, self.plan, self.window_seconds)
         system, start = view.apply(partial)
-        alert = self.alerts.check(partial.rollout, system, start, view.window(system, start))
-        return [alert] if alert else []
+        return self.monitors[rollout].observe(view, system, start, self.state_of(rollout))
+
+    def gates(self, rollout: str) -> GateReport | None:
+        """The current phase's gate verdicts for ``rollout`` (None if it is not running)."""
+        view, state = self.views.get(rollout), self.state_of(rollout)
+        return evaluate(self.plan, view, state) if view and state else None
+
+    def advance(self, rollout: str) -> RolloutEvent | None:
+        """With ``auto_advance``: the next phase's start once every gate passes."""
+        report, state = self.gates(rollout), self.state_of(rollout)
+        nxt = self.plan.phase(report.phase + 1) if report else None
+        if not self.plan.auto_advance or state is None or nxt is None or report is None:
+            return None
+        if report.outcome != "pass":
+            return None
+        key = f"phasegate:{rollout}:advance:{report.phase + 1}:{state.updated_at}"
+        return RolloutEvent(
+            event_id=uuid5(NAMESPACE_URL, key),
+            rollout=rollout,
+            type="phase_started",
+            weight=nxt.weight,
+            phase=report.phase + 1,
+            reason=f"auto-advance: every gate of phase {report.phase} passed",
+            actor=WORKER,
+        )
 
     def expire(self, now: float) -> None:
         before = int(now) - self.retention
         for view in self.views.values():
             view.expire(before)
-        self.alerts.forget(before)
+        for monitor in self.monitors.values():
+            monitor.forget(before)
+
+
+def control_json(stage2: Stage2, rollout: str) -> dict[str, Any]:
+    """Phase, weight, gate verdicts and open incidents of ``rollout``, for /status."""
+    state = stage2.state_of(rollout)
+    report = stage2.gates(rollout)
+    monitor = stage2.monitors.get(rollout)
+    return {
+        "phase": None if state is None else state.phase,
+        "weight": None if state is None else state.weight,
+        "gates": None if report is None else report.to_json(),
+        "incidents": sorted(monitor.incidents) if monitor else [],
+        "evidence": {
+            name: {"score": c.score, "threshold": c.threshold, "run": c.run_n}
+            for name, c in (monitor.cusums.items() if monitor else ())
+        },
+    }

@@ -1,0 +1,293 @@
+"""The rollout plan as data: phases, their gates, rollback triggers, roles, announcements.
+
+A plan is a TOML, YAML or JSON file validated by :class:`Plan`; :func:`load_plan` reads
+one (``None``: the packaged default, ``schemas/plans/default.toml``, which is the seed's
+four phases and rollback rules). Every part (stream worker, CLI, reports) reads the same
+model, so another rollout changes phases, metrics and thresholds without code changes.
+
+Phases are numbered from 1 in file order; phase 0 means "not running" (weight 0).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_PLAN = "default.toml"
+
+RATE_METRICS = ("success_rate", "feedback_positive_rate", "complaint_rate", "fallback_rate")
+MEAN_METRICS = ("mean_latency_ms", "mean_confidence")
+QUANTILE_METRICS = ("p50_latency_ms", "p90_latency_ms", "p95_latency_ms", "p99_latency_ms")
+GateMetric = Literal[
+    "success_rate",
+    "feedback_positive_rate",
+    "complaint_rate",
+    "fallback_rate",
+    "mean_latency_ms",
+    "mean_confidence",
+    "p50_latency_ms",
+    "p90_latency_ms",
+    "p95_latency_ms",
+    "p99_latency_ms",
+    "critical_errors",
+]
+TriggerMetric = Literal[
+    "success_rate",
+    "critical_errors",
+    "p50_latency_ms",
+    "p90_latency_ms",
+    "p95_latency_ms",
+    "p99_latency_ms",
+]
+LOWER_IS_BETTER = frozenset(
+    {"complaint_rate", "fallback_rate", "mean_latency_ms", "critical_errors", *QUANTILE_METRICS}
+)
+FEEDBACK_METRICS = frozenset({"feedback_positive_rate", "complaint_rate"})
+
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Texts = dict[str, str]  # language -> text
+
+
+def quantile_of(metric: str) -> float:
+    """0.95 for ``p95_latency_ms``."""
+    match = re.fullmatch(r"p(\d+)_latency_ms", metric)
+    if match is None:
+        raise ValueError(f"{metric} is not a latency quantile")
+    return int(match.group(1)) / 100
+
+
+class PlanModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Criterion(PlanModel):
+    """One condition to advance: ``min`` / ``max`` bound, or a comparison (``compare``).
+
+    ``compare = "baseline"``: the candidate against the baseline on the same window;
+    ``"previous_phase"``: the candidate now against the candidate in the phase before.
+    Both may be worse by ``margin`` at most (in the metric's unit).
+    """
+
+    metric: GateMetric
+    min: float | None = None
+    max: float | None = None
+    compare: Literal["baseline", "previous_phase"] | None = None
+    margin: Annotated[float, Field(ge=0.0)] = 0.0
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Criterion:
+        given = [k for k in ("min", "max", "compare") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of min, max, compare (got {given or 'none'})")
+        if self.compare and self.metric not in (*RATE_METRICS, *MEAN_METRICS):
+            raise ValueError(f"compare works on rates and means, not {self.metric}")
+        if self.metric in RATE_METRICS and not 0 <= (self.min or self.max or 0) <= 1:
+            raise ValueError(f"{self.metric} is a share between 0 and 1")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.compare:
+            what = "the baseline" if self.compare == "baseline" else "the previous phase"
+            margin = f" (margin {self.margin:g})" if self.margin else ""
+            return f"{self.metric} not worse than {what}{margin}"
+        if self.metric == "critical_errors":
+            return "no critical errors" if self.max == 0 else f"critical_errors <= {self.max:g}"
+        return (
+            f"{self.metric} >= {self.min:g}"
+            if self.min is not None
+            else (f"{self.metric} <= {self.max:g}")
+        )
+
+
+class Trigger(PlanModel):
+    """A rollback trigger watched continuously with the sequential rule (``Sequential``).
+
+    ``success_rate``: fires when the success rate is ``below`` the limit; ``acceptable``
+    is the rate that must (almost) never fire (default ``below`` + 0.05).
+    ``pNN_latency_ms``: fires when that quantile is ``above`` the limit, i.e. more than
+    ``1 - NN/100`` of the events are slower; ``bad_share`` is the share of slower events
+    that counts as clearly over (default twice the allowed share).
+    ``critical_errors``: fires on more than ``above`` (default 0) critical errors.
+    """
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    action: Literal["emergency", "partial"]
+    metric: TriggerMetric
+    below: Share | None = None
+    acceptable: Share | None = None
+    above: Annotated[float, Field(ge=0.0)] | None = None
+    bad_share: Share | None = None
+    min_samples: Annotated[int, Field(ge=1)] = 100
+
+    @model_validator(mode="after")
+    def _complete(self) -> Trigger:
+        if self.metric == "success_rate":
+            if self.below is None or self.above is not None:
+                raise ValueError("success_rate triggers take `below` (and `acceptable`)")
+            if self.acceptable is not None and self.acceptable <= self.below:
+                raise ValueError("acceptable must be above `below`")
+        elif self.metric == "critical_errors":
+            if self.below is not None:
+                raise ValueError("critical_errors triggers take `above` (default 0)")
+        else:
+            if self.above is None or self.below is not None:
+                raise ValueError(f"{self.metric} triggers take `above` (milliseconds)")
+            allowed = 1 - quantile_of(self.metric)
+            if self.bad_share is not None and self.bad_share <= allowed:
+                raise ValueError(f"bad_share must exceed the allowed share {allowed:g}")
+        return self
+
+    @property
+    def limit(self) -> float:
+        if self.metric == "success_rate":
+            return self.below  # type: ignore[return-value]
+        return self.above or 0.0
+
+    def shares(self) -> tuple[float, float]:
+        """(acceptable, alarm) share of "bad" events: failures, or events over the limit."""
+        if self.metric == "success_rate":
+            ok = self.acceptable if self.acceptable is not None else min(0.999, self.limit + 0.05)
+            return 1 - ok, 1 - self.limit
+        allowed = 1 - quantile_of(self.metric)
+        return allowed, self.bad_share if self.bad_share is not None else min(0.999, 2 * allowed)
+
+
+class Sequential(PlanModel):
+    """The decision rule of the statistical triggers: a CUSUM of likelihood ratios.
+
+    It fires when the log-likelihood ratio of "alarm" over "acceptable" since its last
+    zero reaches ``threshold = ln(horizon * k / false_alarm)`` (k: statistical triggers).
+    For any traffic at least as good as "acceptable", the chance of a false alarm within
+    the first ``horizon`` candidate events is then at most ``false_alarm`` in total
+    (Ville's inequality for each start, and a union bound over starts and triggers).
+    """
+
+    false_alarm: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01
+    horizon: Annotated[int, Field(ge=1)] = 1_000_000
+
+    def threshold(self, triggers: int = 1) -> float:
+        return math.log(self.horizon * max(1, triggers) / self.false_alarm)
+
+
+class SampleRatio(PlanModel):
+    """Warn when the observed split differs from the configured weight (chi-square)."""
+
+    p_value: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
+    min_samples: Annotated[int, Field(ge=1)] = 1000
+    window_seconds: Annotated[int, Field(ge=1)] = 300
+
+
+class Phase(PlanModel):
+    """One step of the rollout: its candidate weight and the criteria to leave it.
+
+    Gates are judged over the phase so far (or its last ``window_seconds``), each on at
+    least ``min_samples`` candidate results (``min_feedback`` verdicts for feedback).
+    """
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    weight: Annotated[int, Field(ge=0, le=100)]
+    advance: list[Criterion] = []
+    min_samples: Annotated[int, Field(ge=1)] = 1000
+    min_feedback: Annotated[int, Field(ge=1)] = 50
+    window_seconds: Annotated[int, Field(ge=1)] | None = None
+    fallback: bool = False
+    announcement: Texts = {}
+
+
+class Roles(PlanModel):
+    baseline: Annotated[str, Field(min_length=1)] = "pipeline"
+    candidate: Annotated[str, Field(min_length=1)] = "production"
+
+
+class Plan(PlanModel):
+    """A whole rollout plan (see the module docstring)."""
+
+    name: Annotated[str, Field(min_length=1)] = "default"
+    roles: Roles = Roles()
+    auto_advance: bool = False
+    phases: Annotated[list[Phase], Field(min_length=1)]
+    rollback: list[Trigger] = []
+    sequential: Sequential = Sequential()
+    sample_ratio: SampleRatio = SampleRatio()
+    rollback_announcement: Texts = {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Plan:
+        weights = [p.weight for p in self.phases]
+        if weights != sorted(weights) or weights[0] == 0:
+            raise ValueError(f"phase weights must be above 0 and never decrease (got {weights})")
+        names = [t.name for t in self.rollback]
+        if len(set(names)) != len(names):
+            raise ValueError("rollback trigger names must be unique")
+        if self.roles.baseline == self.roles.candidate:
+            raise ValueError("baseline and candidate must be different systems")
+        return self
+
+    def phase(self, number: int) -> Phase | None:
+        """Phase ``number`` (1-based), None for 0 or past the end."""
+        return self.phases[number - 1] if 1 <= number <= len(self.phases) else None
+
+    def step_back(self, number: int) -> int | None:
+        """The phase a partial rollback goes to: the latest earlier one with less weight."""
+        current = self.phase(number)
+        if current is None:
+            return None
+        for k in range(number - 1, 0, -1):
+            if self.phases[k - 1].weight < current.weight:
+                return k
+        return None
+
+    @property
+    def statistical_triggers(self) -> list[Trigger]:
+        return [t for t in self.rollback if t.metric != "critical_errors"]
+
+
+class PlanError(ValueError):
+    """A plan file that cannot be used; the message names the file and the fields."""
+
+
+def parse_plan(text: str, suffix: str = ".toml", source: str = "plan") -> Plan:
+    """Validate plan ``text`` in the format of ``suffix`` (.toml, .yaml/.yml, .json)."""
+    try:
+        data: Any
+        if suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise PlanError(f"{source}: unknown plan format {suffix!r} (.toml, .yaml or .json)")
+    except PlanError:
+        raise
+    except Exception as exc:  # the parsers' own errors carry the line
+        raise PlanError(f"{source}: not valid {suffix[1:].upper()}: {exc}") from None
+    try:
+        return Plan.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        from schemas.codec import describe
+
+        raise PlanError(f"{source}: {describe(exc)}") from None
+
+
+def load_plan(path: Path | str | None = None) -> Plan:
+    """The plan in ``path``; the packaged default plan when ``path`` is None."""
+    if path is None:
+        text = (resources.files("schemas") / "plans" / DEFAULT_PLAN).read_text("utf-8")
+        return parse_plan(text, ".toml", f"default plan ({DEFAULT_PLAN})")
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise PlanError(f"cannot read plan file {path}: {exc.strerror}") from None
+    return parse_plan(text, path.suffix.lower(), str(path))

@@ -1,0 +1,115 @@
+"""Gate verdicts: pass, fail and inconclusive with their evidence; two-sample comparisons."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from schemas.events import RolloutEvent
+from schemas.plan import Criterion, Phase, load_plan
+from schemas.rollout import fold
+from streams.aggregate import WindowStats
+from streams.gates import evaluate, judge, measure
+from streams.windows import PartitionAccumulator, RolloutView
+from tests.streams.conftest import T0, make_result
+
+PHASE = Phase(name="p", weight=50, min_samples=200, min_feedback=20)
+
+
+def stats(n: int, successes: int, latency: float = 100.0, system: str = "production"):
+    s = WindowStats()
+    for i in range(n):
+        s.update(make_result(i, system=system, success=i < successes, latency_ms=latency + i % 7))
+    return s
+
+
+@pytest.mark.parametrize(
+    ("n", "ok", "outcome"),
+    [
+        (1000, 990, "pass"),
+        (1000, 900, "fail"),
+        (1000, 955, "inconclusive"),
+        (100, 100, "inconclusive"),
+    ],
+)
+def test_a_bound_passes_only_when_the_whole_interval_clears_it(n, ok, outcome):
+    v = judge(Criterion(metric="success_rate", min=0.95), PHASE, stats(n, ok))
+    assert v.outcome == outcome
+    assert v.samples == n and v.threshold == 0.95
+    assert v.low <= v.observed == ok / n <= v.high
+
+
+def test_below_the_minimum_sample_says_how_many_are_missing():
+    v = judge(Criterion(metric="success_rate", min=0.5), PHASE, stats(50, 50))
+    assert v.outcome == "inconclusive" and "50 of 200" in v.note
+
+
+def test_a_critical_error_fails_at_once():
+    s = stats(10, 10)
+    s.update(make_result(99, success=False, critical=True))
+    assert judge(Criterion(metric="critical_errors", max=0), PHASE, s).outcome == "fail"
+    assert judge(Criterion(metric="critical_errors", max=0), PHASE, stats(300, 300)).outcome == (
+        "pass"
+    )
+
+
+def test_latency_quantile_bound_uses_order_statistics():
+    fast, slow = stats(1000, 1000, latency=100), stats(1000, 1000, latency=400)
+    assert judge(Criterion(metric="p95_latency_ms", max=250), PHASE, fast).outcome == "pass"
+    assert judge(Criterion(metric="p95_latency_ms", max=250), PHASE, slow).outcome == "fail"
+    est = measure(fast, "p95_latency_ms")
+    assert est.low <= est.value <= est.high
+
+
+def test_mean_latency_interval_from_the_sketch_is_close_to_exact():
+    s = stats(1000, 1000, latency=100)
+    est = measure(s, "mean_latency_ms")
+    assert est.value == pytest.approx(103.0, abs=0.1)
+    assert 0 < est.high - est.low < 1.0  # latencies vary by 0..6 ms
+
+
+def test_not_worse_than_baseline_is_a_two_sample_test():
+    crit = Criterion(metric="success_rate", compare="baseline", margin=0.01)
+    same = judge(crit, PHASE, stats(5000, 4850), stats(5000, 4850, system="pipeline"))
+    worse = judge(crit, PHASE, stats(5000, 4500), stats(5000, 4850, system="pipeline"))
+    small = judge(crit, PHASE, stats(300, 291), stats(300, 291, system="pipeline"))
+    assert same.outcome == "pass" and same.p_value > 0.05
+    assert worse.outcome == "fail" and worse.p_value < 0.001
+    assert worse.observed == pytest.approx(-0.07) and worse.high < -0.01
+    # equal point values but too few events to exclude a 1-point loss
+    assert small.outcome == "inconclusive" and small.reference_samples == 300
+
+
+def feed(view: RolloutView, results) -> None:
+    acc = PartitionAccumulator("results", 0, 60, 60, max_future=10**10)
+    for i, r in enumerate(results):
+        acc.add(i, r, now=T0.timestamp())
+    for p in acc.drain():
+        view.apply(p)
+
+
+def test_previous_phase_is_the_candidate_before_the_current_phase_began():
+    plan = load_plan()
+    log = [
+        RolloutEvent(rollout="kai", type="phase_started", weight=50, phase=1, ts=T0),
+        RolloutEvent(
+            rollout="kai", type="phase_started", weight=75, phase=2, ts=T0 + timedelta(minutes=10)
+        ),
+    ]
+    view = RolloutView("kai", 60)
+    before = [make_result(i, seconds=i * 0.2, latency_ms=100) for i in range(2000)]
+    after = [
+        make_result(i, seconds=600 + i * 0.2, success=i % 10 != 0, latency_ms=100)
+        for i in range(2000)
+    ]
+    feed(view, before + after)
+    report = evaluate(plan, view, fold(log, "kai"))
+    assert report.phase == 2 and report.weight == 75
+    verdicts = {v.criterion: v for v in report.verdicts}
+    regression = verdicts["success_rate not worse than the previous phase (margin 0.01)"]
+    assert regression.outcome == "fail"
+    assert regression.samples == 2000 and regression.reference_samples == 2000
+    assert regression.observed == pytest.approx(-0.10)
+    assert verdicts["success_rate >= 0.96"].outcome == "fail"
+    assert report.outcome == "fail"

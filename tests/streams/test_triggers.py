@@ -1,0 +1,188 @@
+"""Rollback triggers in stage 2: once per incident, the right step back, recovery, SRM."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytest
+
+from schemas.events import Alert, RolloutEvent
+from schemas.plan import load_plan
+from schemas.rollout import RolloutState, fold
+from streams.stage2 import Stage2, control_json
+from streams.triggers import WORKER
+from streams.windows import PartitionAccumulator
+from tests.streams.conftest import T0, make_result
+
+ROLLOUT = "kai"
+
+
+class Harness:
+    """Stage 2 on the default plan, fed batches of results through real partials."""
+
+    def __init__(self, phase: int = 1, weight: int = 50) -> None:
+        self.state: RolloutState | None = fold(
+            [RolloutEvent(rollout=ROLLOUT, type="phase_started", weight=weight, phase=phase)],
+            ROLLOUT,
+        )
+        self.stage2 = Stage2(10, 3600, load_plan(), state_of=lambda r: self.state)
+        self.acc = PartitionAccumulator("results", 0, 10, 10, max_future=10**10)
+        self.offset, self.rng, self.out = 0, random.Random(1), []
+
+    def batch(self, n: int, make: Callable[[int], dict], system: str = "production") -> list:
+        """``n`` candidate results (or of ``system``), plus the baseline's share if the
+        weight asks for one (so the split matches the weight)."""
+        weight = self.state.weight if self.state else 50
+        results = [self._result(make, system, weight) for _ in range(n)]
+        if system == "production" and 0 < weight < 100:
+            ok = {"success": True, "latency_ms": 100.0}
+            share = n * (100 - weight) // weight
+            results += [self._result(lambda i: ok, "pipeline", weight) for _ in range(share)]
+        self.last = results
+        return self.send(results, self.offset - len(results))
+
+    def _result(self, make: Callable[[int], dict], system: str, weight: int):
+        r = make_result(
+            self.offset,
+            system=system,
+            seconds=self.offset * 0.01,
+            rollout=ROLLOUT,
+            **make(self.offset),
+        ).model_copy(update={"weight": weight})
+        self.offset += 1
+        return r
+
+    def send(self, results: list, first: int) -> list:
+        for k, r in enumerate(results):
+            self.acc.add(first + k, r, now=T0.timestamp())
+        self.acc.committed(first)
+        new = [o for p in self.acc.drain() for o in self.stage2.apply(p)]
+        self.out += new
+        return new
+
+    def success(self, rate: float) -> Callable[[int], dict]:
+        return lambda i: {"success": self.rng.random() < rate, "latency_ms": 100.0}
+
+    def latency(self, ms: float) -> Callable[[int], dict]:
+        return lambda i: {"latency_ms": self.rng.lognormvariate(0, 0.35) * ms}
+
+    def alerts(self, kind: str | None = None) -> list[Alert]:
+        return [o for o in self.out if isinstance(o, Alert) and kind in (None, o.kind)]
+
+    def events(self) -> list[RolloutEvent]:
+        return [o for o in self.out if isinstance(o, RolloutEvent)]
+
+    def apply(self, event: RolloutEvent) -> None:
+        self.state = self.state.apply(event)
+
+
+def test_emergency_fires_once_with_a_rollback_to_zero():
+    h = Harness()
+    for _ in range(20):
+        h.batch(100, h.success(0.97))
+    assert h.out == []
+    for _ in range(20):
+        h.batch(100, h.success(0.80))
+    (alert,) = h.alerts()
+    (event,) = h.events()
+    assert (alert.kind, alert.metric, alert.severity) == (
+        "emergency_rollback",
+        "success_rate",
+        "critical",
+    )
+    assert alert.observed < 0.9 == alert.threshold and alert.samples >= 100
+    assert (alert.action.weight_from, alert.action.weight_to) == (50, 0)
+    assert (event.type, event.weight, event.phase, event.actor) == ("rollback", 0, 0, WORKER)
+    assert "success-emergency" in event.reason
+    assert control_json(h.stage2, ROLLOUT)["incidents"] == ["success-emergency"]
+
+
+def test_a_replayed_partial_is_not_evidence_twice():
+    h = Harness()
+    h.batch(100, h.success(0.5))
+    score = h.stage2.monitors[ROLLOUT].cusums["success-emergency"].score
+    assert score > 0
+    h.send(h.last, h.offset - len(h.last))  # the same offsets and events (a restart's replay)
+    assert h.stage2.monitors[ROLLOUT].cusums["success-emergency"].score == score
+
+
+def test_without_a_known_weight_it_alerts_but_does_not_roll_back():
+    h = Harness()
+    h.state = None
+    for _ in range(10):
+        h.batch(100, h.success(0.5))
+    assert [a.kind for a in h.alerts()] == ["emergency_rollback"]
+    assert h.alerts()[0].action is None and h.events() == []
+
+
+def test_partial_steps_back_one_phase_and_recovers_when_latency_is_back():
+    h = Harness(phase=3, weight=100)
+    for _ in range(10):
+        h.batch(100, h.latency(100))
+    for _ in range(10):
+        h.batch(100, h.latency(220))  # P95 = 220 * 1.78 = 390 ms over the 250 ms limit
+    (alert,) = h.alerts()
+    (event,) = h.events()
+    assert (alert.kind, alert.metric, alert.severity) == (
+        "partial_rollback",
+        "p95_latency_ms",
+        "warning",
+    )
+    assert alert.observed > 250 == alert.threshold
+    assert (event.weight, event.phase) == (75, 2)
+    h.apply(event)  # the worker's own step back keeps the incident open
+    for _ in range(20):
+        h.batch(100, h.latency(220))
+    assert len(h.alerts()) == 1
+    for _ in range(30):
+        h.batch(100, h.latency(100))
+    assert [a.kind for a in h.alerts()] == ["partial_rollback", "recovered"]
+    assert h.alerts()[1].alert_id != alert.alert_id
+
+
+def test_partial_in_the_first_phase_has_nowhere_to_step_back():
+    h = Harness(phase=1, weight=50)
+    for _ in range(10):
+        h.batch(100, h.latency(220))
+    (alert,) = h.alerts()
+    assert alert.kind == "gate_failed" and alert.action is None and h.events() == []
+
+
+def test_a_critical_error_is_an_emergency_and_clears_after_clean_events():
+    h = Harness()
+    h.batch(100, h.success(1.0))
+    h.batch(10, lambda i: {"success": i % 10 != 0, "critical": True})
+    assert [a.kind for a in h.alerts()] == ["critical_error"]
+    assert h.events()[0].weight == 0
+    h.batch(100, h.success(1.0))
+    assert [a.kind for a in h.alerts()] == ["critical_error", "recovered"]
+
+
+def test_a_humans_change_resets_the_evidence_the_workers_does_not():
+    h = Harness()
+    h.batch(300, h.success(0.85))
+    monitor = h.stage2.monitors[ROLLOUT]
+    assert monitor.cusums["success-emergency"].score > 0
+    h.apply(RolloutEvent(rollout=ROLLOUT, type="rollback", weight=20, actor=WORKER))
+    h.batch(1, h.success(1.0))
+    assert monitor.cusums["success-emergency"].score > 0
+    h.apply(RolloutEvent(rollout=ROLLOUT, type="weight_set", weight=10, actor="alice"))
+    h.batch(1, h.success(1.0))
+    assert monitor.cusums["success-emergency"].score == 0 and monitor.samples == 1
+
+
+@pytest.mark.parametrize(("share", "fires"), [(0.5, False), (0.6, True)])
+def test_sample_ratio_mismatch_warns_once(share, fires):
+    h = Harness()
+    ok = h.success(1.0)
+    for _ in range(5):
+        cand = [h._result(ok, "production", 50) for _ in range(int(1000 * share))]
+        base = [h._result(ok, "pipeline", 50) for _ in range(int(1000 * (1 - share)))]
+        h.send(cand + base, h.offset - len(cand) - len(base))
+    kinds = [a.kind for a in h.alerts()]
+    assert kinds == (["sample_ratio_mismatch"] if fires else [])
+    if fires:
+        alert = h.alerts()[0]
+        assert alert.severity == "warning" and alert.threshold == 0.5
+        assert alert.observed == pytest.approx(share, abs=0.01)
