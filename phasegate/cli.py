@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dashboard import cli as dashboard_cli
+from phasegate import rollout_cli
 from phasegate.stack import cli as stack_cli
 from producers import cli as producers_cli
 from schemas import export as schema_export
@@ -20,9 +21,11 @@ schema_app = typer.Typer(no_args_is_help=True, help="The event contract (v1).")
 app.add_typer(schema_app, name="schema")
 app.command("sink")(sinks_cli.sink)
 app.command("report")(sinks_cli.report)
+app.command("evaluate")(sinks_cli.evaluate)
 app.command("simulate")(producers_cli.simulate)
 stack_cli.register(app)
 dashboard_cli.register(app)
+rollout_cli.register(app)
 
 console = Console(soft_wrap=True)
 

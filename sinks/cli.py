@@ -9,13 +9,19 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from schemas.plan import Plan, PlanError, load_plan
 from schemas.settings import Settings
+from sinks import render
 from sinks.consumer import BrokerUnavailable, Sink
+from sinks.evaluate import as_text, latest_rollout
+from sinks.evaluate import evaluate as run_evaluation
 from sinks.migrations import migrate
+from sinks.phase_report import NoSuchPhase, blocks, phase_report
 from sinks.report import as_markdown, as_table, system_report
 from sinks.store import Store, StoreError, StoreUnavailable, open_store
 
@@ -80,25 +86,93 @@ def _when(text: str | None) -> datetime | None:
 class Format(StrEnum):
     table = "table"
     md = "md"
+    html = "html"
+
+
+def _plan(settings: Settings) -> Plan:
+    try:
+        return load_plan(settings.plan)
+    except PlanError as exc:
+        errors.print(f"[red]plan:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {output}")
+
+
+def _phase_report(
+    settings: Settings, rollout: str, phase: int, start, end, fmt: Format, output: Path | None
+) -> None:
+    plan = _plan(settings)
+    gate = plan.phase(phase)
+    if gate is None:
+        errors.print(f"the plan {plan.name!r} has phases 1 to {len(plan.phases)}, not {phase}")
+        raise typer.Exit(2)
+    with _open(settings) as store:
+        try:
+            report = phase_report(
+                store, settings.database, rollout, phase, gate, plan.roles, start, end
+            )
+        except NoSuchPhase as exc:
+            errors.print(str(exc))
+            raise typer.Exit(1) from None
+    if fmt is Format.html:
+        title = f"{rollout} phase {phase}"
+        _emit(render.html(blocks(report, charts=True), title), output)
+    else:
+        _emit(render.markdown(blocks(report)), output)
 
 
 def report(
     rollout: str = typer.Option(..., "--rollout", "-r", help="the rollout id"),
+    phase: int | None = typer.Option(
+        None, "--phase", "-p", help="the go/no-go report of this phase (criteria from the plan)"
+    ),
     since: str | None = typer.Option(None, help="from this time (ISO-8601; UTC if no zone)"),
     until: str | None = typer.Option(None, help="before this time (ISO-8601; UTC if no zone)"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or md (markdown)"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, md or html"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write to this file"),
 ) -> None:
-    """Per system for a rollout: events, success rate, mean confidence, P95 latency, errors."""
+    """Per system for a rollout; with --phase, the phase's go/no-go report."""
     settings = Settings()
     start, end = _when(since), _when(until)
+    if phase is not None:
+        _phase_report(settings, rollout, phase, start, end, fmt, output)
+        return
     with _open(settings) as store:
         reports = system_report(store, settings.database, rollout, start, end)
     if not reports:
         errors.print(f"no results for rollout {rollout!r} in {settings.database}")
-    elif fmt is Format.md:
-        console.print(as_markdown(reports), markup=False, highlight=False)
+    elif fmt is not Format.table:
+        _emit(as_markdown(reports) + "\n", output)
     else:
         console.print(as_table(reports, title=f"rollout {rollout}"))
 
 
-__all__ = ["StoreUnavailable", "report", "sink"]
+def evaluate(
+    last: int = typer.Option(500, "--last", "-n", min=1, help="the newest N results"),
+    rollout: str | None = typer.Option(None, "--rollout", "-r", help="default: the newest"),
+    output: Path | None = typer.Option(None, "--report", help="write the report to this file"),
+) -> None:
+    """Compare the systems over the last N results: winner and recommendations."""
+    settings = Settings()
+    plan = _plan(settings)
+    with _open(settings) as store:
+        rollout = rollout or latest_rollout(store, settings.database)
+        if rollout is None:
+            errors.print(f"no results in {settings.database}")
+            raise typer.Exit(1)
+        evaluation = run_evaluation(store, settings.database, rollout, last, plan.roles)
+    text = as_text(evaluation)
+    console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {output}")
+
+
+__all__ = ["StoreUnavailable", "evaluate", "report", "sink"]

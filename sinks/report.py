@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,13 @@ SELECT
     quantile(0.95)(latency_ms) AS p95_latency_ms,
     countIf(error_type IS NOT NULL) AS errors,
     countIf(error_critical = 1) AS critical_errors,
-    countIf(fallback = 1) AS fallbacks
+    countIf(fallback = 1) AS fallbacks,
+    sum(success) AS successes,
+    avg(latency_ms) AS mean_latency_ms,
+    sum(confidence) AS confidence_sum,
+    sum(confidence * confidence) AS confidence_sq_sum,
+    sum(latency_ms) AS latency_sum,
+    sum(latency_ms * latency_ms) AS latency_sq_sum
 FROM {database}.results FINAL
 WHERE {where}
 GROUP BY system
@@ -41,16 +47,27 @@ class SystemReport:
     errors: int
     critical_errors: int
     fallbacks: int
+    successes: int = 0
+    mean_latency_ms: float = 0.0
+    confidence_sum: float = 0.0
+    confidence_sq_sum: float = 0.0
+    latency_sum: float = 0.0
+    latency_sq_sum: float = 0.0
 
 
-def report_sql(database: str, since: datetime | None, until: datetime | None) -> str:
-    """The report query; values stay ``%(name)s`` parameters, only fixed text is joined."""
+def span_where(since: datetime | None, until: datetime | None) -> str:
+    """``rollout = %(rollout)s`` and the half-open time range, as parameters."""
     where = ["rollout = %(rollout)s"]
     if since is not None:
         where.append("ts >= %(since)s")
     if until is not None:
         where.append("ts < %(until)s")
-    return REPORT_SQL.format(database=ddl.identifier(database), where=" AND ".join(where))
+    return " AND ".join(where)
+
+
+def report_sql(database: str, since: datetime | None, until: datetime | None) -> str:
+    """The report query; values stay ``%(name)s`` parameters, only fixed text is joined."""
+    return REPORT_SQL.format(database=ddl.identifier(database), where=span_where(since, until))
 
 
 def system_report(
@@ -86,7 +103,7 @@ def _cells(report: SystemReport) -> list[str]:
             return f"{value:.3f}" if name == "mean_confidence" else f"{value:.1f}"
         return str(value)
 
-    return [cell(v, f.name) for v, f in zip(astuple(report), fields(report), strict=True)]
+    return [cell(getattr(report, name), name) for name in _HEADERS]
 
 
 def as_table(reports: list[SystemReport], title: str = "") -> Table:

@@ -59,3 +59,16 @@ def make_result(i: int, system: str = "production", rollout: str = "kai", **fiel
         "weight": 50,
     }
     return Result(**(values | fields))
+
+
+def point_cli_at(store: Store, database: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Make ``phasegate`` commands in this process use ``store`` and ``database``."""
+    from sinks.store.server import ServerStore
+
+    if isinstance(store, ServerStore):
+        monkeypatch.setenv("PHASEGATE_CLICKHOUSE_URL", store.url)
+    else:  # the command opens the same chdb folder (allowed within one process)
+        monkeypatch.setenv("PHASEGATE_STORE_PATH", str(store.path))  # type: ignore[attr-defined]
+        monkeypatch.delenv("PHASEGATE_CLICKHOUSE_URL", raising=False)
+    monkeypatch.setenv("PHASEGATE_DATABASE", database)
+    monkeypatch.setenv("PHASEGATE_CONFIG", str(tmp_path / "none.toml"))

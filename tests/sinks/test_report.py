@@ -14,8 +14,7 @@ from sinks import rows
 from sinks.migrations import migrate
 from sinks.report import SystemReport, as_markdown, system_report
 from sinks.store import Store
-from sinks.store.server import ServerStore
-from tests.sinks.conftest import T0, make_result
+from tests.sinks.conftest import T0, make_result, point_cli_at
 
 
 def expected(results: list[Result], system: str) -> SystemReport:
@@ -88,13 +87,7 @@ def test_markdown_has_one_row_per_system() -> None:
 def test_report_command_prints_both_formats(
     store: Store, database: str, loaded: list[Result], tmp_path, monkeypatch
 ) -> None:
-    if isinstance(store, ServerStore):
-        monkeypatch.setenv("PHASEGATE_CLICKHOUSE_URL", store.url)
-    else:  # the command opens the same chdb folder (allowed within one process)
-        monkeypatch.setenv("PHASEGATE_STORE_PATH", str(store.path))
-        monkeypatch.delenv("PHASEGATE_CLICKHOUSE_URL", raising=False)
-    monkeypatch.setenv("PHASEGATE_DATABASE", database)
-    monkeypatch.setenv("PHASEGATE_CONFIG", str(tmp_path / "none.toml"))
+    point_cli_at(store, database, monkeypatch, tmp_path)
     runner = CliRunner()
     md = runner.invoke(app, ["report", "--rollout", "kai", "--format", "md"])
     assert md.exit_code == 0, md.output

@@ -1,0 +1,138 @@
+"""The go/no-go report of a simulated rollout, against values computed from its events."""
+
+from __future__ import annotations
+
+import re
+import statistics
+
+import pytest
+from typer.testing import CliRunner
+
+from phasegate.cli import app
+from schemas.plan import load_plan
+from schemas.stats import wilson
+from sinks import render
+from sinks.migrations import migrate
+from sinks.phase_report import NoSuchPhase, blocks, phase_report, worst_rules
+from sinks.store import Store
+from tests.sinks.conftest import T0, point_cli_at
+from tests.sinks.phase_data import HOUR, Rollout, load
+
+PLAN = load_plan()  # the default plan: the seed's four phases
+
+
+@pytest.fixture
+def rollout(store: Store, database: str) -> Rollout:
+    migrate(store, database)
+    return load(store, database)
+
+
+def outcomes(report) -> dict[str, str]:
+    return {v.criterion: v.outcome for v in report.verdicts}
+
+
+def test_phase_1_passes_every_criterion(store: Store, database: str, rollout: Rollout) -> None:
+    report = phase_report(store, database, "kai", 1, PLAN.phase(1))
+    assert (report.span.start, report.span.end) == (T0, T0 + HOUR)
+    assert outcomes(report) == {
+        "success_rate >= 0.95": "pass",
+        "no critical errors": "pass",
+        "feedback_positive_rate >= 0.5": "pass",
+        "success_rate not worse than the baseline (margin 0.01)": "pass",
+    }
+    mine = [r for r in rollout.phase1 if r.system == "production"]
+    success = report.verdicts[0]
+    want = wilson(sum(r.success for r in mine), len(mine))
+    assert (success.observed, success.samples) == (pytest.approx(0.97), 1200)
+    assert (success.low, success.high) == (pytest.approx(want.low), pytest.approx(want.high))
+    assert report.verdicts[2].observed == pytest.approx(45 / 60)
+    assert report.verdicts[3].observed == pytest.approx(0.97 - 0.96)
+    assert report.outcome == "pass"
+
+
+def test_phase_2_fails_on_success_and_regression(
+    store: Store, database: str, rollout: Rollout
+) -> None:
+    report = phase_report(store, database, "kai", 2, PLAN.phase(2))
+    assert report.span.start == T0 + HOUR and report.span.end is None
+    assert outcomes(report) == {
+        "success_rate >= 0.96": "fail",
+        "mean_latency_ms <= 200": "pass",
+        "success_rate not worse than the previous phase (margin 0.01)": "fail",
+        "mean_latency_ms not worse than the previous phase (margin 20)": "pass",
+        "complaint_rate <= 0.05": "inconclusive",  # 40 verdicts, 50 needed
+    }
+    now = [r for r in rollout.phase2 if r.system == "production"]
+    before = [r for r in rollout.phase1 if r.system == "production"]
+    by_name = {v.criterion: v for v in report.verdicts}
+    assert by_name["success_rate >= 0.96"].samples == len(now) == 1500  # duplicates once
+    assert by_name["mean_latency_ms <= 200"].observed == pytest.approx(
+        statistics.fmean(r.latency_ms for r in now)
+    )
+    regression = by_name["success_rate not worse than the previous phase (margin 0.01)"]
+    assert regression.observed == pytest.approx(0.94 - 0.97)
+    assert regression.p_value < 0.05
+    assert by_name["complaint_rate <= 0.05"].observed == pytest.approx(10 / 40)
+    assert report.previous["production"].events == len(before)
+    assert report.outcome == "fail"
+
+    assert {(e.system, e.type) for e in report.errors} >= {("production", "timeout")}
+    assert sum(e.count for e in report.errors if e.system == "production") == 90
+    uses = [r.uses for r in report.rules]
+    assert uses == sorted(uses, reverse=True) and report.rules[0].uses == 1500
+    assert worst_rules(report) == {("production", "flaky"), ("pipeline", "flaky")}
+
+
+def test_a_time_range_is_needed_without_a_phase_in_the_log(
+    store: Store, database: str, rollout: Rollout
+) -> None:
+    with pytest.raises(NoSuchPhase, match="phase 3"):
+        phase_report(store, database, "kai", 3, PLAN.phase(3))
+    report = phase_report(store, database, "kai", 3, PLAN.phase(3), since=T0 + HOUR)
+    assert report.side("production").events == 1500
+
+
+def test_markdown_and_html_render_every_section(
+    store: Store, database: str, rollout: Rollout
+) -> None:
+    report = phase_report(store, database, "kai", 2, PLAN.phase(2))
+    md = render.markdown(blocks(report))
+    for heading in ("## Criteria", "## production vs pipeline", "## Against phase 1",
+                    "## Error types", "## Feedback", "## Rules by use"):  # fmt: skip
+        assert heading in md
+    assert "| success_rate >= 0.96 | 94.00% |" in md
+    assert "| production | flaky |" in md and "| worst |" in md
+    page = render.html(blocks(report, charts=True), "report")
+    assert page.count("<svg") == 4
+    assert "<script" not in page
+    assert set(re.findall(r"https?://[^\"' ]+", page)) == {"http://www.w3.org/2000/svg"}
+    assert '<td class="fail">fail</td>' in page
+
+
+def test_report_and_evaluate_commands(
+    store: Store, database: str, rollout: Rollout, tmp_path, monkeypatch
+) -> None:
+    point_cli_at(store, database, monkeypatch, tmp_path)
+    runner = CliRunner()
+    md = runner.invoke(app, ["report", "-r", "kai", "--phase", "1", "--format", "md"])
+    assert md.exit_code == 0, md.output
+    assert "# Rollout kai: phase 1 go/no-go" in md.output and "Decision: PASS." in md.output
+    page = tmp_path / "phase2.html"
+    html = runner.invoke(
+        app, ["report", "-r", "kai", "-p", "2", "--format", "html", "-o", str(page)]
+    )
+    assert html.exit_code == 0, html.output
+    assert page.read_text().count("<svg") == 4 and "Decision: FAIL." in page.read_text()
+    missing = runner.invoke(app, ["report", "-r", "kai", "-p", "3"])
+    assert missing.exit_code == 1 and "--since/--until" in missing.output
+
+    text = tmp_path / "week3_report.txt"
+    ev = runner.invoke(app, ["evaluate", "--last", "2000", "--report", str(text)])
+    assert ev.exit_code == 0, ev.output
+    report = text.read_text()
+    # the newest 2000 results are phase 2: production 1500 at 94%, pipeline 500 at 96%
+    rows = {line.split()[0]: line.split()[1:3] for line in report.splitlines()[3:5]}
+    assert rows == {"pipeline": ["500", "96.00%"], "production": ["1500", "94.00%"]}
+    assert "Winner: production" in report  # success not significantly lower, 28 ms faster
+    assert "production: success rate 94.0% is below 95%" in report
+    assert "rule flaky" in report
