@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dashboard import cli as dashboard_cli
+from phasegate import rollout_cli
 from phasegate.stack import cli as stack_cli
 from producers import cli as producers_cli
 from schemas import export as schema_export
@@ -24,6 +25,7 @@ app.command("evaluate")(sinks_cli.evaluate)
 app.command("simulate")(producers_cli.simulate)
 stack_cli.register(app)
 dashboard_cli.register(app)
+rollout_cli.register(app)
 
 console = Console(soft_wrap=True)
 

@@ -1,0 +1,253 @@
+"""Rollback decisions on simulated rollouts, in memory: false alarms and detection delays.
+
+Each rollout is candidate traffic from the simulator core (``producers.simulator``) at
+10 events/s, aggregated into 60-s windows and handed to stage 2 as a partial every 5 s
+(50 events), exactly as the worker does: every partial is a look. It runs at phase 3
+(weight 100, so both an emergency and a partial trigger roll back) of the default plan.
+
+Scenarios (candidate events per rollout):
+
+- ``aa``: 97% success, baseline-like latency, 10,000 events: any rollback is false.
+- ``degrade``: 97% success, then 85% after 1,000 events (3,000 in all).
+- ``latency``: the candidate's latency (P95 included) +50% after 1,000 events.
+
+Rules, on the same traffic: ``phasegate`` (the worker's CUSUM triggers,
+``streams.triggers.RolloutMonitor``) and ``naive`` (the point estimate of the current
+window checked at every look once it has the trigger's minimum sample: success < 90%,
+P95 > its limit, or a critical error).
+
+    python -m bench.bench_gates [--runs 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
+
+from bench.common import median, print_table
+from producers.simulator import SCENARIOS, SystemProfile, Traffic
+from schemas.events import Alert, RolloutEvent
+from schemas.internal import Partial
+from schemas.plan import Plan, Trigger, load_plan, quantile_of
+from schemas.rollout import fold
+from schemas.stats import wilson
+from streams.aggregate import WindowStats
+from streams.triggers import RolloutMonitor
+from streams.windows import RolloutView, to_datetime
+
+RATE = 10  # candidate events per second
+BATCH = 50  # events per partial (one look)
+WINDOW = 60
+ONSET = 1000
+GOAL_EVENTS = 1000
+
+_HEALTHY = replace(SCENARIOS["degrade"].candidate, success=0.97)
+_AA = replace(SCENARIOS["aa"].candidate, success=0.97)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    before: SystemProfile
+    after: SystemProfile
+    events: int
+    onset: int | None  # None: nothing changes (A/A)
+
+
+CASES = {
+    "aa": Case("aa", _AA, _AA, 10_000, None),
+    "degrade": Case("degrade", _HEALTHY, replace(_HEALTHY, success=0.85), 3000, ONSET),
+    "latency": Case(
+        "latency",
+        _HEALTHY,
+        replace(_HEALTHY, latency_median_ms=_HEALTHY.latency_median_ms * 1.5),
+        3000,
+        ONSET,
+    ),
+}
+
+
+def as_result(draw) -> SimpleNamespace:
+    """A simulator draw with the attributes ``WindowStats.update`` reads."""
+    error = None
+    if draw.error is not None:
+        error = SimpleNamespace(type=draw.error[0], critical=draw.error[1])
+    return SimpleNamespace(
+        success=draw.success,
+        confidence=draw.confidence,
+        latency_ms=draw.latency_ms,
+        error=error,
+        fallback=False,
+        rules=draw.rules,
+        weight=100,
+    )
+
+
+class Naive:
+    """The point estimate of the current window, checked at every look."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.triggers = plan.rollback
+        self.start: int | None = None
+        self.latencies: list[float] = []
+        self.n = self.fails = self.critical = 0
+
+    def look(self, start: int, draws: list) -> bool:
+        if start != self.start:
+            self.start, self.latencies, self.n, self.fails, self.critical = start, [], 0, 0, 0
+        self.n += len(draws)
+        self.fails += sum(not d.success for d in draws)
+        self.critical += sum(bool(d.error and d.error[1]) for d in draws)
+        self.latencies += [d.latency_ms for d in draws]
+        return any(self._fires(t) for t in self.triggers)
+
+    def _fires(self, t: Trigger) -> bool:
+        if t.metric == "critical_errors":
+            return self.critical > t.limit
+        if self.n < t.min_samples:
+            return False
+        if t.metric == "success_rate":
+            return 1 - self.fails / self.n < t.limit
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(quantile_of(t.metric) * len(ordered)))] > t.limit
+
+
+class Phasegate:
+    """The worker's triggers, fed real partials of real window aggregates."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.view = RolloutView("bench", WINDOW)
+        self.monitor = RolloutMonitor("bench", plan, WINDOW)
+        self.state = fold(
+            [RolloutEvent(rollout="bench", type="phase_started", weight=100, phase=3)], "bench"
+        )
+        self.offset = 0
+
+    def look(self, start: int, draws: list) -> bool:
+        stats = WindowStats()
+        for d in draws:
+            stats.update(as_result(d))  # type: ignore[arg-type]
+        partial = Partial(
+            rollout="bench",
+            system=self.monitor.plan.roles.candidate,
+            window_start=to_datetime(start),
+            window_seconds=WINDOW,
+            source_topic="results",
+            partition=0,
+            first_offset=self.offset,
+            last_offset=self.offset + len(draws) - 1,
+            committed_offset=self.offset,
+            stats=stats.to_state(),
+        )
+        self.offset += len(draws)
+        system, window = self.view.apply(partial)
+        out = self.monitor.observe(self.view, system, window, self.state)
+        if window % (10 * WINDOW) == 0:
+            self.view.expire(window - 5 * WINDOW)
+            self.monitor.forget(window - 5 * WINDOW)
+        return any(isinstance(o, Alert) and o.kind != "recovered" for o in out)
+
+
+def run_once(case: Case, seed: int, plan: Plan) -> dict[str, int | None]:
+    """Candidate events until each rule's first alarm (None: never)."""
+    traffic = Traffic(seed)
+    rules = {"phasegate": Phasegate(plan), "naive": Naive(plan)}
+    fired: dict[str, int | None] = dict.fromkeys(rules)
+    for first in range(0, case.events, BATCH):
+        profile = case.after if case.onset is not None and first >= case.onset else case.before
+        draws = [traffic.draw("u", True, profile) for _ in range(BATCH)]
+        start = (first // RATE) // WINDOW * WINDOW
+        for name, rule in rules.items():
+            if fired[name] is None and rule.look(start, draws):
+                fired[name] = first + BATCH
+        if all(v is not None for v in fired.values()):
+            break
+    return fired
+
+
+@dataclass
+class Outcome:
+    """What one rule did over the runs of one scenario."""
+
+    runs: int = 0
+    early: int = 0  # alarms before the onset (false), or any alarm in A/A
+    delays: list[int] | None = None  # events after the onset until the alarm
+
+    def add(self, fired: int | None, onset: int | None) -> None:
+        self.runs += 1
+        self.delays = self.delays or []
+        if fired is None:
+            return
+        if onset is None or fired <= onset:
+            self.early += 1
+        else:
+            self.delays.append(fired - onset)
+
+    def detected_within(self, events: int) -> int:
+        return sum(d <= events for d in self.delays or [])
+
+
+def run_case(case: Case, runs: int, plan: Plan, seed: int = 0) -> dict[str, Outcome]:
+    outcomes = {"phasegate": Outcome(), "naive": Outcome()}
+    for k in range(runs):
+        for name, fired in run_once(case, seed + k, plan).items():
+            outcomes[name].add(fired, case.onset)
+    return outcomes
+
+
+def _share(k: int, n: int) -> str:
+    est = wilson(k, n)
+    return f"{k / n:.1%} ({est.low:.1%}-{est.high:.1%})" if est else "-"
+
+
+def _pct(values: list[int], q: float) -> str:
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    return f"{ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]:,}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=500, help="simulated rollouts per scenario")
+    args = parser.parse_args()
+    plan = load_plan()
+    h = plan.sequential.threshold(len(plan.statistical_triggers))
+    rows = []
+    began = time.perf_counter()
+    for case in CASES.values():
+        for rule, o in run_case(case, args.runs, plan).items():
+            d = o.delays or []
+            if case.onset is None:
+                rows.append([case.name, rule, _share(o.early, o.runs), "-", "-", "-"])
+                continue
+            rows.append(
+                [
+                    case.name,
+                    rule,
+                    _share(o.early, o.runs),
+                    _share(o.detected_within(GOAL_EVENTS), o.runs),
+                    f"{median(d):,.0f}" if d else "-",
+                    _pct(d, 0.95),
+                ]
+            )
+    print_table(
+        f"Rollback decisions on {args.runs} simulated rollouts per scenario "
+        f"(CUSUM h = {h:.1f}; {time.perf_counter() - began:.0f} s)",
+        [
+            "scenario",
+            "rule",
+            "false rollbacks (95% CI)",
+            f"detected within {GOAL_EVENTS:,}",
+            "median delay",
+            "p95 delay",
+        ],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,352 @@
+"""``phasegate rollout ...``, ``phasegate alerts tail`` and ``phasegate notify``.
+
+The rollout commands append :class:`RolloutEvent` s to the rollout log (the current phase
+and weight are the fold over it) with an actor (``--actor`` or ``$USER``) and a reason.
+The step rules are the dashboard's (``dashboard.control``) on the plan's phase weights;
+``promote`` also needs every gate of the current phase to pass (``--force`` overrides,
+with a reason), ``rollback`` needs a reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from schemas.events import Alert, RolloutEvent
+from schemas.plan import Plan, PlanError, load_plan
+from schemas.rollout import RolloutState
+from schemas.settings import Settings
+
+console = Console(soft_wrap=True)
+rollout_app = typer.Typer(no_args_is_help=True, help="Read and steer the rollout log.")
+alerts_app = typer.Typer(no_args_is_help=True, help="The alerts topic.")
+
+ROLLOUT = typer.Option("kai-response", "--rollout", "-r", help="rollout id")
+ACTOR = typer.Option(None, help="who acts (default: $USER)")
+REASON = typer.Option("", help="why (kept in the log)")
+PLAN = typer.Option(None, "--plan", help="plan file (default: settings.plan or the default)")
+
+
+def _plan(settings: Settings, path: Path | None) -> Plan:
+    try:
+        return load_plan(path or settings.plan)
+    except PlanError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _actor(actor: str | None) -> str:
+    return actor or os.environ.get("USER") or getpass.getuser() or "unknown"
+
+
+def read_state(settings: Settings, rollout: str, timeout: float = 10.0) -> RolloutState:
+    """The fold of the rollout log as it is now; exits with a message without a broker."""
+    from dashboard.feeds import RolloutLog
+
+    log = RolloutLog(settings)
+    log.follower.start()
+    try:
+        if not log.follower.caught_up.wait(timeout):
+            console.print(f"[red]cannot read the rollout log:[/red] {log.follower.error or ''}")
+            raise typer.Exit(1)
+        return log.state(rollout)
+    finally:
+        log.follower.close()
+
+
+def append(settings: Settings, event: RolloutEvent) -> None:
+    from dashboard.writer import NotWritten, RolloutWriter
+
+    writer = RolloutWriter(settings)
+    try:
+        writer.append(event)
+    except NotWritten as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        writer.close(1.0)
+    console.print(
+        f"{event.rollout}: {event.type} -> weight {event.weight}, phase {event.phase} "
+        f"by {event.actor}" + (f" ({escape(event.reason)})" if event.reason else "")
+    )
+
+
+def gates_of(settings: Settings, rollout: str) -> dict[str, Any] | None:
+    """The worker's gate report for ``rollout`` (None: the worker has none yet)."""
+    from dashboard.worker_client import fetch_status
+
+    return (fetch_status(settings).get("control", {}).get(rollout) or {}).get("gates")
+
+
+def _decide(action: str, body: dict[str, Any], state: RolloutState, plan: Plan) -> RolloutEvent:
+    from dashboard.control import Ladder, Refused, decide
+
+    try:
+        return decide(action, body, state, Ladder(tuple(p.weight for p in plan.phases)))
+    except Refused as exc:
+        console.print(f"[red]refused:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+
+
+def _refuse(message: str) -> None:
+    console.print(f"[red]refused:[/red] {message}")
+    raise typer.Exit(1)
+
+
+@rollout_app.command("status")
+def status(
+    rollout: str = ROLLOUT,
+    plan_file: Path | None = PLAN,
+    as_json: bool = typer.Option(False, "--json", help="one JSON object"),
+) -> None:
+    """Phase, weight, each gate's verdict (from the worker) and the history."""
+    from dashboard.worker_client import WorkerUnavailable
+
+    settings = Settings()
+    plan = _plan(settings, plan_file)
+    state = read_state(settings, rollout)
+    try:
+        gates, gates_error = gates_of(settings, rollout), None
+    except WorkerUnavailable as exc:
+        gates, gates_error = None, str(exc)
+    if as_json:
+        history = [json.loads(e.model_dump_json(by_alias=True)) for e in state.history]
+        data = {"rollout": rollout, "phase": state.phase, "weight": state.weight}
+        console.print_json(data=data | {"gates": gates, "history": history})
+        return
+    phase = plan.phase(state.phase)
+    name = f" ({phase.name})" if phase else " (not running)"
+    console.print(f"[bold]{rollout}[/]: phase {state.phase}{name}, weight {state.weight}%")
+    if gates_error:
+        console.print(f"gates: [yellow]{escape(gates_error)}[/]")
+    elif gates is None:
+        console.print("gates: the worker has no windows of this rollout's current phase yet")
+    else:
+        console.print(gate_table(gates))
+    history = Table(title="history (the rollout log)")
+    for col in ("ts", "type", "weight", "phase", "actor", "reason"):
+        history.add_column(col)
+    for e in state.history:
+        history.add_row(
+            f"{e.ts:%Y-%m-%d %H:%M:%S}", e.type, str(e.weight), str(e.phase), e.actor, e.reason
+        )
+    console.print(history)
+
+
+def gate_table(gates: dict[str, Any]) -> Table:
+    colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+    table = Table(
+        title=f"gates of phase {gates['phase']} ({gates['phase_name']}): "
+        f"[{colour[gates['outcome']]}]{gates['outcome']}[/]"
+    )
+    for col in ("criterion", "verdict", "observed", "95% interval", "threshold", "samples"):
+        table.add_column(col, justify="left" if col in ("criterion", "verdict") else "right")
+
+    def num(x: float | None) -> str:
+        return "-" if x is None else f"{x:.4g}"
+
+    for v in gates["verdicts"]:
+        samples = str(v["samples"])
+        if v.get("reference_samples") is not None:
+            samples += f" vs {v['reference_samples']}"
+        table.add_row(
+            v["criterion"],
+            f"[{colour[v['outcome']]}]{v['outcome']}[/]" + (f" ({v['note']})" if v["note"] else ""),
+            num(v["observed"]),
+            "-" if v["low"] is None else f"{num(v['low'])} .. {num(v['high'])}",
+            num(v["threshold"]),
+            samples,
+        )
+    return table
+
+
+@rollout_app.command("start")
+def start(
+    rollout: str = ROLLOUT, actor: str = ACTOR, reason: str = REASON, plan_file: Path | None = PLAN
+) -> None:
+    """Start phase 1 at its weight (again, after a rollback)."""
+    settings = Settings()
+    plan, state = _plan(settings, plan_file), read_state(settings, rollout)
+    if state.phase != 0:
+        _refuse(f"{rollout} is running phase {state.phase}; use promote, hold or rollback")
+    body = {"actor": _actor(actor), "reason": reason or f"start: {plan.phases[0].name}"}
+    append(settings, _decide("promote", body, state, plan))
+
+
+@rollout_app.command("set-weight")
+def set_weight(
+    weight: int = typer.Argument(..., help="candidate weight in percent"),
+    rollout: str = ROLLOUT,
+    actor: str = ACTOR,
+    reason: str = REASON,
+    plan_file: Path | None = PLAN,
+) -> None:
+    """Set the candidate weight: down freely, up at most to the next phase's weight."""
+    settings = Settings()
+    plan, state = _plan(settings, plan_file), read_state(settings, rollout)
+    if weight == 0 and not reason:
+        _refuse("a weight of 0 is a rollback: give --reason")
+    body = {"actor": _actor(actor), "reason": reason, "weight": weight, "confirm": True}
+    append(settings, _decide("set_weight", body, state, plan))
+
+
+@rollout_app.command("promote")
+def promote(
+    rollout: str = ROLLOUT,
+    actor: str = ACTOR,
+    reason: str = REASON,
+    force: bool = typer.Option(False, help="promote although a gate does not pass"),
+    plan_file: Path | None = PLAN,
+) -> None:
+    """Go to the next phase: every gate of the current one must pass (the go decision)."""
+    from dashboard.worker_client import WorkerUnavailable
+
+    settings = Settings()
+    plan, state = _plan(settings, plan_file), read_state(settings, rollout)
+    if state.phase == 0:
+        _refuse(f"{rollout} is not running; `phasegate rollout start` begins phase 1")
+    if force and not reason:
+        _refuse("--force needs a --reason")
+    if not force:
+        try:
+            gates = gates_of(settings, rollout)
+        except WorkerUnavailable as exc:
+            _refuse(f"the gates cannot be read: {escape(str(exc))} (--force overrides)")
+        if gates is None or gates["outcome"] != "pass":
+            if gates is not None:
+                console.print(gate_table(gates))
+            outcome = "unknown" if gates is None else gates["outcome"]
+            _refuse(f"the gates of phase {state.phase} are {outcome} (--force overrides)")
+    body = {"actor": _actor(actor), "reason": reason or "go: every gate passed"}
+    append(settings, _decide("promote", body, state, plan))
+
+
+@rollout_app.command("hold")
+def hold(
+    rollout: str = ROLLOUT,
+    actor: str = ACTOR,
+    reason: str = typer.Option(..., help="why (the no-go decision)"),
+    plan_file: Path | None = PLAN,
+) -> None:
+    """Record a no-go: stay in the current phase."""
+    settings = Settings()
+    state = read_state(settings, rollout)
+    body = {"actor": _actor(actor), "reason": reason}
+    append(settings, _decide("hold", body, state, _plan(settings, plan_file)))
+
+
+@rollout_app.command("rollback")
+def rollback(
+    rollout: str = ROLLOUT,
+    actor: str = ACTOR,
+    reason: str = typer.Option(..., help="why (required)"),
+    to_phase: int = typer.Option(None, help="a partial rollback to this earlier phase"),
+    plan_file: Path | None = PLAN,
+) -> None:
+    """Roll back: to weight 0 (emergency), or to an earlier phase with --to-phase."""
+    settings = Settings()
+    plan, state = _plan(settings, plan_file), read_state(settings, rollout)
+    if not reason.strip():
+        _refuse("a rollback needs a --reason")
+    if to_phase is None:
+        body = {"actor": _actor(actor), "reason": reason, "confirm": True}
+        append(settings, _decide("rollback", body, state, plan))
+        return
+    target = plan.phase(to_phase)
+    if target is None or not 0 < to_phase < state.phase:
+        _refuse(f"--to-phase must be an earlier phase than {state.phase} (1..{state.phase - 1})")
+    event = RolloutEvent(
+        rollout=rollout,
+        type="rollback",
+        weight=target.weight,  # type: ignore[union-attr]
+        phase=to_phase,
+        reason=reason,
+        actor=_actor(actor),
+    )
+    append(settings, event)
+
+
+def _line(alert: Alert) -> str:
+    action = ""
+    if alert.action is not None:
+        action = f" -> weight {alert.action.weight_from}% to {alert.action.weight_to}%"
+    return (
+        f"{alert.ts:%Y-%m-%d %H:%M:%S} {alert.severity.upper():8} {alert.kind} "
+        f"{alert.rollout}/{alert.system}: {alert.metric} {alert.observed:.4g} "
+        f"(limit {alert.threshold:.4g}) over {alert.samples} events{action}"
+    )
+
+
+@alerts_app.command("tail")
+def tail(
+    rollout: str = typer.Option(None, "--rollout", "-r", help="only this rollout"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line"),
+    follow: bool = typer.Option(True, help="keep following (--no-follow: print and exit)"),
+) -> None:
+    """Print the alerts topic from its start, then follow it."""
+    from dashboard.feeds import TopicFollower
+
+    settings = Settings()
+    seen: set[Any] = set()
+
+    def show(alert: Alert) -> None:
+        if (rollout and alert.rollout != rollout) or alert.alert_id in seen:
+            return
+        seen.add(alert.alert_id)
+        if as_json:
+            print(alert.model_dump_json(by_alias=True), flush=True)
+        else:
+            console.print(escape(_line(alert)), highlight=False)
+
+    follower = TopicFollower(settings, settings.topics.alerts, Alert, show).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        if not follower.caught_up.wait(10):
+            console.print(f"[red]cannot read the alerts:[/red] {follower.error or ''}")
+            raise typer.Exit(1)
+        if follow:
+            stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        follower.close()
+
+
+def notify(
+    webhook: str = typer.Option(..., help="URL to POST each alert and announcement to"),
+    rollout: str = typer.Option(None, "--rollout", "-r", help="only this rollout"),
+    timeout: float = typer.Option(5.0, help="seconds per attempt"),
+    attempts: int = typer.Option(4, min=1, help="attempts per notification"),
+    plan_file: Path | None = PLAN,
+) -> None:
+    """POST alerts, and the plan's announcements of phase changes, to a webhook."""
+    from phasegate.notify import Notifier, Webhook, run
+
+    settings = Settings()
+    hook = Webhook(webhook, timeout_s=timeout, attempts=attempts)
+    notifier = Notifier(hook, _plan(settings, plan_file), rollout)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    console.print(f"notifying {webhook} of {settings.topics.alerts} and {settings.topics.rollout}")
+    with contextlib.suppress(KeyboardInterrupt):
+        run(settings, notifier, stop)
+    console.print(f"sent {hook.sent}, failed {hook.failed}, retries {hook.retries}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``rollout``, ``alerts`` and ``notify`` to the ``phasegate`` command."""
+    app.add_typer(rollout_app, name="rollout")
+    app.add_typer(alerts_app, name="alerts")
+    app.command("notify")(notify)

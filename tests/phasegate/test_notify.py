@@ -1,0 +1,111 @@
+"""Webhook delivery (timeout, retries, counted failures) and the plan's announcements."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from phasegate.notify import Notifier, Webhook, announcement
+from schemas.events import RolloutEvent
+from schemas.plan import load_plan
+
+
+class Receiver:
+    """A loopback webhook receiver: records bodies; the first ``fail`` requests get 503."""
+
+    def __init__(self, fail: int = 0, delay: float = 0.0) -> None:
+        self.bodies: list[dict] = []
+        self.fail, self.delay = fail, delay
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(receiver.delay)
+                if receiver.fail > 0:
+                    receiver.fail -= 1
+                    self.send_response(503)
+                else:
+                    receiver.bodies.append(json.loads(body))
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    made: list[Receiver] = []
+
+    def make(**kw) -> Receiver:
+        made.append(Receiver(**kw))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def test_retries_with_backoff_until_the_receiver_accepts(receiver):
+    r, sleeps = receiver(fail=2), []
+    hook = Webhook(r.url, attempts=4, backoff_s=0.1, sleep=sleeps.append)
+    assert hook.deliver({"hello": "world"})
+    assert r.bodies == [{"hello": "world"}]
+    assert (hook.sent, hook.failed, hook.retries) == (1, 0, 2)
+    assert sleeps == [0.1, 0.2]
+
+
+def test_a_dead_or_slow_receiver_is_counted_and_logged_not_raised(receiver, caplog):
+    slow = receiver(delay=1.0)
+    hook = Webhook(slow.url, timeout_s=0.2, attempts=2, sleep=lambda s: None)
+    assert not hook.deliver({"x": 1})
+    dead = Webhook("http://127.0.0.1:9/none", attempts=3, sleep=lambda s: None)
+    assert not dead.deliver({"x": 1})
+    assert (hook.failed, dead.failed, dead.retries) == (1, 1, 2)
+    assert "failed after 3 attempts" in caplog.text
+
+
+def test_phase_changes_become_the_seeds_announcements():
+    plan = load_plan()
+    start = RolloutEvent(rollout="kai", type="phase_started", weight=75, phase=2, actor="alice")
+    note = announcement(plan, start)
+    assert note["kind"] == "phase_started" and note["weight"] == 75
+    assert note["text"]["de"].startswith("Basierend auf positivem Feedback")
+    assert "75%" in note["text"]["en"]
+    back = RolloutEvent(rollout="kai", type="rollback", weight=0, phase=0, actor="w")
+    assert "alte Response-System reaktiviert" in announcement(plan, back)["text"]["de"]
+    assert announcement(plan, RolloutEvent(rollout="kai", type="decision")) is None
+    steady = RolloutEvent(rollout="kai", type="phase_started", weight=100, phase=4)
+    assert announcement(plan, steady) is None  # the plan has no text for phase 4
+
+
+def test_notifier_sends_alerts_and_announcements_of_its_rollout_only():
+    sent = []
+    hook = Webhook("http://x", post=lambda url, body, t: sent.append(json.loads(body)) or 200)
+    notifier = Notifier(hook, load_plan(), rollout="kai")
+    start = RolloutEvent(rollout="kai", type="phase_started", weight=50, phase=1)
+    assert notifier.handle(start) is True
+    assert notifier.handle(start.model_copy(update={"rollout": "other"})) is None
+    assert [s["kind"] for s in sent] == ["phase_started"]
+    assert "50%" in sent[0]["text"]["de"]
+
+
+def test_http_errors_are_not_exceptions():
+    def boom(url, body, timeout):
+        raise urllib.error.HTTPError(url, 500, "no", None, None)
+
+    assert not Webhook("http://x", post=boom, attempts=1).deliver({})

@@ -1,0 +1,90 @@
+"""``phasegate rollout`` and ``alerts tail`` on a real broker: the log is the state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kafka import KafkaProducer
+from typer.testing import CliRunner
+
+from phasegate.cli import app
+from phasegate.rollout_cli import read_state
+from schemas.codec import encode
+from schemas.events import Alert, AlertWindow
+from tests.streams.conftest import T0
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def cli(kafka_settings, monkeypatch):
+    for name, value in kafka_settings.to_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("USER", "alice")
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    return run
+
+
+def test_the_rollout_log_walks_the_plan_and_refuses_what_it_does_not_allow(cli, kafka_settings):
+    cli("rollout", "promote", "-r", "kai", code=1)  # not started
+    assert "start" in cli("rollout", "promote", "-r", "kai", code=1)
+    cli("rollout", "start", "-r", "kai")
+    assert "running phase 1" in cli("rollout", "start", "-r", "kai", code=1)
+    assert "next step is 75%" in cli("rollout", "set-weight", "100", "-r", "kai", code=1)
+    # no worker: the gates cannot be read, so no go without --force (and a reason)
+    assert "gates cannot be read" in cli("rollout", "promote", "-r", "kai", code=1)
+    assert "--reason" in cli("rollout", "promote", "-r", "kai", "--force", code=1)
+    cli("rollout", "promote", "-r", "kai", "--force", "--reason", "tested offline")
+    cli("rollout", "hold", "-r", "kai", "--reason", "wait for Monday", "--actor", "bob")
+    cli("rollout", "rollback", "-r", "kai", code=2)  # --reason is required
+    cli("rollout", "rollback", "-r", "kai", "--to-phase", "1", "--reason", "latency")
+    state = read_state(kafka_settings, "kai")
+    assert (state.phase, state.weight) == (1, 50)
+    cli("rollout", "rollback", "-r", "kai", "--reason", "errors")
+    state = read_state(kafka_settings, "kai")
+    assert (state.phase, state.weight) == (0, 0)
+    history = [(e.type, e.weight, e.phase, e.actor) for e in state.history]
+    assert history == [
+        ("phase_started", 50, 1, "alice"),
+        ("phase_started", 75, 2, "alice"),
+        ("decision", None, None, "bob"),
+        ("rollback", 50, 1, "alice"),
+        ("rollback", 0, 0, "alice"),
+    ]
+    status = json.loads(cli("rollout", "status", "-r", "kai", "--json"))
+    assert (status["phase"], status["weight"], len(status["history"])) == (0, 0, 5)
+    assert status["history"][2]["reason"] == "wait for Monday"
+    text = cli("rollout", "status", "-r", "kai")
+    assert "not running" in text and "no stream worker answers" in text
+    cli("rollout", "start", "-r", "kai")  # a restart after the rollback begins at phase 1
+    assert read_state(kafka_settings, "kai").weight == 50
+
+
+def test_alerts_tail_prints_each_alert_once(cli, kafka_settings):
+    alert = Alert(
+        rollout="kai",
+        system="production",
+        severity="critical",
+        kind="emergency_rollback",
+        metric="success_rate",
+        observed=0.82,
+        threshold=0.9,
+        window=AlertWindow(start=T0, end=T0),
+        samples=240,
+    )
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    for _ in range(2):  # a redelivery
+        producer.send(kafka_settings.topics.alerts, key=b"kai", value=encode(alert))
+    producer.flush()
+    producer.close()
+    lines = cli("alerts", "tail", "--json", "--no-follow").strip().splitlines()
+    assert [json.loads(line)["alert_id"] for line in lines] == [str(alert.alert_id)]
+    text = cli("alerts", "tail", "--no-follow")
+    assert "CRITICAL emergency_rollback kai/production: success_rate 0.82 (limit 0.9)" in text
