@@ -22,6 +22,7 @@ from sinks.evaluate import as_text, latest_rollout
 from sinks.evaluate import evaluate as run_evaluation
 from sinks.migrations import migrate
 from sinks.phase_report import NoSuchPhase, blocks, phase_report
+from sinks.replay import replay as rebuild
 from sinks.report import as_markdown, as_table, system_report
 from sinks.store import Store, StoreError, StoreUnavailable, open_store
 
@@ -175,4 +176,33 @@ def evaluate(
         console.print(f"wrote {output}")
 
 
-__all__ = ["StoreUnavailable", "evaluate", "report", "sink"]
+def replay(
+    since: str | None = typer.Option(
+        None, "--from", help="only events from this time on (ISO-8601; UTC if no zone)"
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask before dropping tables"),
+) -> None:
+    """Drop the tables and rebuild them from the Kafka topics (stop the sink first)."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    settings = Settings()
+    start = _when(since)
+    if not yes:
+        typer.confirm(
+            f"Drop phasegate's tables in {settings.database} and rebuild them from "
+            f"{settings.topic_prefix}* on {settings.bootstrap_servers}?",
+            abort=True,
+        )
+    with _open(settings) as store:
+        try:
+            counters = rebuild(settings, store, since=start)
+        except BrokerUnavailable as exc:
+            errors.print(f"[red]broker:[/red] {exc}")
+            raise typer.Exit(1) from None
+    console.print(
+        f"replay: {counters.messages} messages, rows {counters.rows}, "
+        f"{counters.dead_letters} unreadable (already in the DLQ), "
+        f"{counters.duplicates} duplicates skipped"
+    )
+
+
+__all__ = ["StoreUnavailable", "evaluate", "replay", "report", "sink"]

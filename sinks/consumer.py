@@ -74,6 +74,8 @@ class _Rebalance(ConsumerRebalanceListener):
 class Sink:
     """Consume the event topics into ``store`` (database ``settings.database``)."""
 
+    grouped = True  # a consumer group with committed offsets
+
     def __init__(
         self,
         settings: Settings,
@@ -122,7 +124,7 @@ class Sink:
                 )
                 self._consumer = KafkaConsumer(
                     bootstrap_servers=servers,
-                    group_id=self.group_id,
+                    group_id=self.group_id if self.grouped else None,
                     bootstrap_timeout_ms=5000,
                     enable_auto_commit=False,
                     auto_offset_reset="earliest",
@@ -136,7 +138,11 @@ class Sink:
                 f"no Kafka broker at {self.settings.bootstrap_servers}: start it "
                 "(`phasegate stack up`) or set PHASEGATE_BOOTSTRAP_SERVERS."
             ) from None
-        self._consumer.subscribe(list(self.models), listener=_Rebalance(self))
+        self._attach(self._consumer)
+
+    def _attach(self, consumer: KafkaConsumer) -> None:
+        """Join the group on the event topics (``sinks.replay`` assigns partitions instead)."""
+        consumer.subscribe(list(self.models), listener=_Rebalance(self))
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set, then store what is pending and leave the group."""

@@ -61,9 +61,9 @@ class Rollout:
     log: list[RolloutEvent]
 
 
-def load(store: Store, database: str) -> Rollout:
+def build() -> Rollout:
     """Phase 1 (50%) for an hour, then phase 2 (75%) for an hour."""
-    data = Rollout(
+    return Rollout(
         phase1=results("production", T0, 1200, 97, 150.0)
         + results("pipeline", T0, 1200, 96, 180.0),
         phase2=results("production", T0 + HOUR, 1500, 94, 152.0)
@@ -76,7 +76,11 @@ def load(store: Store, database: str) -> Rollout:
             RolloutEvent(rollout="kai", type="weight_set", weight=60, ts=T0 + HOUR * 1.5),
         ],
     )
-    db = database
+
+
+def load(store: Store, database: str) -> Rollout:
+    """``build()``'s events stored (300 results twice, as a redelivery would)."""
+    data, db = build(), database
     store.insert(f"{db}.results", rows.result_columns(data.phase1 + data.phase2))
     store.insert(f"{db}.results", rows.result_columns(data.phase2[:300]))  # redelivered
     store.insert(f"{db}.feedback", rows.feedback_columns(data.feedback1 + data.feedback2))

@@ -1,0 +1,103 @@
+"""``phasegate replay``: rebuild the ClickHouse tables from the Kafka topics.
+
+History is a projection of the log: the event tables and their rollups are dropped,
+created again by the migrations, and filled by reading every event topic from its start
+(or from the first offset at or after a time, ``offsets_for_times``) to its end. Replay
+reads without a consumer group and commits nothing, so the running sink's offsets stay;
+the rows carry their offsets (``sinks.ledger``), so a sink started afterwards skips what
+replay stored. Dead letters are not sent again. Stop the sink while replaying.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from kafka import KafkaConsumer, TopicPartition
+
+from schemas.settings import Settings
+from sinks import ddl
+from sinks.consumer import Sink, SinkCounters
+from sinks.migrations import migrate
+from sinks.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def drop_tables(store: Store, database: str) -> None:
+    """Drop phasegate's tables in ``database`` (views first), leaving anything else."""
+    db = ddl.identifier(database)
+    names = [r.view for r in ddl.ROLLUPS] + [r.name for r in ddl.ROLLUPS]
+    names += [t.name for t in ddl.EVENT_TABLES] + [ddl.MIGRATIONS_TABLE]
+    for name in names:
+        store.execute(f"DROP TABLE IF EXISTS {db}.{name}")
+
+
+class ReplaySink(Sink):
+    """A sink that assigns every partition itself, from a start, and commits nothing."""
+
+    grouped = False
+
+    def __init__(self, settings: Settings, store: Store, since: datetime | None, **kw) -> None:
+        super().__init__(settings, store, **kw)
+        self.since = since
+        self.partitions: list[TopicPartition] = []
+
+    def _attach(self, consumer: KafkaConsumer) -> None:
+        self.partitions = [
+            TopicPartition(topic, p)
+            for topic in self.models
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(self.partitions)
+        self.ledger.assigned(self.partitions)
+        if self.since is None:
+            consumer.seek_to_beginning(*self.partitions)
+            return
+        ms = int(self.since.timestamp() * 1000)
+        found = consumer.offsets_for_times({tp: ms for tp in self.partitions})
+        for tp in self.partitions:
+            if found.get(tp) is None:
+                consumer.seek_to_end(tp)  # nothing at or after that time
+            else:
+                consumer.seek(tp, found[tp].offset)
+
+    def _commit(self) -> None:
+        """Replay leaves the consumer group's offsets alone."""
+
+    def _send_dead_letters(self) -> None:
+        self.batch.dead.clear()  # they are in the DLQ from the first pass
+
+    def caught_up(self) -> bool:
+        """At or past the end offsets the broker reports (a lower bound on Tansu)."""
+        consumer = self._require()
+        ends = consumer.end_offsets(self.partitions)
+        return all(consumer.position(tp) >= ends[tp] for tp in self.partitions)
+
+
+def replay(
+    settings: Settings,
+    store: Store,
+    since: datetime | None = None,
+    idle_seconds: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> SinkCounters:
+    """Drop, recreate and refill ``settings.database``; return what was read."""
+    drop_tables(store, settings.database)
+    migrate(store, settings.database)
+    sink = ReplaySink(settings, store, since, batch_rows=10_000, batch_seconds=0.5)
+    sink.start()
+    try:
+        quiet_since = clock()
+        while True:
+            if sink.poll_once(timeout_ms=200):
+                quiet_since = clock()
+            elif sink.caught_up() and clock() - quiet_since >= idle_seconds:
+                break
+        if sink.batch.offsets and not sink.flush():
+            raise RuntimeError("replay: the store refused the last batch")
+    finally:
+        sink.close()
+    return sink.counters
