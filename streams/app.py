@@ -6,8 +6,10 @@ and commits. A crash before that commit replays the run, and stage 2 replaces it
 (see ``streams.windows``): no per-event changelog writes, no double counting.
 
 Stage 2 keeps its views in memory and rebuilds them after a restart by reading the
-partials topic from the start; alert ids are derived from (rollout, system, kind,
-window), so an alert raised again by that replay carries the same id.
+partials topic from the start. It judges the candidate with the plan's rollback triggers
+(``streams.triggers``): alerts go to the alerts topic, rollbacks to the rollout log, whose
+fold each rollout's Router follower keeps current here. Alert and rollback ids derive
+from the incident, so what a replay raises again carries the same ids.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 from schemas.plan import (
     FEEDBACK_METRICS,
@@ -36,10 +36,15 @@ from schemas.stats import (
     two_proportions,
     wilson,
 )
+from schemas.verdict import (
+    Outcome,
+    bound_outcome,
+    comparison_outcome,
+    count_outcome,
+    overall,
+)
 from streams.aggregate import WindowStats
 from streams.windows import RolloutView
-
-Outcome = Literal["pass", "fail", "inconclusive"]
 
 
 @dataclass(frozen=True)
@@ -123,32 +128,26 @@ def judge(
     metric = criterion.metric
     n = samples(candidate, metric)
     needed = phase.min_feedback if metric in FEEDBACK_METRICS else phase.min_samples
-    base = {"criterion": criterion.label, "metric": metric, "samples": n}
+    base: dict[str, Any] = {"criterion": criterion.label, "metric": metric, "samples": n}
     if criterion.compare is not None:
         return _judge_comparison(criterion, candidate, baseline, previous, n, needed, base)
     threshold = criterion.max if criterion.max is not None else criterion.min
     assert threshold is not None
     est = measure(candidate, metric)
-    values = {} if est is None else {"observed": est.value, "low": est.low, "high": est.high}
-    verdict: dict[str, Any] = {"observed": None, "low": None, "high": None, **values}
     if metric == "critical_errors":
-        outcome: Outcome = (
-            "fail"
-            if candidate.critical > threshold
-            else ("pass" if n >= needed else "inconclusive")
-        )
-    elif est is None or n < needed:
-        outcome = "inconclusive"
-        verdict["note"] = f"{n} of {needed} samples"
-    elif criterion.max is not None:
-        outcome = (
-            "pass" if est.high <= threshold else "fail" if est.low > threshold else ("inconclusive")
-        )
+        outcome = count_outcome(candidate.critical, threshold, n, needed)
     else:
-        outcome = (
-            "pass" if est.low >= threshold else "fail" if est.high < threshold else ("inconclusive")
-        )
-    return GateVerdict(**base, **verdict, outcome=outcome, threshold=threshold)
+        outcome = bound_outcome(est, criterion.min, criterion.max, n, needed)
+        if est is None or n < needed:
+            base["note"] = f"{n} of {needed} samples"
+    return GateVerdict(
+        **base,
+        outcome=outcome,
+        observed=None if est is None else est.value,
+        low=None if est is None else est.low,
+        high=None if est is None else est.high,
+        threshold=threshold,
+    )
 
 
 def _judge_comparison(
@@ -176,41 +175,19 @@ def _judge_comparison(
         )
     ref_n = samples(reference, metric)
     test = compare(candidate, reference, metric)
-    if test is None or min(n, ref_n) < needed:
-        return GateVerdict(
-            **base,
-            outcome="inconclusive",
-            observed=None if test is None else test.difference,
-            low=None,
-            high=None,
-            threshold=threshold,
-            reference_samples=ref_n,
-            note=f"{min(n, ref_n)} of {needed} samples on the smaller side",
-        )
-    if lower_better:
-        outcome: Outcome = (
-            "pass" if test.high <= margin else "fail" if test.low > margin else ("inconclusive")
-        )
-    else:
-        outcome = (
-            "pass" if test.low >= -margin else "fail" if test.high < -margin else ("inconclusive")
-        )
+    smaller = min(n, ref_n)
+    if test is None or smaller < needed:
+        base["note"] = f"{smaller} of {needed} samples on the smaller side"
     return GateVerdict(
         **base,
-        outcome=outcome,
-        observed=test.difference,
-        low=test.low,
-        high=test.high,
+        outcome=comparison_outcome(test, margin, lower_better, smaller, needed),
+        observed=None if test is None else test.difference,
+        low=None if test is None else test.low,
+        high=None if test is None else test.high,
         threshold=threshold,
         reference_samples=ref_n,
-        p_value=test.p_worse(margin, lower_is_worse=not lower_better),
+        p_value=None if test is None else test.p_worse(margin, lower_is_worse=not lower_better),
     )
-
-
-def overall(verdicts: list[GateVerdict]) -> Outcome:
-    """fail if any fails, pass if all pass, else inconclusive."""
-    outcomes = {v.outcome for v in verdicts}
-    return "fail" if "fail" in outcomes else "pass" if outcomes <= {"pass"} else "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -227,7 +204,7 @@ class GateReport:
 
     @property
     def outcome(self) -> Outcome:
-        return overall(list(self.verdicts)) if self.verdicts else "inconclusive"
+        return overall([v.outcome for v in self.verdicts])
 
     def to_json(self) -> dict[str, Any]:
         return {
