@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := clickhouse-server clickhouse-client
+BROWSER_PACKAGES := chromium chromium-driver fonts-liberation  # the dashboard's browser test
 
 .PHONY: venv system-deps test demo clean
 
@@ -15,15 +16,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[local,dev]'
 	touch $@
 
-## system-deps: as root, install Debian's ClickHouse server (18.16) and python3-venv where missing
+## system-deps: as root, install Debian's ClickHouse server (18.16), chromium + chromium-driver and python3-venv where missing
 system-deps:
 	@missing=""; \
 	if ! command -v clickhouse-server >/dev/null 2>&1 && [ ! -x /usr/sbin/clickhouse-server ]; then \
 		missing="$(APT_PACKAGES)"; fi; \
 	if ! $(PYTHON) -c 'import ensurepip' >/dev/null 2>&1; then missing="$$missing python3-venv"; fi; \
+	if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		missing="$$missing $(BROWSER_PACKAGES)"; fi; \
 	if [ -z "$$missing" ]; then echo "system-deps: nothing missing, skipped"; \
 	elif [ "$$(id -u)" != 0 ]; then \
-		echo "system-deps: not root, skipped (missing:$$missing; ClickHouse server tests will be skipped)"; \
+		echo "system-deps: not root, skipped (missing:$$missing; tests that need them will be skipped)"; \
 	else \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi

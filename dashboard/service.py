@@ -36,6 +36,7 @@ def state_json(state: RolloutState, ladder: Ladder) -> Json:
     return {
         "weight": state.weight,
         "phase": state.phase,
+        "phase_by_weight": ladder.phase_of(state.weight),
         "updated_at": state.updated_at.isoformat() if state.updated_at else None,
         "next_weight": ladder.next_weight(state.weight),
         "next_phase": None if nxt is None else {"phase": nxt[0], "weight": nxt[1]},

@@ -110,7 +110,10 @@ function fillSelect(select, options, selected) {
 function renderState(r) {
   const s = r.state;
   $("weight").textContent = `${s.weight}%`;
-  $("phase").textContent = String(s.phase);
+  // A weight set directly (not by promote) has no phase in the log: show the plan's.
+  const derived = s.phase === 0 && s.weight > 0;
+  $("phase").textContent = String(derived ? s.phase_by_weight : s.phase);
+  $("phase-label").textContent = derived ? "phase (by weight)" : "phase";
   $("next-step").textContent = s.next_phase ? `phase ${s.next_phase.phase} at ${s.next_phase.weight}%` : "last phase";
   if (!view.sliderDirty) {
     $("slider").value = s.weight;

@@ -1,0 +1,250 @@
+"""The dashboard in a real browser: headless Chromium (Debian's) driven by Selenium.
+
+A real worker and broker, simulated traffic through the real Router and Emitter, the
+dashboard with a token. The page's figures must match the worker's /status; clicking 75%
+must put a weight_set event in the rollout topic that a Router follows; 100% (two phases
+up) is refused on the page; a rollback asks for confirmation. The screenshot is kept at
+``artifacts/dashboard.png``. Skipped where Chromium is not installed, failed under CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dashboard import summary
+from dashboard.server import make_server, serve_in_thread
+from dashboard.service import Dashboard
+from producers import Router, live
+from schemas.codec import decode
+from schemas.events import RolloutEvent
+from schemas.settings import Settings
+from tests.producers.kafka_util import read_values
+from tests.streams.worker import WorkerProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "artifacts" / "dashboard.png"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ROLLOUT, TOKEN, EVENTS = "kai-response", "browser-test-token", 2400
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,2000",
+]
+
+
+def _need_browser() -> None:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("selenium (pip install -e '.[dev]')")
+    if missing:
+        reason = (
+            f"no browser to test the page with: missing {', '.join(missing)} (make system-deps)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    _need_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="phasegate-chromium-")
+    for flag in [*FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def half_up(value: float, places: int) -> str:
+    """JavaScript's toFixed / Math.round on the exact binary value (halves round up)."""
+    exp = Decimal(1).scaleb(-places)
+    return str(Decimal(value).quantize(exp, rounding=ROUND_HALF_UP))
+
+
+def expected_cells(window: dict[str, Any]) -> dict[str, str]:
+    """What the page shows for one system of /status, formatted as app.js does."""
+    lat = window["latency_ms"]
+    errors = sorted(window["errors"].items(), key=lambda kv: (-kv[1], kv[0]))
+    return {
+        "count": f"{window['count']:,}",
+        "success_rate": half_up(window["success_rate"]["value"] * 100, 1) + "%",
+        "confidence": half_up(window["confidence"]["value"], 3),
+        "p95": half_up(lat["p95"], 0) + " ms",
+        "p99": half_up(lat["p99"], 0) + " ms",
+        "mean_latency": half_up(lat["mean"], 0) + " ms",
+        "errors": ", ".join(f"{k} {n}" for k, n in errors) or "none",
+        "critical_errors": str(window["critical_errors"]),
+    }
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if value := check():
+                return value
+        except Exception:  # the page may be re-rendering between two reads
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.read()
+
+
+@pytest.fixture
+def stack(kafka_settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, WorkerProcess]]:
+    """A worker with 2 s windows (several chart points) that has seen the traffic."""
+    settings = kafka_settings.model_copy(
+        update={"window_seconds": 2, "lateness_seconds": 2, "flush_seconds": 0.5}
+    )
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        worker.wait_assigned()
+        sent = live.run(worker.settings, "healthy", events=EVENTS, rate=500, set_weight=50)
+        assert sent.weight == 50
+        results = sum(sent.per_system.values())
+        worker.wait(lambda s: s["counters"]["results"] >= results)
+        worker.wait(
+            lambda s: (
+                sum(
+                    w["count"] for w in s["rollouts"][ROLLOUT]["rolling"]["300"]["systems"].values()
+                )
+                == results
+            )
+        )
+        yield worker.settings.model_copy(update={"dashboard_token": TOKEN}), worker
+    finally:
+        worker.stop()
+
+
+def test_dashboard_in_chromium(browser: Any, stack: tuple[Settings, WorkerProcess]) -> None:
+    from selenium.webdriver.common.by import By
+
+    settings, worker = stack
+    board = Dashboard(settings).start()
+    server = make_server(board, "127.0.0.1", 0)
+    serve_in_thread(server)
+    router = Router(settings, ROLLOUT)
+    try:
+        status = worker.status()
+        assert status is not None
+        view = status["rollouts"][ROLLOUT]
+
+        # /metrics of the real worker carries the same figures as /status.
+        metrics = fetch(f"http://127.0.0.1:{settings.worker_port}/metrics").decode()
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(metrics)
+            for s in f.samples
+        }
+        for system, w in view["rolling"]["300"]["systems"].items():
+            key = (("rollout", ROLLOUT), ("system", system), ("window", "300"))
+            assert samples[("phasegate_window_events", key)] == w["count"]
+            assert samples[("phasegate_success_ratio", key)] == w["success_rate"]["value"]
+
+        # The page, with the token in its address (kept in the tab's session storage).
+        browser.get(f"{server.url}?token={TOKEN}")
+        cell = 'td[data-system="{}"][data-metric="{}"]'
+
+        def shown(system: str, metric: str) -> str:
+            return browser.find_element(By.CSS_SELECTOR, cell.format(system, metric)).text
+
+        wait_for(lambda: shown("production", "count"), what="the systems table")
+        assert "token" not in browser.current_url, "the token is removed from the address"
+        for system, window in view["rolling"]["300"]["systems"].items():
+            for metric, text in expected_cells(window).items():
+                assert shown(system, metric) == text, (system, metric)
+        expected_winner = summary.winner(view, 300)["message"]
+        assert browser.find_element(By.ID, "winner").text == expected_winner
+        assert browser.find_element(By.ID, "weight").text == "50%"
+        rules = browser.find_elements(By.CSS_SELECTOR, "#rules tbody tr")
+        assert len(rules) == len(summary.rules(view, 300))
+
+        # Sort the rules by success rate (descending, then ascending).
+        def rule_rates() -> list[float]:
+            cells = browser.find_elements(By.CSS_SELECTOR, "#rules tbody tr td:nth-child(4)")
+            return [float(c.text.rstrip("%")) for c in cells]
+
+        browser.find_element(By.ID, "sort-success").click()
+        assert rule_rates() == sorted(rule_rates(), reverse=True)
+        browser.find_element(By.ID, "sort-success").click()
+        assert rule_rates() == sorted(rule_rates())
+
+        # Two phases up at once is refused, with the reason on the page.
+        message = browser.find_element(By.ID, "control-message")
+        browser.find_element(By.ID, "quick-100").click()
+        wait_for(lambda: "refused" in message.text, what="the refusal")
+        assert "the next step is 75%" in message.text
+
+        # 75%: the rollout topic gets the event and the Router follows.
+        browser.find_element(By.ID, "actor").clear()
+        browser.find_element(By.ID, "actor").send_keys("browser-test")
+        browser.find_element(By.ID, "quick-75").click()
+        wait_for(lambda: "written to the rollout log" in message.text, what="the write")
+
+        def written() -> bool:
+            values = read_values(settings.bootstrap_servers, settings.topics.rollout, 2, 2)
+            events = [decode(v, RolloutEvent) for v in values]
+            return ("weight_set", 75, "browser-test") in [
+                (e.type, e.weight, e.actor) for e in events
+            ]
+
+        wait_for(written, timeout=10, what="the event in the rollout topic")
+        wait_for(lambda: router.weight == 75, timeout=5, what="the Router at 75")
+        wait_for(lambda: browser.find_element(By.ID, "weight").text == "75%", what="75% shown")
+        assert browser.find_element(By.ID, "phase").text == "2"  # the plan's phase at 75%
+        assert browser.find_element(By.ID, "phase-label").text == "phase (by weight)"
+
+        # A rollback asks first; dismissing it writes nothing.
+        browser.find_element(By.ID, "rollback").click()
+        wait_for(lambda: browser.switch_to.alert, timeout=5, what="the confirmation")
+        browser.switch_to.alert.dismiss()
+        wait_for(lambda: message.text == "rollback cancelled", what="the cancellation")
+        assert board.rollout_log.state(ROLLOUT).weight == 75
+
+        browser.execute_script("window.scrollTo(0, 0)")
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        assert browser.save_screenshot(str(SCREENSHOT))
+        assert SCREENSHOT.stat().st_size > 10_000
+        logged = browser.get_log("browser")  # the refused step is one 422, nothing else
+        assert [
+            e for e in logged if e["level"] == "SEVERE" and "status of 422" not in e["message"]
+        ] == []
+        assert json.loads(fetch(f"http://127.0.0.1:{settings.worker_port}/status"))["rollouts"]
+    finally:
+        router.close()
+        server.shutdown()
+        server.server_close()
+        board.close()
