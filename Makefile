@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[local,dev]'
 	touch $@
 
-## system-deps: as root, install Debian's ClickHouse server (18.16), chromium + chromium-driver and python3-venv where missing
+## system-deps: as root, install Debian's ClickHouse server (18.16), chromium + chromium-driver, Node.js/npm (the durable broker's local S3) and python3-venv where missing
 system-deps:
 	@missing=""; \
 	if ! command -v clickhouse-server >/dev/null 2>&1 && [ ! -x /usr/sbin/clickhouse-server ]; then \
@@ -24,6 +24,7 @@ system-deps:
 	if ! $(PYTHON) -c 'import ensurepip' >/dev/null 2>&1; then missing="$$missing python3-venv"; fi; \
 	if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 		missing="$$missing $(BROWSER_PACKAGES)"; fi; \
+	if ! command -v npm >/dev/null 2>&1; then missing="$$missing nodejs npm"; fi; \
 	if [ -z "$$missing" ]; then echo "system-deps: nothing missing, skipped"; \
 	elif [ "$$(id -u)" != 0 ]; then \
 		echo "system-deps: not root, skipped (missing:$$missing; tests that need them will be skipped)"; \

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
         "memory://tansu/",
         description="storage engine of the local Tansu broker (memory:// or s3://)",
     )
+    s3_endpoint: str = Field(
+        "http://127.0.0.1:5056", description="local S3 of a durable broker (s3:// storage)"
+    )
     window_seconds: int = Field(60, gt=0, description="tumbling window size (event time)")
     lateness_seconds: int = Field(60, ge=0, description="allowed lateness of an event")
     rolling_seconds: list[int] = Field(

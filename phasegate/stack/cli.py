@@ -83,7 +83,8 @@ def up(
     settings = _settings()
     services = local_services(settings, clickhouse, clickhouse_http_port)
     results = [_up_one(s, timeout) for s in services]
-    if results[0]:
+    usable = {s.name: ok for s, ok in zip(services, results, strict=True)}
+    if usable["broker"]:
         _create_topics(settings)
     if settings.clickhouse_url is None:
         console.print(f"history store: chdb at {settings.store_path}", highlight=False)
@@ -93,8 +94,8 @@ def up(
 
 @stack_app.command("down")
 def down(clickhouse: bool = WITH_CLICKHOUSE) -> None:
-    """Stop what ``stack up`` started, and nothing else."""
-    for service in local_services(_settings(), clickhouse):
+    """Stop what ``stack up`` started, and nothing else (the broker before its S3)."""
+    for service in reversed(local_services(_settings(), clickhouse)):
         if service.process is None:
             _line(service, escape(service.note))
         elif (pid := service.process.pid()) is not None and service.process.stop():

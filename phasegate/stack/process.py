@@ -103,6 +103,7 @@ class ManagedProcess:
     probe: Probe
     env: Mapping[str, str] | None = None
     prepare: Callable[[], None] | None = field(default=None, repr=False)
+    after_ready: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def pid_file(self) -> Path:
@@ -182,6 +183,8 @@ class ManagedProcess:
                 self._forget()
                 raise StartFailed(f"{self.name} exited with code {code}", self.log_tail())
             if self.is_ready():
+                if self.after_ready:
+                    self.after_ready()
                 return Status(State.READY, proc.pid)
             if time.monotonic() > deadline:
                 self.stop()
@@ -199,7 +202,15 @@ class ManagedProcess:
                 os.kill(pid, signal.SIGKILL)
                 self._wait_gone(pid, 5.0)
         self._forget()
+        self._wait_ports_closed(timeout)
         return True
+
+    def _wait_ports_closed(self, timeout: float) -> None:
+        """A multi-threaded process (node) shows as a zombie while its threads still hold
+        its sockets: wait until its ports are free too, so a restart can bind them."""
+        deadline = time.monotonic() + timeout
+        while any(port_open(self.host, p) for p in self.ports) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     @staticmethod
     def _wait_gone(pid: int, timeout: float) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from phasegate.stack import broker, clickhouse
+from phasegate.stack import broker, clickhouse, s3
 from phasegate.stack.process import ManagedProcess, Probe
 from schemas.settings import Settings
 
@@ -55,7 +55,20 @@ def local_services(
     host, port = broker.broker_address(settings)
     bootstrap = f"{host}:{port}"
     managed = broker.broker_process(settings) if is_local(host) else None
-    services = [
+    services = []
+    if managed is not None and s3.is_durable(settings):
+        s3_host, s3_port = s3.endpoint(settings)
+        s3_managed = s3.s3_process(settings) if is_local(s3_host) else None
+        services.append(
+            Service(
+                "s3",
+                f"{s3_host}:{s3_port}",
+                lambda: s3.probe(settings.s3_endpoint),
+                s3_managed,
+                "" if s3_managed else EXTERNAL,
+            )
+        )
+    services.append(
         Service(
             "broker",
             bootstrap,
@@ -63,7 +76,7 @@ def local_services(
             managed,
             "" if managed else EXTERNAL,
         )
-    ]
+    )
     if not with_clickhouse:
         return services
     host, port = clickhouse.server_address(settings)
