@@ -7,6 +7,7 @@ import threading
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from schemas.settings import Settings
 
@@ -22,11 +23,16 @@ def dashboard(
     from dashboard.server import make_server
     from dashboard.service import Dashboard
     from dashboard.worker_client import status_url
+    from schemas.plan import PlanError
 
     settings = Settings()
     host = host or settings.dashboard_host
     port = settings.dashboard_port if port is None else port
-    board = Dashboard(settings, refresh_s=refresh)
+    try:
+        board = Dashboard(settings, refresh_s=refresh)
+    except PlanError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
     try:
         server = make_server(board, host, port)
     except OSError as exc:

@@ -10,6 +10,9 @@ shows. The rules:
 - going to 0 (a rollback, or 0 on the slider) needs ``confirm``;
 - ``promote`` starts the next phase at its weight; ``hold`` records a decision to stay;
   ``rollback`` goes to 0.
+
+:func:`check_gates` is the go decision on top: a running phase is promoted only when
+every gate the worker judged passes, or when the operator overrides it with a reason.
 """
 
 from __future__ import annotations
@@ -42,14 +45,17 @@ class Ladder:
         return next((w for w in self.weights if w > weight), None)
 
     def next_phase(self, state: RolloutState) -> tuple[int, int] | None:
-        """(phase, weight) that ``promote`` starts, or None after the last phase."""
-        phase = max(state.phase, self.phase_of(state.weight))
-        if phase >= len(self.weights):
+        """(phase, weight) that ``promote`` starts, or None after the last phase.
+
+        The phase in the log decides, not the weight: a rollout that is not running
+        (phase 0) starts at phase 1 even if a weight was set directly.
+        """
+        if state.phase >= len(self.weights):
             return None
-        return phase + 1, self.weights[phase]
+        return state.phase + 1, self.weights[state.phase]
 
     def phase_of(self, weight: int) -> int:
-        """The last phase whose weight is reached at ``weight`` (0: before phase 1)."""
+        """The first phase with the highest weight reached at ``weight`` (0: none)."""
         reached = [w for w in self.weights if w <= weight]
         return self.weights.index(max(reached)) + 1 if reached else 0
 
@@ -102,3 +108,25 @@ def decide(
         return RolloutEvent(rollout=state.rollout, actor=actor, reason=reason, **fields)
     except ValidationError as exc:
         raise Refused(describe(exc)) from None
+
+
+def check_gates(
+    state: RolloutState, gates: Mapping[str, Any] | None, body: Mapping[str, Any]
+) -> None:
+    """:class:`Refused` unless the current phase's gates pass (or ``force`` with a reason).
+
+    Before phase 1 (not running) there is nothing to judge: promoting starts the rollout.
+    """
+    if state.phase == 0:
+        return
+    outcome = "not judged yet" if not gates else str(gates.get("outcome"))
+    if outcome == "pass":
+        return
+    if body.get("force") is True:
+        if not str(body.get("reason") or "").strip():
+            raise Refused("overriding the gates needs a reason")
+        return
+    raise Refused(
+        f"the gates of phase {state.phase} are {outcome}; promote when they pass, or "
+        "override them with a reason"
+    )

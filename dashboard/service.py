@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dashboard import summary
-from dashboard.control import Ladder, Refused, decide
+from dashboard.control import Ladder, Refused, check_gates, decide
 from dashboard.feeds import AlertLog, RolloutLog
 from dashboard.worker_client import WorkerUnavailable, fetch_status, status_url
 from dashboard.writer import NotWritten, RolloutWriter
 from schemas.base import now
 from schemas.events import Alert, RolloutEvent
+from schemas.plan import Plan, load_plan
 from schemas.rollout import RolloutState
 from schemas.settings import Settings
 
@@ -30,12 +31,15 @@ def event_json(event: RolloutEvent) -> Json:
     return event.model_dump(mode="json", by_alias=True)
 
 
-def state_json(state: RolloutState, ladder: Ladder) -> Json:
+def state_json(state: RolloutState, plan: Plan, ladder: Ladder) -> Json:
     """The rollout's weight and phase, what promote would do, and its recent history."""
     nxt = ladder.next_phase(state)
+    phase = plan.phase(state.phase)
     return {
         "weight": state.weight,
         "phase": state.phase,
+        "phase_name": phase.name if phase else "not running",
+        "phase_names": [p.name for p in plan.phases],
         "phase_by_weight": ladder.phase_of(state.weight),
         "updated_at": state.updated_at.isoformat() if state.updated_at else None,
         "next_weight": ladder.next_weight(state.weight),
@@ -70,7 +74,7 @@ class Dashboard:
         rollout_log: RolloutLog | None = None,
         alert_log: AlertLog | None = None,
         writer: RolloutWriter | None = None,
-        ladder: Ladder | None = None,
+        plan: Plan | None = None,
         refresh_s: float = 5.0,
     ) -> None:
         self.settings = settings
@@ -78,7 +82,8 @@ class Dashboard:
         self.rollout_log = rollout_log or RolloutLog(settings)
         self.alert_log = alert_log or AlertLog(settings)
         self._writer = writer
-        self.ladder = ladder or Ladder()
+        self.plan = plan or load_plan(settings.plan)  # PlanError names the file and field
+        self.ladder = Ladder(tuple(p.weight for p in self.plan.phases))
         self.refresh_s = refresh_s
 
     def start(self) -> Dashboard:
@@ -105,6 +110,13 @@ class Dashboard:
         except WorkerUnavailable as exc:
             return None, str(exc)
 
+    def gates(self, rollout: str) -> Mapping[str, Any] | None:
+        """The worker's gate report of ``rollout``; :class:`Refused` if it cannot be read."""
+        status, error = self.status()
+        if status is None:
+            raise Refused(f"the gates cannot be read: {error}")
+        return (status.get("control", {}).get(rollout) or {}).get("gates")
+
     def snapshot(self, span: int | None = None) -> Json:
         """The page's data: per rollout its figures, state, gates and alerts."""
         status, error = self.status()
@@ -113,11 +125,12 @@ class Dashboard:
         rollouts = []
         for name in names:
             view = views.get(name) or {"rollout": name, "rolling": {}, "systems": {}}
+            control = (status or {}).get("control", {}).get(name)
             rollouts.append(
                 {
-                    **summary.summarize(view, span),
+                    **summary.summarize(view, span, control),
                     "rollout": name,
-                    "state": state_json(self.rollout_log.state(name), self.ladder),
+                    "state": state_json(self.rollout_log.state(name), self.plan, self.ladder),
                     "alerts": [alert_json(a) for a in self.alert_log.recent(name)[:20]],
                     "alert_counts": {
                         kind: n for (r, kind), n in self.alert_log.counts.items() if r == name
@@ -145,7 +158,10 @@ class Dashboard:
         """Append the event for ``action``; :class:`Refused` or :class:`NotWritten` if not."""
         if not self.rollout_log.follower.caught_up.is_set():
             raise NotWritten("the rollout log has not been read yet; try again in a moment")
-        event = decide(action, body, self.rollout_log.state(rollout), self.ladder)
+        state = self.rollout_log.state(rollout)
+        event = decide(action, body, state, self.ladder)
+        if action == "promote":
+            check_gates(state, self.gates(rollout), body)
         self.writer.append(event)  # the state follows when the follower reads it back
         return event
 

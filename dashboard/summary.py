@@ -107,9 +107,16 @@ def series(view: Mapping[str, Any]) -> dict[str, list[Json]]:
     return out
 
 
-def summarize(view: Mapping[str, Any], span: int | None = None) -> Json:
-    """Everything the page shows about one rollout of ``/status``, for one span."""
+def summarize(
+    view: Mapping[str, Any], span: int | None = None, control: Mapping[str, Any] | None = None
+) -> Json:
+    """Everything the page shows about one rollout of ``/status``, for one span.
+
+    ``control`` is the rollout's entry in the status' ``control`` section (the worker's
+    phase, weight, gate report and open incidents), when the worker has one.
+    """
     chosen = pick_span(view, span)
+    control = control or {}
     base: Json = {
         "rollout": view.get("rollout"),
         "baseline": view.get("baseline"),
@@ -118,7 +125,8 @@ def summarize(view: Mapping[str, Any], span: int | None = None) -> Json:
         "spans": spans(view),
         "span": chosen,
         "series": series(view),
-        "gates": view.get("gates"),
+        "gates": control.get("gates"),
+        "incidents": list(control.get("incidents") or []),
     }
     if chosen is None:
         return {**base, "systems": [], "winner": winner(view, None), "rules": [], "delta": {}}

@@ -81,27 +81,6 @@ def systems_table(data: Mapping[str, Any]) -> Table:
     return table
 
 
-def gates_table(gates: Any) -> Table | None:
-    """The gate verdicts, when the worker's status carries them."""
-    if not isinstance(gates, list) or not gates:
-        return None
-    table = Table(title="gates", title_justify="left")
-    for col in ("gate", "verdict", "observed", "threshold", "samples"):
-        table.add_column(col, justify="left" if col in ("gate", "verdict") else "right")
-    style = {"pass": "green", "fail": "red"}
-    for g in gates:
-        verdict = str(g.get("verdict", DASH))
-        table.add_row(
-            str(g.get("label") or g.get("name") or g.get("metric") or "gate"),
-            Text(verdict, style=style.get(verdict, "yellow")),
-            *(
-                f"{g[k]:.4g}" if isinstance(g.get(k), float) else str(g.get(k, DASH))
-                for k in ("observed", "threshold", "samples")
-            ),
-        )
-    return table
-
-
 def rules_table(rules: list[Mapping[str, Any]], top: int = 10) -> Table:
     table = Table(title="rules by use", title_justify="left")
     for col in ("rule", "system", "uses", "success rate"):
@@ -111,9 +90,13 @@ def rules_table(rules: list[Mapping[str, Any]], top: int = 10) -> Table:
     return table
 
 
-def render_rollout(view: Mapping[str, Any], span: int | None = None) -> RenderableType:
-    """One rollout of /status: systems, winner, gates, rules."""
-    data = summary.summarize(view, span)
+def render_rollout(
+    view: Mapping[str, Any], span: int | None = None, control: Mapping[str, Any] | None = None
+) -> RenderableType:
+    """One rollout of /status: systems, winner, the worker's phase and gates, rules."""
+    from phasegate.rollout_cli import gate_table
+
+    data = summary.summarize(view, span, control)
     if data["span"] is None:
         return Text(f"{data['rollout']}: no events yet")
     w = data["winner"]
@@ -121,8 +104,12 @@ def render_rollout(view: Mapping[str, Any], span: int | None = None) -> Renderab
         systems_table(data),
         Text(f"winner so far: {w['message']}", style="bold green" if w["decided"] else "yellow"),
     ]
-    if (gates := gates_table(data["gates"])) is not None:
-        parts.append(gates)
+    if control and control.get("phase") is not None:
+        incidents = ", ".join(data["incidents"]) or "none"
+        where = f"phase {control['phase']}, weight {control['weight']}%"
+        parts.append(Text(f"worker: {where}; open incidents: {incidents}"))
+    if data["gates"]:
+        parts.append(gate_table(data["gates"]))
     parts.append(rules_table(data["rules"]))
     return Group(*parts)
 
@@ -138,7 +125,10 @@ def render(
     if not views or (rollout and rollout not in views):
         what = f"rollout {rollout!r}" if rollout else "any rollout"
         return Group(Text(f"The worker has seen no events of {what} yet."), footer)
-    return Group(*(render_rollout(views[name], span) for name in shown if name in views), footer)
+    controls = status.get("control") or {}
+    return Group(
+        *(render_rollout(views[n], span, controls.get(n)) for n in shown if n in views), footer
+    )
 
 
 def unavailable(message: str) -> RenderableType:

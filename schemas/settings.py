@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,8 +36,18 @@ class Settings(BaseSettings):
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated"
     )
     topic_prefix: str = Field("phasegate.", description="prefix of every topic name")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how every Kafka client connects"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = Field(None, description="never logged or shown")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (mutual TLS)")
+    kafka_ssl_keyfile: Path | None = Field(None, description="client key (mutual TLS)")
     clickhouse_url: str | None = Field(
         None,
+        repr=False,  # it may carry a password
         description="ClickHouse server, e.g. clickhouse://default:@127.0.0.1:9000; "
         "unset: the in-process chdb store at store_path",
     )
@@ -84,12 +95,32 @@ class Settings(BaseSettings):
         return Topics(self.topic_prefix)
 
     def to_env(self) -> dict[str, str]:
-        """These settings as ``PHASEGATE_*`` variables, for a child process."""
+        """These settings as ``PHASEGATE_*`` variables, for a child process (secrets too)."""
         data = self.model_dump(mode="json", exclude_none=True)
+        for name in data:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                data[name] = value.get_secret_value()
         return {
             f"PHASEGATE_{k.upper()}": v if isinstance(v, str) else json.dumps(v)
             for k, v in data.items()
         }
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Security options for every kafka-python client (empty for PLAINTEXT)."""
+        options: dict[str, Any] = {}
+        if self.kafka_security_protocol != "PLAINTEXT":
+            options["security_protocol"] = self.kafka_security_protocol
+        if self.kafka_security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        for name in ("cafile", "certfile", "keyfile"):
+            path = getattr(self, f"kafka_ssl_{name}")
+            if path is not None:
+                options[f"ssl_{name}"] = str(path)
+        return options
 
     @property
     def kafka_url(self) -> str:

@@ -1,7 +1,8 @@
 """The worker's ``/status`` as Prometheus text exposition (version 0.0.4), for ``/metrics``.
 
-A pure function of the status dict (``streams.app``: counters, assignment, rollouts), so it
-is tested without a broker. Every rolling span becomes a ``window`` label (seconds), every
+A pure function of the status dict (``streams.app``: counters, assignment, rollouts and
+the control section: phase, weight, gate verdicts, incidents), so it is tested without a
+broker. Every rolling span becomes a ``window`` label (seconds), every
 rollout and system a label, and figures the status leaves empty (``None``: no events yet)
 are left out rather than exported as zero.
 """
@@ -131,7 +132,50 @@ def families(status: Mapping[str, Any]) -> Iterator[Family]:
             delta = f("delta", "candidate minus baseline in the rolling window, by metric")
             for metric, value in sorted((rolling.get("delta") or {}).items()):
                 delta.add({"rollout": rollout, "window": span, "metric": metric}, value)
+    for rollout, control in sorted((status.get("control") or {}).items()):
+        _control_families(f, rollout, control or {})
     yield from f.by_name.values()
+
+
+OUTCOMES = ("pass", "fail", "inconclusive")
+
+
+def _control_families(f: _Families, rollout: str, control: Mapping[str, Any]) -> None:
+    """Phase, weight, gate verdicts, open incidents and trigger evidence of one rollout."""
+    at = {"rollout": rollout}
+    f("rollout_weight", "candidate weight in percent (the worker's fold of the rollout log)").add(
+        at, control.get("weight")
+    )
+    f("rollout_phase", "current phase (0: not running)").add(at, control.get("phase"))
+    incidents = control.get("incidents") or []
+    f("open_incidents", "rollback triggers with an open incident").add(at, len(incidents))
+    for name, ev in sorted((control.get("evidence") or {}).items()):
+        trigger = {**at, "trigger": name}
+        f("trigger_score", "sequential evidence of a rollback trigger (CUSUM)").add(
+            trigger, ev.get("score")
+        )
+        f("trigger_threshold", "score at which the trigger fires").add(trigger, ev.get("threshold"))
+    gates = control.get("gates")
+    if not gates:
+        return
+    phase = {**at, "phase": str(gates.get("phase"))}
+    outcome = f("gates_outcome", "overall verdict of the current phase's gates (one-hot)")
+    for name in OUTCOMES:
+        outcome.add({**phase, "outcome": name}, gates.get("outcome") == name)
+    for v in gates.get("verdicts") or []:
+        gate = {**phase, "criterion": v["criterion"], "metric": v["metric"]}
+        f("gate_observed", "observed value of a gate criterion").add(gate, v.get("observed"))
+        f("gate_observed_lower", "lower bound of the observed value's 95% interval").add(
+            gate, v.get("low")
+        )
+        f("gate_observed_upper", "upper bound of the observed value's 95% interval").add(
+            gate, v.get("high")
+        )
+        f("gate_threshold", "threshold of a gate criterion").add(gate, v.get("threshold"))
+        f("gate_samples", "samples a gate criterion was judged on").add(gate, v.get("samples"))
+        verdict = f("gate_verdict", "verdict of a gate criterion (one-hot)")
+        for name in OUTCOMES:
+            verdict.add({**gate, "outcome": name}, v.get("outcome") == name)
 
 
 def prometheus_text(status: Mapping[str, Any]) -> str:

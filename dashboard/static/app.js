@@ -92,7 +92,7 @@ function render(data) {
   renderState(r);
   renderWinner(r.winner);
   renderSystems(r);
-  renderGates(r.gates);
+  renderGates(r);
   renderAlerts(r);
   renderRules(r.rules);
   renderHistory(r.state.history);
@@ -113,7 +113,7 @@ function renderState(r) {
   // A weight set directly (not by promote) has no phase in the log: show the plan's.
   const derived = s.phase === 0 && s.weight > 0;
   $("phase").textContent = String(derived ? s.phase_by_weight : s.phase);
-  $("phase-label").textContent = derived ? "phase (by weight)" : "phase";
+  $("phase-label").textContent = derived ? "phase (by weight)" : `phase: ${s.phase_name}`;
   $("next-step").textContent = s.next_phase ? `phase ${s.next_phase.phase} at ${s.next_phase.weight}%` : "last phase";
   if (!view.sliderDirty) {
     $("slider").value = s.weight;
@@ -174,16 +174,21 @@ function renderSystems(r) {
   table.tBodies[0].replaceChildren(...rows);
 }
 
-function renderGates(gates) {
-  const list = Array.isArray(gates) ? gates : [];
-  $("gates-empty").hidden = list.length > 0;
-  const fmt = (v) => (typeof v === "number" ? (Math.abs(v) >= 10 ? v.toFixed(0) : v.toFixed(3)) : v == null ? dash : String(v));
-  $("gates").tBodies[0].replaceChildren(...list.map((g) => el("tr", {},
-    el("td", { text: g.label || g.name || g.metric || "gate" }),
-    el("td", { class: `verdict-${g.verdict}`, text: g.verdict || dash }),
-    el("td", { class: "num", text: fmt(g.observed) }),
-    el("td", { class: "num", text: fmt(g.threshold) }),
-    el("td", { class: "num", text: int(g.samples) }))));
+function renderGates(r) {
+  const gates = r.gates;
+  const verdicts = gates ? gates.verdicts : [];
+  $("gates-empty").hidden = Boolean(gates);
+  $("gates-title").textContent = gates ? `phase ${gates.phase} (${gates.phase_name}): ${gates.outcome}` : "";
+  $("gates-title").className = gates ? `verdict-${gates.outcome}` : "muted";
+  $("incidents").textContent = r.incidents.length ? r.incidents.join(", ") : "none";
+  const fmt = (v) => (v == null ? dash : Math.abs(v) >= 10 ? v.toFixed(0) : v.toFixed(3));
+  $("gates").tBodies[0].replaceChildren(...verdicts.map((v) => el("tr", {},
+    el("td", { text: v.criterion }),
+    el("td", { class: `verdict-${v.outcome}`, text: v.outcome + (v.note ? ` (${v.note})` : "") }),
+    el("td", { class: "num", text: fmt(v.observed) }),
+    el("td", { class: "num", text: v.low == null ? dash : `${fmt(v.low)} ${dash} ${fmt(v.high)}` }),
+    el("td", { class: "num", text: fmt(v.threshold) }),
+    el("td", { class: "num", text: int(v.samples) + (v.reference_samples == null ? "" : ` vs ${int(v.reference_samples)}`) }))));
 }
 
 function renderAlerts(r) {
@@ -337,6 +342,7 @@ async function act(action, extra = {}) {
     message(`written to the rollout log: ${e.type}${weight} by ${e.actor}`, "ok");
     view.sliderDirty = false;
     $("reason").value = "";
+    $("force").checked = false;
     setTimeout(refresh, 800);
   } catch (err) {
     message(`refused: ${err.message}`, "error");
@@ -361,7 +367,7 @@ function setup() {
   for (const b of document.querySelectorAll(".quick-weight")) {
     b.addEventListener("click", () => act("set_weight", { weight: Number(b.dataset.weight) }));
   }
-  $("promote").addEventListener("click", () => act("promote"));
+  $("promote").addEventListener("click", () => act("promote", $("force").checked ? { force: true } : {}));
   $("hold").addEventListener("click", () => act("hold"));
   $("rollback").addEventListener("click", () => act("rollback"));
   for (const b of document.querySelectorAll("#rules th button")) {

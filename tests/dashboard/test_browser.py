@@ -1,9 +1,10 @@
 """The dashboard in a real browser: headless Chromium (Debian's) driven by Selenium.
 
-A real worker and broker, simulated traffic through the real Router and Emitter, the
-dashboard with a token. The page's figures must match the worker's /status; clicking 75%
-must put a weight_set event in the rollout topic that a Router follows; 100% (two phases
-up) is refused on the page; a rollback asks for confirmation. The screenshot is kept at
+A real worker and broker, phase 1 started at 50%, simulated traffic through the real
+Router and Emitter, the dashboard with a token. The page's figures and gate verdicts must
+match the worker's /status; promote is refused while the gates do not pass; 100% (two
+phases up) is refused; clicking 75% must put a weight_set event in the rollout topic that
+a Router follows; a rollback asks for confirmation. The screenshot is kept at
 ``artifacts/dashboard.png``. Skipped where Chromium is not installed, failed under CI.
 """
 
@@ -26,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dashboard import summary
 from dashboard.server import make_server, serve_in_thread
 from dashboard.service import Dashboard
+from dashboard.writer import RolloutWriter
 from producers import Router, live
 from schemas.codec import decode
 from schemas.events import RolloutEvent
@@ -36,7 +38,8 @@ from tests.streams.worker import WorkerProcess
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "artifacts" / "dashboard.png"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-ROLLOUT, TOKEN, EVENTS = "kai-response", "browser-test-token", 2400
+ROLLOUT, TOKEN = "kai-response", "browser-test-token"
+EVENTS = 1600  # about 800 candidate results: under phase 1's minimum sample of 1000
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -132,10 +135,15 @@ def stack(kafka_settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, 
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
         worker.wait_assigned()
-        sent = live.run(worker.settings, "healthy", events=EVENTS, rate=500, set_weight=50)
+        # Phase 1 at 50%, as `phasegate rollout start` writes it; the Router follows.
+        writer = RolloutWriter(worker.settings)
+        writer.append(RolloutEvent(rollout=ROLLOUT, type="phase_started", phase=1, weight=50))
+        writer.close()
+        sent = live.run(worker.settings, "healthy", events=EVENTS, rate=500)
         assert sent.weight == 50
         results = sum(sent.per_system.values())
         worker.wait(lambda s: s["counters"]["results"] >= results)
+        worker.wait(lambda s: bool(s["control"][ROLLOUT]["gates"]))
         worker.wait(
             lambda s: (
                 sum(
@@ -189,6 +197,18 @@ def test_dashboard_in_chromium(browser: Any, stack: tuple[Settings, WorkerProces
         expected_winner = summary.winner(view, 300)["message"]
         assert browser.find_element(By.ID, "winner").text == expected_winner
         assert browser.find_element(By.ID, "weight").text == "50%"
+        assert browser.find_element(By.ID, "phase").text == "1"
+        assert browser.find_element(By.ID, "phase-label").text == "phase: A/B test"
+
+        # The worker's gate verdicts, as /status has them.
+        gates = status["control"][ROLLOUT]["gates"]
+        title = f"phase 1 (A/B test): {gates['outcome']}"
+        assert browser.find_element(By.ID, "gates-title").text == title
+        rows = browser.find_elements(By.CSS_SELECTOR, "#gates tbody tr")
+        assert [r.find_element(By.CSS_SELECTOR, "td").text for r in rows] == [
+            v["criterion"] for v in gates["verdicts"]
+        ]
+        assert gates["outcome"] != "pass", "too few candidate results for phase 1 to pass"
         rules = browser.find_elements(By.CSS_SELECTOR, "#rules tbody tr")
         assert len(rules) == len(summary.rules(view, 300))
 
@@ -202,8 +222,13 @@ def test_dashboard_in_chromium(browser: Any, stack: tuple[Settings, WorkerProces
         browser.find_element(By.ID, "sort-success").click()
         assert rule_rates() == sorted(rule_rates())
 
-        # Two phases up at once is refused, with the reason on the page.
+        # Promote is the go decision: refused while the gates do not pass.
         message = browser.find_element(By.ID, "control-message")
+        browser.find_element(By.ID, "promote").click()
+        wait_for(lambda: "refused" in message.text, what="the refused promotion")
+        assert f"the gates of phase 1 are {gates['outcome']}" in message.text
+
+        # Two phases up at once is refused, with the reason on the page.
         browser.find_element(By.ID, "quick-100").click()
         wait_for(lambda: "refused" in message.text, what="the refusal")
         assert "the next step is 75%" in message.text
@@ -215,7 +240,7 @@ def test_dashboard_in_chromium(browser: Any, stack: tuple[Settings, WorkerProces
         wait_for(lambda: "written to the rollout log" in message.text, what="the write")
 
         def written() -> bool:
-            values = read_values(settings.bootstrap_servers, settings.topics.rollout, 2, 2)
+            values = read_values(settings.bootstrap_servers, settings.topics.rollout, 2, 1)
             events = [decode(v, RolloutEvent) for v in values]
             return ("weight_set", 75, "browser-test") in [
                 (e.type, e.weight, e.actor) for e in events
@@ -224,8 +249,7 @@ def test_dashboard_in_chromium(browser: Any, stack: tuple[Settings, WorkerProces
         wait_for(written, timeout=10, what="the event in the rollout topic")
         wait_for(lambda: router.weight == 75, timeout=5, what="the Router at 75")
         wait_for(lambda: browser.find_element(By.ID, "weight").text == "75%", what="75% shown")
-        assert browser.find_element(By.ID, "phase").text == "2"  # the plan's phase at 75%
-        assert browser.find_element(By.ID, "phase-label").text == "phase (by weight)"
+        assert browser.find_element(By.ID, "phase").text == "1", "a weight change keeps the phase"
 
         # A rollback asks first; dismissing it writes nothing.
         browser.find_element(By.ID, "rollback").click()

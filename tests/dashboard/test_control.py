@@ -64,10 +64,11 @@ def test_promote_walks_the_plan_and_stops_at_its_end() -> None:
         decide("promote", {}, state)
 
 
-def test_promote_from_a_weight_set_without_a_phase() -> None:
+def test_the_phase_in_the_log_decides_what_promote_starts() -> None:
     event = decide("promote", {}, at(50))  # e.g. `phasegate simulate --set-weight 50`
-    assert (event.phase, event.weight) == (2, 75)
-    assert decide("promote", {}, at(100)).phase == 4
+    assert (event.phase, event.weight) == (1, 50), "not running: promote starts phase 1"
+    assert (decide("promote", {}, at(75, phase=1)).phase, 75) == (2, 75)
+    assert decide("promote", {}, at(100, phase=3)).phase == 4
 
 
 def test_hold_and_rollback() -> None:

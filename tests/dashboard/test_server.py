@@ -69,10 +69,12 @@ def board(kafka_settings: Settings) -> Iterator[Running]:
     running.close()
 
 
-def wait_weight(board: Running, weight: int) -> bool:
+def wait_state(board: Running, weight: int | None = None, phase: int | None = None) -> bool:
+    """Wait until the dashboard's fold of the rollout log has this weight and/or phase."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if board.board.rollout_log.state("kai-response").weight == weight:
+        state = board.board.rollout_log.state("kai-response")
+        if weight in (None, state.weight) and phase in (None, state.phase):
             return True
         time.sleep(0.05)
     return False
@@ -93,7 +95,7 @@ def test_page_and_assets_are_local(board: Running) -> None:
 
 
 def test_summary_has_figures_state_and_winner(board: Running) -> None:
-    assert wait_weight(board, 50)
+    assert wait_state(board, weight=50)
     code, data = board.json("/api/summary?span=900")
     assert code == 200
     assert data["worker"]["ok"] and data["worker"]["counters"]["results"] == 800
@@ -109,7 +111,7 @@ def test_summary_has_figures_state_and_winner(board: Running) -> None:
 
 
 def test_weight_control(board: Running) -> None:
-    assert wait_weight(board, 50)
+    assert wait_state(board, weight=50)
     path = "/api/rollouts/kai-response/set_weight"
     code, data = board.json(path, body={"weight": 100})
     assert code == 422 and data["error"].endswith("from 50% the next step is 75%, not 100%")
@@ -120,10 +122,10 @@ def test_weight_control(board: Running) -> None:
     code, data = board.json(path, body={"weight": 75, "actor": "ana", "reason": "phase 1 ok"})
     assert code == 200, data
     assert data["event"]["weight"] == 75 and data["event"]["actor"] == "ana"
-    assert wait_weight(board, 75)
+    assert wait_state(board, weight=75)
     code, data = board.json("/api/rollouts/kai-response/rollback", body={"confirm": True})
     assert code == 200 and data["event"]["type"] == "rollback"
-    assert wait_weight(board, 0)
+    assert wait_state(board, weight=0)
     history = board.board.rollout_log.state("kai-response").history
     assert [(e.type, e.weight) for e in history] == [
         ("weight_set", 50),
@@ -186,3 +188,25 @@ def test_worker_not_answering(kafka_settings: Settings) -> None:
         assert code == 502 and "phasegate worker" in data["error"]
     finally:
         board.close()
+
+
+def test_promote_is_the_go_decision(board: Running) -> None:
+    """The sample's phase-1 gates fail: promote is refused unless overridden with a reason."""
+    path = "/api/rollouts/kai-response/promote"
+    code, data = board.json(path, body={})
+    assert code == 200 and data["event"]["phase"] == 1, "not running: promote starts phase 1"
+    assert wait_state(board, phase=1)
+    code, data = board.json(path, body={})
+    assert code == 422 and data["error"].startswith("the gates of phase 1 are fail")
+    code, data = board.json(path, body={"force": True})
+    assert code == 422 and data["error"] == "overriding the gates needs a reason"
+    code, data = board.json(path, body={"force": True, "reason": "known flaky check"})
+    assert code == 200
+    assert (data["event"]["type"], data["event"]["phase"], data["event"]["weight"]) == (
+        "phase_started",
+        2,
+        75,
+    )
+    code, data = board.json("/api/summary")
+    gates = data["rollouts"][0]["gates"]
+    assert gates["outcome"] == "fail" and data["rollouts"][0]["incidents"] == ["critical-error"]

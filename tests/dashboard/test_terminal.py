@@ -47,19 +47,16 @@ def test_window_and_rollout_choice() -> None:
     assert "no events of any rollout yet" in text_of(render({"counters": {}, "rollouts": {}}))
 
 
-def test_gate_verdicts_when_the_status_has_them() -> None:
+def test_phase_and_gate_verdicts_from_the_control_section() -> None:
     status = sample_status()
-    status["rollouts"]["kai-response"]["gates"] = [
-        {
-            "label": "success_rate >= 0.95",
-            "verdict": "fail",
-            "observed": 0.88,
-            "threshold": 0.95,
-            "samples": 400,
-        },
-    ]
-    text = text_of(render(status))
-    assert "success_rate >= 0.95" in text and "fail" in text
+    control = status["control"]["kai-response"]
+    text = text_of(render(status), width=200)
+    assert "worker: phase 1, weight 50%; open incidents: critical-error" in text
+    assert f"gates of phase 1 (A/B test): {control['gates']['outcome']}" in text
+    for verdict in control["gates"]["verdicts"]:
+        assert verdict["criterion"] in text
+    del status["control"]
+    assert "gates of phase" not in text_of(render(status))
 
 
 def test_unavailable_panel() -> None:

@@ -2,7 +2,8 @@
 
 Used by the tests of everything that reads ``/status``: ``/metrics``, ``phasegate watch``
 and the dashboard. Two systems over ten one-minute windows: the baseline succeeds 97% of
-the time, the candidate 88% (with one critical error), both with rules and feedback.
+the time, the candidate 88% (with one critical error), both with rules and feedback; the worker's
+control section judges phase 1 of the default plan on them (the real gate code).
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from schemas.events import ErrorInfo, Feedback, Result
+from schemas.events import ErrorInfo, Feedback, Result, RolloutEvent
+from schemas.plan import load_plan
+from schemas.rollout import RolloutState
+from streams.gates import evaluate
 from streams.status import view_json
 from streams.windows import PartitionAccumulator, RolloutView
 from tests.streams.conftest import T0
@@ -62,6 +66,11 @@ def sample_status(
     view = RolloutView(rollout, 60)
     for partial in acc.drain():
         view.apply(partial)
+    state = RolloutState(rollout).apply(
+        RolloutEvent(rollout=rollout, type="phase_started", phase=1, weight=50, ts=T0)
+    )
+    report = evaluate(load_plan(), view, state)
+    assert report is not None
     return {
         "counters": {
             "results": 2 * PER_SYSTEM,
@@ -72,4 +81,13 @@ def sample_status(
         },
         "assignment": ["t.results:0", "t.results:1"],
         "rollouts": {rollout: view_json(view, list(spans), "pipeline", "production")},
+        "control": {
+            rollout: {
+                "phase": 1,
+                "weight": 50,
+                "gates": report.to_json(),
+                "incidents": ["critical-error"],
+                "evidence": {"success-emergency": {"score": 2.5, "threshold": 18.4, "run": 400}},
+            }
+        },
     }

@@ -87,3 +87,26 @@ def test_a_worker_without_rollouts_still_answers() -> None:
         ("phasegate_worker_assigned_partitions", ()): 0.0,
     }
     assert prometheus_text({}).startswith("# HELP phasegate_worker_assigned_partitions")
+
+
+def test_phase_weight_gates_and_triggers(status: dict[str, Any]) -> None:
+    samples = _samples(prometheus_text(status))
+    control = status["control"]["kai-response"]
+    assert _get(samples, "rollout_weight", rollout="kai-response") == 50
+    assert _get(samples, "rollout_phase", rollout="kai-response") == 1
+    assert _get(samples, "open_incidents", rollout="kai-response") == 1
+    at = {"rollout": "kai-response", "trigger": "success-emergency"}
+    assert _get(samples, "trigger_score", **at) == 2.5
+    assert _get(samples, "trigger_threshold", **at) == 18.4
+    gates = control["gates"]
+    phase = {"rollout": "kai-response", "phase": "1"}
+    for outcome in ("pass", "fail", "inconclusive"):
+        expected = float(gates["outcome"] == outcome)
+        assert _get(samples, "gates_outcome", **phase, outcome=outcome) == expected
+    for v in gates["verdicts"]:
+        gate = {**phase, "criterion": v["criterion"], "metric": v["metric"]}
+        assert _get(samples, "gate_threshold", **gate) == v["threshold"]
+        assert _get(samples, "gate_samples", **gate) == v["samples"]
+        assert _get(samples, "gate_verdict", **gate, outcome=v["outcome"]) == 1
+        if v["observed"] is not None:
+            assert _get(samples, "gate_observed", **gate) == v["observed"]
