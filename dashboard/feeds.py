@@ -99,6 +99,7 @@ class TopicFollower:
             bootstrap_timeout_ms=2000,
             reconnect_backoff_max_ms=1000,
             client_id="phasegate-dashboard",
+            **self.settings.kafka_options(),
         )
         partitions = consumer.partitions_for_topic(self.topic)
         if not partitions:
