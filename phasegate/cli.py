@@ -49,7 +49,7 @@ def worker(
 
     settings = Settings()
     try:
-        probe(settings.bootstrap_servers)
+        probe(settings.bootstrap_servers, options=settings.kafka_options())
     except Exception:
         console.print(
             f"[red]No Kafka broker at {settings.bootstrap_servers}.[/red] Start the local stack "

@@ -99,6 +99,7 @@ class AlertWatch:
             bootstrap_servers=self.settings.bootstrap_servers,
             auto_offset_reset="earliest",
             consumer_timeout_ms=200,
+            **self.settings.kafka_options(),
         )
         try:
             while not self.stop.is_set():

@@ -137,6 +137,7 @@ class Emitter:
             "reconnect_backoff_ms": 100,
             "reconnect_backoff_max_ms": 1000,
             "partitioner": _hash_cached_partitioner(),
+            **self.settings.kafka_options(),
             **producer_config,
         }
         _check_config(self._producer_config)

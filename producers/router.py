@@ -152,6 +152,7 @@ class Router:
             bootstrap_timeout_ms=2000,
             reconnect_backoff_max_ms=1000,
             client_id=f"phasegate-router-{self.rollout}",
+            **self.settings.kafka_options(),
         )
         topic = self.settings.topics.rollout
         partitions = consumer.partitions_for_topic(topic)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
@@ -45,8 +46,13 @@ def broker_address(settings: Settings) -> tuple[str, int]:
 
 
 @contextmanager
-def admin_client(bootstrap: str, timeout_ms: int = 5000) -> Iterator[KafkaAdminClient]:
-    """A Kafka admin client, or ServiceUnavailable saying how to start a broker."""
+def admin_client(
+    bootstrap: str, timeout_ms: int = 5000, options: dict[str, Any] | None = None
+) -> Iterator[KafkaAdminClient]:
+    """A Kafka admin client, or ServiceUnavailable saying how to start a broker.
+
+    ``options``: security settings (``Settings.kafka_options()``).
+    """
     hint = "start one with `phasegate stack up` or set PHASEGATE_BOOTSTRAP_SERVERS"
     addresses = [split_address(a, 9092) for a in bootstrap.split(",") if a.strip()]
     if not any(port_open(host, port) for host, port in addresses):
@@ -57,6 +63,7 @@ def admin_client(bootstrap: str, timeout_ms: int = 5000) -> Iterator[KafkaAdminC
             client_id="phasegate-stack",
             request_timeout_ms=timeout_ms,
             bootstrap_timeout_ms=timeout_ms,
+            **(options or {}),
         )
     except KafkaError as exc:
         raise ServiceUnavailable(
@@ -68,9 +75,9 @@ def admin_client(bootstrap: str, timeout_ms: int = 5000) -> Iterator[KafkaAdminC
         admin.close()
 
 
-def probe(bootstrap: str, timeout_ms: int = 2000) -> None:
+def probe(bootstrap: str, timeout_ms: int = 2000, options: dict[str, Any] | None = None) -> None:
     """Return once a metadata request round-trips; raise ServiceUnavailable otherwise."""
-    with admin_client(bootstrap, timeout_ms) as admin:
+    with admin_client(bootstrap, timeout_ms, options) as admin:
         admin.list_topics()
 
 

@@ -15,7 +15,7 @@ TOPIC_ALREADY_EXISTS = 36
 
 def partition_counts(settings: Settings) -> dict[str, int]:
     """Partition count of every existing topic under ``settings.topic_prefix``."""
-    with admin_client(settings.bootstrap_servers) as admin:
+    with admin_client(settings.bootstrap_servers, options=settings.kafka_options()) as admin:
         # describe all topics: naming unknown ones could auto-create them on some brokers
         described = admin.describe_topics()
     return {
@@ -28,7 +28,7 @@ def partition_counts(settings: Settings) -> dict[str, int]:
 def ensure_topics(settings: Settings) -> list[str]:
     """Create every missing topic of ``settings.topics``; return the names created."""
     wanted = settings.topics.all()
-    with admin_client(settings.bootstrap_servers) as admin:
+    with admin_client(settings.bootstrap_servers, options=settings.kafka_options()) as admin:
         existing = set(admin.list_topics())
         missing = {name: n for name, n in wanted.items() if name not in existing}
         if not missing:
