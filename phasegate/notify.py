@@ -10,6 +10,7 @@ in its own process, so a slow or dead receiver never holds up the stream worker.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import threading
@@ -115,12 +116,20 @@ class Notifier:
     webhook: Webhook
     plan: Plan
     rollout: str | None = None  # only this rollout, or all
+    # ids already delivered: a worker's replay raises the same alert again
+    recent: collections.OrderedDict[Any, None] = field(default_factory=collections.OrderedDict)
+    keep: int = 10_000
 
     def handle(self, message: BaseModel) -> bool | None:
-        """Deliver what ``message`` calls for; None if it calls for nothing."""
+        """Deliver what ``message`` calls for; None if it calls for nothing (or did)."""
         if self.rollout and getattr(message, "rollout", None) != self.rollout:
             return None
         if isinstance(message, Alert):
+            if message.alert_id in self.recent:
+                return None
+            self.recent[message.alert_id] = None
+            if len(self.recent) > self.keep:
+                self.recent.popitem(last=False)
             return self.webhook.deliver(message)
         if isinstance(message, RolloutEvent):
             note = announcement(self.plan, message)

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from phasegate.notify import Notifier, Webhook, announcement
-from schemas.events import RolloutEvent
+from schemas.events import Alert, AlertWindow, RolloutEvent
 from schemas.plan import load_plan
 
 
@@ -102,6 +102,20 @@ def test_notifier_sends_alerts_and_announcements_of_its_rollout_only():
     assert notifier.handle(start.model_copy(update={"rollout": "other"})) is None
     assert [s["kind"] for s in sent] == ["phase_started"]
     assert "50%" in sent[0]["text"]["de"]
+    alert = Alert(
+        rollout="kai",
+        system="production",
+        severity="critical",
+        kind="critical_error",
+        metric="critical_errors",
+        observed=1,
+        threshold=0,
+        samples=10,
+        window=AlertWindow(start=start.ts, end=start.ts),
+    )
+    assert notifier.handle(alert) is True
+    assert notifier.handle(alert) is None  # raised again by a replay: not posted twice
+    assert [s["kind"] for s in sent] == ["phase_started", "critical_error"]
 
 
 def test_http_errors_are_not_exceptions():

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from schemas.events import Alert, RolloutEvent
-from schemas.plan import load_plan
+from schemas.plan import Plan, load_plan
 from schemas.rollout import RolloutState, fold
 from streams.stage2 import Stage2, control_json
 from streams.triggers import WORKER
@@ -186,3 +186,23 @@ def test_sample_ratio_mismatch_warns_once(share, fires):
         alert = h.alerts()[0]
         assert alert.severity == "warning" and alert.threshold == 0.5
         assert alert.observed == pytest.approx(share, abs=0.01)
+
+
+def test_auto_advance_starts_the_next_phase_once_every_gate_passes():
+    h = Harness()
+    phases = [
+        {"name": "a", "weight": 50, "min_samples": 200,
+         "advance": [{"metric": "success_rate", "min": 0.9}]},
+        {"name": "b", "weight": 100},
+    ]  # fmt: skip
+    h.stage2.plan = Plan.model_validate({"phases": phases, "auto_advance": True})
+    h.batch(100, h.success(1.0))
+    assert h.stage2.gates(ROLLOUT).outcome == "inconclusive"  # 100 of 200 samples
+    assert h.stage2.advance(ROLLOUT) is None
+    h.batch(400, h.success(0.99))
+    assert h.stage2.gates(ROLLOUT).outcome == "pass"
+    event = h.stage2.advance(ROLLOUT)
+    assert (event.type, event.phase, event.weight, event.actor) == ("phase_started", 2, 100, WORKER)
+    assert h.stage2.advance(ROLLOUT).event_id == event.event_id  # asked again: the same event
+    h.stage2.plan = h.stage2.plan.model_copy(update={"auto_advance": False})
+    assert h.stage2.advance(ROLLOUT) is None
