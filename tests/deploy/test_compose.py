@@ -20,7 +20,7 @@ from schemas.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-PHASEGATE_SERVICES = ("topics", "worker", "sink")
+PHASEGATE_SERVICES = ("topics", "worker", "sink", "dashboard")
 _VAR = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
 
@@ -85,11 +85,15 @@ def _pyproject() -> dict[str, Any]:
 
 
 def test_services_exist(services: dict[str, Any]) -> None:
-    assert {"kafka", "clickhouse", *PHASEGATE_SERVICES} <= set(services)
+    assert {"kafka", "clickhouse", "grafana", *PHASEGATE_SERVICES} <= set(services)
 
 
 def test_third_party_images_pinned_to_a_version(services: dict[str, Any]) -> None:
-    expected = {"kafka": "apache/kafka", "clickhouse": "clickhouse/clickhouse-server"}
+    expected = {
+        "kafka": "apache/kafka",
+        "clickhouse": "clickhouse/clickhouse-server",
+        "grafana": "grafana/grafana",
+    }
     for name, repo in expected.items():
         image, _, tag = services[name]["image"].partition(":")
         assert image == repo, name
@@ -105,11 +109,12 @@ def test_phasegate_services_share_one_image_with_their_own_command(
     assert services["topics"]["command"] == ["topics", "create"]
     assert services["worker"]["command"] == ["worker"]
     assert services["sink"]["command"] == ["sink"]
+    assert services["dashboard"]["command"] == ["dashboard"]
 
 
 def test_restart_policies(services: dict[str, Any]) -> None:
     assert services["topics"]["restart"] == "no", "the topic creation runs once"
-    for name in ("kafka", "clickhouse", "worker", "sink"):
+    for name in ("kafka", "clickhouse", "worker", "sink", "dashboard", "grafana"):
         assert services[name]["restart"] in {"always", "unless-stopped", "on-failure"}, name
 
 
@@ -183,6 +188,12 @@ def test_depends_on_conditions(services: dict[str, Any]) -> None:
         "clickhouse": "service_healthy",
         "topics": "service_completed_successfully",
     }
+    assert conditions("dashboard") == {
+        "kafka": "service_healthy",
+        "topics": "service_completed_successfully",
+        "worker": "service_started",
+    }
+    assert conditions("grafana") == {"clickhouse": "service_healthy"}
 
 
 def test_phasegate_environment_names_real_settings(services: dict[str, Any]) -> None:
@@ -258,3 +269,11 @@ def test_docker_compose_config_accepts_the_file() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_dashboard_reads_the_worker_and_publishes_on_loopback(services: dict[str, Any]) -> None:
+    env, worker = _env(services["dashboard"]), _env(services["worker"])
+    assert env["PHASEGATE_WORKER_HOST"] == "worker"
+    assert env["PHASEGATE_WORKER_PORT"] == worker["PHASEGATE_WORKER_PORT"]
+    assert [c for *_, c in _ports(services["dashboard"])] == [int(env["PHASEGATE_DASHBOARD_PORT"])]
+    assert "PHASEGATE_DASHBOARD_TOKEN" in env, "the token can be set from .env"
