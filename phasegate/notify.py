@@ -152,6 +152,7 @@ def run(settings: Settings, notifier: Notifier, stop: threading.Event) -> None:
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
         client_id="phasegate-notify",
+        **settings.kafka_options(),
     )
     try:
         while not stop.is_set():
