@@ -56,7 +56,6 @@ def demo_settings(base: Settings, duration_s: float = 20.0) -> Settings:
             "window_seconds": window,
             "lateness_seconds": window,
             "flush_seconds": 0.5,
-            "alert_min_samples": 150,
         }
     )
 

@@ -78,10 +78,6 @@ class Settings(BaseSettings):
         None, description="the rollout plan file (TOML, YAML or JSON); unset: the default plan"
     )
     retention_seconds: int = Field(3600, gt=0, description="how long stage 2 keeps windows")
-    alert_success_below: float = Field(
-        0.90, ge=0, le=1, description="alert when a window's success rate is below this"
-    )
-    alert_min_samples: int = Field(100, gt=0, description="events a window needs to alert")
     dashboard_host: str = Field("127.0.0.1", description="address the dashboard binds")
     dashboard_port: int = Field(6067, description="the dashboard's web server port")
     dashboard_token: str | None = Field(

@@ -27,9 +27,7 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def test_emitted_event_is_counted_alerts_and_lands_in_clickhouse(settings, tmp_path):
-    settings = settings.model_copy(
-        update={"window_seconds": 1, "alert_min_samples": 100, "flush_seconds": 0.5}
-    )
+    settings = settings.model_copy(update={"window_seconds": 1, "flush_seconds": 0.5})
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     store = open_store(settings)
     migrate(store, settings.database)

@@ -23,9 +23,7 @@ WINDOW = 3600  # every event of a test falls into one window
 
 @pytest.fixture
 def worker_settings(kafka_settings):
-    return kafka_settings.model_copy(
-        update={"window_seconds": WINDOW, "alert_min_samples": 50, "flush_seconds": 0.5}
-    )
+    return kafka_settings.model_copy(update={"window_seconds": WINDOW, "flush_seconds": 0.5})
 
 
 @pytest.fixture
