@@ -4,8 +4,9 @@ A private Tansu broker and a fresh chdb store under ``state_dir/demo``; the stre
 as a child process; the sink in a thread of this process (chdb allows one process per
 store, and the report reads the same store); simulated traffic at 50% through the real
 Router and Emitter, the candidate's success dropping from about 98% to 85% halfway.
-It prints the alerts as they arrive, then the worker's live windows and the ClickHouse
-report, and stops everything it started.
+The worker's emergency rule rolls the candidate back to weight 0 and the Router follows.
+It prints the alerts and rollout events as they arrive, then the worker's live windows
+and the ClickHouse report, and stops everything it started.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from phasegate.stack import ManagedProcess, ensure_topics, free_port
 from phasegate.stack.broker import broker_process
 from producers import live
 from schemas.codec import DecodeError, decode
-from schemas.events import Alert
+from schemas.events import Alert, RolloutEvent
 from schemas.settings import Settings
 from sinks.consumer import Sink
 from sinks.migrations import migrate
@@ -37,7 +38,7 @@ from sinks.report import as_table, system_report
 from sinks.store import open_store
 
 ROLLOUT = "kai-response"
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def demo_settings(base: Settings, duration_s: float = 20.0) -> Settings:
@@ -84,17 +85,39 @@ def worker_process(settings: Settings) -> ManagedProcess:
     )
 
 
+def show_alert(alert: Alert) -> str:
+    return (
+        f"[bold red]ALERT[/] {alert.kind} {alert.rollout}/{alert.system}: "
+        f"{alert.metric} {alert.observed:.3f} (threshold {alert.threshold:.2f}) "
+        f"over {alert.samples} events "
+        f"({alert.window.start:%H:%M:%S}-{alert.window.end:%H:%M:%S})"
+    )
+
+
+def show_rollout(event: RolloutEvent) -> str:
+    phase = "" if event.phase is None else f", phase {event.phase}"
+    reason = f": {event.reason}" if event.reason else ""
+    return (
+        f"[bold yellow]ROLLOUT[/] {event.type} {event.rollout}: weight {event.weight}{phase} "
+        f"by {event.actor}{reason}"
+    )
+
+
 @dataclass
-class AlertWatch:
-    """Follows the alerts topic in a thread and prints each alert as it arrives."""
+class Watch:
+    """Follows the alerts and rollout topics in a thread and prints what arrives."""
 
     settings: Settings
     alerts: list[Alert] = field(default_factory=list)
+    rollout: list[RolloutEvent] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
+        topics = self.settings.topics
+        seen = {topics.alerts: (Alert, self.alerts, show_alert)}
+        seen[topics.rollout] = (RolloutEvent, self.rollout, show_rollout)
         consumer = KafkaConsumer(
-            self.settings.topics.alerts,
+            *seen,
             bootstrap_servers=self.settings.bootstrap_servers,
             auto_offset_reset="earliest",
             consumer_timeout_ms=200,
@@ -103,17 +126,13 @@ class AlertWatch:
         try:
             while not self.stop.is_set():
                 for message in consumer:
+                    model, into, show = seen[message.topic]
                     try:
-                        alert = decode(message.value, Alert)
+                        event = decode(message.value, model)
                     except DecodeError:
                         continue
-                    self.alerts.append(alert)
-                    console.print(
-                        f"[bold red]ALERT[/] {alert.kind} {alert.rollout}/{alert.system}: "
-                        f"{alert.metric} {alert.observed:.3f} < {alert.threshold:.2f} "
-                        f"over {alert.samples} events "
-                        f"({alert.window.start:%H:%M:%S}-{alert.window.end:%H:%M:%S})"
-                    )
+                    into.append(event)
+                    console.print(show(event))
         finally:
             consumer.close()
 
@@ -128,14 +147,14 @@ def wait_for(check: Callable[[], bool], timeout: float) -> bool:
 
 
 def run(base: Settings, events: int = 12_000, rate: float = 600.0) -> int:
-    """Run the demo; return 0 when the alert fired and every event is in ClickHouse."""
+    """Run the demo; 0 when the alert fired, the weight went to 0 and every event is stored."""
     settings = demo_settings(base, events / rate)
     shutil.rmtree(settings.store_path, ignore_errors=True)
     console.rule("[bold]phasegate demo")
     console.print(f"state and logs: {settings.state_dir}")
     broker, worker = broker_process(settings), worker_process(settings)
     stop_sink = threading.Event()
-    watch = AlertWatch(settings)
+    watch = Watch(settings)
     threads: list[threading.Thread] = []
     try:
         broker.start(timeout=30)
@@ -187,10 +206,12 @@ def run(base: Settings, events: int = 12_000, rate: float = 600.0) -> int:
         console.print(as_table(reports, title="ClickHouse report (phasegate report)"))
         stored = sum(r.events for r in reports)
         store.close()
-        ok = bool(watch.alerts) and stored == sent
+        rolled_back = summary.weight == 0
+        ok = bool(watch.alerts) and rolled_back and stored == sent
         verdict = "[green]demo passed" if ok else "[red]demo did not pass"
         console.print(
-            f"{verdict}: {len(watch.alerts)} alert(s); {stored:,} of {sent:,} results stored"
+            f"{verdict}: {len(watch.alerts)} alert(s); the Router ended at weight "
+            f"{summary.weight}%; {stored:,} of {sent:,} results stored"
         )
         return 0 if ok else 1
     finally:

@@ -82,8 +82,9 @@ def test_demo_command_runs_the_whole_path_on_the_local_default(tmp_path):
     )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
-    assert "ALERT" in out and "production" in out
-    assert "4,000 of 4,000 results stored" in out
+    assert "ALERT emergency_rollback kai-response/production" in out
+    assert "ROLLOUT rollback kai-response: weight 0" in out
+    assert "the Router ended at weight 0%; 4,000 of 4,000 results stored" in out
     assert not (tmp_path / ".phasegate" / "demo" / "worker-process" / "pid").exists()
 
 
