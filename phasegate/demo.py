@@ -31,6 +31,7 @@ from phasegate.stack.broker import broker_process
 from producers import live
 from schemas.codec import DecodeError, decode
 from schemas.events import Alert, RolloutEvent
+from schemas.rollout import fold
 from schemas.settings import Settings
 from sinks.consumer import Sink
 from sinks.migrations import migrate
@@ -196,6 +197,7 @@ def run(base: Settings, events: int = 12_000, rate: float = 600.0) -> int:
             return sum(w["count"] for windows in systems.values() for w in windows)
 
         wait_for(lambda: counted() >= sent, 30)
+        wait_for(lambda: fold(watch.rollout, ROLLOUT).weight == 0, 15)
         wait_for(lambda: sum(sink.counters.rows.values()) >= sent + summary.feedback, 30)
         stop_sink.set()
         for t in threads:
@@ -206,12 +208,13 @@ def run(base: Settings, events: int = 12_000, rate: float = 600.0) -> int:
         console.print(as_table(reports, title="ClickHouse report (phasegate report)"))
         stored = sum(r.events for r in reports)
         store.close()
-        rolled_back = summary.weight == 0
-        ok = bool(watch.alerts) and rolled_back and stored == sent
+        weight = fold(watch.rollout, ROLLOUT).weight
+        ok = bool(watch.alerts) and weight == 0 and stored == sent
         verdict = "[green]demo passed" if ok else "[red]demo did not pass"
         console.print(
-            f"{verdict}: {len(watch.alerts)} alert(s); the Router ended at weight "
-            f"{summary.weight}%; {stored:,} of {sent:,} results stored"
+            f"{verdict}: {len(watch.alerts)} alert(s); the rollout log ends at weight "
+            f"{weight}% (the Router was at {summary.weight}% when the traffic ended); "
+            f"{stored:,} of {sent:,} results stored"
         )
         return 0 if ok else 1
     finally:

@@ -84,7 +84,8 @@ def test_demo_command_runs_the_whole_path_on_the_local_default(tmp_path):
     assert result.returncode == 0, out
     assert "ALERT emergency_rollback kai-response/production" in out
     assert "ROLLOUT rollback kai-response: weight 0" in out
-    assert "the Router ended at weight 0%; 4,000 of 4,000 results stored" in out
+    assert "the rollout log ends at weight 0%" in out
+    assert "4,000 of 4,000 results stored" in out
     assert not (tmp_path / ".phasegate" / "demo" / "worker-process" / "pid").exists()
 
 
