@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,21 +21,37 @@ TABLE_OF: dict[type[BaseModel], ddl.Table] = {
 }
 
 
-def flatten(model: BaseModel, prefix: str = "") -> dict[str, Any]:
-    """Fields by name, nested models spread as ``parent_child`` (``error_type``)."""
-    flat: dict[str, Any] = {}
-    for name, value in vars(model).items():
-        if isinstance(value, BaseModel):
-            flat.update(flatten(value, f"{prefix}{name}_"))
-        else:
-            flat[f"{prefix}{name}"] = value
-    return flat
+@functools.cache
+def _paths(model: type[BaseModel], names: tuple[str, ...]) -> list[tuple[str | None, str | None]]:
+    """Per column: the model's field, and the nested model's field (``error_type``)."""
+    fields = model.model_fields
+    paths: list[tuple[str | None, str | None]] = []
+    for name in names:
+        if name in fields:
+            paths.append((name, None))
+            continue
+        parent = next((f for f in fields if name.startswith(f + "_")), None)
+        paths.append((parent, name[len(parent) + 1 :] if parent else None))
+    return paths
 
 
 def columns(models: Iterable[BaseModel], table: ddl.Table) -> Columns:
-    """The table's columns from ``models``; a nested model that is ``None`` gives NULLs."""
-    flat = [flatten(m) for m in models]
-    return {name: [row.get(name) for row in flat] for name in table.column_names}
+    """The table's columns from ``models`` (one model type); a ``None`` nested model
+    (``error``) gives NULLs. Fields are read column by column: no dict per row."""
+    models = list(models)
+    if not models:
+        return {name: [] for name in table.column_names}
+    names = tuple(table.column_names)
+    out: Columns = {}
+    for name, (field, sub) in zip(names, _paths(type(models[0]), names), strict=True):
+        if field is None:
+            out[name] = [None] * len(models)
+        elif sub is None:
+            out[name] = [getattr(m, field) for m in models]
+        else:
+            parents = [getattr(m, field) for m in models]
+            out[name] = [None if p is None else getattr(p, sub) for p in parents]
+    return out
 
 
 def result_columns(results: Iterable[Result]) -> Columns:

@@ -1,0 +1,223 @@
+"""The sink and the reports, on a private broker and ClickHouse 18.16 server.
+
+1. Rows/s from the results topic into ClickHouse: ``phasegate``'s Sink (decode, ledger,
+   columnar insert, commit) against a bare kafka-python loop that only fetches the same
+   records, each in its own consumer group over the same pre-produced topic. Also the
+   sink into chdb. Medians of ``--runs`` runs.
+2. Report time over ``--rows`` result rows generated server-side (``INSERT ... SELECT
+   ... FROM numbers(N)``, through the rollup views): the report query (``FINAL``), the
+   same without ``FINAL`` (the cost of deduplication), the hourly rollup, and the whole
+   phase report (every query of ``phasegate report --phase``).
+
+    python bench/bench_sink.py [--events 100000] [--runs 3] [--rows 10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import create_topics, median, print_table, tansu
+from phasegate.stack import free_ports
+from phasegate.stack.clickhouse import clickhouse_process, server_url
+from producers.simulator import generate, virtual_clock
+from schemas import RolloutEvent, decode, encode
+from schemas.events import Result
+from schemas.plan import load_plan
+from schemas.settings import Settings
+from sinks import rows
+from sinks.consumer import Sink
+from sinks.migrations import migrate
+from sinks.phase_report import phase_report
+from sinks.report import system_report
+from sinks.store import Store
+from sinks.store.local import LocalStore
+from sinks.store.server import ServerStore
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def produce(settings: Settings, n: int) -> None:
+    clock = virtual_clock(datetime.now(UTC) - timedelta(seconds=n / 1000), rate=1000)
+    results = [e for e in generate("healthy", n * 2, seed=3, clock=clock) if isinstance(e, Result)]
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, linger_ms=20, batch_size=256 * 1024
+    )
+    for r in results[:n]:
+        producer.send(settings.topics.results, key=r.unit_id.encode(), value=encode(r))
+    producer.flush()
+    producer.close()
+
+
+def bare(settings: Settings, n: int, decode_too: bool = False) -> float:
+    """Seconds for a consumer group to fetch ``n`` records (and decode them, if asked)."""
+    consumer = KafkaConsumer(
+        settings.topics.results,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=f"bare-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=5000,
+    )
+    seen, start = 0, None
+    while seen < n:
+        for records in consumer.poll(timeout_ms=200).values():
+            start = start or time.perf_counter()
+            seen += len(records)
+            if decode_too:
+                for record in records:
+                    decode(record.value, expect=Result)
+    elapsed = time.perf_counter() - (start or time.perf_counter())
+    consumer.commit()
+    consumer.close()
+    return elapsed
+
+
+def sink(settings: Settings, store: Store, n: int, batch: int) -> float:
+    """Seconds for the Sink to store and commit ``n`` results (first fetch to last commit)."""
+    database = f"b{uuid.uuid4().hex[:8]}"
+    migrate(store, database)
+    mine = settings.model_copy(update={"database": database})
+    runner = Sink(mine, store, group_id=f"sink-{database}", batch_rows=batch, batch_seconds=0.5)
+    runner.start()
+    start = None
+    try:
+        while runner.counters.messages < n or runner.batch.offsets:
+            if runner.poll_once(timeout_ms=200) and start is None:
+                start = time.perf_counter()
+        elapsed = time.perf_counter() - (start or time.perf_counter())
+    finally:
+        runner.close()
+    assert store.query(f"SELECT count() FROM {database}.results").scalar() == n
+    store.execute(f"DROP DATABASE {database}")
+    return elapsed
+
+
+GENERATE = """
+INSERT INTO {db}.results (event_id, ts, rollout, system, query_id, unit_id, success,
+    confidence, latency_ms, error_type, error_message, error_critical, rules, fallback, weight)
+SELECT generateUUIDv4(), toDateTime('2024-05-01 00:00:00', 'UTC') + intDiv(number, 100),
+    'kai', if(number % 2 = 0, 'production', 'pipeline'), toString(number),
+    toString(number % 1000), number % 50 != 0, (number % 100) / 100, 50 + number % 300,
+    if(number % 50 = 0, 'timeout', NULL), if(number % 50 = 0, 'slow', NULL),
+    if(number % 50 = 0, 0, NULL), [concat('r', toString(number % 7))], 0, 50
+FROM numbers({n})
+"""
+
+ROLLUP = """
+SELECT system, sum(events), sum(successes) / sum(events), sum(confidence_sum) / sum(events),
+       quantilesTDigestMerge(0.95)(latency)
+FROM {db}.results_1h WHERE rollout = 'kai' GROUP BY system
+"""
+
+NO_FINAL = """
+SELECT system, count(), avg(success), avg(confidence), quantile(0.95)(latency_ms)
+FROM {db}.results WHERE rollout = 'kai' GROUP BY system
+"""
+
+
+def timed(fn, runs: int) -> float:
+    fn()  # warm
+    return median([_clock(fn) for _ in range(runs)])
+
+
+def _clock(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def report_times(store: Store, n: int, runs: int) -> list[list[str]]:
+    db = "bench_report"
+    store.execute(f"DROP DATABASE IF EXISTS {db}")
+    migrate(store, db)
+    start = time.perf_counter()
+    store.execute(GENERATE.format(db=db, n=n))
+    load = time.perf_counter() - start
+    half = T0 + timedelta(seconds=n // 200)
+    log = [
+        RolloutEvent(rollout="kai", type="phase_started", phase=1, weight=50, ts=T0),
+        RolloutEvent(rollout="kai", type="phase_started", phase=2, weight=75, ts=half),
+    ]
+    store.insert(f"{db}.rollout_events", rows.rollout_columns(log))
+    plan = load_plan()
+    out = [[f"generate {n:,} rows (+ rollup views)", f"{load:.2f} s", ""]]
+    cases = {
+        "report query (FINAL)": lambda: system_report(store, db, "kai"),
+        "same without FINAL (baseline)": lambda: store.query(NO_FINAL.format(db=db)),
+        "hourly rollup": lambda: store.query(ROLLUP.format(db=db)),
+        "phase report, every query (phase 2)": lambda: phase_report(
+            store, db, "kai", 2, plan.phase(2)
+        ),
+    }
+    base = None
+    for name, fn in cases.items():
+        seconds = timed(fn, runs)
+        base = base or seconds
+        out.append([name, f"{seconds:.3f} s", f"{seconds / base:.2f}x"])
+    store.execute(f"DROP DATABASE {db}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--batch", type=int, default=5000, help="the sink's batch_rows")
+    parser.add_argument("--skip-reports", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, tansu() as bootstrap:
+        tcp, http = free_ports(2)
+        proc = clickhouse_process(Path(tmp) / "ch", "127.0.0.1", tcp, http)
+        (Path(tmp) / "ch").mkdir()
+        proc.start(timeout=30)
+        try:
+            settings = Settings(
+                bootstrap_servers=bootstrap, topic_prefix="bench.", clickhouse_url=None
+            )
+            create_topics(settings)
+            produce(settings, args.events)
+            server = ServerStore(server_url("127.0.0.1", tcp))
+            local = LocalStore(Path(tmp) / "chdb")
+            n = args.events
+            bare_s = [bare(settings, n) for _ in range(args.runs)]
+            decode_s = [bare(settings, n, decode_too=True) for _ in range(args.runs)]
+            server_s = [sink(settings, server, n, args.batch) for _ in range(args.runs)]
+            local_s = [sink(settings, local, n, args.batch) for _ in range(args.runs)]
+            b = median(bare_s)
+            table = [
+                ["bare kafka-python fetch loop", f"{n / b:,.0f}", "1.00"],
+                ["fetch + decode (validate), no store", f"{n / median(decode_s):,.0f}",
+                 f"{b / median(decode_s):.2f}"],
+                ["Sink -> ClickHouse 18.16 server", f"{n / median(server_s):,.0f}",
+                 f"{b / median(server_s):.2f}"],
+                ["Sink -> chdb 4.4", f"{n / median(local_s):,.0f}", f"{b / median(local_s):.2f}"],
+            ]  # fmt: skip
+            title = f"results topic -> ClickHouse, {n:,} events, batches of {args.batch:,}"
+            print_table(f"{title}, median of {args.runs}",
+                        ["consumer", "rows/s", "of bare"], table)  # fmt: skip
+            if not args.skip_reports:
+                for name, store in (("ClickHouse 18.16 server", server), ("chdb 4.4", local)):
+                    print_table(
+                        f"reports over {args.rows:,} result rows, {name}, median of {args.runs}",
+                        ["what", "time", "vs report query"],
+                        report_times(store, args.rows, args.runs),
+                    )
+            local.close()
+            server.close()
+        finally:
+            proc.stop(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
