@@ -90,12 +90,38 @@ def rules_table(rules: list[Mapping[str, Any]], top: int = 10) -> Table:
     return table
 
 
+def gate_table(gates: Mapping[str, Any]) -> Table:
+    """The gates of one phase: criterion, verdict, observed value, interval, threshold."""
+    colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+    table = Table(
+        title=f"gates of phase {gates['phase']} ({gates['phase_name']}): "
+        f"[{colour[gates['outcome']]}]{gates['outcome']}[/]"
+    )
+    for col in ("criterion", "verdict", "observed", "95% interval", "threshold", "samples"):
+        table.add_column(col, justify="left" if col in ("criterion", "verdict") else "right")
+
+    def num(x: float | None) -> str:
+        return "-" if x is None else f"{x:.4g}"
+
+    for v in gates["verdicts"]:
+        samples = str(v["samples"])
+        if v.get("reference_samples") is not None:
+            samples += f" vs {v['reference_samples']}"
+        table.add_row(
+            v["criterion"],
+            f"[{colour[v['outcome']]}]{v['outcome']}[/]" + (f" ({v['note']})" if v["note"] else ""),
+            num(v["observed"]),
+            "-" if v["low"] is None else f"{num(v['low'])} .. {num(v['high'])}",
+            num(v["threshold"]),
+            samples,
+        )
+    return table
+
+
 def render_rollout(
     view: Mapping[str, Any], span: int | None = None, control: Mapping[str, Any] | None = None
 ) -> RenderableType:
     """One rollout of /status: systems, winner, the worker's phase and gates, rules."""
-    from phasegate.rollout_cli import gate_table
-
     data = summary.summarize(view, span, control)
     if data["span"] is None:
         return Text(f"{data['rollout']}: no events yet")

@@ -26,6 +26,7 @@ from kafka import KafkaConsumer
 from rich.console import Console
 from rich.progress import Progress
 
+from dashboard.terminal import render
 from phasegate.stack import ManagedProcess, ensure_topics, free_port
 from phasegate.stack.broker import broker_process
 from producers import live
@@ -203,7 +204,8 @@ def run(base: Settings, events: int = 12_000, rate: float = 600.0) -> int:
         for t in threads:
             t.join(10)
         sink.close()
-        show_status(status_of(settings))
+        console.rule("the stream worker's view (phasegate watch)")
+        console.print(render(status_of(settings), ROLLOUT))
         reports = system_report(store, settings.database, ROLLOUT)
         console.print(as_table(reports, title="ClickHouse report (phasegate report)"))
         stored = sum(r.events for r in reports)
@@ -222,34 +224,3 @@ def run(base: Settings, events: int = 12_000, rate: float = 600.0) -> int:
         stop_sink.set()
         worker.stop()
         broker.stop()
-
-
-def show_status(status: dict[str, Any]) -> None:
-    """The worker's 5-minute rolling view per system, as /status serves it."""
-    from rich.table import Table
-
-    view = status["rollouts"].get(ROLLOUT)
-    if not view:
-        return
-    span = str(max(int(s) for s in view["rolling"]))
-    rolling = view["rolling"][span]
-    table = Table(title=f"Stream worker, last {int(span) // 60} min (GET /status)")
-    for col in ("system", "events", "success (95% CI)", "confidence", "p95 ms", "p99 ms"):
-        table.add_column(col, justify="left" if col == "system" else "right")
-    for system, w in sorted(rolling["systems"].items()):
-        sr, conf, lat = w["success_rate"], w["confidence"], w["latency_ms"]
-        table.add_row(
-            system,
-            f"{w['count']:,}",
-            f"{sr['value']:.3f} ({sr['low']:.3f}-{sr['high']:.3f})",
-            f"{conf['value']:.3f}",
-            f"{lat['p95']:.0f}",
-            f"{lat['p99']:.0f}",
-        )
-    console.print(table)
-    delta = rolling["delta"]
-    if delta["success_rate"] is not None:
-        console.print(
-            f"candidate minus baseline: success {delta['success_rate']:+.3f}, "
-            f"p95 {delta['p95_latency_ms']:+.0f} ms"
-        )

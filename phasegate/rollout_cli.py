@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dashboard.terminal import gate_table
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import Plan, PlanError, load_plan
 from schemas.rollout import RolloutState
@@ -142,33 +143,6 @@ def status(
             f"{e.ts:%Y-%m-%d %H:%M:%S}", e.type, str(e.weight), str(e.phase), e.actor, e.reason
         )
     console.print(history)
-
-
-def gate_table(gates: dict[str, Any]) -> Table:
-    colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
-    table = Table(
-        title=f"gates of phase {gates['phase']} ({gates['phase_name']}): "
-        f"[{colour[gates['outcome']]}]{gates['outcome']}[/]"
-    )
-    for col in ("criterion", "verdict", "observed", "95% interval", "threshold", "samples"):
-        table.add_column(col, justify="left" if col in ("criterion", "verdict") else "right")
-
-    def num(x: float | None) -> str:
-        return "-" if x is None else f"{x:.4g}"
-
-    for v in gates["verdicts"]:
-        samples = str(v["samples"])
-        if v.get("reference_samples") is not None:
-            samples += f" vs {v['reference_samples']}"
-        table.add_row(
-            v["criterion"],
-            f"[{colour[v['outcome']]}]{v['outcome']}[/]" + (f" ({v['note']})" if v["note"] else ""),
-            num(v["observed"]),
-            "-" if v["low"] is None else f"{num(v['low'])} .. {num(v['high'])}",
-            num(v["threshold"]),
-            samples,
-        )
-    return table
 
 
 @rollout_app.command("start")
