@@ -9,26 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.plan import FEEDBACK_METRICS, LOWER_IS_BETTER, Criterion, Phase
+from schemas.plan import FEEDBACK_METRICS, Phase
 from schemas.stats import Comparison, Estimate, mean_interval, two_means, two_proportions, wilson
-from schemas.verdict import Outcome, bound_outcome, comparison_outcome, count_outcome
+from schemas.verdict import Verdict, judge
 from sinks.history import Side
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One criterion's verdict with its evidence (``low``/``high``: the 95% interval)."""
-
-    criterion: str
-    metric: str
-    outcome: Outcome
-    observed: float | None
-    low: float | None
-    high: float | None
-    threshold: float
-    samples: int
-    p_value: float | None = None
-    note: str = ""
 
 
 def _rate(side: Side, metric: str) -> tuple[float, float]:
@@ -74,61 +58,28 @@ def compare(a: Side, b: Side, metric: str) -> Comparison | None:
     return two_proportions(*_rate(a, metric), *_rate(b, metric))
 
 
-def judge(
-    criterion: Criterion,
-    gate: Phase,
-    candidate: Side,
-    baseline: Side | None = None,
-    previous: Side | None = None,
-) -> Verdict:
-    metric = criterion.metric
-    n = samples(candidate, metric)
-    needed = gate.min_feedback if metric in FEEDBACK_METRICS else gate.min_samples
-    note = f"{n} of {needed} samples" if n < needed else ""
-    if criterion.compare is not None:
-        reference = baseline if criterion.compare == "baseline" else previous
-        if reference is None or not samples(reference, metric):
-            what = "baseline" if criterion.compare == "baseline" else "previous phase"
-            return Verdict(criterion.label, metric, "inconclusive", None, None, None,
-                           criterion.margin, n, note=f"no {what} data")  # fmt: skip
-        lower_better = metric in LOWER_IS_BETTER
-        test = compare(candidate, reference, metric)
-        fewest = min(n, samples(reference, metric))
-        outcome = comparison_outcome(test, criterion.margin, lower_better, fewest, needed)
-        note = f"{fewest} of {needed} samples on a side" if fewest < needed else ""
-        return Verdict(
-            criterion.label,
-            metric,
-            outcome,
-            test.difference if test else None,
-            test.low if test else None,
-            test.high if test else None,
-            criterion.margin if lower_better else -criterion.margin,
-            n,
-            test.p_worse(criterion.margin, lower_is_worse=not lower_better) if test else None,
-            note,
-        )
-    est = measure(candidate, metric)
-    threshold = criterion.max if criterion.max is not None else criterion.min
-    assert threshold is not None
-    if metric == "critical_errors":
-        outcome = count_outcome(est.value if est else 0, threshold, n, needed)
-    else:
-        outcome = bound_outcome(est, criterion.min, criterion.max, n, needed)
-    return Verdict(
-        criterion.label,
-        metric,
-        outcome,
-        est.value if est else None,
-        est.low if est else None,
-        est.high if est else None,
-        threshold,
-        n,
-        note=note,
-    )
+@dataclass(frozen=True)
+class HistoryEvidence:
+    """Stored history as :class:`schemas.verdict.Evidence`."""
+
+    side: Side
+
+    def samples(self, metric: str) -> int:
+        return samples(self.side, metric)
+
+    def measure(self, metric: str) -> Estimate | None:
+        return measure(self.side, metric)
+
+    def compare(self, other: HistoryEvidence, metric: str) -> Comparison | None:
+        return compare(self.side, other.side, metric)
 
 
 def judge_gate(
     gate: Phase, candidate: Side, baseline: Side | None, previous: Side | None
 ) -> list[Verdict]:
-    return [judge(c, gate, candidate, baseline, previous) for c in gate.advance]
+    """Every criterion of ``gate`` judged on the stored history."""
+    cand, base, prev = (
+        None if s is None else HistoryEvidence(s) for s in (candidate, baseline, previous)
+    )
+    assert cand is not None
+    return [judge(c, gate, cand, base, prev) for c in gate.advance]

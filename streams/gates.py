@@ -14,12 +14,12 @@ continuous rollback decisions use the sequential rule in ``streams.triggers``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from schemas import verdict
 from schemas.plan import (
     FEEDBACK_METRICS,
-    LOWER_IS_BETTER,
     MEAN_METRICS,
     Criterion,
     Phase,
@@ -36,35 +36,9 @@ from schemas.stats import (
     two_proportions,
     wilson,
 )
-from schemas.verdict import (
-    Outcome,
-    bound_outcome,
-    comparison_outcome,
-    count_outcome,
-    overall,
-)
+from schemas.verdict import Outcome, Verdict, overall
 from streams.aggregate import WindowStats
 from streams.windows import RolloutView
-
-
-@dataclass(frozen=True)
-class GateVerdict:
-    """One criterion's verdict with the evidence behind it."""
-
-    criterion: str
-    metric: str
-    outcome: Outcome
-    observed: float | None
-    low: float | None
-    high: float | None
-    threshold: float
-    samples: int
-    reference_samples: int | None = None
-    p_value: float | None = None
-    note: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _feedback(stats: WindowStats) -> int:
@@ -117,76 +91,36 @@ def compare(a: WindowStats, b: WindowStats, metric: str) -> Comparison | None:
     return two_proportions(*_rate_counts(a, metric), *_rate_counts(b, metric))
 
 
+@dataclass(frozen=True)
+class WindowEvidence:
+    """Live windows as :class:`schemas.verdict.Evidence`."""
+
+    stats: WindowStats
+
+    def samples(self, metric: str) -> int:
+        return samples(self.stats, metric)
+
+    def measure(self, metric: str) -> Estimate | None:
+        return measure(self.stats, metric)
+
+    def compare(self, other: WindowEvidence, metric: str) -> Comparison | None:
+        return compare(self.stats, other.stats, metric)
+
+
 def judge(
     criterion: Criterion,
     phase: Phase,
     candidate: WindowStats,
     baseline: WindowStats | None = None,
     previous: WindowStats | None = None,
-) -> GateVerdict:
-    """The verdict of one criterion (see the module docstring)."""
-    metric = criterion.metric
-    n = samples(candidate, metric)
-    needed = phase.min_feedback if metric in FEEDBACK_METRICS else phase.min_samples
-    base: dict[str, Any] = {"criterion": criterion.label, "metric": metric, "samples": n}
-    if criterion.compare is not None:
-        return _judge_comparison(criterion, candidate, baseline, previous, n, needed, base)
-    threshold = criterion.max if criterion.max is not None else criterion.min
-    assert threshold is not None
-    est = measure(candidate, metric)
-    if metric == "critical_errors":
-        outcome = count_outcome(candidate.critical, threshold, n, needed)
-    else:
-        outcome = bound_outcome(est, criterion.min, criterion.max, n, needed)
-        if est is None or n < needed:
-            base["note"] = f"{n} of {needed} samples"
-    return GateVerdict(
-        **base,
-        outcome=outcome,
-        observed=None if est is None else est.value,
-        low=None if est is None else est.low,
-        high=None if est is None else est.high,
-        threshold=threshold,
-    )
+) -> Verdict:
+    """:func:`schemas.verdict.judge` on live windows."""
 
+    def wrap(stats: WindowStats | None) -> WindowEvidence | None:
+        return None if stats is None else WindowEvidence(stats)
 
-def _judge_comparison(
-    criterion: Criterion,
-    candidate: WindowStats,
-    baseline: WindowStats | None,
-    previous: WindowStats | None,
-    n: int,
-    needed: int,
-    base: dict[str, Any],
-) -> GateVerdict:
-    metric, margin = criterion.metric, criterion.margin
-    lower_better = metric in LOWER_IS_BETTER
-    threshold = margin if lower_better else -margin
-    reference = baseline if criterion.compare == "baseline" else previous
-    if reference is None:
-        return GateVerdict(
-            **base,
-            outcome="inconclusive",
-            observed=None,
-            low=None,
-            high=None,
-            threshold=threshold,
-            note=f"no data for {criterion.compare}",
-        )
-    ref_n = samples(reference, metric)
-    test = compare(candidate, reference, metric)
-    smaller = min(n, ref_n)
-    if test is None or smaller < needed:
-        base["note"] = f"{smaller} of {needed} samples on the smaller side"
-    return GateVerdict(
-        **base,
-        outcome=comparison_outcome(test, margin, lower_better, smaller, needed),
-        observed=None if test is None else test.difference,
-        low=None if test is None else test.low,
-        high=None if test is None else test.high,
-        threshold=threshold,
-        reference_samples=ref_n,
-        p_value=None if test is None else test.p_worse(margin, lower_is_worse=not lower_better),
+    return verdict.judge(
+        criterion, phase, WindowEvidence(candidate), wrap(baseline), wrap(previous)
     )
 
 
@@ -198,7 +132,7 @@ class GateReport:
     phase: int
     phase_name: str
     weight: int
-    verdicts: tuple[GateVerdict, ...]
+    verdicts: tuple[Verdict, ...]
     start: int | None = None
     end: int | None = None
 
