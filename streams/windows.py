@@ -10,12 +10,15 @@ instead of counting it twice.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from uuid import UUID
 
 from schemas.events import Feedback, Result
 from schemas.internal import Partial
+from schemas.timebounds import ts_refusal
 from streams.aggregate import WindowStats
 
 Key = tuple[str, str, int]  # rollout, system, window start (epoch seconds)
@@ -38,6 +41,8 @@ class PartitionAccumulator:
     Events older than the partition's watermark (its newest event time) minus
     ``lateness`` seconds are late: they are counted in their window's ``late`` field and
     left out of every metric (the sink still stores them: ClickHouse has every event).
+    An event whose id came among the last ``recent_ids`` of the partition (a producer's
+    retry) is skipped: counted once, as in ClickHouse.
     """
 
     topic: str
@@ -50,6 +55,19 @@ class PartitionAccumulator:
     first_offset: int | None = None
     last_offset: int = -1
     windows: dict[Key, WindowStats] = field(default_factory=dict)
+    recent_ids: int = 20_000
+    _seen: set[UUID] = field(default_factory=set, repr=False)
+    _order: deque[UUID] = field(default_factory=deque, repr=False)
+
+    def _first_time(self, event_id: UUID) -> bool:
+        """Whether ``event_id`` is new here; remember it (the last ``recent_ids``)."""
+        if event_id in self._seen:
+            return False
+        self._seen.add(event_id)
+        self._order.append(event_id)
+        if len(self._order) > self.recent_ids:
+            self._seen.discard(self._order.popleft())
+        return True
 
     def _stats(self, rollout: str, system: str, ts: datetime, offset: int) -> WindowStats:
         if self.first_offset is None:
@@ -64,16 +82,17 @@ class PartitionAccumulator:
     def add(self, offset: int, event: Result | Feedback, now: float) -> str | None:
         """Aggregate one event read at ``offset``; return why it was refused, or None.
 
-        An event stamped more than ``max_future`` seconds after ``now`` is refused (it
-        would drag the watermark ahead and make every real event late).
+        An event stamped more than ``max_future`` seconds after ``now``, or before 1970,
+        is refused (``schemas.timebounds``).
         """
-        t = event.ts.timestamp()
-        if t > now + self.max_future:
+        refused = ts_refusal(event.ts, now, self.max_future)
+        if refused:
             self.skip(offset)
-            return (
-                f"ts: {event.ts.isoformat()} is {t - now:.0f} s in the future "
-                f"(limit {self.max_future} s)"
-            )
+            return refused
+        if not self._first_time(event.event_id):
+            self.skip(offset)
+            return None
+        t = event.ts.timestamp()
         stats = self._stats(event.rollout, event.system, event.ts, offset)
         if t > self.watermark:
             self.watermark = t

@@ -46,6 +46,23 @@ def test_future_events_are_refused_and_do_not_move_the_watermark():
     assert (p.first_offset, p.last_offset, p.stats.count, p.stats.late) == (0, 1, 1, 0)
 
 
+def test_events_before_1970_are_refused():
+    acc = _acc()
+    reason = acc.add(0, make_result(0, seconds=-T0.timestamp() - 1), NOW)
+    assert reason is not None and "before 1970" in reason
+    assert acc.last_offset == 0 and acc.drain() == []  # covered, nothing aggregated
+
+
+def test_a_repeated_event_id_is_counted_once():
+    acc = _acc(recent_ids=2)
+    first, second, third = (make_result(i) for i in range(3))
+    for offset, event in enumerate([first, first, second, third, first]):
+        assert acc.add(offset, event, NOW) is None
+    (p,) = acc.drain()
+    # the last copy of ``first`` came after two other ids: no longer remembered
+    assert (p.first_offset, p.last_offset, p.stats.count) == (0, 4, 4)
+
+
 def _run(first, last, committed=0):
     acc = _acc(committed_offset=committed)
     _feed(acc, range(first, last + 1))
