@@ -55,6 +55,8 @@ def sink() -> None:
     """Consume results, feedback, alerts and rollout events into ClickHouse until Ctrl-C."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("sinks").setLevel(logging.INFO)
+    # the driver logs a traceback per failed connect; the sink says it once, throttled
+    logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
     settings = Settings()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pydantic import BaseModel
 from schemas import DeadLetter, DecodeError, decode, encode
 from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.settings import Settings
+from schemas.timebounds import ts_refusal
 from sinks import ledger, rows
 from sinks.batch import Backoff, Batch, Throttle, entry_columns
 from sinks.store import Store, StoreError
@@ -120,7 +122,14 @@ class Sink:
         try:
             with _quiet_kafka():  # its retry errors; one clear message below instead
                 self._producer = KafkaProducer(
-                    bootstrap_servers=servers, acks="all", linger_ms=5, bootstrap_timeout_ms=5000
+                    bootstrap_servers=servers,
+                    acks="all",
+                    # off, as in the Emitter: Tansu on s3:// answers an idempotent producer
+                    # with OutOfOrderSequenceNumber, then fails InitProducerId for good
+                    enable_idempotence=False,
+                    linger_ms=5,
+                    bootstrap_timeout_ms=5000,
+                    **self.settings.kafka_options(),
                 )
                 self._consumer = KafkaConsumer(
                     bootstrap_servers=servers,
@@ -131,6 +140,7 @@ class Sink:
                     session_timeout_ms=6000,
                     heartbeat_interval_ms=1000,
                     max_poll_records=self.batch_rows,
+                    **self.settings.kafka_options(),
                 )
         except KafkaError:
             self.close()
@@ -194,6 +204,9 @@ class Sink:
         self.counters.messages += 1
         try:
             event = decode(message.value, expect=self.models[message.topic])
+            refused = ts_refusal(event.ts, time.time(), self.settings.max_future_seconds)
+            if refused:  # the store would refuse the row, and the batch with it
+                raise DecodeError(refused)
         except DecodeError as exc:
             letter = DeadLetter(
                 component=COMPONENT,
