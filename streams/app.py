@@ -28,18 +28,21 @@ from schemas.plan import load_plan
 from schemas.rollout import RolloutState
 from schemas.settings import Settings
 from streams.clock import Clock, wall_clock
+from streams.credentials import broker_credentials
 from streams.metrics import CONTENT_TYPE, prometheus_text
 from streams.stage1 import Stage1
 from streams.stage2 import Stage2, control_json
 from streams.status import view_json
 
 log = logging.getLogger("phasegate.streams")
+ROUTER_WAIT_S = 3.0  # the first look at a rollout's log waits this long for it
 
 
 def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: Any) -> faust.App:
     topics = settings.topics
     options: dict[str, Any] = {
         "broker": settings.kafka_url,
+        "broker_credentials": broker_credentials(settings),
         "store": "memory://",
         "datadir": str(settings.state_dir / "worker"),
         "web_bind": settings.worker_host,
@@ -66,6 +69,10 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
         router = routers.get(rollout)
         if router is None:
             router = routers[rollout] = Router(settings, rollout)
+            # A restarted worker replays its partials at once: a trigger crossed in the
+            # replay must see the weight, or its alert carries no rollback (a short wait,
+            # once per rollout; the log is small).
+            router.wait_ready(ROUTER_WAIT_S)
         return router.state if router.wait_ready(0) else None
 
     stage2 = Stage2(settings.window_seconds, settings.retention_seconds, plan, state_of=state_of)
