@@ -137,8 +137,13 @@ class Notifier:
         return None
 
 
-def run(settings: Settings, notifier: Notifier, stop: threading.Event) -> None:
-    """Consume alerts and rollout events (group ``<prefix>notify``) until ``stop``."""
+def run(
+    settings: Settings, notifier: Notifier, stop: threading.Event, group: str = "notify"
+) -> None:
+    """Consume alerts and rollout events (group ``<prefix><group>``) until ``stop``.
+
+    One group per webhook: two notifiers sharing a group split the messages between them.
+    """
     from kafka import KafkaConsumer
 
     topics = settings.topics
@@ -146,7 +151,7 @@ def run(settings: Settings, notifier: Notifier, stop: threading.Event) -> None:
     consumer = KafkaConsumer(
         *models,
         bootstrap_servers=[s.strip() for s in settings.bootstrap_servers.split(",")],
-        group_id=f"{topics.prefix}notify",
+        group_id=f"{topics.prefix}{group}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=6000,

@@ -304,6 +304,9 @@ def notify(
     timeout: float = typer.Option(5.0, help="seconds per attempt"),
     attempts: int = typer.Option(4, min=1, help="attempts per notification"),
     plan_file: Path | None = PLAN,
+    group: str = typer.Option(
+        "notify", help="consumer group (after the topic prefix): one per webhook"
+    ),
 ) -> None:
     """POST alerts, and the plan's announcements of phase changes, to a webhook."""
     from phasegate.notify import Notifier, Webhook, run
@@ -315,7 +318,7 @@ def notify(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     console.print(f"notifying {webhook} of {settings.topics.alerts} and {settings.topics.rollout}")
     with contextlib.suppress(KeyboardInterrupt):
-        run(settings, notifier, stop)
+        run(settings, notifier, stop, group)
     console.print(f"sent {hook.sent}, failed {hook.failed}, retries {hook.retries}")
 
 
