@@ -43,10 +43,13 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+def print_table(
+    title: str, columns: list[str], rows: list[list[str]], width: int | None = None
+) -> None:
+    """``width``: the console's (a wide table in a log; default: the terminal's)."""
     table = Table(title=title)
     for c in columns:
         table.add_column(c, justify="right" if c != columns[0] else "left")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    Console(width=width).print(table)

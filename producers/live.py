@@ -12,7 +12,7 @@ from producers.emitter import Emitter, EmitterStats
 from producers.router import Router
 from producers.simulator import SCENARIOS, Traffic, to_events
 from schemas.base import now
-from schemas.events import Result, RolloutEvent
+from schemas.events import Feedback, Result, RolloutEvent
 from schemas.settings import Settings
 
 
@@ -47,12 +47,14 @@ def run(
     candidate: str = "production",
     baseline: str = "pipeline",
     on_progress: Callable[[float], None] | None = None,
+    on_emit: Callable[[Result | Feedback, bool], None] | None = None,
 ) -> Summary:
     """Simulate ``events`` generations (or for ``duration_s``) at ``rate`` per second.
 
     ``rate`` None runs as fast as possible. ``set_weight`` first writes a ``weight_set``
     event to the rollout log and waits for the Router to follow it. The onset of the
-    scenario's change is a fraction of the run (events or duration).
+    scenario's change is a fraction of the run (events or duration). ``on_emit`` sees
+    every result and feedback with whether the Emitter accepted it (a test's ledger).
     """
     if events is None and duration_s is None:
         raise ValueError("give a number of events or a duration")
@@ -90,7 +92,9 @@ def run(
             profile = spec.candidate_at(progress) if is_candidate else spec.baseline
             draw = traffic.draw(unit, is_candidate, profile)
             for event in to_events(draw, f"{run_id}-{i}", rollout, now(), router.weight, system):
-                emitter.emit(event)
+                accepted = emitter.emit(event)
+                if on_emit is not None:
+                    on_emit(event, accepted)
                 if isinstance(event, Result):
                     summary.per_system[system] += 1
                     summary.successes[system] += event.success

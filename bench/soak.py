@@ -1,0 +1,138 @@
+"""Soak: the whole stack at a steady rate for N minutes, each process's memory every minute.
+
+    python -m bench.soak                      # 30 minutes at 200 generations/s
+    python -m bench.soak --minutes 4 --rate 300
+
+Bounded: the load stops after ``--minutes``, then the run is judged like a fault scenario
+(lost, doubled) and everything it started is stopped. Memory is the resident set size
+(``/proc/PID/status`` VmRSS). "Warm" is the sample at a third of the run: the bounded
+caches (the sink's 100,000 recent ids, the worker's 20,000 ids per partition, ClickHouse's
+mark cache) fill before it at the default rate; growth is judged from there to the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.common import print_table
+from tests.faults.harness import Outcome, Run, Size, Stack
+
+GROWTH_LIMIT = 0.10  # more than 10% (and 5 MiB) after warm-up counts as growth
+GROWTH_FLOOR_MIB = 5.0
+
+
+def rss_mib(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def pids(stack: Stack, run: Run) -> dict[str, int | None]:
+    procs = {"worker": run.worker.proc, "sink": run.sink.proc}
+    found = {name: p.pid if p and p.poll() is None else None for name, p in procs.items()}
+    found.update({"tansu" if k == "broker" else k: v for k, v in stack.pids().items()})
+    found["load (emitter + test ledger)"] = os.getpid()
+    return found
+
+
+def growth(series: list[float], warm_at: int) -> tuple[float, bool]:
+    """MiB from the warm sample to the last, and whether that counts as growing."""
+    warm, last = series[warm_at], series[-1]
+    grown = last - warm
+    return grown, grown > max(GROWTH_FLOOR_MIB, GROWTH_LIMIT * warm)
+
+
+def soak(minutes: float, rate: float, root: Path, sample_s: float, durable: bool) -> int:
+    size = Size(rate=rate, duration_s=minutes * 60, hostile=0, outage_s=0, window_s=60)
+    stack = Stack(root / "stack", durable).start()
+    run = Run(stack, f"soak {minutes:g} min", size, root / "soak")
+    samples: list[tuple[float, int, dict[str, float | None]]] = []
+    try:
+        run.start()
+        run.load()
+        done = threading.Event()
+        threading.Thread(target=lambda: (run.join_load(), done.set()), daemon=True).start()
+        while True:
+            elapsed = time.monotonic() - run.started
+            found = {name: rss_mib(pid) for name, pid in pids(stack, run).items()}
+            samples.append((elapsed, run.sent.count, found))
+            print(
+                f"{elapsed / 60:5.1f} min  {run.sent.count:>9} results  "
+                + "  ".join(f"{k.split()[0]} {v:.0f}" for k, v in found.items() if v is not None),
+                flush=True,
+            )
+            if done.wait(sample_s):
+                break
+        found = {name: rss_mib(pid) for name, pid in pids(stack, run).items()}
+        samples.append((time.monotonic() - run.started, run.sent.count, found))
+        outcome = run.outcome()
+    finally:
+        run.close()
+        stack.stop()
+    return report(samples, outcome, rate)
+
+
+def report(samples, outcome: Outcome, rate: float) -> int:
+    names = list(samples[0][2])
+    rows = [
+        [f"{t / 60:.1f}", str(n), *(f"{s[k]:.0f}" if s.get(k) else "-" for k in names)]
+        for t, n, s in samples
+    ]
+    print_table("RSS (MiB) per process", ["minute", "results sent", *names], rows, width=200)
+    warm_at = max(1, len(samples) // 3)
+    verdict_rows, grows = [], False
+    for name in names:
+        series = [s[name] for _, _, s in samples if s.get(name) is not None]
+        if len(series) <= warm_at:
+            verdict_rows.append([name, "-", "-", "-", "not sampled"])
+            continue
+        grown, growing = growth(series, warm_at)
+        grows |= growing and not name.startswith("load")
+        per_min = grown / max(1e-9, (samples[-1][0] - samples[warm_at][0]) / 60)
+        verdict_rows.append(
+            [
+                name,
+                f"{series[warm_at]:.0f}",
+                f"{series[-1]:.0f}",
+                f"{grown:+.1f} ({per_min:+.2f}/min)",
+                "GROWS" if growing else "flat",
+            ]
+        )
+    print_table(
+        f"after warm-up (minute {samples[warm_at][0] / 60:.1f}) at {rate:.0f} generations/s",
+        ["process", "warm MiB", "end MiB", "change MiB", "verdict"],
+        verdict_rows,
+        width=200,
+    )
+    print_table("the run", Outcome.COLUMNS, [outcome.row()], width=200)
+    print("; ".join(outcome.problems + outcome.notes))
+    return 0 if outcome.ok and not grows else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--rate", type=float, default=200.0, help="generations per second")
+    parser.add_argument("--sample", type=float, default=60.0, help="seconds between samples")
+    parser.add_argument("--durable", action="store_true", help="Tansu on s3rver, not memory")
+    parser.add_argument("--keep", type=Path, help="keep logs and state in this folder")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
+        code = soak(args.minutes, args.rate, root, args.sample, args.durable)
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""The fault scenarios' stacks: one in memory, one durable (s3rver) for the broker restart."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from phasegate.stack.clickhouse import INSTALL_HINT, server_binary
+from tests.faults.harness import Stack
+
+
+@pytest.fixture(scope="session")
+def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[bool], Stack]]:
+    """``stacks(durable)``: the session's stack of that kind, started on first use."""
+    if server_binary() is None:
+        pytest.fail(f"the fault suite needs a ClickHouse server: {INSTALL_HINT}")
+    started: dict[bool, Stack] = {}
+
+    def get(durable: bool) -> Stack:
+        if durable and (shutil.which("node") is None or shutil.which("npm") is None):
+            pytest.fail("the durable broker needs Node.js and npm (s3rver)")
+        if durable not in started:
+            started[durable] = Stack(tmp_path_factory.mktemp("faults"), durable).start()
+        return started[durable]
+
+    yield get
+    for stack in started.values():
+        stack.stop()

@@ -1,0 +1,490 @@
+"""The fault harness: the whole stack as real processes, a steady load, and the checks.
+
+:class:`Stack` is a Tansu broker and a ClickHouse 18.16 server on free ports; durable
+(Tansu on ``s3://`` at a local s3rver, so a restart keeps the log) for the broker restart,
+in memory for the rest: Tansu 0.6's s3 storage loses acknowledged records when two
+producers append to one partition at once, which the other scenarios do (README, "Fault
+tolerance"). :class:`Run` is one scenario on it: its own topics and database, a real
+``phasegate worker`` and ``phasegate sink``, the simulator through the real Router and
+Emitter in a thread (:class:`Sent` records every accepted event), and
+:meth:`Run.outcome`, which compares what was sent with ClickHouse, the DLQ, the alerts
+and the worker's windows.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from kafka import KafkaConsumer, TopicPartition
+
+from phasegate.stack import ManagedProcess, ensure_topics, free_port, free_ports
+from phasegate.stack.clickhouse import server_url
+from phasegate.stack.services import local_services
+from producers import live
+from schemas.codec import DecodeError, decode
+from schemas.events import Alert, Feedback, Result, RolloutEvent
+from schemas.internal import DeadLetter
+from schemas.settings import Settings
+from sinks.migrations import migrate
+from sinks.store import Store, open_store
+from streams.triggers import WORKER
+from streams.windows import window_start
+from tests.faults.hostile import Bad
+from tests.sinks.sinkproc import SinkProcess
+from tests.streams.worker import WorkerProcess
+
+ROLLOUT = "kai"
+ROLLBACK_KINDS = ("emergency_rollback", "partial_rollback")
+LOCAL = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big a run is: the load's rate and length, the hostile messages, the outages."""
+
+    rate: float
+    duration_s: float
+    hostile: int
+    outage_s: float
+    window_s: int = 10
+
+
+REDUCED = Size(rate=200, duration_s=20, hostile=1000, outage_s=3)
+FULL = Size(rate=500, duration_s=60, hostile=10_000, outage_s=10)
+
+
+class Stack:
+    """A Tansu broker (``durable``: on s3rver) and a ClickHouse server under ``root``."""
+
+    def __init__(self, root: Path, durable: bool = True) -> None:
+        tcp, http = free_ports(2)
+        self.durable = durable
+        self.settings = Settings(
+            bootstrap_servers=f"{LOCAL}:{free_port()}",
+            broker_storage="s3://tansu/" if durable else "memory://tansu/",
+            s3_endpoint=f"http://{LOCAL}:{free_port()}",
+            clickhouse_url=server_url(LOCAL, tcp),
+            state_dir=root,
+        )
+        services = local_services(self.settings, True, http)
+        self.processes: dict[str, ManagedProcess] = {
+            s.name: s.process for s in services if s.process is not None
+        }
+        expected = ["s3", "broker", "clickhouse"] if durable else ["broker", "clickhouse"]
+        assert list(self.processes) == expected, services
+
+    def start(self) -> Stack:
+        for process in self.processes.values():
+            process.start(timeout=120)  # the first start installs s3rver with npm
+        return self
+
+    def stop(self) -> None:
+        for process in reversed(self.processes.values()):
+            process.stop(timeout=10)
+
+    def bounce(self, name: str, down_s: float) -> float:
+        """Stop ``name``, wait ``down_s``, start it again; return when it answered."""
+        process = self.processes[name]
+        process.stop(timeout=10)
+        time.sleep(down_s)
+        process.start(timeout=60)
+        return time.monotonic()
+
+    def pids(self) -> dict[str, int | None]:
+        return {name: p.pid() for name, p in self.processes.items()}
+
+
+class Sent:
+    """What the Emitter accepted: result ids, exact counts per window, recent results."""
+
+    def __init__(self, window_s: int) -> None:
+        self.window_s = window_s
+        self.ids: set[UUID] = set()
+        self.windows: Counter[tuple[str, int]] = Counter()
+        self.feedback = 0
+        self.refused = 0
+        self._recent: deque[Result] = deque(maxlen=500)
+        self._lock = threading.Lock()
+
+    def record(self, event: Result | Feedback, accepted: bool) -> None:
+        with self._lock:
+            if not accepted:
+                self.refused += 1
+            elif isinstance(event, Result):
+                self.add(event)
+            else:
+                self.feedback += 1
+
+    def add(self, event: Result) -> None:
+        self.ids.add(event.event_id)
+        self.windows[(event.system, window_start(event.ts, self.window_s))] += 1
+        self._recent.append(event)
+
+    @property
+    def count(self) -> int:
+        return len(self.ids)
+
+    def recent(self) -> list[Result]:
+        with self._lock:
+            return list(self._recent)
+
+
+@dataclass
+class Outcome:
+    """One scenario's figures; ``ok`` when nothing is lost, doubled or unaccounted for."""
+
+    scenario: str
+    emitted: int = 0
+    stored: int = 0  # count() FINAL
+    unique: int = 0  # uniqExact(event_id)
+    lost: int = 0
+    doubled: int = 0  # rows beyond one per event, before FINAL
+    dlq: int = 0  # distinct dead letters (component, partition, offset)
+    dlq_expected: int = 0
+    dlq_unmatched: int = 0  # letters for no bad message, bad messages without their letter
+    rollbacks: int = 0
+    rollbacks_expected: int = 0
+    alert_dups: int = 0  # alert ids stored more than once (ClickHouse FINAL)
+    windows: int = 0
+    windows_off: int = 0
+    recover_s: float | None = None
+    crashes: int = 0
+    problems: list[str] = field(default_factory=list)  # failed checks of one scenario
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.lost == self.doubled == self.dlq_unmatched == self.windows_off == 0
+            and self.stored == self.unique == self.emitted
+            and self.rollbacks == self.rollbacks_expected
+            and self.alert_dups == 0
+            and self.crashes == 0
+            and not self.problems
+        )
+
+    COLUMNS = [
+        "scenario", "emitted", "in CH (FINAL/uniq)", "lost", "doubled", "DLQ (got/want)",
+        "unmatched", "rollbacks (got/want)", "windows off", "recover s", "crashes", "ok",
+    ]  # fmt: skip
+
+    def row(self) -> list[str]:
+        return [
+            self.scenario,
+            str(self.emitted),
+            f"{self.stored}/{self.unique}",
+            str(self.lost),
+            str(self.doubled),
+            f"{self.dlq}/{self.dlq_expected}",
+            str(self.dlq_unmatched),
+            f"{self.rollbacks}/{self.rollbacks_expected}",
+            f"{self.windows_off} of {self.windows}",
+            "-" if self.recover_s is None else f"{self.recover_s:.1f}",
+            str(self.crashes),
+            "yes" if self.ok else "NO",
+        ]
+
+
+def read_topic(settings: Settings, topic: str, timeout_s: float = 60.0) -> list[Any]:
+    """Every record of ``topic`` from its start: read until past the end offsets the broker
+    reports (a lower bound on Tansu) and two more polls bring nothing."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records: list[Any] = []
+        quiet, deadline = 0, time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=1000)
+            for rows in batch.values():
+                records.extend(rows)
+            quiet = 0 if batch else quiet + 1
+            if quiet >= 2 and all(consumer.position(tp) >= ends[tp] for tp in partitions):
+                break
+        return records
+    finally:
+        consumer.close()
+
+
+class Run:
+    """One scenario's topics, database, worker, sink and load on a :class:`Stack`."""
+
+    def __init__(self, stack: Stack, name: str, size: Size, folder: Path) -> None:
+        uid = uuid.uuid4().hex[:8]
+        folder.mkdir(parents=True, exist_ok=True)
+        self.stack, self.name, self.size, self.folder = stack, name, size, folder
+        self.settings = stack.settings.model_copy(
+            update={
+                "topic_prefix": f"f{uid}.",
+                "database": f"f{uid}",
+                "state_dir": folder,
+                "window_seconds": size.window_s,
+                "flush_seconds": 0.5,
+            }
+        )
+        ensure_topics(self.settings)
+        self.store: Store = open_store(self.settings)
+        migrate(self.store, self.settings.database)
+        self.worker = WorkerProcess(self.settings, folder / "worker.log")
+        self.sink = SinkProcess(self.settings, folder / "sink.log")
+        self.sent = Sent(size.window_s)
+        self.bad: dict[tuple[int, int], Bad] = {}  # (partition, offset) -> injected
+        self.problems: list[str] = []
+        self.expected_rollbacks = 0
+        self.summary: live.Summary | None = None
+        self._load: threading.Thread | None = None
+        self.started = time.monotonic()
+
+    # -- the moving parts ---------------------------------------------------------------
+
+    def start(self, sink: bool = True) -> Run:
+        self.worker.start()
+        if sink:
+            self.sink.start()
+        self.worker.wait_assigned(90)
+        return self
+
+    def load(self, scenario: str = "healthy") -> None:
+        """The simulator at ``size.rate`` for ``size.duration_s``, in a thread."""
+        self.expected_rollbacks = 1 if scenario == "degrade" else 0
+
+        def run() -> None:
+            self.summary = live.run(
+                self.settings,
+                scenario,
+                duration_s=self.size.duration_s,
+                rate=self.size.rate,
+                rollout=ROLLOUT,
+                set_weight=50,
+                on_emit=self.sent.record,
+            )
+
+        self._load = threading.Thread(target=run, name="load", daemon=True)
+        self.started = time.monotonic()
+        self._load.start()
+
+    def at(self, fraction: float) -> None:
+        """Sleep until ``fraction`` of the load's duration has passed."""
+        time.sleep(max(0.0, self.started + fraction * self.size.duration_s - time.monotonic()))
+
+    def mid_window(self) -> None:
+        """Sleep until the middle of the current event-time window."""
+        w = self.size.window_s
+        time.sleep((w / 2 - time.time() % w) % w)
+
+    def join_load(self) -> None:
+        assert self._load is not None
+        self._load.join(self.size.duration_s + 120)
+        assert not self._load.is_alive(), "the load did not finish"
+
+    # -- looking -------------------------------------------------------------------------
+
+    def ch(self, sql: str) -> Any:
+        return self.store.query(sql.format(db=self.settings.database)).scalar()
+
+    def stored_ids(self) -> set[UUID]:
+        rows = self.store.query(f"SELECT event_id FROM {self.settings.database}.results FINAL")
+        return {r[0] if isinstance(r[0], UUID) else UUID(str(r[0])) for r in rows}
+
+    def worker_windows(self) -> Counter[tuple[str, int]] | None:
+        status = self.worker.status()
+        if status is None:
+            return None
+        systems = status["rollouts"].get(ROLLOUT, {}).get("systems", {})
+        from datetime import datetime
+
+        return Counter(
+            {
+                (system, int(datetime.fromisoformat(w["start"]).timestamp())): w["count"]
+                for system, windows in systems.items()
+                for w in windows
+                if w["count"]
+            }
+        )
+
+    def expected_windows(self) -> Counter[tuple[str, int]]:
+        want = Counter(self.sent.windows)
+        for bad in self.bad.values():
+            if bad.counted and bad.stored is not None:
+                want[(bad.stored.system, window_start(bad.stored.ts, self.size.window_s))] += 1
+        return want
+
+    def expected_ids(self) -> set[UUID]:
+        return self.sent.ids | {b.stored.event_id for b in self.bad.values() if b.stored}
+
+    def _counts(self) -> tuple[int, Counter[tuple[str, int]] | None]:
+        try:
+            stored = self.ch("SELECT uniqExact(event_id) FROM {db}.results")
+        except Exception:  # ClickHouse may be down for a moment
+            stored = -1
+        return stored, self.worker_windows()
+
+    def _wait(self, done: Callable[..., bool], timeout: float, stall: float = 30.0) -> bool:
+        """Poll until ``done(stored, windows)``; False after ``timeout``, or sooner when
+        nothing has changed for ``stall`` seconds."""
+        deadline, last, changed = time.monotonic() + timeout, None, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - changed < stall:
+            counts = self._counts()
+            if done(*counts):
+                return True
+            if counts != last:
+                last, changed = counts, time.monotonic()
+            time.sleep(0.25)
+        return False
+
+    def caught_up(self, count: int, since: float, timeout: float = 90.0) -> float | None:
+        """Seconds from ``since`` until ClickHouse and the worker both hold ``count`` results
+        (None, and a problem noted, if they do not)."""
+
+        def done(stored: int, windows: Counter | None) -> bool:
+            return windows is not None and sum(windows.values()) >= count and stored >= count
+
+        if self._wait(done, timeout):
+            return time.monotonic() - since
+        self.problems.append(f"not caught up with {count} results")
+        return None
+
+    def settle(self, timeout: float = 120.0) -> None:
+        """Wait until ClickHouse and the worker hold everything sent (or give up)."""
+        want_ids, want_windows = len(self.expected_ids()), self.expected_windows()
+        if self._wait(lambda s, w: s >= want_ids and w == want_windows, timeout):
+            time.sleep(2 * self.settings.flush_seconds + 1)  # room for a late extra
+
+    # -- judging -------------------------------------------------------------------------
+
+    def outcome(self, recover_s: float | None = None) -> Outcome:
+        self.settle()
+        out = Outcome(self.name, recover_s=recover_s, problems=self.problems)
+        summary = self.summary
+        if summary is not None and summary.emitter is not None:
+            stats = summary.emitter
+            if stats.dropped or stats.sent != stats.queued:
+                out.notes.append(f"emitter dropped {stats.dropped} ({stats.dropped_by_reason})")
+        want = self.expected_ids()
+        out.emitted = len(want)
+        out.stored = self.ch("SELECT count() FROM {db}.results FINAL")
+        out.unique = self.ch("SELECT uniqExact(event_id) FROM {db}.results")
+        raw = self.ch("SELECT count() FROM {db}.results")
+        got = self.stored_ids()
+        out.lost = len(want - got)
+        out.doubled = raw - out.unique
+        if extra := len(got - want):
+            out.notes.append(f"{extra} stored events nobody sent")
+            out.lost += extra  # counted as a failure too
+        self._judge_dlq(out)
+        self._judge_alerts(out)
+        want_windows, have = self.expected_windows(), self.worker_windows() or Counter()
+        keys = set(want_windows) | set(have)
+        out.windows = len(keys)
+        out.windows_off = sum(want_windows[k] != have[k] for k in keys)
+        out.crashes = self._crashes(out)
+        return out
+
+    def _judge_dlq(self, out: Outcome) -> None:
+        letters: dict[tuple[str, int, int], str] = {}
+        for record in read_topic(self.settings, self.settings.topics.dlq):
+            letter = decode(record.value, DeadLetter)
+            if letter.source_topic == self.settings.topics.results:
+                letters[(letter.component, letter.partition, letter.offset)] = letter.reason
+            else:
+                out.notes.append(f"dead letter from {letter.source_topic}: {letter.reason}")
+                out.dlq_unmatched += 1
+        out.dlq = len(letters)
+        wrong: Counter[str] = Counter()
+        for (partition, offset), bad in self.bad.items():
+            for component, word in (("sink", bad.sink), ("streams", bad.streams)):
+                if word is None:
+                    continue
+                out.dlq_expected += 1
+                reason = letters.pop((component, partition, offset), None)
+                if reason is None or word.lower() not in reason.lower():
+                    wrong[f"{component}: {bad.kind}"] += 1
+        out.dlq_unmatched += sum(wrong.values()) + len(letters)
+        if wrong:
+            out.notes.append(f"missing or wrong letters: {dict(wrong)}")
+        if letters:
+            sample = list(letters.items())[:3]
+            out.notes.append(f"{len(letters)} unexpected letters, e.g. {sample}")
+
+    def _judge_alerts(self, out: Outcome) -> None:
+        """Rollback alerts (distinct ids; a replayed copy keeps its id), each with its
+        rollback in the rollout log; ClickHouse holds each alert once."""
+        alerts: dict[UUID, Alert] = {}
+        for record in read_topic(self.settings, self.settings.topics.alerts):
+            alert = decode(record.value, Alert)
+            known = alerts.get(alert.alert_id)
+            if known is None or known.action is None:  # keep a copy that acts
+                alerts[alert.alert_id] = alert
+        rollbacks = {
+            e.event_id
+            for e in (
+                _decoded(r.value, RolloutEvent)
+                for r in read_topic(self.settings, self.settings.topics.rollout)
+            )
+            if e is not None and e.type == "rollback" and e.actor == WORKER
+        }
+        rollback_alerts = [a for a in alerts.values() if a.kind in ROLLBACK_KINDS]
+        out.rollbacks = len(rollback_alerts)
+        out.rollbacks_expected = self.expected_rollbacks
+        if inert := sum(a.action is None for a in rollback_alerts):
+            out.problems.append(f"{inert} rollback alerts without their rollback")
+        if len(rollbacks) != out.rollbacks - inert:
+            out.problems.append(f"{len(rollbacks)} rollback events for {out.rollbacks} alerts")
+        stored = self.ch("SELECT count() FROM {db}.alerts FINAL")
+        out.alert_dups = max(0, stored - len(alerts))
+        if stored < len(alerts):
+            out.problems.append(f"{len(alerts) - stored} alerts missing in ClickHouse")
+        if kinds := Counter(a.kind for a in alerts.values()):
+            out.notes.append(f"alerts {dict(kinds)}")
+
+    def _crashes(self, out: Outcome) -> int:
+        """Processes that died without being told to; tracebacks in the logs are noted."""
+        crashes = 0
+        for proc in (self.worker, self.sink):
+            if proc.proc is not None and proc.proc.poll() is not None:
+                crashes += 1
+                out.notes.append(f"{proc.log.stem} exited with {proc.proc.returncode}")
+            text = proc.log.read_text(errors="replace") if proc.log.exists() else ""
+            if tracebacks := len(re.findall(r"^Traceback", text, re.M)):
+                out.notes.append(f"{proc.log.name}: {tracebacks} tracebacks")
+        for name, pid in self.stack.pids().items():
+            if pid is None:
+                crashes += 1
+                out.notes.append(f"{name} is not running")
+        return crashes
+
+    def close(self) -> None:
+        """Stop what this run started (the worker and the sink)."""
+        self.worker.stop()
+        self.sink.stop()
+        self.store.close()
+
+
+def _decoded(value: bytes, model: type) -> Any:
+    try:
+        return decode(value, model)
+    except DecodeError:
+        return None
+
+
+def table_rows(outcomes: Iterable[Outcome]) -> list[list[str]]:
+    return [o.row() for o in outcomes]
+
+
+Scenario = Callable[[Stack, Size, Path], Outcome]

@@ -1,0 +1,188 @@
+"""The six fault scenarios: each starts a :class:`Run`, injects one fault under load, judges."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from tests.faults.harness import Outcome, Run, Size, Stack
+from tests.faults.hostile import hostile
+from tests.phasegate.test_notify import Receiver
+from tests.sinks.sinkproc import SinkProcess
+
+
+@contextmanager
+def running(stack: Stack, name: str, size: Size, folder: Path) -> Iterator[Run]:
+    run = Run(stack, name, size, folder)
+    try:
+        yield run
+    finally:
+        run.close()
+
+
+def worker_kill(stack: Stack, size: Size, folder: Path) -> Outcome:
+    """kill -9 of the worker in the middle of a window while a candidate degrades."""
+    with running(stack, "worker kill -9", size, folder) as run:
+        run.start()
+        run.load("degrade")
+        run.at(0.4)
+        run.mid_window()
+        run.worker.stop(signal.SIGKILL)
+        run.worker.start()
+        recover = run.caught_up(run.sent.count, time.monotonic())
+        run.join_load()
+        return run.outcome(recover)
+
+
+def sink_kill(stack: Stack, size: Size, folder: Path) -> Outcome:
+    """kill -9 of the sink after its insert, before its commit; then a fresh sink."""
+    with running(stack, "sink kill -9", size, folder) as run:
+        run.start(sink=False)
+        run.load()
+        run.at(0.3)
+        doomed = SinkProcess(run.settings, run.sink.log, PHASEGATE_SINK_FAULT="kill-after-insert")
+        doomed.start()
+        assert doomed.proc is not None
+        code = doomed.proc.wait(60)
+        assert code == -signal.SIGKILL, doomed.tail()
+        inserted = run.ch("SELECT count() FROM {db}.results")
+        run.sink.start()
+        recover = run.caught_up(run.sent.count, time.monotonic())
+        run.join_load()
+        out = run.outcome(recover)
+        out.notes.append(f"the killed sink stored {inserted} rows, committed none")
+        return out
+
+
+def _bounce(name: str, service: str) -> Callable[[Stack, Size, Path], Outcome]:
+    def scenario(stack: Stack, size: Size, folder: Path) -> Outcome:
+        with running(stack, name, size, folder) as run:
+            run.start()
+            run.load()
+            run.at(0.3)
+            restarted = stack.bounce(service, size.outage_s)
+            recover = run.caught_up(run.sent.count, restarted)
+            run.join_load()
+            return run.outcome(recover)
+
+    scenario.__doc__ = f"stop {service}, wait, start it again while the load keeps emitting"
+    return scenario
+
+
+broker_restart = _bounce("broker restart", "broker")
+clickhouse_restart = _bounce("ClickHouse restart", "clickhouse")
+
+
+def bad_input(stack: Stack, size: Size, folder: Path) -> Outcome:
+    """``size.hostile`` malformed or hostile messages spread over the load."""
+    with running(stack, f"{size.hostile} bad messages", size, folder) as run:
+        run.start()
+        run.load()
+        run.at(0.2)
+        producer = KafkaProducer(
+            bootstrap_servers=run.settings.bootstrap_servers,
+            acks="all",
+            enable_idempotence=False,
+            max_request_size=4 * 1024 * 1024,
+        )
+        spread = 0.6 * size.duration_s / size.hostile
+        pending = []
+        for i, bad in enumerate(hostile(size.hostile, "kai", run.sent.recent(), seed=8)):
+            future = producer.send(run.settings.topics.results, bad.value, key=bad.key)
+            pending.append((future, bad))
+            if i % 50 == 49:
+                time.sleep(50 * spread)
+        producer.flush(60)
+        for future, bad in pending:
+            meta = future.get(30)
+            run.bad[(meta.partition, meta.offset)] = bad
+        producer.close()
+        run.join_load()
+        out = run.outcome()
+        kinds = sorted({b.kind for b in run.bad.values()})
+        out.notes.append(f"{len(kinds)} kinds: {', '.join(kinds)}")
+        return out
+
+
+class Notify:
+    """``phasegate notify --webhook URL`` as a process; its counters read at exit."""
+
+    def __init__(self, run: Run, url: str, log: Path, timeout: float) -> None:
+        command = [sys.executable, "-m", "phasegate.cli", "notify", "--webhook", url]
+        command += ["--timeout", str(timeout), "--attempts", "3", "--group", log.stem]
+        self.log = log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                command,
+                env={**os.environ, **run.settings.to_env()},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> dict[str, int]:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        text = self.log.read_text(errors="replace")
+        found = re.search(r"sent (\d+), failed (\d+), retries (\d+)", text)
+        if found is None:
+            return {"exit": self.proc.returncode}
+        sent, failed, retries = (int(g) for g in found.groups())
+        return {"sent": sent, "failed": failed, "retries": retries, "exit": self.proc.returncode}
+
+
+def webhooks(stack: Stack, size: Size, folder: Path) -> Outcome:
+    """A slow webhook receiver and one that always fails, while a candidate degrades."""
+    with running(stack, "slow + failing webhook", size, folder) as run:
+        slow, failing = Receiver(delay=2.0), Receiver(fail=10**9)
+        hooks = [
+            Notify(run, slow.url, folder / "notify-slow.log", timeout=5),
+            Notify(run, failing.url, folder / "notify-failing.log", timeout=5),
+        ]
+        try:
+            run.start()
+            run.load("degrade")
+            run.join_load()
+            out = run.outcome()
+            time.sleep(8)  # the failing hook's retries of the last notification
+        finally:
+            counts = [hook.stop() for hook in hooks]
+            slow.close()
+            failing.close()
+        got_slow, got_failing = counts
+        out.notes.append(f"slow receiver: {got_slow}; failing receiver: {got_failing}")
+        delivered = len(slow.bodies)
+        if not (
+            got_slow.get("sent") == delivered > 0
+            and got_slow.get("failed") == 0
+            and got_failing.get("failed") == delivered
+            and got_failing.get("sent") == 0
+            and got_slow.get("exit") == got_failing.get("exit") == 0
+        ):
+            out.problems.append("notify counters do not match the deliveries")
+        return out
+
+
+DURABLE = {"broker_restart"}
+"""Scenarios that need the durable broker (a restart must keep the log)."""
+
+SCENARIOS: dict[str, Callable[[Stack, Size, Path], Outcome]] = {
+    "worker_kill": worker_kill,
+    "sink_kill": sink_kill,
+    "broker_restart": broker_restart,
+    "clickhouse_restart": clickhouse_restart,
+    "bad_input": bad_input,
+    "webhooks": webhooks,
+}
