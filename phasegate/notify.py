@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +60,16 @@ def body_of(message: BaseModel | dict[str, Any]) -> bytes:
     if isinstance(message, BaseModel):
         return message.model_dump_json(by_alias=True).encode()
     return json.dumps(message, ensure_ascii=False).encode()
+
+
+def shown(url: str) -> str:
+    """``url`` fit for a log: scheme, host and port only (a webhook's path or query often
+    is its secret, as in Slack's)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    hidden = "/..." if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{port}{hidden}"
 
 
 def http_post(url: str, body: bytes, timeout: float) -> int:
@@ -105,7 +116,7 @@ class Webhook:
             error = f"HTTP {status}"
         with self._lock:
             self.failed += 1
-        log.error("webhook %s failed after %d attempts: %s", self.url, self.attempts, error)
+        log.error("webhook %s failed after %d attempts: %s", shown(self.url), self.attempts, error)
         return False
 
 

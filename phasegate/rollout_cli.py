@@ -309,14 +309,16 @@ def notify(
     ),
 ) -> None:
     """POST alerts, and the plan's announcements of phase changes, to a webhook."""
-    from phasegate.notify import Notifier, Webhook, run
+    from phasegate.notify import Notifier, Webhook, run, shown
 
     settings = Settings()
     hook = Webhook(webhook, timeout_s=timeout, attempts=attempts)
     notifier = Notifier(hook, _plan(settings, plan_file), rollout)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    console.print(f"notifying {webhook} of {settings.topics.alerts} and {settings.topics.rollout}")
+    console.print(
+        f"notifying {shown(webhook)} of {settings.topics.alerts} and {settings.topics.rollout}"
+    )
     with contextlib.suppress(KeyboardInterrupt):
         run(settings, notifier, stop, group)
     console.print(f"sent {hook.sent}, failed {hook.failed}, retries {hook.retries}")

@@ -12,11 +12,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from phasegate.notify import Webhook, shown
 from phasegate.stack import free_port
 from schemas.settings import Settings
 
 SASL_SECRET = "sasl-Pw-7f3a9c"
 CH_SECRET = "ch-Pw-51d0e2"
+HOOK_SECRET = "hook-T0ken-93be"  # a webhook URL's path is often its secret (Slack's is)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -77,7 +79,10 @@ COMMANDS = {
     "sink": (["sink"], 10),
     "report": (["report", "--rollout", "kai"], 10),
     "worker": (["worker", "--loglevel", "debug"], 10),
-    "notify": (["notify", "--webhook", f"http://127.0.0.1:{free_port()}/hook"], 6),
+    "notify": (
+        ["notify", "--webhook", f"http://127.0.0.1:{free_port()}/services/{HOOK_SECRET}"],
+        6,
+    ),
     "stack status": (["stack", "status"], 10),
     "replay": (["replay", "--yes"], 10),
 }
@@ -89,6 +94,15 @@ def test_commands_never_print_or_log_a_secret(name, secret_env, tmp_path):
     output = run(secret_env, args, tmp_path, seconds)
     assert output.strip(), "the command printed nothing: the test would prove nothing"
     written = files_under(tmp_path)
-    for secret in (SASL_SECRET, CH_SECRET):
+    for secret in (SASL_SECRET, CH_SECRET, HOOK_SECRET):
         assert secret not in output, output
         assert secret not in written
+
+
+def test_a_webhook_is_logged_without_its_path(caplog):
+    url = f"https://hooks.example.com:8443/services/{HOOK_SECRET}?token={HOOK_SECRET}"
+    assert shown(url) == "https://hooks.example.com:8443/..."
+    assert shown("http://127.0.0.1/") == "http://127.0.0.1"
+    hook = Webhook(f"http://127.0.0.1:{free_port()}/x/{HOOK_SECRET}", attempts=1)
+    assert not hook.deliver({"x": 1})
+    assert "failed after 1 attempts" in caplog.text and HOOK_SECRET not in caplog.text
