@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
@@ -81,41 +79,6 @@ def probe(bootstrap: str, timeout_ms: int = 2000, options: dict[str, Any] | None
         admin.list_topics()
 
 
-def warm_up(bootstrap: str, timeout_s: float = 10.0) -> int:
-    """Fetch from every partition once; return how many records came back.
-
-    Tansu 0.6 on s3:// storage restores a partition's high watermark on its first fetch
-    but not on a produce: a producer that comes first after a restart writes from offset
-    0 again, over the old records. A fetch right after start avoids that.
-    """
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
-    )
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in consumer.topics()
-            for p in consumer.partitions_for_topic(topic) or ()
-        ]
-        if not partitions:
-            return 0
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        seen: set[TopicPartition] = set()
-        records, quiet = 0, 0
-        deadline = time.monotonic() + timeout_s
-        while quiet < 3 and len(seen) < len(partitions) and time.monotonic() < deadline:
-            batch = consumer.poll(timeout_ms=200, max_records=len(partitions))
-            quiet = 0 if batch else quiet + 1
-            for tp, rows in batch.items():
-                seen.add(tp)
-                records += len(rows)
-                consumer.pause(tp)
-        return records
-    finally:
-        consumer.close()
-
-
 def broker_process(settings: Settings) -> ManagedProcess:
     """Tansu at the first bootstrap address, state under ``state_dir/stack/broker``."""
     host, port = broker_address(settings)
@@ -135,5 +98,4 @@ def broker_process(settings: Settings) -> ManagedProcess:
         probe=lambda: probe(f"{host}:{port}"),
         env=s3.broker_env(settings) if durable else None,
         prepare=tansu_binary,
-        after_ready=(lambda: warm_up(f"{host}:{port}")) if durable else None,
     )

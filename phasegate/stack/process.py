@@ -103,7 +103,6 @@ class ManagedProcess:
     probe: Probe
     env: Mapping[str, str] | None = None
     prepare: Callable[[], None] | None = field(default=None, repr=False)
-    after_ready: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def pid_file(self) -> Path:
@@ -183,8 +182,6 @@ class ManagedProcess:
                 self._forget()
                 raise StartFailed(f"{self.name} exited with code {code}", self.log_tail())
             if self.is_ready():
-                if self.after_ready:
-                    self.after_ready()
                 return Status(State.READY, proc.pid)
             if time.monotonic() > deadline:
                 self.stop()

@@ -3,7 +3,10 @@
 Tansu stores topics in memory (``memory://``) or in S3 (``s3://BUCKET/``); with
 ``broker_storage = "s3://tansu/"`` the stack starts s3rver at ``s3_endpoint`` with the
 bucket created, its files under ``state_dir/stack/s3``, and hands Tansu the endpoint.
-s3rver is installed once with npm into ``~/.cache/phasegate/`` (Node.js and npm needed).
+s3rver is installed once with npm into ``~/.cache/phasegate/`` (Node.js and npm needed)
+and run through ``s3rver_cas.js``, which adds S3's conditional writes: Tansu updates a
+partition's end offset by compare-and-swap, and without them a restarted broker writes
+over its log and racing producers lose acknowledged records.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from schemas.settings import Settings
 S3RVER = "s3rver@3.7.1"
 INSTALL_HINT = "a durable broker needs Node.js and npm (`apt-get install -y nodejs npm`)"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}
+CAS_SCRIPT = Path(__file__).with_name("s3rver_cas.js")
 
 
 def is_durable(settings: Settings) -> bool:
@@ -37,7 +41,8 @@ def prefix() -> Path:
 
 
 def s3rver_command() -> list[str]:
-    """``node`` and the s3rver script (installed with npm on first use).
+    """``node``, the conditional-writes launcher and the s3rver package it loads (installed
+    with npm on first use).
 
     Launched through ``node`` explicitly, so the process's command line is exactly what
     was started (the stack checks it before it stops anything).
@@ -45,12 +50,12 @@ def s3rver_command() -> list[str]:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         raise MissingDependency(INSTALL_HINT)
-    return [node, str(_script(npm).resolve())]
+    return [node, str(CAS_SCRIPT), str(_package(npm).resolve())]
 
 
-def _script(npm: str) -> Path:
-    path = prefix() / "node_modules" / ".bin" / "s3rver"
-    if path.exists():
+def _package(npm: str) -> Path:
+    path = prefix() / "node_modules" / "s3rver"
+    if (path / "package.json").exists():
         return path
     result = subprocess.run(
         [npm, "install", "--prefix", str(prefix()), S3RVER, "--no-audit", "--no-fund"],
@@ -58,7 +63,7 @@ def _script(npm: str) -> Path:
         text=True,
         timeout=300,
     )
-    if result.returncode != 0 or not path.exists():
+    if result.returncode != 0 or not (path / "package.json").exists():
         raise MissingDependency(f"npm install {S3RVER} failed: {result.stderr.strip()[-500:]}")
     return path
 

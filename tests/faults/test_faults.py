@@ -13,19 +13,8 @@ from tests.faults.scenarios import DURABLE, SCENARIOS
 
 pytestmark = pytest.mark.timeout(420)
 
-TANSU_RESTART = (
-    "a limit of the local broker: Tansu 0.6 on s3:// forgets a partition's end on restart "
-    "until its first fetch; a producer that reconnects first writes from offset 0 over the "
-    "log (README, Fault tolerance)"
-)
 
-
-def _param(name: str):
-    marks = [pytest.mark.xfail(reason=TANSU_RESTART, strict=False)] if name in DURABLE else []
-    return pytest.param(name, marks=marks)
-
-
-@pytest.mark.parametrize("name", [_param(n) for n in SCENARIOS])
+@pytest.mark.parametrize("name", list(SCENARIOS))
 def test_scenario(name, stacks, tmp_path):
     outcome = SCENARIOS[name](stacks(name in DURABLE), REDUCED, tmp_path)
     print_table(name, Outcome.COLUMNS, [outcome.row()], width=200)
