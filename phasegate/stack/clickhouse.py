@@ -40,8 +40,10 @@ def server_url(host: str, tcp_port: int) -> str:
     return f"clickhouse://default:@{host}:{tcp_port}"
 
 
-def config_xml(folder: Path, host: str, tcp_port: int, http_port: int) -> str:
-    """A server config keeping every file under ``folder``."""
+def config_xml(
+    folder: Path, host: str, tcp_port: int, http_port: int, users: Path = USERS_XML
+) -> str:
+    """A server config keeping every file under ``folder``; its users from ``users``."""
     return f"""<?xml version="1.0"?>
 <yandex>
     <logger>
@@ -58,7 +60,7 @@ def config_xml(folder: Path, host: str, tcp_port: int, http_port: int) -> str:
     <tmp_path>{folder}/tmp/</tmp_path>
     <user_files_path>{folder}/user_files/</user_files_path>
     <format_schema_path>{folder}/format_schemas/</format_schema_path>
-    <users_config>{USERS_XML}</users_config>
+    <users_config>{users}</users_config>
     <default_profile>default</default_profile>
     <default_database>default</default_database>
     <timezone>UTC</timezone>
@@ -87,8 +89,10 @@ def clickhouse_process(
     host: str = "127.0.0.1",
     tcp_port: int = DEFAULT_TCP_PORT,
     http_port: int = DEFAULT_HTTP_PORT,
+    users: Path = USERS_XML,
 ) -> ManagedProcess:
-    """clickhouse-server with its config, data and logs under ``folder``."""
+    """clickhouse-server with its config, data and logs under ``folder``; users from ``users``
+    (the probe connects as ``default`` without a password)."""
     folder = folder.absolute()
     config = folder / "config.xml"
     binary = server_binary()
@@ -96,7 +100,7 @@ def clickhouse_process(
     def prepare() -> None:
         if binary is None:
             raise MissingDependency(INSTALL_HINT)
-        config.write_text(config_xml(folder, host, tcp_port, http_port))
+        config.write_text(config_xml(folder, host, tcp_port, http_port, users))
 
     return ManagedProcess(
         name="clickhouse",

@@ -20,6 +20,8 @@ from sinks.store.base import (
 )
 
 _DATETIME = re.compile(r"^(Nullable\()?DateTime(\(|\)|$)")
+# A replay of a long history touches one partition per month: no cap (default 100).
+_INSERT_SETTINGS = "SETTINGS max_partitions_per_insert_block = 0"
 
 
 def _session(path: Path) -> Any:
@@ -82,7 +84,10 @@ class LocalStore(Store):
         if count:
             batch = pa.table({name: _arrow_column(v) for name, v in columns.items()})  # noqa: F841
             names = ", ".join(columns)
-            self._run(f"INSERT INTO {table} ({names}) SELECT {names} FROM Python(batch)")
+            self._run(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM Python(batch) "
+                + _INSERT_SETTINGS
+            )
         return count
 
     def query(self, sql: str, params: Params | None = None) -> Rows:

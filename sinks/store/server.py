@@ -19,6 +19,8 @@ from sinks.store.base import (
 
 _DEFAULTS = {"connect_timeout": "3", "send_receive_timeout": "30"}
 _NETWORK = (errors.NetworkError, errors.SocketTimeoutError, EOFError, OSError)
+# UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD (18.16); AUTHENTICATION_FAILED (newer)
+_REFUSED = {192: "unknown user", 193: "wrong password", 194: "password required", 516: ""}
 
 
 def _with_defaults(url: str) -> str:
@@ -30,6 +32,21 @@ def _with_defaults(url: str) -> str:
 def _where(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port or 9000}"
+
+
+def _message(exc: errors.Error) -> str:
+    """The server's message without the stack trace 18.16 appends to every error."""
+    return str(exc).split(" Stack trace:", 1)[0].strip()
+
+
+def _refused(url: str, exc: errors.ServerException) -> StoreUnavailable:
+    """One line naming the server and the user, never the password."""
+    user = urlsplit(url).username or "default"
+    reason = _REFUSED[exc.code] or "wrong password or unknown user"
+    return StoreUnavailable(
+        f"ClickHouse at {_where(url)} refused user {user}: {reason} (code {exc.code}). Fix the "
+        "user and password in PHASEGATE_CLICKHOUSE_URL."
+    )
 
 
 class ServerStore(Store):
@@ -49,8 +66,13 @@ class ServerStore(Store):
                 "(`phasegate stack up`), fix PHASEGATE_CLICKHOUSE_URL, or unset it to use "
                 "the local chdb store."
             ) from None
+        except errors.ServerException as exc:
+            if exc.code in _REFUSED:
+                self._client.disconnect()
+                raise _refused(self.url, exc) from None
+            raise StoreError(_message(exc)) from None
         except errors.Error as exc:
-            raise StoreError(str(exc).strip()) from None
+            raise StoreError(_message(exc)) from None
 
     def execute(self, sql: str, params: Params | None = None) -> None:
         self._run(sql, utc_params(params))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -135,3 +135,13 @@ def test_datetime_results_come_back_as_utc_datetimes(store: Store) -> None:
         {"u": uuid.UUID(int=1)},
     )
     assert got.rows == [(datetime(2024, 5, 1, 12, tzinfo=UTC), 7, str(uuid.UUID(int=1)))]
+
+
+def test_an_insert_may_span_more_than_100_monthly_partitions(store: Store, database: str) -> None:
+    """A replay of a long history: chdb refuses more than 100 partitions per insert block
+    by default (max_partitions_per_insert_block)."""
+    migrate(store, database)
+    results = [make_result(i, ts=T0 - timedelta(days=31 * i)) for i in range(150)]
+    assert store.insert(f"{database}.results", rows.result_columns(results)) == 150
+    months = store.query(f"SELECT uniqExact(toYYYYMM(ts)) FROM {database}.results").scalar()
+    assert months >= 140
