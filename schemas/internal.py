@@ -40,6 +40,7 @@ class WindowStatsState(ContractModel):
     rules: dict[str, RuleState] = {}
     late: Count = 0
     weights: dict[int, Count] = {}  # events by the weight they were routed with
+    units: dict[int, Count] = {}  # distinct units by routed weight, fallback copies left out
 
 
 class Partial(ContractModel):

@@ -33,6 +33,7 @@ class WindowStats:
         "rule_successes",
         "rule_uses",
         "successes",
+        "units",
         "weights",
     )
 
@@ -51,6 +52,9 @@ class WindowStats:
         self.rule_successes: Counter[str] = Counter()
         self.late = 0
         self.weights: Counter[int] = Counter()
+        # distinct units by routed weight (no fallback copies); stage 1 counts them, since
+        # a unit's events share its partition (the message key): partitions add up
+        self.units: Counter[int] = Counter()
 
     # -- updates ---------------------------------------------------------------------
     def update(self, result: Result) -> None:
@@ -90,6 +94,7 @@ class WindowStats:
         self.rule_successes.update(other.rule_successes)
         self.late += other.late
         self.weights.update(other.weights)
+        self.units.update(other.units)
         return self
 
     @classmethod
@@ -149,6 +154,7 @@ class WindowStats:
             },
             late=self.late,
             weights=dict(self.weights),
+            units=dict(self.units),
         )
 
     @classmethod
@@ -169,4 +175,5 @@ class WindowStats:
         stats.rule_successes = Counter({r: s.successes for r, s in state.rules.items()})
         stats.late = state.late
         stats.weights = Counter(state.weights)
+        stats.units = Counter(state.units)
         return stats

@@ -68,6 +68,7 @@ class RolloutMonitor:
     clean: int = 0  # candidate events since the last critical error
     regime: tuple[int, int] | None = None
     generation: int = 0
+    split_checked: int = -1  # end of the span the last sample ratio check covered
 
     def __post_init__(self) -> None:
         self.reset()
@@ -254,46 +255,52 @@ class RolloutMonitor:
 
     # ------------------------------------------------------------------ sample ratio
     def _sample_ratio(self, view: RolloutView, state: RolloutState | None) -> list[Output]:
-        """Warn once while the observed split contradicts the weight (chi-square).
+        """Warn once while the split of units contradicts the weight (chi-square).
 
-        Only events routed at the configured weight count (each result carries the weight
-        it was routed with), so the moments around a weight change are not mismatches.
+        Units, not events: routing is sticky by unit, so all of a unit's events go one way
+        and a chi-square on events overstates the evidence about as many times as a unit
+        sends events. Each window counts its distinct units routed at the configured weight
+        (so the moments around a weight change are not mismatches), fallback copies left
+        out (a candidate failure is not a baseline unit). A unit active in k of the span's
+        windows counts k times: the statistic is divided by the number of windows, a bound
+        that keeps the test conservative. One check per window, once the two after it have
+        begun (stage 2 applies one partial at a time; the newest windows are still
+        filling): a healthy rollout warns in at most ``p_value`` of the checks.
         """
         cfg, name = self.plan.sample_ratio, "sample-ratio"
-        end = view.end
-        if state is None or end is None or not 0 < state.weight < 100:
+        if state is None or view.end is None or not 0 < state.weight < 100:
             return []
-        # closed windows only: the newest one may hold one system's partial but not yet
-        # the other's (stage 2 applies a flush's partials one at a time)
-        end -= self.window_seconds
+        end = view.end - 2 * self.window_seconds
+        if end <= self.split_checked:
+            return []
+        self.split_checked = end
         first = end - max(cfg.window_seconds, self.window_seconds)
-        span = end - first
-        cand = self._routed(view, self.plan.roles.candidate, first, span, state.weight)
-        total = cand + self._routed(view, self.plan.roles.baseline, first, span, state.weight)
-        p = split_p_value(cand, total, state.weight / 100)
-        if p is None or total < cfg.min_samples:
+        cand = self._units(view, self.plan.roles.candidate, first, end, state.weight)
+        base = self._units(view, self.plan.roles.baseline, first, end, state.weight)
+        windows = len(set(cand) | set(base))
+        c, total = sum(cand.values()), sum(cand.values()) + sum(base.values())
+        if total < cfg.min_samples:
+            return []
+        p = split_p_value(c / windows, total / windows, state.weight / 100)
+        if p is None:
             return []
         incident = self.incidents.get(name)
         if incident is None and p < cfg.p_value:
             self.incidents[name] = Incident(name, first)
-            return [
-                self._split_alert(name, first, end, cand / total, state.weight, total, "warning")
-            ]
+            return [self._split_alert(name, first, end, c / total, state.weight, total, "warning")]
         if incident is not None and p >= 0.1:  # clearly consistent again
             del self.incidents[name]
-            share = cand / total
+            share = c / total
             return [
                 self._split_alert(name, incident.opened, end, share, state.weight, total, "info")
             ]
         return []
 
     @staticmethod
-    def _routed(view: RolloutView, system: str, first: int, span: int, weight: int) -> int:
-        return sum(
-            view.window(system, s).weights[weight]
-            for s in view.starts(system)
-            if first <= s < first + span
-        )
+    def _units(view: RolloutView, system: str, first: int, end: int, weight: int) -> dict[int, int]:
+        """Distinct units routed at ``weight``, per window of ``system`` in [first, end)."""
+        counts = {s: view.window(system, s).units[weight] for s in view.starts(system)}
+        return {s: n for s, n in counts.items() if first <= s < end and n}
 
     def _split_alert(
         self, name: str, opened: int, end: int, share: float, weight: int, total: int, severity: str

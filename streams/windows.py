@@ -42,7 +42,9 @@ class PartitionAccumulator:
     ``lateness`` seconds are late: they are counted in their window's ``late`` field and
     left out of every metric (the sink still stores them: ClickHouse has every event).
     An event whose id came among the last ``recent_ids`` of the partition (a producer's
-    retry) is skipped: counted once, as in ClickHouse.
+    retry) is skipped: counted once, as in ClickHouse. Each window also counts its
+    distinct units by routed weight (``WindowStats.units``, for the sample ratio test):
+    the units seen are kept per window until it can take no more events.
     """
 
     topic: str
@@ -58,6 +60,7 @@ class PartitionAccumulator:
     recent_ids: int = 20_000
     _seen: set[UUID] = field(default_factory=set, repr=False)
     _order: deque[UUID] = field(default_factory=deque, repr=False)
+    _units: dict[Key, set[tuple[int, str]]] = field(default_factory=dict, repr=False)
 
     def _first_time(self, event_id: UUID) -> bool:
         """Whether ``event_id`` is new here; remember it (the last ``recent_ids``)."""
@@ -101,9 +104,19 @@ class PartitionAccumulator:
             return None
         if isinstance(event, Result):
             stats.update(event)
+            if not event.fallback:
+                self._count_unit(event, stats)
         else:
             stats.update_feedback(event)
         return None
+
+    def _count_unit(self, result: Result, stats: WindowStats) -> None:
+        key = (result.rollout, result.system, window_start(result.ts, self.window_seconds))
+        units = self._units.setdefault(key, set())
+        unit = (result.weight, result.unit_id)
+        if unit not in units:
+            units.add(unit)
+            stats.units[result.weight] += 1
 
     def skip(self, offset: int) -> None:
         """Mark an offset as covered without aggregating it (a dead letter)."""
@@ -136,6 +149,8 @@ class PartitionAccumulator:
         ]
         self.windows = {}
         self.first_offset = None
+        open_from = self.watermark - self.lateness - self.window_seconds  # later: late events
+        self._units = {k: u for k, u in self._units.items() if k[2] >= open_from}
         return partials
 
     def committed(self, offset: int) -> None:
