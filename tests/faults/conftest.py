@@ -1,4 +1,4 @@
-"""The fault scenarios' stacks: one in memory, one durable (s3rver) for the broker restart."""
+"""The fault scenarios' stacks: durable (Tansu on s3rver) or in memory, one of each at most."""
 
 from __future__ import annotations
 

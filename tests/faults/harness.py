@@ -1,12 +1,10 @@
 """The fault harness: the whole stack as real processes, a steady load, and the checks.
 
 :class:`Stack` is a Tansu broker and a ClickHouse 18.16 server on free ports; durable
-(Tansu on ``s3://`` at a local s3rver, so a restart keeps the log) for the broker restart,
-in memory for the rest: Tansu 0.6's s3 storage loses acknowledged records when two
-producers append to one partition at once, which the other scenarios do (README, "Fault
-tolerance"). :class:`Run` is one scenario on it: its own topics and database, a real
-``phasegate worker`` and ``phasegate sink``, the simulator through the real Router and
-Emitter in a thread (:class:`Sent` records every accepted event), and
+(Tansu on ``s3://`` at the stack's local s3rver with conditional writes, so a restart
+keeps the log) or in memory. :class:`Run` is one scenario on it: its own topics and
+database, a real ``phasegate worker`` and ``phasegate sink``, the simulator through the
+real Router and Emitter in a thread (:class:`Sent` records every accepted event), and
 :meth:`Run.outcome`, which compares what was sent with ClickHouse, the DLQ, the alerts
 and the worker's windows.
 """
