@@ -44,6 +44,7 @@ def worker(
 ) -> None:
     """Run the stream worker (stage 1 and 2, alerts, /status) until Ctrl-C."""
     from phasegate.stack.broker import probe
+    from schemas.kafka_security import refusal
     from schemas.settings import Settings
     from streams.app import run_worker
 
@@ -51,9 +52,12 @@ def worker(
     try:
         probe(settings.bootstrap_servers, options=settings.kafka_options())
     except Exception:
+        reason = refusal(settings)
         console.print(
-            f"[red]No Kafka broker at {settings.bootstrap_servers}.[/red] Start the local stack "
-            "with `phasegate stack up`, or point PHASEGATE_BOOTSTRAP_SERVERS at a broker."
+            f"[red]{escape(reason)}[/red]"
+            if reason
+            else f"[red]No Kafka broker at {settings.bootstrap_servers}.[/red] Start the local "
+            "stack with `phasegate stack up`, or point PHASEGATE_BOOTSTRAP_SERVERS at a broker."
         )
         raise typer.Exit(1) from None
     run_worker(settings, loglevel=loglevel)

@@ -64,6 +64,7 @@ from pydantic import ValidationError
 
 from schemas.codec import describe, encode
 from schemas.events import Feedback, Result, RolloutEvent, Verdict
+from schemas.kafka_security import refusal
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -420,15 +421,18 @@ class Emitter:
         if now - since >= self._error_after and now - self._last_error_log >= self._error_interval:
             self._last_error_log = now
             stats = self.stats()
+            hint = (
+                refusal(self.settings) or f"is the broker at {self.settings.bootstrap_servers} up?"
+            )
             log.error(
                 "event delivery failing for %.0f s (%s): %d buffered, %d dropped, "
-                "%d failed attempts; is the broker at %s up?",
+                "%d failed attempts; %s",
                 now - since,
                 cause,
                 stats.buffered,
                 stats.dropped,
                 stats.failed,
-                self.settings.bootstrap_servers,
+                hint,
             )
 
     def _connect(self) -> Any:

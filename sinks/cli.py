@@ -10,10 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from schemas.kafka_security import refusal
 from schemas.plan import Plan, PlanError, load_plan
 from schemas.settings import Settings
 from sinks import render
@@ -67,13 +70,18 @@ def sink() -> None:
         try:
             runner.run(stop)
         except BrokerUnavailable as exc:
-            errors.print(f"[red]broker:[/red] {exc}")
-            raise typer.Exit(1) from None
+            _broker_error(settings, exc)
         c = runner.counters
         console.print(
             f"sink: stopped; {c.messages} messages, rows {c.rows}, {c.dead_letters} to the DLQ, "
             f"{c.duplicates} already stored (skipped)"
         )
+
+
+def _broker_error(settings: Settings, exc: BrokerUnavailable) -> NoReturn:
+    """One line: the broker's refusal of our TLS or SASL if it listens, else ``exc``."""
+    errors.print(f"[red]broker:[/red] {escape(refusal(settings) or str(exc))}")
+    raise typer.Exit(1) from None
 
 
 def _when(text: str | None) -> datetime | None:
@@ -198,8 +206,7 @@ def replay(
         try:
             counters = rebuild(settings, store, since=start)
         except BrokerUnavailable as exc:
-            errors.print(f"[red]broker:[/red] {exc}")
-            raise typer.Exit(1) from None
+            _broker_error(settings, exc)
     console.print(
         f"replay: {counters.messages} messages, rows {counters.rows}, "
         f"{counters.dead_letters} unreadable (already in the DLQ), "

@@ -7,31 +7,13 @@ brokers; a client certificate and key for mutual TLS).
 
 from __future__ import annotations
 
-import ssl
-
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.types.auth import CredentialsT
 
+from schemas.kafka_security import ssl_context
 from schemas.settings import Settings
 
-
-def ssl_context(settings: Settings) -> ssl.SSLContext:
-    """Verify the brokers (with ``kafka_ssl_cafile`` if set); present a client certificate.
-
-    Raises ValueError naming the setting whose file is missing.
-    """
-    for name in ("cafile", "certfile", "keyfile"):
-        path = getattr(settings, f"kafka_ssl_{name}")
-        if path is not None and not path.is_file():
-            raise ValueError(f"PHASEGATE_KAFKA_SSL_{name.upper()}: no file at {path}")
-    cafile = settings.kafka_ssl_cafile
-    context = ssl.create_default_context(
-        ssl.Purpose.SERVER_AUTH, cafile=str(cafile) if cafile else None
-    )
-    if settings.kafka_ssl_certfile is not None:
-        keyfile = settings.kafka_ssl_keyfile
-        context.load_cert_chain(str(settings.kafka_ssl_certfile), str(keyfile) if keyfile else None)
-    return context
+__all__ = ["broker_credentials", "ssl_context"]
 
 
 def broker_credentials(settings: Settings) -> CredentialsT | None:

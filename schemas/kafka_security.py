@@ -1,0 +1,103 @@
+"""Kafka TLS from ``Settings``, and why a broker that listens did not let a client in.
+
+:func:`ssl_context` is the TLS side of the settings for clients that take a context
+(aiokafka through Faust, the check below); kafka-python takes the same files through
+``Settings.kafka_options()``.
+
+kafka-python and aiokafka report a refused TLS handshake or SASL login as "cannot
+bootstrap", the same as a broker that is down. :func:`refusal` tells them apart for the
+commands' error line: nothing listens (None: the usual "no broker" message fits), the
+broker's certificate is not trusted (the verification error), or the broker did not take
+the configured SASL login or client certificate. It names settings and the user, never
+the password.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from schemas.settings import Settings
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Verify the brokers (with ``kafka_ssl_cafile`` if set); present a client certificate.
+
+    Raises ValueError naming the setting whose file is missing.
+    """
+    for name in ("cafile", "certfile", "keyfile"):
+        path = getattr(settings, f"kafka_ssl_{name}")
+        if path is not None and not path.is_file():
+            raise ValueError(f"PHASEGATE_KAFKA_SSL_{name.upper()}: no file at {path}")
+    cafile = settings.kafka_ssl_cafile
+    context = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=str(cafile) if cafile else None
+    )
+    if settings.kafka_ssl_certfile is not None:
+        keyfile = settings.kafka_ssl_keyfile
+        context.load_cert_chain(str(settings.kafka_ssl_certfile), str(keyfile) if keyfile else None)
+    return context
+
+
+def refusal(settings: Settings, timeout: float = 3.0) -> str | None:
+    """Why the broker at ``settings.bootstrap_servers`` refused us; None if no security is
+    configured or none of its addresses listens."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    listening = next((a for a in _addresses(settings) if _listens(a, timeout)), None)
+    if listening is None:
+        return None
+    where = "{}:{}".format(*listening)
+    if protocol.endswith("SSL"):
+        problem = _tls_problem(settings, listening, timeout)
+        if problem:
+            return f"TLS with the Kafka broker at {where} failed: {problem}"
+    if protocol.startswith("SASL"):
+        return (
+            f"the Kafka broker at {where} did not accept the SASL "
+            f"{settings.kafka_sasl_mechanism or 'PLAIN'} login of user "
+            f"{settings.kafka_sasl_username!r}: check PHASEGATE_KAFKA_SASL_MECHANISM, "
+            "PHASEGATE_KAFKA_SASL_USERNAME and PHASEGATE_KAFKA_SASL_PASSWORD"
+        )
+    return (
+        f"the Kafka broker at {where} did not accept this TLS client: check its certificate "
+        "(PHASEGATE_KAFKA_SSL_CERTFILE, PHASEGATE_KAFKA_SSL_KEYFILE)"
+    )
+
+
+def _addresses(settings: Settings) -> list[tuple[str, int]]:
+    out = []
+    for address in settings.bootstrap_servers.split(","):
+        host, _, port = address.strip().rpartition(":")
+        if host and port.isdigit():
+            out.append((host.strip("[]"), int(port)))
+    return out
+
+
+def _listens(address: tuple[str, int], timeout: float) -> bool:
+    try:
+        socket.create_connection(address, timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _tls_problem(settings: Settings, address: tuple[str, int], timeout: float) -> str | None:
+    try:
+        context = ssl_context(settings)
+    except (ValueError, OSError) as exc:  # a missing or unreadable file
+        return str(exc)
+    try:
+        with (
+            socket.create_connection(address, timeout) as raw,
+            context.wrap_socket(raw, server_hostname=address[0]),
+        ):
+            return None
+    except ssl.SSLCertVerificationError as exc:
+        hint = "its CA" if settings.kafka_ssl_cafile is None else "the CA that signed it"
+        return f"{exc.verify_message} (set PHASEGATE_KAFKA_SSL_CAFILE to {hint})"
+    except ssl.SSLError as exc:
+        return exc.reason or str(exc)
+    except OSError as exc:
+        return str(exc)

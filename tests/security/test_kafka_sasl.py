@@ -1,0 +1,107 @@
+"""SASL against a real Tansu that requires it, and what Tansu 0.6 cannot do.
+
+Tansu 0.6 offers SCRAM-SHA-256/512 only (PLAIN: "no shared mechanism") and creates users
+over an authenticated connection only, so a broker that requires SASL can never get its
+first user; a user created on a broker without ``--authentication`` is kept in that
+process's memory (not in ``s3://`` storage: after a restart it is an unknown user). No
+login can succeed against it; every login here is refused, which is what these tests use:
+each command says so in one line, naming the user, never the password. (The successful
+SASL path is the settings reaching the clients: tests/streams/test_credentials.py and
+tests/phasegate/test_secrets.py.) TLS cannot be served by Tansu 0.6 either.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from phasegate.stack import free_ports
+from phasegate.stack.broker import tansu_binary
+from schemas.settings import Settings
+from tests.security.conftest import HOST, Certs, tansu
+from tests.security.test_kafka_tls import error_line, refused_delivery, run
+
+PASSWORD = "sasl-Pa55-3b9e1f"
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def sasl(bootstrap: str, tmp_path: Path, mechanism: str) -> Settings:
+    return Settings(
+        bootstrap_servers=bootstrap,
+        state_dir=tmp_path,
+        store_path=tmp_path / "store",
+        clickhouse_url=None,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism=mechanism,
+        kafka_sasl_username="alice",
+        kafka_sasl_password=PASSWORD,
+    )
+
+
+def admin(settings: Settings) -> None:
+    KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        bootstrap_timeout_ms=2000,
+        request_timeout_ms=2000,
+        **settings.kafka_options(),
+    ).close()
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_tansu_lets_no_sasl_login_in(sasl_bootstrap, tmp_path, mechanism):
+    tansu_cli = str(tansu_binary())
+    create = subprocess.run(
+        [tansu_cli, "user", "create", "--broker", f"tcp://{sasl_bootstrap}", "alice", PASSWORD],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert create.returncode != 0  # NotAuthenticated: users need a user first
+    with pytest.raises(KafkaError):
+        admin(sasl(sasl_bootstrap, tmp_path, mechanism))
+
+
+def test_tansu_cannot_serve_tls(certs: Certs, tmp_path: Path):
+    tansu_cli = str(tansu_binary())
+    both = subprocess.run(
+        [tansu_cli, "broker", "--cert", str(certs.server), "--key", str(certs.server_key)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert both.returncode != 0 and "cannot be used with" in both.stderr
+    combined = tmp_path / "combined.pem"
+    combined.write_text(certs.server.read_text() + certs.server_key.read_text())
+    (port,) = free_ports(1)
+    broker = tansu(tmp_path, port, port, "--cert", str(combined))
+    broker.start(timeout=30)
+    try:
+        context = ssl.create_default_context(cafile=str(certs.ca))
+        with socket.create_connection((HOST, port), 5) as raw:
+            raw.settimeout(2)
+            with pytest.raises((TimeoutError, ssl.SSLError, ConnectionError)):
+                context.wrap_socket(raw, server_hostname=HOST)  # plain Kafka, no TLS
+    finally:
+        broker.stop(timeout=5)
+
+
+def test_emitter_names_the_refused_login_never_the_password(sasl_bootstrap, tmp_path, caplog):
+    messages = refused_delivery(sasl(sasl_bootstrap, tmp_path, "SCRAM-SHA-256"), caplog)
+    assert any("SASL SCRAM-SHA-256 login of user 'alice'" in m for m in messages), messages
+    assert all(PASSWORD not in m for m in messages)
+
+
+@pytest.mark.parametrize("command", ["sink", "worker"])
+def test_commands_say_in_one_line_that_the_login_was_refused(sasl_bootstrap, tmp_path, command):
+    done = run(sasl(sasl_bootstrap, tmp_path, "SCRAM-SHA-512"), command)
+    line = error_line(done)
+    assert f"the Kafka broker at {sasl_bootstrap} did not accept the SASL SCRAM-SHA-512" in line
+    assert "user 'alice'" in line
+    assert PASSWORD not in done.stdout + done.stderr
