@@ -1,20 +1,18 @@
 """Kafka over TLS and SASL against a real Tansu broker, with certificates made in the test.
 
-Tansu 0.6 cannot serve TLS itself (``--cert`` and ``--key`` exclude each other and neither
-alone makes the listener speak TLS: ``test_tansu_limits``), so TLS is terminated in front
-of it by :class:`TlsProxy`, as a load balancer or stunnel would: Tansu listens on one port
-and advertises the proxy's, so every connection a client makes (bootstrap and the broker
-it is told about) goes through TLS, verified against the test's own CA, with a client
-certificate required (mutual TLS).
+Tansu 0.6 can neither serve TLS nor let any SASL login in (tests/security/test_kafka_sasl.py
+shows both), so :class:`~tests.security.front.KafkaFront` does it in front of a real Tansu,
+as stunnel or a load balancer would: Tansu listens on one port and advertises the front's,
+so every connection a client makes (bootstrap and the broker it is told about) goes through
+TLS, verified against the test's own CA with a client certificate required (mutual TLS),
+or through a SASL PLAIN login (``SASL_SSL``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ssl
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,8 +25,10 @@ from phasegate.stack.broker import tansu_binary
 from phasegate.stack.errors import MissingDependency, ServiceUnavailable
 from phasegate.stack.process import port_open
 from schemas.settings import Settings
+from tests.security.front import KafkaFront
 
 HOST = "127.0.0.1"
+LOGIN = ("phasegate", "sasl-R1ght-5e7c0a")
 
 
 @dataclass(frozen=True)
@@ -110,53 +110,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     return Certs(ca[0], *server, *client, _ca(folder, "other-ca")[0])
 
 
-class TlsProxy:
-    """TLS at ``port``, plain TCP to ``target``: one thread running an asyncio server."""
-
-    def __init__(self, port: int, target: int, context: ssl.SSLContext) -> None:
-        self.port, self.target, self.context = port, target, context
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.server: asyncio.base_events.Server | None = None
-
-    def start(self) -> TlsProxy:
-        self.thread.start()
-        serve = asyncio.start_server(self._handle, HOST, self.port, ssl=self.context)
-        self.server = asyncio.run_coroutine_threadsafe(serve, self.loop).result(10)
-        return self
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(HOST, self.target)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-
-    def stop(self) -> None:
-        async def close() -> None:
-            if self.server is not None:
-                self.server.close()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.server.wait_closed(), 2)
-
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            writer.close()
-
-
 def tansu(folder: Path, listen: int, advertise: int, *extra: str) -> ManagedProcess:
     """Tansu (in memory) listening at ``listen``, telling clients to use ``advertise``."""
     try:
@@ -188,19 +141,44 @@ def _listening(port: int) -> None:
         raise ServiceUnavailable(f"nothing listens at {HOST}:{port}")
 
 
+def server_context(certs: Certs) -> ssl.SSLContext:
+    """The broker side of mutual TLS: its certificate; clients must show one of the CA's."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(certs.ca))
+    context.load_cert_chain(str(certs.server), str(certs.server_key))
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+@contextlib.contextmanager
+def fronted(
+    folder: Path, context: ssl.SSLContext | None, login: tuple[str, str] | None
+) -> Iterator[KafkaFront]:
+    """A real Tansu behind a :class:`KafkaFront` (TLS and/or SASL PLAIN)."""
+    listen, public = free_ports(2)
+    broker = tansu(folder, listen, public)
+    broker.start(timeout=30)
+    front = KafkaFront(HOST, public, listen, context, login).start()
+    try:
+        yield front
+    finally:
+        front.stop()
+        broker.stop(timeout=5)
+
+
 @pytest.fixture(scope="session")
 def tls_bootstrap(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``host:port`` of a TLS-only Kafka endpoint (mutual TLS) in front of a real Tansu."""
-    listen, public = free_ports(2)
-    broker = tansu(tmp_path_factory.mktemp("tls-broker"), listen, public)
-    broker.start(timeout=30)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(certs.ca))
-    context.load_cert_chain(str(certs.server), str(certs.server_key))
-    context.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: no client certificate, no entry
-    proxy = TlsProxy(public, listen, context).start()
-    yield f"{HOST}:{public}"
-    proxy.stop()
-    broker.stop(timeout=5)
+    with fronted(tmp_path_factory.mktemp("tls"), server_context(certs), None) as front:
+        yield f"{HOST}:{front.port}"
+
+
+@pytest.fixture(scope="session")
+def sasl_ssl_front(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaFront]:
+    """SASL PLAIN over TLS (``SASL_SSL``) in front of a real Tansu; the login is LOGIN."""
+    context = server_context(certs)
+    context.verify_mode = ssl.CERT_NONE  # the login is the client's credential here
+    with fronted(tmp_path_factory.mktemp("sasl-ssl"), context, LOGIN) as front:
+        yield front
 
 
 @pytest.fixture
@@ -231,3 +209,24 @@ def sasl_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     broker.start(timeout=30)
     yield f"{HOST}:{port}"
     broker.stop(timeout=5)
+
+
+@pytest.fixture
+def sasl_settings(sasl_ssl_front: KafkaFront, certs: Certs, tmp_path: Path) -> Settings:
+    """Settings for one test logging in with SASL PLAIN over TLS, its topics created."""
+    uid = uuid.uuid4().hex[:8]
+    settings = Settings(
+        bootstrap_servers=f"{HOST}:{sasl_ssl_front.port}",
+        topic_prefix=f"sasl{uid}.",
+        database=f"sasl{uid}",
+        clickhouse_url=None,
+        store_path=tmp_path / "store",
+        state_dir=tmp_path,
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="PLAIN",
+        kafka_sasl_username=LOGIN[0],
+        kafka_sasl_password=LOGIN[1],
+        kafka_ssl_cafile=certs.ca,
+    )
+    ensure_topics(settings)
+    return settings

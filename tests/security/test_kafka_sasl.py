@@ -1,13 +1,13 @@
-"""SASL against a real Tansu that requires it, and what Tansu 0.6 cannot do.
+"""SASL: every client logs in with the documented settings (SASL PLAIN over TLS, served by
+the test's KafkaFront before a real Tansu) and moves events; a wrong password is one line
+naming the user, never the password. And what Tansu 0.6 cannot do itself.
 
 Tansu 0.6 offers SCRAM-SHA-256/512 only (PLAIN: "no shared mechanism") and creates users
 over an authenticated connection only, so a broker that requires SASL can never get its
 first user; a user created on a broker without ``--authentication`` is kept in that
 process's memory (not in ``s3://`` storage: after a restart it is an unknown user). No
-login can succeed against it; every login here is refused, which is what these tests use:
-each command says so in one line, naming the user, never the password. (The successful
-SASL path is the settings reaching the clients: tests/streams/test_credentials.py and
-tests/phasegate/test_secrets.py.) TLS cannot be served by Tansu 0.6 either.
+login can succeed against it: the refused SCRAM logins below use that. TLS cannot be
+served by Tansu 0.6 either.
 """
 
 from __future__ import annotations
@@ -20,12 +20,21 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
+from pydantic import SecretStr
 
 from phasegate.stack import free_ports
 from phasegate.stack.broker import tansu_binary
 from schemas.settings import Settings
 from tests.security.conftest import HOST, Certs, tansu
-from tests.security.test_kafka_tls import error_line, refused_delivery, run
+from tests.security.front import KafkaFront
+from tests.security.test_kafka_tls import (
+    emitter_and_sink_move_events,
+    error_line,
+    refused_delivery,
+    run,
+    server_store,
+    worker_counts_events,
+)
 
 PASSWORD = "sasl-Pa55-3b9e1f"
 
@@ -105,3 +114,25 @@ def test_commands_say_in_one_line_that_the_login_was_refused(sasl_bootstrap, tmp
     assert f"the Kafka broker at {sasl_bootstrap} did not accept the SASL SCRAM-SHA-512" in line
     assert "user 'alice'" in line
     assert PASSWORD not in done.stdout + done.stderr
+
+
+def test_emitter_and_sink_log_in_with_sasl_over_tls(sasl_settings, clickhouse_url, tmp_path):
+    with server_store(sasl_settings, clickhouse_url) as settings:
+        emitter_and_sink_move_events(settings, tmp_path)
+
+
+def test_worker_logs_in_with_sasl_over_tls(sasl_settings: Settings, tmp_path: Path):
+    worker_counts_events(sasl_settings, tmp_path)
+
+
+@pytest.mark.parametrize("command", ["sink", "worker"])
+def test_a_wrong_password_is_one_line_without_it(
+    sasl_settings: Settings, sasl_ssl_front: KafkaFront, command: str
+):
+    refused = sasl_ssl_front.refused
+    wrong = sasl_settings.model_copy(update={"kafka_sasl_password": SecretStr(PASSWORD)})
+    done = run(wrong, command)
+    line = error_line(done)
+    assert "did not accept the SASL PLAIN login of user 'phasegate'" in line
+    assert PASSWORD not in done.stdout + done.stderr
+    assert sasl_ssl_front.refused > refused  # the front saw the login and refused it

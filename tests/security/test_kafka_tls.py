@@ -5,6 +5,7 @@ certificate the client does not trust is one clear error line."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -25,16 +26,28 @@ from tests.streams.worker import WorkerProcess
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def with_server(tls_settings: Settings, clickhouse_url: str) -> Iterator[Settings]:
-    settings = tls_settings.model_copy(update={"clickhouse_url": clickhouse_url})
-    yield settings
+@contextlib.contextmanager
+def server_store(settings: Settings, clickhouse_url: str) -> Iterator[Settings]:
+    """``settings`` with the session's ClickHouse server; its database dropped after."""
+    with_url = settings.model_copy(update={"clickhouse_url": clickhouse_url})
+    yield with_url
     store = ServerStore(clickhouse_url)
-    store.execute(f"DROP DATABASE IF EXISTS {settings.database}")
+    store.execute(f"DROP DATABASE IF EXISTS {with_url.database}")
     store.close()
 
 
+@pytest.fixture
+def with_server(tls_settings: Settings, clickhouse_url: str) -> Iterator[Settings]:
+    with server_store(tls_settings, clickhouse_url) as settings:
+        yield settings
+
+
 def test_emitter_and_sink_move_events_over_mutual_tls(with_server: Settings, tmp_path: Path):
+    emitter_and_sink_move_events(with_server, tmp_path)
+
+
+def emitter_and_sink_move_events(with_server: Settings, tmp_path: Path) -> None:
+    """The Emitter sends, a ``phasegate sink`` stores every event (ClickHouse server)."""
     results = [r for r in simulate(300, seed=7) if isinstance(r, Result)]
     emit(with_server, results)
     sink = SinkProcess(with_server, tmp_path / "sink.log").start()
@@ -51,7 +64,12 @@ def test_emitter_and_sink_move_events_over_mutual_tls(with_server: Settings, tmp
 
 
 def test_worker_counts_events_over_mutual_tls(tls_settings: Settings, tmp_path: Path):
-    settings = tls_settings.model_copy(update={"window_seconds": 3600, "flush_seconds": 0.5})
+    worker_counts_events(tls_settings, tmp_path)
+
+
+def worker_counts_events(settings: Settings, tmp_path: Path) -> None:
+    """A ``phasegate worker`` (aiokafka through Faust) counts every emitted result."""
+    settings = settings.model_copy(update={"window_seconds": 3600, "flush_seconds": 0.5})
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
         worker.wait_assigned(90)
