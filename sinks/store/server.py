@@ -21,6 +21,9 @@ _DEFAULTS = {"connect_timeout": "3", "send_receive_timeout": "30"}
 _NETWORK = (errors.NetworkError, errors.SocketTimeoutError, EOFError, OSError)
 # UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD (18.16); AUTHENTICATION_FAILED (newer)
 _REFUSED = {192: "unknown user", 193: "wrong password", 194: "password required", 516: ""}
+# A replay of a long history touches a partition per month; a current server refuses more
+# than 100 per insert by default (18.16 has no such limit, nor the setting).
+_CAP = "max_partitions_per_insert_block"
 
 
 def _with_defaults(url: str) -> str:
@@ -55,8 +58,14 @@ class ServerStore(Store):
     def __init__(self, url: str) -> None:
         self.url = url
         self._client = Client.from_url(_with_defaults(url))
+        self._uncapped: dict[str, int] | None = None  # insert settings, once asked
 
     def _run(self, sql: str, *args: object, **kwargs: object) -> object:
+        if sql.startswith("INSERT") and self._uncapped is None:
+            known = self._run("SELECT count() FROM system.settings WHERE name = %(n)s", {"n": _CAP})
+            self._uncapped = {_CAP: 0} if known[0][0] else {}  # type: ignore[index]
+        if sql.startswith("INSERT") and self._uncapped:
+            kwargs["settings"] = self._uncapped
         try:
             return self._client.execute(sql, *args, **kwargs)
         except _NETWORK as exc:
