@@ -10,14 +10,50 @@ commands' error line: nothing listens (None: the usual "no broker" message fits)
 broker's certificate is not trusted (the verification error), or the broker did not take
 the configured SASL login or client certificate. It names settings and the user, never
 the password.
+
+:func:`hide_from_kafka_logs` masks the SASL password in kafka-python's DEBUG logs, which
+carry it (``Settings.kafka_options()`` calls it).
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 
 from schemas.settings import Settings
+
+
+class _HidePasswords(logging.Filter):
+    """At DEBUG kafka-python logs its admin client's configuration and the SASL exchange
+    (objects and raw frames), the password in each: it goes out masked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        masked = text
+        for secret in self.secrets:
+            masked = masked.replace(secret, "**********")
+        if masked != text:
+            record.msg, record.args = masked, ()
+        return True
+
+
+_KAFKA_LOGS = _HidePasswords()
+
+
+def hide_from_kafka_logs(password: str) -> None:
+    """Mask ``password`` (and its form in a bytes repr) in kafka-python's debug logs."""
+    if not password:
+        return
+    _KAFKA_LOGS.secrets |= {password, repr(password.encode())[2:-1]}
+    for name in ("kafka.admin.client", "kafka.protocol.parser", "kafka.net.connection"):
+        logger = logging.getLogger(name)
+        if _KAFKA_LOGS not in logger.filters:
+            logger.addFilter(_KAFKA_LOGS)
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:

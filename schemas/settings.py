@@ -111,7 +111,10 @@ class Settings(BaseSettings):
             options["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"
             options["sasl_plain_username"] = self.kafka_sasl_username
             if self.kafka_sasl_password is not None:
+                from schemas.kafka_security import hide_from_kafka_logs  # (imports Settings)
+
                 options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+                hide_from_kafka_logs(options["sasl_plain_password"])
         for name in ("cafile", "certfile", "keyfile"):
             path = getattr(self, f"kafka_ssl_{name}")
             if path is not None:

@@ -12,6 +12,7 @@ served by Tansu 0.6 either.
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import subprocess
@@ -136,3 +137,12 @@ def test_a_wrong_password_is_one_line_without_it(
     assert "did not accept the SASL PLAIN login of user 'phasegate'" in line
     assert PASSWORD not in done.stdout + done.stderr
     assert sasl_ssl_front.refused > refused  # the front saw the login and refused it
+
+
+def test_kafka_debug_logs_never_carry_the_password(sasl_settings: Settings, caplog):
+    """kafka-python's admin client logs its configuration at DEBUG, password included."""
+    password = sasl_settings.kafka_sasl_password.get_secret_value()  # type: ignore[union-attr]
+    with caplog.at_level(logging.DEBUG, logger="kafka"):
+        admin(sasl_settings)
+    assert "'sasl_plain_password': '**********'" in caplog.text
+    assert password not in caplog.text
