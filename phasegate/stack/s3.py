@@ -50,7 +50,8 @@ def s3rver_command() -> list[str]:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         raise MissingDependency(INSTALL_HINT)
-    return [node, str(CAS_SCRIPT), str(_package(npm).resolve())]
+    # s3rver's list continuation tokens use DES, in OpenSSL 3's legacy provider only
+    return [node, "--openssl-legacy-provider", str(CAS_SCRIPT), str(_package(npm).resolve())]
 
 
 def _package(npm: str) -> Path:

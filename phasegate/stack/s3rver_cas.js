@@ -9,8 +9,8 @@
  * offset 0) and two produces racing on one partition both win (one batch lost). Also,
  * s3rver writes an object in place and answers a PUT before the file is complete, so a
  * read right after it can find the object empty or half written. This server checks the
- * preconditions, takes one request per key at a time, and writes each object to a
- * temporary file renamed into place once complete.
+ * preconditions, lets a write on a key go alone (reads go together), and writes each
+ * object to a temporary file renamed into place once complete.
  *
  * usage: node s3rver_cas.js S3RVER_MODULE_DIR --directory DIR --address HOST --port N
  *        [--configure-bucket NAME] [--allow-mismatched-signatures] [--silent]
@@ -61,31 +61,52 @@ function same(tag, etag) {
   return tag.split(',').some(t => bare(t) === bare(etag));
 }
 
-// One request per key at a time: a chain of promises per key.
-const tails = new Map();
-async function exclusive(key, work) {
-  const before = tails.get(key) || Promise.resolve();
-  let release;
-  const turn = new Promise(resolve => (release = resolve));
-  const tail = before.then(() => turn);
-  tails.set(key, tail);
-  await before;
+// Per key, a write goes alone and reads go together, in the order they came: a read's
+// stat, etag and open see one version (s3rver takes the size and the etag separately).
+const gates = new Map();
+
+async function guarded(key, write, work) {
+  let gate = gates.get(key);
+  if (gate === undefined) gates.set(key, (gate = { readers: 0, writing: false, waiting: [] }));
+  if (gate.writing || gate.waiting.length || (write && gate.readers)) {
+    await new Promise(resolve => gate.waiting.push({ write, resolve }));
+  } else if (write) {
+    gate.writing = true;
+  } else {
+    gate.readers++;
+  }
   try {
     return await work();
   } finally {
-    release();
-    if (tails.get(key) === tail) tails.delete(key);
+    if (write) gate.writing = false;
+    else gate.readers--;
+    admit(key, gate);
   }
 }
 
+function admit(key, gate) {
+  while (gate.waiting.length && !gate.writing) {
+    const next = gate.waiting[0];
+    if (next.write && gate.readers) break;
+    gate.waiting.shift();
+    if (next.write) gate.writing = true;
+    else gate.readers++;
+    next.resolve();
+  }
+  if (!gate.writing && !gate.readers && !gate.waiting.length) gates.delete(key);
+}
+
 // The store's putObject, writing a temporary file and renaming it into place when done
-// (s3rver's own resolves before its write stream has finished).
+// (s3rver's own resolves before its write stream has finished). The temporary files
+// live beside the data folder: a listing walking the bucket must not meet them.
 function atomicPut(store) {
+  const spool = `${path.resolve(store.rootDirectory)}.partial`;
+  fs.mkdirSync(spool, { recursive: true });
   let serial = 0;
   return async object => {
     const target = store.getResourcePath(object.bucket, object.key, 'object');
     await fs.promises.mkdir(path.dirname(target), { recursive: true });
-    const temporary = `${target}.${process.pid}.${++serial}.tmp`;
+    const temporary = path.join(spool, `${process.pid}.${++serial}`);
     const md5 = crypto.createHash('md5');
     let size = 0;
     const content = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content;
@@ -120,7 +141,8 @@ async function main() {
   const cas = async (ctx, next) => {
     const object = objectOf(ctx.path);
     if (object === null) return next();
-    return exclusive(ctx.path, async () => {
+    const write = ctx.method !== 'GET' && ctx.method !== 'HEAD';
+    return guarded(ctx.path, write, async () => {
       const [bucket, key] = object;
       if (ctx.method === 'PUT' && (ctx.get('if-none-match') || ctx.get('if-match'))) {
         const etag = await server.store.getMetadata(bucket, key).then(
@@ -137,7 +159,7 @@ async function main() {
           return;
         }
       }
-      await next(); // a GET opens its file within the turn: renames do not affect it
+      await next(); // a GET opens its file in its turn: a later rename leaves it intact
     });
   };
   server.middleware.unshift(cas);
@@ -145,7 +167,7 @@ async function main() {
   console.log('S3rver (conditional writes) listening on %s:%d', address, port);
 }
 
-module.exports = { precondition, exclusive };
+module.exports = { precondition, guarded };
 
 if (require.main === module) {
   main().catch(err => {

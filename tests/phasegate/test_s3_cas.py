@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -60,6 +62,26 @@ def test_precondition_answers_as_s3_does():
     )
     out = subprocess.run([node, "-e", program], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == [want for _, _, want in CASES]
+
+
+def test_reads_go_together_and_a_write_alone_in_arrival_order():
+    node = _need_node()
+    program = (
+        f"const {{ guarded }} = require({json.dumps(str(CAS_SCRIPT))});"
+        "const log = []; const sleep = ms => new Promise(r => setTimeout(r, ms));"
+        "const op = (name, write, ms) => guarded('k', write, async () => {"
+        "  log.push(name + '+'); await sleep(ms); log.push(name + '-'); });"
+        "Promise.all([op('r1', false, 40), op('r2', false, 10), op('w1', true, 10),"
+        "  op('r3', false, 10), op('w2', true, 10)])"
+        "  .then(() => console.log(JSON.stringify(log)));"
+    )
+    out = subprocess.run([node, "-e", program], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [
+        *("r1+", "r2+", "r2-", "r1-"),  # two reads at once
+        *("w1+", "w1-"),  # the write waits for both, and alone
+        *("r3+", "r3-"),  # a read that came after the write waits for it
+        *("w2+", "w2-"),
+    ]
 
 
 @pytest.fixture
@@ -120,3 +142,17 @@ def test_racing_compare_and_swap_loses_no_increment(s3):
         t.join(120)
     assert int(request(url)[2]) == 90
     assert conflicts, "the writers never raced: the test proves nothing"
+
+
+def test_a_listing_continues_past_a_page(s3):
+    """Tansu lists a partition's batches on every fetch; past a page (1,000 on S3) s3rver
+    makes a DES continuation token, which OpenSSL 3 keeps in its legacy provider."""
+    for name in ("a", "b", "c"):
+        assert request(f"{s3}/clusters/c/records/{name}", "PUT", b"x")[0] == 200
+    status, _, body = request(f"{s3}?list-type=2&prefix=clusters/c/records/&max-keys=2")
+    assert status == 200, body
+    token = re.search(rb"<NextContinuationToken>(.+?)</NextContinuationToken>", body)
+    assert token is not None, body
+    query = urllib.parse.urlencode({"list-type": 2, "continuation-token": token[1].decode()})
+    status, _, body = request(f"{s3}?{query}&prefix=clusters/c/records/")
+    assert status == 200 and re.findall(rb"<Key>(.+?)</Key>", body) == [b"clusters/c/records/c"]
