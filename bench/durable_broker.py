@@ -33,6 +33,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from bench.common import free_port, median, print_table
 from phasegate.stack.process import ManagedProcess
+from phasegate.stack.s3 import CAS_SCRIPT
 from phasegate.stack.services import local_services
 from schemas.settings import Settings
 
@@ -42,8 +43,10 @@ PAYLOAD = b"x" * 200
 
 def plain(s3: ManagedProcess) -> ManagedProcess:
     """The same s3rver without the conditional-writes launcher (the baseline)."""
-    node, _launcher, package, *options = s3.argv
-    return dataclasses.replace(s3, argv=[node, str(Path(package) / "bin" / "s3rver.js"), *options])
+    at = list(s3.argv).index(str(CAS_SCRIPT))
+    package = Path(s3.argv[at + 1])
+    argv = [*s3.argv[:at], str(package / "bin" / "s3rver.js"), *s3.argv[at + 2 :]]
+    return dataclasses.replace(s3, argv=argv)
 
 
 @contextmanager

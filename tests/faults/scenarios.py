@@ -184,6 +184,8 @@ SCENARIOS: dict[str, Callable[[Stack, Size, Path], Outcome]] = {
     "webhooks": webhooks,
 }
 
-DURABLE = set(SCENARIOS)
-"""Scenarios on the durable broker (Tansu on s3rver with conditional writes): all of them,
-as the local stack runs it; a name left out runs on a broker in memory."""
+DURABLE = set(SCENARIOS) - {"bad_input"}
+"""Scenarios on the durable broker (Tansu on s3rver with conditional writes); the others on
+a broker in memory. Not the bad input: its many small batches outgrow what Tansu 0.6 on
+s3 serves (each fetch lists every batch object of its partition; README, Fault
+tolerance): at full size its producer timed out."""
