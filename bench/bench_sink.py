@@ -2,8 +2,10 @@
 
 1. Rows/s from the results topic into ClickHouse: ``phasegate``'s Sink (decode, ledger,
    columnar insert, commit) against a bare kafka-python loop that only fetches the same
-   records, each in its own consumer group over the same pre-produced topic. Also the
-   sink into chdb. Medians of ``--runs`` runs.
+   records, each in its own consumer group over the same pre-produced topic; the fetch
+   plus strict decoding alone (one call per message, and ``decode_many`` per fetched
+   batch); the sink into chdb. Medians of ``--runs`` runs. Then the CPU per message of
+   each of the sink's steps (``bench/sink_steps.py``) and of the ClickHouse server.
 2. Report time over ``--rows`` result rows generated server-side (``INSERT ... SELECT
    ... FROM numbers(N)``, through the rollup views): the report query (``FINAL``), the
    same without ``FINAL`` (the cost of deduplication), the hourly rollup, and the whole
@@ -27,15 +29,17 @@ from kafka import KafkaConsumer, KafkaProducer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import create_topics, median, print_table, tansu
+from bench.sink_steps import process_cpu, step_costs
 from phasegate.stack import free_ports
 from phasegate.stack.clickhouse import clickhouse_process, server_url
 from producers.simulator import generate, virtual_clock
 from schemas import RolloutEvent, decode, encode
+from schemas.codec import decode_many
 from schemas.events import Result
 from schemas.plan import load_plan
 from schemas.settings import Settings
 from sinks import rows
-from sinks.consumer import Sink
+from sinks.consumer import BATCH_ROWS, Sink
 from sinks.migrations import migrate
 from sinks.phase_report import phase_report
 from sinks.report import system_report
@@ -58,8 +62,9 @@ def produce(settings: Settings, n: int) -> None:
     producer.close()
 
 
-def bare(settings: Settings, n: int, decode_too: bool = False) -> float:
-    """Seconds for a consumer group to fetch ``n`` records (and decode them, if asked)."""
+def bare(settings: Settings, n: int, decode_too: str = "") -> float:
+    """Seconds for a consumer group to fetch ``n`` records (and decode them, if asked:
+    ``"each"`` one call per message, ``"many"`` one per fetched batch)."""
     consumer = KafkaConsumer(
         settings.topics.results,
         bootstrap_servers=settings.bootstrap_servers,
@@ -73,25 +78,28 @@ def bare(settings: Settings, n: int, decode_too: bool = False) -> float:
         for records in consumer.poll(timeout_ms=200).values():
             start = start or time.perf_counter()
             seen += len(records)
-            if decode_too:
+            if decode_too == "each":
                 for record in records:
                     decode(record.value, expect=Result)
+            elif decode_too == "many":
+                decode_many([record.value for record in records], expect=Result)
     elapsed = time.perf_counter() - (start or time.perf_counter())
     consumer.commit()
     consumer.close()
     return elapsed
 
 
-def sink(settings: Settings, store: Store, n: int, batch: int) -> float:
+def sink(settings: Settings, store: Store, n: int, batch: int | None) -> float:
     """Seconds for the Sink to store and commit ``n`` results (first fetch to last commit)."""
     database = f"b{uuid.uuid4().hex[:8]}"
     migrate(store, database)
     mine = settings.model_copy(update={"database": database})
-    runner = Sink(mine, store, group_id=f"sink-{database}", batch_rows=batch, batch_seconds=0.5)
+    sized = {"batch_rows": batch} if batch else {}
+    runner = Sink(mine, store, group_id=f"sink-{database}", batch_seconds=0.5, **sized)
     runner.start()
     start = None
     try:
-        while runner.counters.messages < n or runner.batch.offsets:
+        while runner.counters.messages < n or runner.pending:
             if runner.poll_once(timeout_ms=200) and start is None:
                 start = time.perf_counter()
         elapsed = time.perf_counter() - (start or time.perf_counter())
@@ -173,7 +181,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--batch", type=int, default=5000, help="the sink's batch_rows")
+    parser.add_argument("--batch", type=int, default=None, help="the sink's batch_rows")
     parser.add_argument("--skip-reports", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, tansu() as bootstrap:
@@ -190,22 +198,35 @@ def main() -> None:
             server = ServerStore(server_url("127.0.0.1", tcp))
             local = LocalStore(Path(tmp) / "chdb")
             n = args.events
-            bare_s = [bare(settings, n) for _ in range(args.runs)]
-            decode_s = [bare(settings, n, decode_too=True) for _ in range(args.runs)]
-            server_s = [sink(settings, server, n, args.batch) for _ in range(args.runs)]
-            local_s = [sink(settings, local, n, args.batch) for _ in range(args.runs)]
+            runs = range(args.runs)
+            bare_s = [bare(settings, n) for _ in runs]
+            each_s = [bare(settings, n, decode_too="each") for _ in runs]
+            many_s = [bare(settings, n, decode_too="many") for _ in runs]
+            server_cpu = process_cpu(proc.pid())
+            server_s = [sink(settings, server, n, args.batch) for _ in runs]
+            server_cpu = process_cpu(proc.pid()) - server_cpu
+            local_s = [sink(settings, local, n, args.batch) for _ in runs]
             b = median(bare_s)
-            table = [
-                ["bare kafka-python fetch loop", f"{n / b:,.0f}", "1.00"],
-                ["fetch + decode (validate), no store", f"{n / median(decode_s):,.0f}",
-                 f"{b / median(decode_s):.2f}"],
-                ["Sink -> ClickHouse 18.16 server", f"{n / median(server_s):,.0f}",
-                 f"{b / median(server_s):.2f}"],
-                ["Sink -> chdb 4.4", f"{n / median(local_s):,.0f}", f"{b / median(local_s):.2f}"],
-            ]  # fmt: skip
-            title = f"results topic -> ClickHouse, {n:,} events, batches of {args.batch:,}"
+            cases = {
+                "bare kafka-python fetch loop": bare_s,
+                "fetch + decode, one call per message": each_s,
+                "fetch + decode_many per fetched batch": many_s,
+                "Sink -> ClickHouse 18.16 server": server_s,
+                "Sink -> chdb 4.4": local_s,
+            }
+            table = [[k, f"{n / median(v):,.0f}", f"{b / median(v):.2f}"] for k, v in cases.items()]
+            size = args.batch or BATCH_ROWS
+            title = f"results topic -> ClickHouse, {n:,} events, batches of {size:,}"
             print_table(f"{title}, median of {args.runs}",
                         ["consumer", "rows/s", "of bare"], table)  # fmt: skip
+            costs = step_costs(settings, server, n, args.runs)
+            costs.append(("ClickHouse 18.16 server (insert, 2 views, merges)",
+                          server_cpu / (n * args.runs) * 1e6))  # fmt: skip
+            print_table(
+                f"CPU per message, {n:,} events, least of {args.runs}",
+                ["step", "us/msg"],
+                [[name, f"{us:.2f}"] for name, us in costs],
+            )
             if not args.skip_reports:
                 for name, store in (("ClickHouse 18.16 server", server), ("chdb 4.4", local)):
                     print_table(

@@ -18,6 +18,7 @@ Message = Annotated[
 _any = TypeAdapter(Message)
 _MAX_ERRORS = 5
 _ONE_BY_ONE = 8  # a batch this small that is not one JSON array is decoded message by message
+_CHUNK = 100  # values per validator call: about 4 us a message, against 10 for 5,000 (cache)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -73,6 +74,12 @@ def decode_many(
     (a broken message) it is halved until the broken value is among a few decoded alone.
     So a message's outcome never depends on its neighbours.
     """
+    if len(values) > _CHUNK:
+        return [
+            d
+            for i in range(0, len(values), _CHUNK)
+            for d in decode_many(values[i : i + _CHUNK], expect)
+        ]
     if all(type(v) is bytes for v in values):
         return _decode_joined(values, expect)  # type: ignore[arg-type]
     joinable = [i for i, v in enumerate(values) if type(v) is bytes]

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from schemas import DeadLetter
+from schemas import DeadLetter, DecodeError
+from schemas.timebounds import ts_refusal
 from sinks import ddl, rows
-from sinks.ledger import Entry
+from sinks.ledger import Entries
 
 Clock = Callable[[], float]
 
@@ -25,7 +26,7 @@ class Batch:
     """
 
     clock: Clock = time.monotonic
-    events: dict[str, list[Entry]] = field(default_factory=dict)
+    events: dict[str, Entries] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
     offsets: dict[object, int] = field(default_factory=dict)
     started: float | None = None
@@ -39,10 +40,15 @@ class Batch:
             self.started = self.clock()
 
     def add(self, partition: object, offset: int, event: BaseModel) -> None:
-        self.events.setdefault(rows.TABLE_OF[type(event)].name, []).append(
-            (partition, offset, event)
-        )
-        self._mark(partition, offset)
+        self.add_many(partition, [offset], [event])
+
+    def add_many(self, partition: object, offsets: list[int], events: list[BaseModel]) -> None:
+        """Events of one model read from ``partition`` at ``offsets``."""
+        if not events:
+            return
+        table = rows.TABLE_OF[type(events[0])].name
+        self.events.setdefault(table, Entries()).extend(partition, offsets, events)
+        self._mark(partition, max(offsets))
 
     def add_dead(self, partition: object, offset: int, letter: DeadLetter) -> None:
         self.dead.append(letter)
@@ -54,7 +60,7 @@ class Batch:
             return False
         return len(self) >= max_rows or self.clock() - (self.started or 0.0) >= max_seconds
 
-    def tables(self) -> list[tuple[ddl.Table, list[Entry]]]:
+    def tables(self) -> list[tuple[ddl.Table, Entries]]:
         """Each table with pending rows."""
         by_name = {t.name: t for t in ddl.EVENT_TABLES}
         return [(by_name[name], entries) for name, entries in self.events.items()]
@@ -70,12 +76,33 @@ class Batch:
         self.started = None
 
 
-def entry_columns(table: ddl.Table, entries: list[Entry]) -> rows.Columns:
+def entry_columns(table: ddl.Table, entries: Entries) -> rows.Columns:
     """The table's columns for ``entries``, with the ledger columns (partition, offset)."""
-    columns = rows.columns([event for _, _, event in entries], table)  # type: ignore[misc]
-    columns["kafka_partition"] = [getattr(p, "partition", p) for p, _, _ in entries]
-    columns["kafka_offset"] = [offset for _, offset, _ in entries]
+    columns = rows.columns(entries.events, table)  # type: ignore[arg-type]
+    numbers = {p: getattr(p, "partition", p) for p in entries.lowest}
+    columns["kafka_partition"] = list(map(numbers.__getitem__, entries.partitions))
+    columns["kafka_offset"] = list(entries.offsets)
     return columns
+
+
+def refuse_times(
+    decoded: list[BaseModel | DecodeError], now: float, max_future: int
+) -> list[BaseModel | DecodeError]:
+    """``decoded`` with a :class:`DecodeError` for each event whose ``ts`` the store would
+    refuse (``schemas.timebounds``); the earliest and latest are checked first, so a
+    batch of ordinary times costs two checks."""
+    stamps = [d.ts for d in decoded if type(d) is not DecodeError]  # type: ignore[union-attr]
+    if not stamps or not (
+        ts_refusal(min(stamps), now, max_future) or ts_refusal(max(stamps), now, max_future)
+    ):
+        return decoded
+    refusals = (
+        None if type(d) is DecodeError else ts_refusal(d.ts, now, max_future)  # type: ignore[union-attr]
+        for d in decoded
+    )
+    return [
+        d if why is None else DecodeError(why) for d, why in zip(decoded, refusals, strict=True)
+    ]
 
 
 @dataclass

@@ -18,12 +18,52 @@ provided a producer's copies are fewer than ``recent`` events apart in one table
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
-from uuid import UUID
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import attrgetter
 
 from sinks import ddl
 
-Entry = tuple[object, int, object]  # partition, offset, event
+
+@dataclass
+class Entries:
+    """Rows of one table with where each came from, column by column: per row its
+    partition, offset and event; per partition its lowest and highest offset."""
+
+    partitions: list[object] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    events: list[object] = field(default_factory=list)
+    lowest: dict[object, int] = field(default_factory=dict)
+    highest: dict[object, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def extend(self, partition: object, offsets: Sequence[int], events: Sequence[object]) -> None:
+        """Rows read from one partition."""
+        if not offsets:
+            return
+        self.partitions += [partition] * len(offsets)
+        self.offsets += offsets
+        self.events += events
+        low, high = min(offsets), max(offsets)
+        self.lowest[partition] = min(self.lowest.get(partition, low), low)
+        self.highest[partition] = max(self.highest.get(partition, high), high)
+
+    def subset(self, keep: Iterable[int]) -> Entries:
+        """The rows at positions ``keep``."""
+        out = Entries()
+        for i in keep:
+            out.extend(self.partitions[i], [self.offsets[i]], [self.events[i]])
+        return out
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[object, int, object]]) -> Entries:
+        """From (partition, offset, event) rows."""
+        out = cls()
+        for partition, offset, event in rows:
+            out.extend(partition, [offset], [event])
+        return out
 
 
 def ledger_sql(database: str, table: ddl.Table) -> str:
@@ -34,19 +74,24 @@ def ledger_sql(database: str, table: ddl.Table) -> str:
     )
 
 
-def event_id(table: ddl.Table, event: object) -> UUID:
-    return getattr(event, table.order_by[-1])
+def event_ids(table: ddl.Table, events: Sequence[object]) -> list[int]:
+    """The events' ids (as integers: a UUID hashes in Python, an int in C)."""
+    return [key.int for key in map(attrgetter(table.order_by[-1]), events)]
 
 
 class Ledger:
-    """Stored offsets per partition (loaded on assignment) and the ids stored lately."""
+    """Stored offsets per partition (loaded on assignment) and the ids stored lately.
+
+    The ids are kept in sets, one per stored batch; the oldest set is dropped once the
+    others hold ``recent`` ids (so at least the last ``recent`` are known).
+    """
 
     def __init__(self, recent: int = 100_000) -> None:
         self.recent = recent
         self.stored: dict[object, int] = {}
         self.unloaded: set[object] = set()
-        self._ids: set[UUID] = set()
-        self._order: deque[UUID] = deque()
+        self._sets: deque[set[int]] = deque()
+        self._count = 0
 
     def assigned(self, partitions: Iterable[object]) -> None:
         """These partitions' stored offsets must be loaded before their next insert."""
@@ -61,27 +106,38 @@ class Ledger:
             self.stored[partition] = highest.get(number, -1)  # type: ignore[call-overload]
             self.unloaded.discard(partition)
 
-    def select(self, table: ddl.Table, entries: list[Entry]) -> list[Entry]:
+    def _known(self, keys: list[int]) -> bool:
+        return not all(ids.isdisjoint(keys) for ids in self._sets)
+
+    def select(self, table: ddl.Table, entries: Entries) -> Entries:
         """The entries the store does not hold yet, each id once."""
-        fresh, seen = [], set()
-        for entry in entries:
-            partition, offset, event = entry
-            if offset <= self.stored.get(partition, -1):
+        keys = event_ids(table, entries.events)
+        stored = self.stored
+        if (
+            all(low > stored.get(p, -1) for p, low in entries.lowest.items())
+            and len(set(keys)) == len(keys)
+            and not self._known(keys)
+        ):
+            return entries  # the usual case, checked without a loop in Python
+        keep, seen = [], set()
+        for i, (partition, offset, key) in enumerate(
+            zip(entries.partitions, entries.offsets, keys, strict=True)
+        ):
+            if offset <= stored.get(partition, -1) or key in seen:
                 continue
-            key = event_id(table, event)
-            if key in self._ids or key in seen:
+            if any(key in ids for ids in self._sets):
                 continue
             seen.add(key)
-            fresh.append(entry)
-        return fresh
+            keep.append(i)
+        return entries.subset(keep)
 
-    def remember(self, table: ddl.Table, entries: list[Entry]) -> None:
+    def remember(self, table: ddl.Table, entries: Entries) -> None:
         """``entries`` are stored now."""
-        for partition, offset, event in entries:
-            if offset > self.stored.get(partition, -1):
-                self.stored[partition] = offset
-            key = event_id(table, event)
-            self._ids.add(key)
-            self._order.append(key)
-        while len(self._order) > self.recent:
-            self._ids.discard(self._order.popleft())
+        for partition, high in entries.highest.items():
+            if high > self.stored.get(partition, -1):
+                self.stored[partition] = high
+        keys = set(event_ids(table, entries.events))
+        self._sets.append(keys)
+        self._count += len(keys)
+        while self._sets and self._count - len(self._sets[0]) >= self.recent:
+            self._count -= len(self._sets.popleft())

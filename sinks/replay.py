@@ -19,6 +19,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from schemas.settings import Settings
 from sinks import ddl
+from sinks.batch import Batch
 from sinks.consumer import Sink, SinkCounters
 from sinks.migrations import migrate
 from sinks.store import Store
@@ -64,11 +65,11 @@ class ReplaySink(Sink):
             else:
                 consumer.seek(tp, found[tp].offset)
 
-    def _commit(self) -> None:
+    def _commit(self, next_offsets: dict[object, int]) -> None:
         """Replay leaves the consumer group's offsets alone."""
 
-    def _send_dead_letters(self) -> None:
-        self.batch.dead.clear()  # they are in the DLQ from the first pass
+    def _send_dead_letters(self, batch: Batch) -> None:
+        batch.dead.clear()  # they are in the DLQ from the first pass
 
     def caught_up(self) -> bool:
         """At or past the end offsets the broker reports (a lower bound on Tansu)."""
@@ -96,7 +97,7 @@ def replay(
                 quiet_since = clock()
             elif sink.caught_up() and clock() - quiet_since >= idle_seconds:
                 break
-        if sink.batch.offsets and not sink.flush():
+        if sink.pending and not sink.flush():
             raise RuntimeError("replay: the store refused the last batch")
     finally:
         sink.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from operator import attrgetter
 from typing import Any
 
 from pydantic import BaseModel
@@ -43,14 +44,16 @@ def columns(models: Iterable[BaseModel], table: ddl.Table) -> Columns:
         return {name: [] for name in table.column_names}
     names = tuple(table.column_names)
     out: Columns = {}
+    nested: dict[str, list[Any]] = {}  # the nested models, read once for all their columns
     for name, (field, sub) in zip(names, _paths(type(models[0]), names), strict=True):
         if field is None:
             out[name] = [None] * len(models)
         elif sub is None:
-            out[name] = [getattr(m, field) for m in models]
+            out[name] = list(map(attrgetter(field), models))
         else:
-            parents = [getattr(m, field) for m in models]
-            out[name] = [None if p is None else getattr(p, sub) for p in parents]
+            if field not in nested:
+                nested[field] = list(map(attrgetter(field), models))
+            out[name] = [None if p is None else getattr(p, sub) for p in nested[field]]
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,12 +66,14 @@ class LocalStore(Store):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._session = _session(self.path)
+        self._lock = threading.Lock()  # one statement at a time (a sink's insert thread)
 
     def _run(self, sql: str, fmt: str = "CSV") -> Any:
         if self._session is None:
             raise StoreError("the local store is closed")
         try:
-            return self._session.query(sql, fmt)
+            with self._lock:
+                return self._session.query(sql, fmt)
         except Exception as exc:
             raise StoreError(str(exc).strip()) from None
 

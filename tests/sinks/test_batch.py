@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from kafka import TopicPartition
 
-from schemas import DeadLetter, Feedback
-from sinks.batch import Backoff, Batch, Throttle, entry_columns
+from schemas import DeadLetter, DecodeError, Feedback
+from sinks.batch import Backoff, Batch, Throttle, entry_columns, refuse_times
 from tests.sinks.conftest import make_result
 
 
@@ -73,3 +75,17 @@ def test_throttle_says_yes_once_per_interval_and_counts_the_rest() -> None:
     assert throttle.due()
     assert throttle.take_suppressed() == 2
     assert throttle.take_suppressed() == 0
+
+
+def test_refuse_times_turns_unstorable_times_into_decode_errors() -> None:
+    now = 2_000_000_000.0
+    fine = [make_result(i) for i in range(3)]
+    assert refuse_times(fine, now, 60) is fine  # min and max checked, nothing rebuilt
+    future = make_result(5, ts=datetime.fromtimestamp(now + 3600, UTC))
+    ancient = make_result(6, ts=datetime(1969, 12, 31, tzinfo=UTC))
+    bad = DecodeError("json: broken")
+    got = refuse_times([fine[0], future, bad, ancient, fine[1]], now, 60)
+    assert got[0] is fine[0] and got[2] is bad and got[4] is fine[1]
+    assert isinstance(got[1], DecodeError) and "future" in got[1].reason
+    assert isinstance(got[3], DecodeError) and "1970" in got[3].reason
+    assert refuse_times([bad], now, 60) == [bad]
