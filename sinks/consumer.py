@@ -13,7 +13,6 @@ batch's offsets once its insert succeeded, batches in order.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -54,25 +53,6 @@ def _quiet_kafka() -> Iterator[None]:
         yield
     finally:
         kafka_log.setLevel(level)
-
-
-@contextmanager
-def _collection_paused() -> Iterator[None]:
-    """No garbage collection while a fetched batch is decoded.
-
-    Its models outlive the young collections that thousands of allocations trigger, and
-    every few batches a full one walks the whole heap: measured, that doubles the cost of
-    decoding (10 us a message instead of 4). Paused, the objects are looked at once, by
-    the first collection after it; the collector's settings are left alone.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class BrokerUnavailable(RuntimeError):
@@ -262,9 +242,8 @@ class Sink:
 
     def _take(self, partition: object, messages: list, now: float) -> None:
         """Decode one partition's messages as a batch; the unreadable become dead letters."""
-        with _collection_paused():
-            values = [m.value for m in messages]
-            decoded = decode_many(values, expect=self.models[messages[0].topic])
+        values = [m.value for m in messages]
+        decoded = decode_many(values, expect=self.models[messages[0].topic])
         decoded = refuse_times(decoded, now, self.settings.max_future_seconds)
         if not any(type(d) is DecodeError for d in decoded):
             self.batch.add_many(partition, [m.offset for m in messages], decoded)  # type: ignore[arg-type]

@@ -94,3 +94,23 @@ def test_one_odd_value_among_valid_ones(valid: list, odd: object, where: int) ->
     values = [*valid]
     values.insert(where % (len(values) + 1), odd)
     assert [outcome(v) for v in decode_many(values, None)] == one_by_one(values, None)
+
+
+def test_the_collector_is_paused_only_meanwhile() -> None:
+    import gc
+
+    seen: list[bool] = []
+    hostile = [*VALID, b"{broken"]
+    assert gc.isenabled()
+    gc.callbacks.append(lambda phase, info: seen.append(phase == "start"))
+    try:
+        decode_many(hostile * 2000, None)  # enough new objects for many collections
+    finally:
+        gc.callbacks.pop()
+    assert gc.isenabled() and seen.count(True) <= 1  # at most one, right at the end
+    gc.disable()
+    try:
+        decode_many(VALID, None)
+        assert not gc.isenabled()  # a caller's choice is left alone
+    finally:
+        gc.enable()
