@@ -20,6 +20,7 @@ Message = Annotated[
 _any = TypeAdapter(Message)
 _MAX_ERRORS = 5
 _ONE_BY_ONE = 8  # a batch this small that is not one JSON array is decoded message by message
+_CHUNK = 100  # values per validator call: one call holds the GIL (0.5 ms, not 20 for 5,000)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -102,6 +103,9 @@ def decode_many(
 def _decode_many(
     values: Sequence[bytes | str | None], expect: type[M] | None
 ) -> list[M | DecodeError]:
+    if len(values) > _CHUNK:  # let other threads (the consumer's network thread) run
+        chunks = (values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK))
+        return [d for chunk in chunks for d in _decode_many(chunk, expect)]
     if all(type(v) is bytes for v in values):
         return _decode_joined(values, expect)  # type: ignore[arg-type]
     joinable = [i for i, v in enumerate(values) if type(v) is bytes]
