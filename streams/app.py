@@ -3,7 +3,8 @@
 Stage 1 reads results and feedback without acking them; every ``flush_seconds`` it sends
 the partials of each partition, waits for the broker to have them, then acks the events
 and commits. A crash before that commit replays the run, and stage 2 replaces it
-(see ``streams.windows``): no per-event changelog writes, no double counting.
+(see ``streams.windows``): no per-event changelog writes, no double counting. A send the
+broker refuses (it is down or restarting) is retried with backoff, not a crash.
 
 Stage 2 keeps its views in memory and rebuilds them after a restart by reading the
 partials topic from the start. It judges the candidate with the plan's rollback triggers
@@ -14,10 +15,12 @@ from the incident, so what a replay raises again carries the same ids.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from producers.router import Router
@@ -35,6 +38,7 @@ from streams.stage2 import Stage2, control_json
 from streams.status import view_json
 
 log = logging.getLogger("phasegate.streams")
+FLUSH_RETRY_S = (0.5, 10.0)  # first and longest wait before sending partials again
 ROUTER_WAIT_S = 3.0  # the first look at a rollout's log waits this long for it
 
 
@@ -136,13 +140,16 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
         runs = stage1.drain()
         if not runs:
             return
-        futures = []
-        for _source, partials, _events, _next in runs:
-            for p in partials:
-                futures.append(await partials_topic.send(key=p.rollout.encode(), value=encode(p)))
-        for fut in futures:
-            await fut  # the broker has the partial
-        counters["partials"] += len(futures)
+        delay = FLUSH_RETRY_S[0]
+        while True:
+            try:
+                counters["partials"] += await send_partials(runs)
+                break
+            except (TimeoutError, KafkaError) as exc:
+                # resending a run is harmless: stage 2 keeps one copy of each run
+                log.warning("partials not sent (%r); sending again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, FLUSH_RETRY_S[1])
         for source, _partials, events, next_offset in runs:
             for event in events:
                 event.ack()
@@ -150,6 +157,15 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
             if acc is not None:
                 acc.committed(next_offset)
         await app.consumer.commit()
+
+    async def send_partials(runs: list[Any]) -> int:
+        futures = []
+        for _source, partials, _events, _next in runs:
+            for p in partials:
+                futures.append(await partials_topic.send(key=p.rollout.encode(), value=encode(p)))
+        for fut in futures:
+            await fut  # the broker has the partial
+        return len(futures)
 
     @app.agent(partials_topic, name="merge")
     async def merge(stream: faust.StreamT) -> None:
