@@ -113,8 +113,11 @@ class History:
     rollout: str
     final: bool = False
 
-    def _query(self, family: Family, sql: str, span: Span, **params: object) -> Rows:
-        source, bound = family.source(self.database, self.rollout, span.start, span.end, self.final)
+    def _query(
+        self, family: Family, sql: str, span: Span, group: int = 0, **params: object
+    ) -> Rows:
+        db, start, end = self.database, span.start, span.end
+        source, bound = family.source(db, self.rollout, start, end, self.final, group)
         return self.store.query(sql.format(source=source), bound | params)
 
     def log(self) -> list[RolloutEvent]:
@@ -160,7 +163,9 @@ class History:
         )
         return [
             Point(system, datetime.fromtimestamp(int(at), UTC), n, success, conf, p95)
-            for system, at, n, success, conf, p95 in self._query(RESULTS, sql, span, step=step)
+            for system, at, n, success, conf, p95 in self._query(
+                RESULTS, sql, span, group=step, step=step
+            )
         ]
 
     def time_range(self, span: Span) -> Span:

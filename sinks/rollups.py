@@ -136,14 +136,18 @@ class Family:
         start: datetime | None,
         end: datetime | None,
         final: bool = False,
+        group: int = 0,
     ) -> tuple[str, dict[str, object]]:
         """A subquery with :attr:`columns` covering ``rollout``'s rows in ``start <= ts <
         end`` exactly, and its parameters. ``final``: every row from the event table read
-        ``FINAL`` instead (slow; collapses duplicates the ledger let through)."""
+        ``FINAL`` instead (slow; collapses duplicates the ledger let through). ``group``: the
+        bucket size in seconds the caller groups ``bucket`` by, so only rollups whose step
+        divides it are read (0: the caller does not group by time)."""
         db = identifier(database)
         params: dict[str, object] = {"rollout": rollout}
         parts = []
-        for i, (step, lo, hi) in enumerate(pieces(start, end, () if final else (3600, 60))):
+        steps = () if final else tuple(s for s in (3600, 60) if not group or group % s == 0)
+        for i, (step, lo, hi) in enumerate(pieces(start, end, steps)):
             column = "bucket" if step else "ts"
             where = ["rollout = %(rollout)s"]
             for name, bound, op in ((f"lo{i}", lo, ">="), (f"hi{i}", hi, "<")):
@@ -158,6 +162,8 @@ class Family:
             else:
                 table = f"{db}.{self.table}{' FINAL' if final else ''}"
                 parts.append(self.select(table, 60, " AND ".join(where)))
+        if not parts:  # an empty range
+            parts.append(f"SELECT {', '.join(self.columns)} FROM {db}.{self.rollup(60)} WHERE 0")
         return "(" + " UNION ALL ".join(parts) + ")", params
 
 

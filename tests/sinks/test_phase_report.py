@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import statistics
+from collections import Counter
+from datetime import timedelta
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +14,7 @@ from phasegate.cli import app
 from schemas.plan import load_plan
 from schemas.stats import wilson
 from sinks import render
+from sinks.history import History, Span
 from sinks.migrations import migrate
 from sinks.phase_report import NoSuchPhase, blocks, phase_report, worst_rules
 from sinks.store import Store
@@ -145,3 +148,17 @@ def test_report_and_evaluate_commands(
     assert "Winner: production" in report  # success not significantly lower, 28 ms faster
     assert "production: success rate 94.0% is below 95%" in report
     assert "rule flaky" in report
+
+
+@pytest.mark.parametrize("step", [60, 600, 3600, 7200])
+def test_chart_series_counts_each_event_in_its_bucket(
+    store: Store, database: str, rollout: Rollout, final: bool, step: int
+) -> None:
+    span = Span(T0 + timedelta(seconds=90), T0 + 3 * HOUR)  # 18.16 stores whole seconds
+    got = History(store, database, "kai", final).series(span, step)
+    want = Counter(
+        (r.system, int(r.ts.timestamp()) // step * step)
+        for r in rollout.phase1 + rollout.phase2
+        if span.start <= r.ts < span.end
+    )
+    assert {(p.system, int(p.at.timestamp())): p.events for p in got} == want
