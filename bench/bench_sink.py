@@ -6,12 +6,14 @@
    plus strict decoding alone (one call per message, and ``decode_many`` per fetched
    batch); the sink into chdb. Medians of ``--runs`` runs. Then the CPU per message of
    each of the sink's steps (``bench/sink_steps.py``) and of the ClickHouse server.
-2. Report time over ``--rows`` result rows generated server-side (``INSERT ... SELECT
-   ... FROM numbers(N)``, through the rollup views): the report query (``FINAL``), the
-   same without ``FINAL`` (the cost of deduplication), the hourly rollup, and the whole
-   phase report (every query of ``phasegate report --phase``).
+2. Report time over ``--rows`` result rows (and a tenth as many feedback rows) generated
+   server-side (``INSERT ... SELECT ... FROM numbers(N)``, through the rollup views): the
+   report query and the whole phase report (every query of ``phasegate report --phase``)
+   as they run, from the rollups, against the same with ``--final`` (every row read
+   ``FINAL``, how reports ran before the rollups), the baseline.
 
     python bench/bench_sink.py [--events 100000] [--runs 3] [--rows 10000000]
+        [--skip-sink] [--skip-reports]
 """
 
 from __future__ import annotations
@@ -121,15 +123,12 @@ SELECT generateUUIDv4(), toDateTime('2024-05-01 00:00:00', 'UTC') + intDiv(numbe
 FROM numbers({n})
 """
 
-ROLLUP = """
-SELECT system, sum(events), sum(successes) / sum(events), sum(confidence_sum) / sum(events),
-       quantilesTDigestMerge(0.95)(latency)
-FROM {db}.results_1h WHERE rollout = 'kai' GROUP BY system
-"""
-
-NO_FINAL = """
-SELECT system, count(), avg(success), avg(confidence), quantile(0.95)(latency_ms)
-FROM {db}.results WHERE rollout = 'kai' GROUP BY system
+GENERATE_FEEDBACK = """
+INSERT INTO {db}.feedback (event_id, ts, rollout, query_id, system, verdict)
+SELECT generateUUIDv4(), toDateTime('2024-05-01 00:00:00', 'UTC') + intDiv(number, 10),
+    'kai', toString(number * 10), if(number % 2 = 0, 'production', 'pipeline'),
+    ['correct', 'incorrect', 'unsure'][1 + number % 3]
+FROM numbers({n})
 """
 
 
@@ -150,19 +149,24 @@ def report_times(store: Store, n: int, runs: int) -> list[list[str]]:
     migrate(store, db)
     start = time.perf_counter()
     store.execute(GENERATE.format(db=db, n=n))
-    load = time.perf_counter() - start
     half = T0 + timedelta(seconds=n // 200)
     log = [
         RolloutEvent(rollout="kai", type="phase_started", phase=1, weight=50, ts=T0),
         RolloutEvent(rollout="kai", type="phase_started", phase=2, weight=75, ts=half),
     ]
     store.insert(f"{db}.rollout_events", rows.rollout_columns(log))
+    store.execute(GENERATE_FEEDBACK.format(db=db, n=n // 10))
+    load = time.perf_counter() - start
     plan = load_plan()
-    out = [[f"generate {n:,} rows (+ rollup views)", f"{load:.2f} s", ""]]
+    out = [[f"generate {n:,} results, {n // 10:,} feedback (+ rollup views)", f"{load:.2f} s", ""]]
+    edges = T0 + timedelta(seconds=n / 1000 + 0.5), T0 + timedelta(seconds=n / 120)
     cases = {
-        "report query (FINAL)": lambda: system_report(store, db, "kai"),
-        "same without FINAL (baseline)": lambda: store.query(NO_FINAL.format(db=db)),
-        "hourly rollup": lambda: store.query(ROLLUP.format(db=db)),
+        "report query, --final (baseline)": lambda: system_report(store, db, "kai", final=True),
+        "report query (rollups)": lambda: system_report(store, db, "kai"),
+        "report query, a range not on minutes": lambda: system_report(store, db, "kai", *edges),
+        "phase report --final, every query (phase 2)": lambda: phase_report(
+            store, db, "kai", 2, plan.phase(2), final=True
+        ),
         "phase report, every query (phase 2)": lambda: phase_report(
             store, db, "kai", 2, plan.phase(2)
         ),
@@ -171,9 +175,45 @@ def report_times(store: Store, n: int, runs: int) -> list[list[str]]:
     for name, fn in cases.items():
         seconds = timed(fn, runs)
         base = base or seconds
-        out.append([name, f"{seconds:.3f} s", f"{seconds / base:.2f}x"])
+        out.append([name, f"{seconds:.3f} s", f"{seconds / base:.3f}x"])
     store.execute(f"DROP DATABASE {db}")
     return out
+
+
+def sink_tables(args, settings: Settings, server: Store, local: Store, server_pid: int) -> None:
+    """Print the sink's rows/s against the bare loop, and its CPU per message by step."""
+    create_topics(settings)
+    produce(settings, args.events)
+    n = args.events
+    runs = range(args.runs)
+    bare_s = [bare(settings, n) for _ in runs]
+    each_s = [bare(settings, n, decode_too="each") for _ in runs]
+    many_s = [bare(settings, n, decode_too="many") for _ in runs]
+    server_cpu = process_cpu(server_pid)
+    server_s = [sink(settings, server, n, args.batch) for _ in runs]
+    server_cpu = process_cpu(server_pid) - server_cpu
+    local_s = [sink(settings, local, n, args.batch) for _ in runs]
+    b = median(bare_s)
+    cases = {
+        "bare kafka-python fetch loop": bare_s,
+        "fetch + decode, one call per message": each_s,
+        "fetch + decode_many per fetched batch": many_s,
+        "Sink -> ClickHouse 18.16 server": server_s,
+        "Sink -> chdb 4.4": local_s,
+    }
+    table = [[k, f"{n / median(v):,.0f}", f"{b / median(v):.2f}"] for k, v in cases.items()]
+    size = args.batch or BATCH_ROWS
+    title = f"results topic -> ClickHouse, {n:,} events, batches of {size:,}"
+    print_table(f"{title}, median of {args.runs}",
+                ["consumer", "rows/s", "of bare"], table)  # fmt: skip
+    costs = step_costs(settings, server, n, args.runs)
+    costs.append(("ClickHouse 18.16 server (insert, rollup views, merges)",
+                  server_cpu / (n * args.runs) * 1e6))  # fmt: skip
+    print_table(
+        f"CPU per message, {n:,} events, least of {args.runs}",
+        ["step", "us/msg"],
+        [[name, f"{us:.2f}"] for name, us in costs],
+    )
 
 
 def main() -> None:
@@ -182,6 +222,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--batch", type=int, default=None, help="the sink's batch_rows")
+    parser.add_argument("--skip-sink", action="store_true")
     parser.add_argument("--skip-reports", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, tansu() as bootstrap:
@@ -193,45 +234,15 @@ def main() -> None:
             settings = Settings(
                 bootstrap_servers=bootstrap, topic_prefix="bench.", clickhouse_url=None
             )
-            create_topics(settings)
-            produce(settings, args.events)
             server = ServerStore(server_url("127.0.0.1", tcp))
             local = LocalStore(Path(tmp) / "chdb")
-            n = args.events
-            runs = range(args.runs)
-            bare_s = [bare(settings, n) for _ in runs]
-            each_s = [bare(settings, n, decode_too="each") for _ in runs]
-            many_s = [bare(settings, n, decode_too="many") for _ in runs]
-            server_cpu = process_cpu(proc.pid())
-            server_s = [sink(settings, server, n, args.batch) for _ in runs]
-            server_cpu = process_cpu(proc.pid()) - server_cpu
-            local_s = [sink(settings, local, n, args.batch) for _ in runs]
-            b = median(bare_s)
-            cases = {
-                "bare kafka-python fetch loop": bare_s,
-                "fetch + decode, one call per message": each_s,
-                "fetch + decode_many per fetched batch": many_s,
-                "Sink -> ClickHouse 18.16 server": server_s,
-                "Sink -> chdb 4.4": local_s,
-            }
-            table = [[k, f"{n / median(v):,.0f}", f"{b / median(v):.2f}"] for k, v in cases.items()]
-            size = args.batch or BATCH_ROWS
-            title = f"results topic -> ClickHouse, {n:,} events, batches of {size:,}"
-            print_table(f"{title}, median of {args.runs}",
-                        ["consumer", "rows/s", "of bare"], table)  # fmt: skip
-            costs = step_costs(settings, server, n, args.runs)
-            costs.append(("ClickHouse 18.16 server (insert, 2 views, merges)",
-                          server_cpu / (n * args.runs) * 1e6))  # fmt: skip
-            print_table(
-                f"CPU per message, {n:,} events, least of {args.runs}",
-                ["step", "us/msg"],
-                [[name, f"{us:.2f}"] for name, us in costs],
-            )
+            if not args.skip_sink:
+                sink_tables(args, settings, server, local, proc.pid())
             if not args.skip_reports:
                 for name, store in (("ClickHouse 18.16 server", server), ("chdb 4.4", local)):
                     print_table(
                         f"reports over {args.rows:,} result rows, {name}, median of {args.runs}",
-                        ["what", "time", "vs report query"],
+                        ["what", "time", "vs --final"],
                         report_times(store, args.rows, args.runs),
                     )
             local.close()

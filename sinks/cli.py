@@ -116,8 +116,20 @@ def _emit(text: str, output: Path | None) -> None:
         console.print(f"wrote {output}")
 
 
+FINAL_HELP = (
+    "read the event tables with FINAL instead of the rollups: slow on big tables; collapses "
+    "duplicates that bypassed the sink (rows inserted by hand)"
+)
+
+
 def _phase_report(
-    settings: Settings, rollout: str, phase: int, start, end, fmt: Format, output: Path | None
+    settings: Settings,
+    rollout: str,
+    phase: int,
+    span: tuple[datetime | None, datetime | None],
+    fmt: Format,
+    output: Path | None,
+    final: bool,
 ) -> None:
     plan = _plan(settings)
     gate = plan.phase(phase)
@@ -127,7 +139,7 @@ def _phase_report(
     with _open(settings) as store:
         try:
             report = phase_report(
-                store, settings.database, rollout, phase, gate, plan.roles, start, end
+                store, settings.database, rollout, phase, gate, plan.roles, *span, final=final
             )
         except NoSuchPhase as exc:
             errors.print(str(exc))
@@ -148,15 +160,16 @@ def report(
     until: str | None = typer.Option(None, help="before this time (ISO-8601; UTC if no zone)"),
     fmt: Format = typer.Option(Format.table, "--format", help="table, md or html"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write to this file"),
+    final: bool = typer.Option(False, "--final", help=FINAL_HELP),
 ) -> None:
     """Per system for a rollout; with --phase, the phase's go/no-go report."""
     settings = Settings()
     start, end = _when(since), _when(until)
     if phase is not None:
-        _phase_report(settings, rollout, phase, start, end, fmt, output)
+        _phase_report(settings, rollout, phase, (start, end), fmt, output, final)
         return
     with _open(settings) as store:
-        reports = system_report(store, settings.database, rollout, start, end)
+        reports = system_report(store, settings.database, rollout, start, end, final)
     if not reports:
         errors.print(f"no results for rollout {rollout!r} in {settings.database}")
     elif fmt is not Format.table:
@@ -169,6 +182,7 @@ def evaluate(
     last: int = typer.Option(500, "--last", "-n", min=1, help="the newest N results"),
     rollout: str | None = typer.Option(None, "--rollout", "-r", help="default: the newest"),
     output: Path | None = typer.Option(None, "--report", help="write the report to this file"),
+    final: bool = typer.Option(False, "--final", help=FINAL_HELP),
 ) -> None:
     """Compare the systems over the last N results: winner and recommendations."""
     settings = Settings()
@@ -178,7 +192,7 @@ def evaluate(
         if rollout is None:
             errors.print(f"no results in {settings.database}")
             raise typer.Exit(1)
-        evaluation = run_evaluation(store, settings.database, rollout, last, plan.roles)
+        evaluation = run_evaluation(store, settings.database, rollout, last, plan.roles, final)
     text = as_text(evaluation)
     console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
     if output is not None:

@@ -47,20 +47,24 @@ def latest_rollout(store: Store, database: str) -> str | None:
     return store.query(sql).scalar()
 
 
-def last_span(store: Store, database: str, rollout: str, last: int) -> Span:
-    """From the time of the ``last``-th newest result on (ties at that instant included)."""
+def last_span(store: Store, database: str, rollout: str, last: int, final: bool = False) -> Span:
+    """From the time of the ``last``-th newest result on (ties at that instant included);
+    each event once (``LIMIT 1 BY event_id``, or ``FINAL``)."""
+    table = f"{ddl.identifier(database)}.results{' FINAL' if final else ''}"
     sql = (
-        "SELECT toUInt32(toDateTime(min(ts))) FROM (SELECT ts FROM "
-        f"{ddl.identifier(database)}.results FINAL WHERE rollout = %(rollout)s "
-        "ORDER BY ts DESC LIMIT %(last)s)"
+        f"SELECT toUInt32(toDateTime(min(ts))) FROM (SELECT ts FROM {table} "
+        "WHERE rollout = %(rollout)s ORDER BY ts DESC LIMIT 1 BY event_id LIMIT %(last)s)"
     )
     first = store.query(sql, {"rollout": rollout, "last": int(last)}).scalar()
     return Span(datetime.fromtimestamp(first, UTC) if first else None, None)
 
 
-def evaluate(store: Store, database: str, rollout: str, last: int, roles: Roles) -> Evaluation:
-    span = last_span(store, database, rollout, last)
-    sides = history.sides(store, database, rollout, span)
+def evaluate(
+    store: Store, database: str, rollout: str, last: int, roles: Roles, final: bool = False
+) -> Evaluation:
+    span = last_span(store, database, rollout, last, final)
+    stored = history.History(store, database, rollout, final)
+    sides = stored.sides(span)
     cand, base = sides.get(roles.candidate) or Side(None), sides.get(roles.baseline) or Side(None)
     metrics = ("success_rate", "mean_confidence", "mean_latency_ms")
     return Evaluation(
@@ -70,8 +74,8 @@ def evaluate(store: Store, database: str, rollout: str, last: int, roles: Roles)
         roles=roles,
         sides=sides,
         tests={m: compare(cand, base, m) for m in metrics},
-        errors=history.error_types(store, database, rollout, span),
-        rules=history.rule_stats(store, database, rollout, span),
+        errors=stored.error_types(span),
+        rules=stored.rule_stats(span),
     )
 
 

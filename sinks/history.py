@@ -1,4 +1,7 @@
-"""What a phase report reads from the store: one function per question, all ``FINAL``."""
+"""What a phase report reads from the store: one method per question over a time span.
+
+Every question is answered from its rollups with the event rows at the span's edges
+(``sinks.rollups``), or, with ``final``, from the event tables read ``FINAL``."""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ from datetime import UTC, datetime
 from schemas.events import RolloutEvent
 from schemas.rollout import fold, phase_periods
 from sinks import ddl
-from sinks.report import SystemReport, span_where, system_report
-from sinks.store import Store
+from sinks.report import SystemReport, system_report
+from sinks.rollups import ERRORS, FEEDBACK, LATENCY_MERGE, RESULTS, RULES, Family
+from sinks.store import Rows, Store
 
 
 @dataclass(frozen=True)
@@ -18,13 +22,6 @@ class Span:
 
     start: datetime | None = None
     end: datetime | None = None
-
-    def params(self, rollout: str) -> dict[str, object]:
-        return {"rollout": rollout, "since": self.start, "until": self.end}
-
-    @property
-    def where(self) -> str:
-        return span_where(self.start, self.end)
 
     def clip(self, since: datetime | None, until: datetime | None) -> Span:
         start = max(filter(None, (self.start, since)), default=None)
@@ -48,15 +45,11 @@ class Side:
         return sum(self.feedback.values())
 
 
-def _db(database: str) -> str:
-    return ddl.identifier(database)
-
-
 def rollout_log(store: Store, database: str, rollout: str) -> list[RolloutEvent]:
     """The rollout's log as stored, in time order."""
     sql = (
         "SELECT event_id, ts, rollout, type, weight, phase, reason, actor "
-        f"FROM {_db(database)}.rollout_events FINAL WHERE rollout = %(rollout)s "
+        f"FROM {ddl.identifier(database)}.rollout_events FINAL WHERE rollout = %(rollout)s "
         "ORDER BY ts, event_id"
     )
     return [
@@ -83,37 +76,12 @@ def weights(events: list[RolloutEvent], rollout: str) -> list[tuple[datetime, in
     return points
 
 
-def sides(store: Store, database: str, rollout: str, span: Span) -> dict[str, Side]:
-    """Every system's results and feedback over ``span``."""
-    reports = {r.system: r for r in system_report(store, database, rollout, span.start, span.end)}
-    sql = (
-        f"SELECT system, verdict, count() FROM {_db(database)}.feedback FINAL "
-        f"WHERE {span.where} GROUP BY system, verdict"
-    )
-    feedback: dict[str, dict[str, int]] = {}
-    for system, verdict, n in store.query(sql, span.params(rollout)):
-        feedback.setdefault(system, {})[verdict] = int(n)
-    return {
-        system: Side(reports.get(system), feedback.get(system, {}))
-        for system in sorted(set(reports) | set(feedback))
-    }
-
-
 @dataclass(frozen=True)
 class ErrorType:
     system: str
     type: str
     count: int
     critical: int
-
-
-def error_types(store: Store, database: str, rollout: str, span: Span) -> list[ErrorType]:
-    sql = (
-        "SELECT system, error_type, count() AS n, countIf(ifNull(error_critical, 0) = 1) "
-        f"FROM {_db(database)}.results FINAL WHERE {span.where} AND error_type IS NOT NULL "
-        "GROUP BY system, error_type ORDER BY n DESC, system, error_type"
-    )
-    return [ErrorType(*row) for row in store.query(sql, span.params(rollout))]
 
 
 @dataclass(frozen=True)
@@ -123,16 +91,6 @@ class RuleStats:
     uses: int
     successes: int
     mean_confidence: float
-
-
-def rule_stats(store: Store, database: str, rollout: str, span: Span) -> list[RuleStats]:
-    """Per system and rule: uses, successes, mean confidence; most used first."""
-    sql = (
-        "SELECT system, rule, count() AS uses, sum(success), avg(confidence) "
-        f"FROM {_db(database)}.results FINAL ARRAY JOIN rules AS rule WHERE {span.where} "
-        "GROUP BY system, rule ORDER BY uses DESC, system, rule"
-    )
-    return [RuleStats(*row) for row in store.query(sql, span.params(rollout))]
 
 
 @dataclass(frozen=True)
@@ -145,28 +103,75 @@ class Point:
     p95_latency_ms: float
 
 
-def series(store: Store, database: str, rollout: str, span: Span, step: int) -> list[Point]:
-    """Per system and ``step``-second bucket: success, confidence, P95 latency."""
-    sql = (
-        "SELECT system, intDiv(toUInt32(toDateTime(ts)), %(step)s) * %(step)s AS bucket, "
-        "count(), avg(success), avg(confidence), quantile(0.95)(latency_ms) "
-        f"FROM {_db(database)}.results FINAL WHERE {span.where} "
-        "GROUP BY system, bucket ORDER BY system, bucket"
-    )
-    rows = store.query(sql, span.params(rollout) | {"step": int(step)})
-    return [
-        Point(system, datetime.fromtimestamp(int(bucket), UTC), n, success, conf, p95)
-        for system, bucket, n, success, conf, p95 in rows
-    ]
+@dataclass(frozen=True)
+class History:
+    """One rollout's stored history. ``final``: read the event tables ``FINAL`` (slow on
+    big tables; collapses duplicates that bypassed the sink's ledger)."""
 
+    store: Store
+    database: str
+    rollout: str
+    final: bool = False
 
-def time_range(store: Store, database: str, rollout: str, span: Span) -> Span:
-    """The first and last result time within ``span`` (for choosing chart buckets)."""
-    sql = (
-        "SELECT toUInt32(toDateTime(min(ts))), toUInt32(toDateTime(max(ts))) "
-        f"FROM {_db(database)}.results WHERE {span.where}"
-    )
-    first, last = store.query(sql, span.params(rollout)).rows[0]
-    if not last:
-        return span
-    return Span(datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last + 1, UTC))
+    def _query(
+        self, family: Family, sql: str, span: Span, group: int = 0, **params: object
+    ) -> Rows:
+        db, start, end = self.database, span.start, span.end
+        source, bound = family.source(db, self.rollout, start, end, self.final, group)
+        return self.store.query(sql.format(source=source), bound | params)
+
+    def log(self) -> list[RolloutEvent]:
+        return rollout_log(self.store, self.database, self.rollout)
+
+    def sides(self, span: Span) -> dict[str, Side]:
+        """Every system's results and feedback over ``span``."""
+        reports = system_report(
+            self.store, self.database, self.rollout, span.start, span.end, self.final
+        )
+        by_system = {r.system: r for r in reports}
+        sql = "SELECT system, verdict, sum(events) FROM {source} GROUP BY system, verdict"
+        feedback: dict[str, dict[str, int]] = {}
+        for system, verdict, n in self._query(FEEDBACK, sql, span):
+            feedback.setdefault(system, {})[verdict] = int(n)
+        return {
+            system: Side(by_system.get(system), feedback.get(system, {}))
+            for system in sorted(set(by_system) | set(feedback))
+        }
+
+    def error_types(self, span: Span) -> list[ErrorType]:
+        sql = (
+            "SELECT system, error_type, sum(errors) AS n, sum(critical_errors) FROM {source} "
+            "GROUP BY system, error_type ORDER BY n DESC, system, error_type"
+        )
+        return [ErrorType(*row) for row in self._query(ERRORS, sql, span)]
+
+    def rule_stats(self, span: Span) -> list[RuleStats]:
+        """Per system and rule: uses, successes, mean confidence; most used first."""
+        sql = (
+            "SELECT system, rule, sum(uses) AS n, sum(successes), sum(confidence_sum) / n "
+            "FROM {source} GROUP BY system, rule ORDER BY n DESC, system, rule"
+        )
+        return [RuleStats(*row) for row in self._query(RULES, sql, span)]
+
+    def series(self, span: Span, step: int) -> list[Point]:
+        """Per system and ``step``-second bucket (a multiple of 60): success, confidence,
+        P95 latency."""
+        sql = (
+            "SELECT system, intDiv(toUInt32(bucket), %(step)s) * %(step)s AS at, sum(events), "
+            f"sum(successes) / sum(events), sum(confidence_sum) / sum(events), {LATENCY_MERGE}[2] "
+            "FROM {source} GROUP BY system, at ORDER BY system, at"
+        )
+        return [
+            Point(system, datetime.fromtimestamp(int(at), UTC), n, success, conf, p95)
+            for system, at, n, success, conf, p95 in self._query(
+                RESULTS, sql, span, group=step, step=step
+            )
+        ]
+
+    def time_range(self, span: Span) -> Span:
+        """The first and last minute with results within ``span`` (to choose chart buckets)."""
+        sql = "SELECT toUInt32(min(bucket)), toUInt32(max(bucket)), count() FROM {source}"
+        first, last, n = self._query(RESULTS, sql, span).rows[0]
+        if not n:
+            return span
+        return Span(datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last + 60, UTC))

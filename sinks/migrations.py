@@ -7,7 +7,9 @@ view does not exist), so a run interrupted between its work and its record does 
 1. the event tables of design.md;
 2. the ingestion ledger: ``kafka_partition`` and ``kafka_offset`` on every event table;
 3. rollups per minute and per hour (``results_1m``, ``results_1h``), backfilled from
-   ``results FINAL`` and then fed by materialized views.
+   ``results FINAL`` and then fed by materialized views;
+4. the rollups the reports read (``sinks.rollups``): rules, error types and feedback,
+   and sums of squares in the results rollups (a rollup of an older shape is rebuilt).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sinks import ddl
+from sinks import ddl, rollups
 from sinks.store import Store
 
 
@@ -50,19 +52,36 @@ def _ledger(store: Store, database: str, dialect: ddl.Dialect) -> None:
                 store.execute(ddl.add_column(database, table.name, name, kind))
 
 
-def _rollups(store: Store, database: str, dialect: ddl.Dialect) -> None:
-    for rollup in ddl.ROLLUPS:
-        store.execute(rollup.create(database, dialect))
-        if not _exists(store, database, rollup.view):  # no view yet: (re)fill, then feed
-            store.execute(f"TRUNCATE TABLE {ddl.identifier(database)}.{rollup.name}")
-            store.execute(rollup.backfill(database))
-            store.execute(rollup.create_view(database))
+def _build(store: Store, database: str, dialect: ddl.Dialect, family: rollups.Family) -> None:
+    """Create ``family``'s rollups, rebuilt if their columns are not the current ones."""
+    db = ddl.identifier(database)
+    for step in rollups.ROLLUP_STEPS:
+        table, view = family.rollup(step), family.view(step)
+        present = _columns(store, database, table)
+        if present and present != set(family.columns):  # an older shape: rebuild it
+            store.execute(f"DROP TABLE IF EXISTS {db}.{view}")
+            store.execute(f"DROP TABLE IF EXISTS {db}.{table}")
+        store.execute(family.create(database, step, dialect))
+        if not _exists(store, database, view):  # no view yet: (re)fill, then feed
+            store.execute(f"TRUNCATE TABLE {db}.{table}")
+            store.execute(family.backfill(database, step))
+            store.execute(family.create_view(database, step))
+
+
+def _results_rollups(store: Store, database: str, dialect: ddl.Dialect) -> None:
+    _build(store, database, dialect, rollups.RESULTS)
+
+
+def _report_rollups(store: Store, database: str, dialect: ddl.Dialect) -> None:
+    for family in rollups.FAMILIES:
+        _build(store, database, dialect, family)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event tables", _event_tables),
     Migration(2, "ingestion ledger", _ledger),
-    Migration(3, "rollups per minute and hour", _rollups),
+    Migration(3, "rollups per minute and hour", _results_rollups),
+    Migration(4, "report rollups: rules, errors, feedback, squares", _report_rollups),
 )
 
 

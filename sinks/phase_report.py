@@ -63,9 +63,11 @@ def phase_report(
     roles: Roles = Roles(),
     since: datetime | None = None,
     until: datetime | None = None,
+    final: bool = False,
 ) -> PhaseReport:
-    """Collect everything the report shows (all reads ``FINAL``)."""
-    log = history.rollout_log(store, database, rollout)
+    """Collect everything the report shows (from the rollups; ``final``: read ``FINAL``)."""
+    stored = history.History(store, database, rollout, final)
+    log = stored.log()
     span = history.phase_span(log, rollout, phase)
     if span is None and since is None and until is None:
         raise NoSuchPhase(
@@ -74,11 +76,10 @@ def phase_report(
         )
     span = (span or Span()).clip(since, until)
     previous_span = history.phase_span(log, rollout, phase - 1) if phase > 1 else None
-    sides = history.sides(store, database, rollout, span)
-    previous = history.sides(store, database, rollout, previous_span) if previous_span else {}
+    sides = stored.sides(span)
+    previous = stored.sides(previous_span) if previous_span else {}
     candidate = sides.get(roles.candidate) or Side(None)
     verdicts = judge_gate(gate, candidate, sides.get(roles.baseline), previous.get(roles.candidate))
-    shown = history.time_range(store, database, rollout, span)
     return PhaseReport(
         rollout=rollout,
         phase=phase,
@@ -88,9 +89,9 @@ def phase_report(
         verdicts=verdicts,
         sides=sides,
         previous=previous,
-        errors=history.error_types(store, database, rollout, span),
-        rules=history.rule_stats(store, database, rollout, span),
-        points=history.series(store, database, rollout, span, chart_step(shown)),
+        errors=stored.error_types(span),
+        rules=stored.rule_stats(span),
+        points=stored.series(span, chart_step(stored.time_range(span))),
         weights=history.weights(log, rollout),
     )
 

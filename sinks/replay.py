@@ -18,7 +18,7 @@ from datetime import datetime
 from kafka import KafkaConsumer, TopicPartition
 
 from schemas.settings import Settings
-from sinks import ddl
+from sinks import ddl, rollups
 from sinks.batch import Batch
 from sinks.consumer import Sink, SinkCounters
 from sinks.migrations import migrate
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def drop_tables(store: Store, database: str) -> None:
     """Drop phasegate's tables in ``database`` (views first), leaving anything else."""
     db = ddl.identifier(database)
-    names = [r.view for r in ddl.ROLLUPS] + [r.name for r in ddl.ROLLUPS]
+    names = rollups.drop_order()
     names += [t.name for t in ddl.EVENT_TABLES] + [ddl.MIGRATIONS_TABLE]
     for name in names:
         store.execute(f"DROP TABLE IF EXISTS {db}.{name}")

@@ -1,4 +1,9 @@
-"""The per-system report of one rollout, from ``results FINAL`` (docs/sql.md)."""
+"""The per-system report of one rollout over a time range, from the rollups.
+
+Whole hours and minutes come from ``results_1h`` / ``results_1m``, the minutes at the
+range's edges from ``results`` (``sinks.rollups``): exact counts and sums, P95 from the
+merged t-digests. ``final=True`` reads every row from ``results FINAL`` instead.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +14,28 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from sinks import ddl
+from sinks.rollups import LATENCY_MERGE, RESULTS
 from sinks.store import Store
 
-REPORT_SQL = """
+REPORT_SQL = f"""
 SELECT
     system,
-    count() AS events,
-    avg(success) AS success_rate,
-    avg(confidence) AS mean_confidence,
-    quantile(0.95)(latency_ms) AS p95_latency_ms,
-    countIf(error_type IS NOT NULL) AS errors,
-    countIf(error_critical = 1) AS critical_errors,
-    countIf(fallback = 1) AS fallbacks,
-    sum(success) AS successes,
-    avg(latency_ms) AS mean_latency_ms,
-    sum(confidence) AS confidence_sum,
-    sum(confidence * confidence) AS confidence_sq_sum,
-    sum(latency_ms) AS latency_sum,
-    sum(latency_ms * latency_ms) AS latency_sq_sum
-FROM {database}.results FINAL
-WHERE {where}
+    sum(events),
+    sum(successes) / sum(events),
+    sum(confidence_sum) / sum(events),
+    {LATENCY_MERGE}[2],
+    sum(errors),
+    sum(critical_errors),
+    sum(fallbacks),
+    sum(successes),
+    sum(latency_sum) / sum(events),
+    sum(confidence_sum),
+    sum(confidence_sq_sum),
+    sum(latency_sum),
+    sum(latency_sq_sum)
+FROM {{source}}
 GROUP BY system
+HAVING sum(events) > 0
 ORDER BY system
 """
 
@@ -55,31 +60,17 @@ class SystemReport:
     latency_sq_sum: float = 0.0
 
 
-def span_where(since: datetime | None, until: datetime | None) -> str:
-    """``rollout = %(rollout)s`` and the half-open time range, as parameters."""
-    where = ["rollout = %(rollout)s"]
-    if since is not None:
-        where.append("ts >= %(since)s")
-    if until is not None:
-        where.append("ts < %(until)s")
-    return " AND ".join(where)
-
-
-def report_sql(database: str, since: datetime | None, until: datetime | None) -> str:
-    """The report query; values stay ``%(name)s`` parameters, only fixed text is joined."""
-    return REPORT_SQL.format(database=ddl.identifier(database), where=span_where(since, until))
-
-
 def system_report(
     store: Store,
     database: str,
     rollout: str,
     since: datetime | None = None,
     until: datetime | None = None,
+    final: bool = False,
 ) -> list[SystemReport]:
     """Per system: events, success, confidence, P95 latency, errors, for since <= ts < until."""
-    params = {"rollout": rollout, "since": since, "until": until}
-    rows = store.query(report_sql(database, since, until), params)
+    source, params = RESULTS.source(database, rollout, since, until, final)
+    rows = store.query(REPORT_SQL.format(source=source), params)
     return [SystemReport(*row) for row in rows]
 
 

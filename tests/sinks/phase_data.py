@@ -78,11 +78,13 @@ def build() -> Rollout:
     )
 
 
-def load(store: Store, database: str) -> Rollout:
-    """``build()``'s events stored (300 results twice, as a redelivery would)."""
+def load(store: Store, database: str, redelivered: bool = True) -> Rollout:
+    """``build()``'s events stored; ``redelivered``: 300 results twice, inserted by hand
+    past the sink's ledger (only reports read ``FINAL`` count them once)."""
     data, db = build(), database
     store.insert(f"{db}.results", rows.result_columns(data.phase1 + data.phase2))
-    store.insert(f"{db}.results", rows.result_columns(data.phase2[:300]))  # redelivered
+    if redelivered:
+        store.insert(f"{db}.results", rows.result_columns(data.phase2[:300]))
     store.insert(f"{db}.feedback", rows.feedback_columns(data.feedback1 + data.feedback2))
     store.insert(f"{db}.rollout_events", rows.rollout_columns(data.log))
     return data

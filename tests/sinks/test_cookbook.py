@@ -14,7 +14,10 @@ from tests.sinks.conftest import T0
 from tests.sinks.phase_data import HOUR, Rollout, build
 
 DOC = Path(__file__).parents[2] / "docs" / "sql.md"
-TABLES = r"\bphasegate\.(results_1m|results_1h|results|feedback|alerts|rollout_events)\b"
+TABLES = (
+    r"\bphasegate\.((?:results|rules|errors|feedback)_1[mh]"
+    r"|results|feedback|alerts|rollout_events)\b"
+)
 
 
 def doc_queries(section: str = "## Cookbook") -> list[str]:

@@ -22,7 +22,10 @@ from tests.sinks.conftest import T0
 from tests.sinks.phase_data import HOUR, Rollout, build
 
 FROM, TO = T0, T0 + 3 * HOUR
-TABLE = r"\b(FROM|JOIN)\s+(results_1m|results_1h|results|feedback|alerts|rollout_events)\b"
+TABLE = (
+    r"\b(FROM|JOIN)\s+((?:results|rules|errors|feedback)_1[mh]"
+    r"|results|feedback|alerts|rollout_events)\b"
+)
 QUERIES = panel_queries(load_dashboard())
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from schemas import Result
-from sinks import ddl, rows
+from schemas import Feedback, Result
+from sinks import ddl, rollups, rows
 from sinks.migrations import MIGRATIONS, migrate
 from sinks.store import Store
 from tests.sinks.conftest import make_result
@@ -46,7 +48,7 @@ def test_an_older_schema_is_upgraded_and_rollups_are_backfilled_once(
     store.insert(f"{database}.results", rows.result_columns(old))
     store.insert(f"{database}.results", rows.result_columns(old[:30]))  # redelivered
 
-    assert migrate(store, database) == [2, 3]
+    assert migrate(store, database) == [2, 3, 4]
     assert migrate(store, database) == []
     for migration in MIGRATIONS:  # a rerun of any step does no harm
         migration.apply(store, database, ddl.Dialect(store.version))
@@ -86,3 +88,40 @@ def test_rollup_buckets_and_quantiles_match_the_base_table(store: Store, databas
     ).scalar()
     for approx, want in zip(hour, exact, strict=True):
         assert approx == pytest.approx(want, rel=0.05)
+
+
+def totals(store: Store, source: str, family: rollups.Family) -> list[tuple]:
+    """``family``'s sums per key and bucket read from ``source`` (rollup or events)."""
+    keys = ", ".join(["rollout", "system", *(c.name for c in family.keys), "bucket"])
+    sums = [f"round(sum({c.name}), 6)" for c in family.values if "Aggregate" not in c.kind]
+    sql = f"SELECT {keys}, {', '.join(sums)} FROM {source} GROUP BY {keys} ORDER BY {keys}"
+    return store.query(sql).rows
+
+
+def test_v4_builds_the_report_rollups_and_rebuilds_an_older_results_rollup(
+    store: Store, database: str
+) -> None:
+    assert migrate(store, database, upto=3) == [1, 2, 3]
+    results = [make_result(i) for i in range(0, 5400, 7)]  # 90 minutes, rules and errors
+    results += [make_result(i, "pipeline", rollout="other") for i in range(0, 3000, 11)]
+    verdicts = ("correct", "incorrect", "unsure")
+    feedback = [
+        Feedback(rollout=r.rollout, query_id=r.query_id, system=r.system, ts=r.ts, verdict=v)
+        for r, v in zip(results[::3], itertools.cycle(verdicts), strict=False)
+    ]
+    table = f"{database}.results"
+    store.insert(table, rows.result_columns(results))
+    store.insert(table, rows.result_columns(results[:40]))  # copies from before the ledger
+    store.insert(f"{database}.feedback", rows.feedback_columns(feedback))
+    for step in rollups.ROLLUP_STEPS:  # the results rollups of an older release
+        old = f"{database}.{rollups.RESULTS.rollup(step)}"
+        for column in ("confidence_sq_sum", "latency_sq_sum"):
+            store.execute(f"ALTER TABLE {old} DROP COLUMN {column}")
+
+    assert migrate(store, database) == [4]
+    for family in rollups.FAMILIES:
+        for step in rollups.ROLLUP_STEPS:
+            events = f"({family.select(f'{database}.{family.table} FINAL', step)})"
+            want = totals(store, events, family)
+            assert want, family.name
+            assert totals(store, f"{database}.{family.rollup(step)}", family) == want

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import statistics
+from collections import Counter
+from datetime import timedelta
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +14,7 @@ from phasegate.cli import app
 from schemas.plan import load_plan
 from schemas.stats import wilson
 from sinks import render
+from sinks.history import History, Span
 from sinks.migrations import migrate
 from sinks.phase_report import NoSuchPhase, blocks, phase_report, worst_rules
 from sinks.store import Store
@@ -21,18 +24,26 @@ from tests.sinks.phase_data import HOUR, Rollout, load
 PLAN = load_plan()  # the default plan: the seed's four phases
 
 
+@pytest.fixture(params=[False, True], ids=["rollups", "final"])
+def final(request: pytest.FixtureRequest) -> bool:
+    """Read the rollups, or the event tables ``FINAL`` (then with copies stored by hand)."""
+    return request.param
+
+
 @pytest.fixture
-def rollout(store: Store, database: str) -> Rollout:
+def rollout(store: Store, database: str, final: bool) -> Rollout:
     migrate(store, database)
-    return load(store, database)
+    return load(store, database, redelivered=final)
 
 
 def outcomes(report) -> dict[str, str]:
     return {v.criterion: v.outcome for v in report.verdicts}
 
 
-def test_phase_1_passes_every_criterion(store: Store, database: str, rollout: Rollout) -> None:
-    report = phase_report(store, database, "kai", 1, PLAN.phase(1))
+def test_phase_1_passes_every_criterion(
+    store: Store, database: str, rollout: Rollout, final: bool
+) -> None:
+    report = phase_report(store, database, "kai", 1, PLAN.phase(1), final=final)
     assert (report.span.start, report.span.end) == (T0, T0 + HOUR)
     assert outcomes(report) == {
         "success_rate >= 0.95": "pass",
@@ -51,9 +62,9 @@ def test_phase_1_passes_every_criterion(store: Store, database: str, rollout: Ro
 
 
 def test_phase_2_fails_on_success_and_regression(
-    store: Store, database: str, rollout: Rollout
+    store: Store, database: str, rollout: Rollout, final: bool
 ) -> None:
-    report = phase_report(store, database, "kai", 2, PLAN.phase(2))
+    report = phase_report(store, database, "kai", 2, PLAN.phase(2), final=final)
     assert report.span.start == T0 + HOUR and report.span.end is None
     assert outcomes(report) == {
         "success_rate >= 0.96": "fail",
@@ -84,18 +95,18 @@ def test_phase_2_fails_on_success_and_regression(
 
 
 def test_a_time_range_is_needed_without_a_phase_in_the_log(
-    store: Store, database: str, rollout: Rollout
+    store: Store, database: str, rollout: Rollout, final: bool
 ) -> None:
     with pytest.raises(NoSuchPhase, match="phase 3"):
-        phase_report(store, database, "kai", 3, PLAN.phase(3))
-    report = phase_report(store, database, "kai", 3, PLAN.phase(3), since=T0 + HOUR)
+        phase_report(store, database, "kai", 3, PLAN.phase(3), final=final)
+    report = phase_report(store, database, "kai", 3, PLAN.phase(3), since=T0 + HOUR, final=final)
     assert report.side("production").events == 1500
 
 
 def test_markdown_and_html_render_every_section(
-    store: Store, database: str, rollout: Rollout
+    store: Store, database: str, rollout: Rollout, final: bool
 ) -> None:
-    report = phase_report(store, database, "kai", 2, PLAN.phase(2))
+    report = phase_report(store, database, "kai", 2, PLAN.phase(2), final=final)
     md = render.markdown(blocks(report))
     for heading in ("## Criteria", "## production vs pipeline", "## Against phase 1",
                     "## Error types", "## Feedback", "## Rules by use"):  # fmt: skip
@@ -110,16 +121,17 @@ def test_markdown_and_html_render_every_section(
 
 
 def test_report_and_evaluate_commands(
-    store: Store, database: str, rollout: Rollout, tmp_path, monkeypatch
+    store: Store, database: str, rollout: Rollout, final: bool, tmp_path, monkeypatch
 ) -> None:
     point_cli_at(store, database, monkeypatch, tmp_path)
     runner = CliRunner()
-    md = runner.invoke(app, ["report", "-r", "kai", "--phase", "1", "--format", "md"])
+    how = ["--final"] if final else []
+    md = runner.invoke(app, ["report", "-r", "kai", "--phase", "1", "--format", "md", *how])
     assert md.exit_code == 0, md.output
     assert "# Rollout kai: phase 1 go/no-go" in md.output and "Decision: PASS." in md.output
     page = tmp_path / "phase2.html"
     html = runner.invoke(
-        app, ["report", "-r", "kai", "-p", "2", "--format", "html", "-o", str(page)]
+        app, ["report", "-r", "kai", "-p", "2", "--format", "html", "-o", str(page), *how]
     )
     assert html.exit_code == 0, html.output
     assert page.read_text().count("<svg") == 4 and "Decision: FAIL." in page.read_text()
@@ -127,7 +139,7 @@ def test_report_and_evaluate_commands(
     assert missing.exit_code == 1 and "--since/--until" in missing.output
 
     text = tmp_path / "week3_report.txt"
-    ev = runner.invoke(app, ["evaluate", "--last", "2000", "--report", str(text)])
+    ev = runner.invoke(app, ["evaluate", "--last", "2000", "--report", str(text), *how])
     assert ev.exit_code == 0, ev.output
     report = text.read_text()
     # the newest 2000 results are phase 2: production 1500 at 94%, pipeline 500 at 96%
@@ -136,3 +148,17 @@ def test_report_and_evaluate_commands(
     assert "Winner: production" in report  # success not significantly lower, 28 ms faster
     assert "production: success rate 94.0% is below 95%" in report
     assert "rule flaky" in report
+
+
+@pytest.mark.parametrize("step", [60, 600, 3600, 7200])
+def test_chart_series_counts_each_event_in_its_bucket(
+    store: Store, database: str, rollout: Rollout, final: bool, step: int
+) -> None:
+    span = Span(T0 + timedelta(seconds=90), T0 + 3 * HOUR)  # 18.16 stores whole seconds
+    got = History(store, database, "kai", final).series(span, step)
+    want = Counter(
+        (r.system, int(r.ts.timestamp()) // step * step)
+        for r in rollout.phase1 + rollout.phase2
+        if span.start <= r.ts < span.end
+    )
+    assert {(p.system, int(p.at.timestamp())): p.events for p in got} == want
