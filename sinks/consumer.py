@@ -27,11 +27,12 @@ from kafka.structs import OffsetAndMetadata
 from pydantic import BaseModel
 
 from schemas import DeadLetter, DecodeError, encode
+from schemas.backoff import Backoff
 from schemas.codec import decode_many
 from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.settings import Settings
 from sinks import ddl, ledger, rows
-from sinks.batch import Backoff, Batch, Throttle, entry_columns, refuse_times
+from sinks.batch import Batch, Throttle, entry_columns, refuse_times
 from sinks.store import Store, StoreError
 
 log = logging.getLogger(__name__)

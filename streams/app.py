@@ -15,15 +15,14 @@ from the incident, so what a replay raises again carries the same ids.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from producers.router import Router
+from schemas.backoff import Backoff
 from schemas.codec import DecodeError, decode, encode
 from schemas.events import Alert, Feedback, Result
 from schemas.internal import DeadLetter, Partial
@@ -33,6 +32,7 @@ from schemas.settings import Settings
 from streams.clock import Clock, wall_clock
 from streams.credentials import broker_credentials
 from streams.metrics import CONTENT_TYPE, prometheus_text
+from streams.retry import until_sent
 from streams.stage1 import Stage1
 from streams.stage2 import Stage2, control_json
 from streams.status import view_json
@@ -140,16 +140,10 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
         runs = stage1.drain()
         if not runs:
             return
-        delay = FLUSH_RETRY_S[0]
-        while True:
-            try:
-                counters["partials"] += await send_partials(runs)
-                break
-            except (TimeoutError, KafkaError) as exc:
-                # resending a run is harmless: stage 2 keeps one copy of each run
-                log.warning("partials not sent (%r); sending again in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, FLUSH_RETRY_S[1])
+        # resending a run is harmless: stage 2 keeps one copy of each run
+        counters["partials"] += await until_sent(
+            lambda: send_partials(runs), Backoff(*FLUSH_RETRY_S), log, "partials"
+        )
         for source, _partials, events, next_offset in runs:
             for event in events:
                 event.ack()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from kafka import TopicPartition
 
 from schemas import DeadLetter, DecodeError, Feedback
-from sinks.batch import Backoff, Batch, Throttle, entry_columns, refuse_times
+from sinks.batch import Batch, Throttle, entry_columns, refuse_times
 from tests.sinks.conftest import make_result
 
 
@@ -52,18 +52,6 @@ def test_batch_is_due_when_full_or_old() -> None:
     clock.now -= 1.0
     batch.add("p", 1, make_result(2))
     assert batch.due(max_rows=2, max_seconds=1.0)
-
-
-def test_backoff_doubles_up_to_a_bound_and_resets() -> None:
-    clock = Clock()
-    backoff = Backoff(first=0.5, most=3.0, clock=clock)
-    assert backoff.ready()
-    assert [backoff.failed() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-    assert not backoff.ready() and backoff.wait() == 3.0
-    clock.now += 3.0
-    assert backoff.ready()
-    backoff.reset()
-    assert backoff.failed() == 0.5
 
 
 def test_throttle_says_yes_once_per_interval_and_counts_the_rest() -> None:
