@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import tempfile
 import time
@@ -112,6 +113,48 @@ def sink(settings: Settings, store: Store, n: int, batch: int | None) -> float:
     return elapsed
 
 
+def _sink_child(settings: Settings, url: str, n: int, total, times) -> None:
+    """One sink process of a group: run until the group has read ``n`` messages."""
+    store = ServerStore(url)
+    runner = Sink(settings, store, group_id=f"sink-{settings.database}", batch_seconds=0.5)
+    runner.start()
+    start, seen = None, 0
+    try:
+        while total.value < n or runner.pending:
+            if runner.poll_once(timeout_ms=200) and start is None:
+                start = time.perf_counter()
+            with total.get_lock():
+                total.value += runner.counters.messages - seen
+            seen = runner.counters.messages
+    finally:
+        runner.close()
+        store.close()
+    times.put((start, time.perf_counter()))
+
+
+def sink_processes(settings: Settings, url: str, n: int, count: int) -> float:
+    """Seconds for ``count`` sink processes in one consumer group to store ``n`` results
+    (the first fetch of any to the last commit of all)."""
+    store = ServerStore(url)
+    database = f"b{uuid.uuid4().hex[:8]}"
+    migrate(store, database)
+    mine = settings.model_copy(update={"database": database})
+    ctx = multiprocessing.get_context("spawn")
+    total, times = ctx.Value("q", 0), ctx.Queue()
+    children = [
+        ctx.Process(target=_sink_child, args=(mine, url, n, total, times)) for _ in range(count)
+    ]
+    for child in children:
+        child.start()
+    spans = [times.get(timeout=600) for _ in children]
+    for child in children:
+        child.join()
+    assert store.query(f"SELECT count() FROM {database}.results").scalar() == n
+    store.execute(f"DROP DATABASE {database}")
+    store.close()
+    return max(end for _, end in spans) - min(start for start, _ in spans if start)
+
+
 GENERATE = """
 INSERT INTO {db}.results (event_id, ts, rollout, system, query_id, unit_id, success,
     confidence, latency_ms, error_type, error_message, error_critical, rules, fallback, weight)
@@ -180,7 +223,9 @@ def report_times(store: Store, n: int, runs: int) -> list[list[str]]:
     return out
 
 
-def sink_tables(args, settings: Settings, server: Store, local: Store, server_pid: int) -> None:
+def sink_tables(
+    args, settings: Settings, server: ServerStore, local: Store, server_pid: int
+) -> None:
     """Print the sink's rows/s against the bare loop, and its CPU per message by step."""
     create_topics(settings)
     produce(settings, args.events)
@@ -193,6 +238,7 @@ def sink_tables(args, settings: Settings, server: Store, local: Store, server_pi
     server_s = [sink(settings, server, n, args.batch) for _ in runs]
     server_cpu = process_cpu(server_pid) - server_cpu
     local_s = [sink(settings, local, n, args.batch) for _ in runs]
+    two_s = [sink_processes(settings, server.url, n, 2) for _ in runs]
     b = median(bare_s)
     cases = {
         "bare kafka-python fetch loop": bare_s,
@@ -200,6 +246,7 @@ def sink_tables(args, settings: Settings, server: Store, local: Store, server_pi
         "fetch + decode_many per fetched batch": many_s,
         "Sink -> ClickHouse 18.16 server": server_s,
         "Sink -> chdb 4.4": local_s,
+        "2 Sink processes, one group -> ClickHouse 18.16": two_s,
     }
     table = [[k, f"{n / median(v):,.0f}", f"{b / median(v):.2f}"] for k, v in cases.items()]
     size = args.batch or BATCH_ROWS
