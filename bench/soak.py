@@ -6,7 +6,8 @@
 Bounded: the load stops after ``--minutes``, then the run is judged like a fault scenario
 (lost, doubled) and everything it started is stopped. Memory is the resident set size
 (``/proc/PID/status`` VmRSS). Growth is judged from the "warm" sample (``--warm``
-minutes, default a third of the run) to the end: the bounded caches (the sink's 100,000
+minutes, default a third of the run) to the end, with its rate in each half of that span
+(a rate that falls is settling, one that holds is a leak): the bounded caches (the sink's 100,000
 recent ids, the worker's 20,000 ids per partition) are full after 100,000 results (8.3
 min at 200/s). A memory:// broker holds the whole log: its growth is the data.
 """
@@ -14,6 +15,7 @@ min at 200/s). A memory:// broker holds the whole log: its growth is the data.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import tempfile
 import threading
@@ -98,26 +100,32 @@ def report(samples, outcome: Outcome, rate: float, durable: bool, warm: float) -
     for name in names:
         series = [s[name] for _, _, s in samples if s.get(name) is not None]
         if len(series) <= warm_at:
-            verdict_rows.append([name, "-", "-", "-", "not sampled"])
+            verdict_rows.append([name, "-", "-", "-", "-", "not sampled"])
             continue
         grown, growing = growth(series, warm_at)
         verdict = "GROWS" if growing else "flat"
         if name == "tansu" and not durable:
             growing, verdict = False, "holds the log (memory://)"
         grows |= growing and not name.startswith("load")
-        per_min = grown / max(1e-9, (samples[-1][0] - samples[warm_at][0]) / 60)
+        times = [t / 60 for t, _, s in samples if s.get(name) is not None]
+        halves = (warm_at, (warm_at + len(series) - 1) // 2, len(series) - 1)
+        slopes = [
+            (series[b] - series[a]) / max(1e-9, times[b] - times[a])
+            for a, b in itertools.pairwise(halves)
+        ]
         verdict_rows.append(
             [
                 name,
                 f"{series[warm_at]:.0f}",
                 f"{series[-1]:.0f}",
-                f"{grown:+.1f} ({per_min:+.2f}/min)",
+                f"{grown:+.1f}",
+                " / ".join(f"{v:+.2f}" for v in slopes),
                 verdict,
             ]
         )
     print_table(
         f"after warm-up (minute {samples[warm_at][0] / 60:.1f}) at {rate:.0f} generations/s",
-        ["process", "warm MiB", "end MiB", "change MiB", "verdict"],
+        ["process", "warm MiB", "end MiB", "change MiB", "MiB/min: 1st / 2nd half", "verdict"],
         verdict_rows,
         width=200,
     )
