@@ -2,6 +2,7 @@
 
     python -m bench.soak                      # 30 minutes at 200 generations/s
     python -m bench.soak --minutes 4 --rate 300
+    python -m bench.soak --minutes 20 --trace DIR   # where the worker's and sink's memory grows
 
 Bounded: the load stops after ``--minutes``, then the run is judged like a fault scenario
 (lost, doubled) and everything it started is stopped. Memory is the resident set size
@@ -142,7 +143,17 @@ def main() -> None:
     parser.add_argument("--durable", action="store_true", help="Tansu on s3rver, not memory")
     parser.add_argument("--warm", type=float, help="minute growth is judged from (a third)")
     parser.add_argument("--keep", type=Path, help="keep logs and state in this folder")
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        help="trace the worker's and sink's allocations into this folder (phasegate.memtrace)",
+    )
     args = parser.parse_args()
+    if args.trace:  # inherited by the worker and sink processes
+        warm = args.minutes / 3 if args.warm is None else args.warm
+        os.environ["PHASEGATE_MEMTRACE"] = str(args.trace.resolve())
+        os.environ["PHASEGATE_MEMTRACE_SECONDS"] = "60"
+        os.environ["PHASEGATE_MEMTRACE_WARM"] = str(max(1, round(warm)))
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         code = soak(args.minutes, args.rate, root, args.sample, args.durable, args.warm)

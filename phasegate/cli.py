@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dashboard import cli as dashboard_cli
-from phasegate import rollout_cli
+from phasegate import memtrace, rollout_cli
 from phasegate.stack import cli as stack_cli
 from producers import cli as producers_cli
 from schemas import export as schema_export
@@ -29,6 +29,12 @@ dashboard_cli.register(app)
 rollout_cli.register(app)
 
 console = Console(soft_wrap=True)
+
+
+@app.callback()
+def _every_command() -> None:
+    """Watch and steer a gradual traffic migration."""
+    memtrace.start_from_env()  # only with PHASEGATE_MEMTRACE set (soak runs)
 
 
 @schema_app.command("export")
