@@ -171,7 +171,7 @@ class History:
     def time_range(self, span: Span) -> Span:
         """The first and last minute with results within ``span`` (to choose chart buckets)."""
         sql = "SELECT toUInt32(min(bucket)), toUInt32(max(bucket)), count() FROM {source}"
-        first, last, n = self._query(RESULTS, sql, span).rows[0]
+        first, last, n = self._query(RESULTS, sql, span, group=60).rows[0]  # minute buckets
         if not n:
             return span
         return Span(datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last + 60, UTC))

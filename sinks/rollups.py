@@ -41,6 +41,7 @@ def _ceil(t: datetime, step: int) -> datetime:
 def pieces(start: datetime | None, end: datetime | None, steps: tuple[int, ...]) -> list[Piece]:
     """Cut ``start <= t < end`` (None: open) into whole buckets of the coarsest step that
     fits, then of the next at the edges, and event rows (step 0) for what is left."""
+    start, end = (t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
     if start is not None and end is not None and start >= end:
         return []
     if not steps:

@@ -49,3 +49,9 @@ def test_pieces_use_the_coarsest_step_that_fits() -> None:
     assert pieces(*short, STEPS) == [(0, *short)]
     assert pieces(None, None, STEPS) == [(3600, None, None)]
     assert pieces(start, end, ()) == [(0, start, end)]
+
+
+def test_naive_times_are_utc() -> None:
+    naive = datetime(2024, 5, 1, 10, 30), datetime(2024, 5, 1, 12, 0)
+    aware = tuple(t.replace(tzinfo=UTC) for t in naive)
+    assert pieces(*naive, STEPS) == pieces(*aware, STEPS)
