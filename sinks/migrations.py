@@ -1,8 +1,10 @@
 """Versioned schema migrations, applied at start and recorded in ``schema_migrations``.
 
-A migration runs once per database, for the server's dialect. Each is idempotent too
-(``IF NOT EXISTS``, columns added only when missing, a rollup backfilled only while its
-view does not exist), so a run interrupted between its work and its record does no harm.
+A migration runs once per database, for the server's dialect, by one process at a time
+(``sinks.schema_lock``; every phasegate process migrates before it writes, so none inserts
+while a rollup is filled). Each is idempotent too (``IF NOT EXISTS``, columns added only
+when missing, a rollup filled only while its view does not exist), so a run interrupted
+between its work and its record does no harm.
 
 1. the event tables of design.md;
 2. the ingestion ledger: ``kafka_partition`` and ``kafka_offset`` on every event table;
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sinks import ddl, rollups
+from sinks import ddl, rollups, schema_lock
 from sinks.store import Store
 
 
@@ -91,27 +93,40 @@ def applied(store: Store, database: str) -> set[int]:
     return {int(version) for (version,) in store.query(sql)}
 
 
-def migrate(store: Store, database: str, upto: int | None = None) -> list[int]:
+def migrate(
+    store: Store, database: str, upto: int | None = None, lock_timeout: float = 1800.0
+) -> list[int]:
     """Create ``database`` and apply the missing migrations in order; return their versions.
 
+    Only one process migrates at a time (``sinks.schema_lock``): another one starting
+    meanwhile waits up to ``lock_timeout`` s, then finds the versions applied and runs none.
     ``upto`` stops after that version (to build an older schema, in tests).
     """
     store.execute(f"CREATE DATABASE IF NOT EXISTS {ddl.identifier(database)}")
     store.execute(ddl.migrations_table(database))
-    done = applied(store, database)
-    dialect = ddl.Dialect(store.version)
+    if not _pending(store, database, upto):
+        return []
     ran = []
-    for migration in sorted(MIGRATIONS, key=lambda m: m.version):
-        if migration.version in done or (upto is not None and migration.version > upto):
-            continue
-        migration.apply(store, database, dialect)
-        store.insert(
-            f"{database}.{ddl.MIGRATIONS_TABLE}",
-            {
-                "version": [migration.version],
-                "name": [migration.name],
-                "applied_at": [datetime.now(UTC)],
-            },
-        )
-        ran.append(migration.version)
+    with schema_lock.held(store, database, timeout=lock_timeout):
+        dialect = ddl.Dialect(store.version)
+        for migration in _pending(store, database, upto):  # read again under the lock
+            migration.apply(store, database, dialect)
+            store.insert(
+                f"{database}.{ddl.MIGRATIONS_TABLE}",
+                {
+                    "version": [migration.version],
+                    "name": [migration.name],
+                    "applied_at": [datetime.now(UTC)],
+                },
+            )
+            ran.append(migration.version)
     return ran
+
+
+def _pending(store: Store, database: str, upto: int | None) -> list[Migration]:
+    done = applied(store, database)
+    return [
+        m
+        for m in sorted(MIGRATIONS, key=lambda m: m.version)
+        if m.version not in done and (upto is None or m.version <= upto)
+    ]
