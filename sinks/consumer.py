@@ -31,7 +31,7 @@ from schemas.backoff import Backoff
 from schemas.codec import decode_many
 from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.settings import Settings
-from sinks import ddl, ledger, rows
+from sinks import ddl, ledger, rows, schema_lock
 from sinks.batch import Batch, Throttle, entry_columns, refuse_times
 from sinks.store import Store, StoreError
 
@@ -302,10 +302,17 @@ class Sink:
     def _store(self, job: _Job) -> None:
         """On the insert thread: each table's rows, then the batch's dead letters."""
         for table, read, fresh in job.tables:
+            self._not_migrating()
             self.store.insert(f"{self.settings.database}.{table.name}", entry_columns(table, fresh))
             job.batch.stored(table)
             job.stored.append((table, read, fresh))
         self._send_dead_letters(job.batch)
+
+    def _not_migrating(self) -> None:
+        """A migration fills rollups from the tables: no insert may land meanwhile."""
+        migrator = schema_lock.holder(self.store, self.settings.database)
+        if migrator is not None:
+            raise StoreError(f"{self.settings.database} is being migrated by {migrator}")
 
     def _finish(self) -> bool:
         """Wait for the batch in flight (starting it again if it failed before) and commit

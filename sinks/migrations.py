@@ -1,8 +1,9 @@
 """Versioned schema migrations, applied at start and recorded in ``schema_migrations``.
 
 A migration runs once per database, for the server's dialect, by one process at a time
-(``sinks.schema_lock``; every phasegate process migrates before it writes, so none inserts
-while a rollup is filled). Each is idempotent too (``IF NOT EXISTS``, columns added only
+(``sinks.schema_lock``): every phasegate process migrates before it writes, and the sink
+holds its rows while another process holds the lock, so none inserts while a rollup is
+filled. Each is idempotent too (``IF NOT EXISTS``, columns added only
 when missing, a rollup filled only while its view does not exist), so a run interrupted
 between its work and its record does no harm.
 
@@ -22,6 +23,10 @@ from datetime import UTC, datetime
 
 from sinks import ddl, rollups, schema_lock
 from sinks.store import Store
+
+SETTLE = 3.0
+"""Seconds a migration of an existing database waits after taking the lock: a writer
+that found no lock just before it was taken has finished that insert by then."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +111,9 @@ def migrate(
     store.execute(ddl.migrations_table(database))
     if not _pending(store, database, upto):
         return []
+    settle = SETTLE if applied(store, database) else 0.0  # no tables yet: nobody writes
     ran = []
-    with schema_lock.held(store, database, timeout=lock_timeout):
+    with schema_lock.held(store, database, timeout=lock_timeout, settle=settle):
         dialect = ddl.Dialect(store.version)
         for migration in _pending(store, database, upto):  # read again under the lock
             migration.apply(store, database, dialect)

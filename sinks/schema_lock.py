@@ -5,6 +5,10 @@ The holder writes who it is (host, pid, process start) into it and drops it when
 Others poll. A holder on the same host whose process is gone (a crash mid-migration) is
 broken; any other holder is waited for until ``timeout``, then the waiter fails and says
 how to free the lock by hand.
+
+Writers ask ``holder()`` before each insert and hold their rows while a migration runs;
+the holder waits ``settle`` seconds after taking the lock, so an insert that asked just
+before has landed before any rollup is filled.
 """
 
 from __future__ import annotations
@@ -72,6 +76,14 @@ def _holder(store: Store, table: str) -> Holder | None:
     return Holder(rows[0][0], int(rows[0][1]), rows[0][2]) if rows else None
 
 
+def holder(store: Store, database: str) -> Holder | None:
+    """Who is migrating ``database`` now; ``None`` when nobody is."""
+    sql = "SELECT count() FROM system.tables WHERE database = %(db)s AND name = %(name)s"
+    if not store.query(sql, {"db": database, "name": LOCK_TABLE}).scalar():
+        return None
+    return _holder(store, _table(database))
+
+
 def _claim(store: Store, database: str, me: Holder) -> bool:
     try:
         store.execute(
@@ -105,11 +117,13 @@ def held(
     store: Store,
     database: str,
     timeout: float = 1800.0,
+    settle: float = 0.0,
     poll: float = 1.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[None]:
-    """Hold ``database``'s migration lock for the block; wait up to ``timeout`` s for it."""
+    """Hold ``database``'s migration lock for the block; wait up to ``timeout`` s for it,
+    then ``settle`` s for inserts begun before it was taken."""
     me, deadline, told = Holder.me(), clock() + timeout, False
     while not _claim(store, database, me):
         holder = _holder(store, _table(database))
@@ -126,6 +140,7 @@ def held(
             told = True
         sleep(poll)
     try:
+        sleep(settle)
         yield
     finally:
         store.execute(f"DROP TABLE IF EXISTS {_table(database)}")

@@ -10,6 +10,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from schemas import DeadLetter, Feedback, RolloutEvent, decode, encode
 from schemas.settings import Settings
+from sinks import schema_lock
 from sinks.consumer import Sink
 from sinks.migrations import migrate
 from sinks.store import Rows, Store, StoreUnavailable
@@ -186,6 +187,27 @@ def test_store_down_pauses_holds_a_bounded_batch_and_loses_nothing(
         assert not second.paused
     finally:
         second.close()
+    assert count(server, table, final=False) == 30
+
+
+def test_sink_holds_its_rows_while_another_process_migrates(
+    settings: Settings, server: ServerStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    results = [make_result(i) for i in range(30)]
+    produce(settings, [(settings.topics.results, None, encode(r)) for r in results])
+    table = f"{settings.database}.results"
+    lock = schema_lock.held(server, settings.database)
+    lock.__enter__()  # as a migration in another process would
+    sink = sink_for(settings, server, batch_rows=10, retry_first=0.05, retry_most=0.2)
+    sink.start()
+    try:
+        drain(sink, lambda: sink.paused)
+        assert count(server, table) == 0
+        assert any("is being migrated by" in r.getMessage() for r in caplog.records)
+        lock.__exit__(None, None, None)
+        drain(sink, lambda: count(server, table) == 30 and not sink.pending)
+    finally:
+        sink.close()
     assert count(server, table, final=False) == 30
 
 
