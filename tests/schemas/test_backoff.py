@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from schemas.backoff import Backoff
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import FakeClock
 
 
 def test_backoff_doubles_up_to_a_bound_and_resets() -> None:
-    clock = Clock()
+    clock = FakeClock()
     backoff = Backoff(first=0.5, most=3.0, clock=clock)
     assert backoff.ready()
     assert [backoff.failed() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]

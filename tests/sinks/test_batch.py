@@ -8,19 +8,12 @@ from kafka import TopicPartition
 
 from schemas import DeadLetter, DecodeError, Feedback
 from sinks.batch import Batch, Throttle, entry_columns, refuse_times
+from tests.fakes import FakeClock
 from tests.sinks.conftest import make_result
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_batch_groups_by_table_and_tracks_next_offsets() -> None:
-    clock = Clock()
+    clock = FakeClock()
     batch = Batch(clock=clock)
     p0, p1 = TopicPartition("r", 0), TopicPartition("f", 1)
     batch.add(p0, 5, make_result(1))
@@ -42,7 +35,7 @@ def test_batch_groups_by_table_and_tracks_next_offsets() -> None:
 
 
 def test_batch_is_due_when_full_or_old() -> None:
-    clock = Clock()
+    clock = FakeClock()
     batch = Batch(clock=clock)
     assert not batch.due(max_rows=2, max_seconds=1.0)
     batch.add("p", 0, make_result(1))
@@ -55,7 +48,7 @@ def test_batch_is_due_when_full_or_old() -> None:
 
 
 def test_throttle_says_yes_once_per_interval_and_counts_the_rest() -> None:
-    clock = Clock()
+    clock = FakeClock()
     throttle = Throttle(interval=10.0, clock=clock)
     assert throttle.due()
     assert not throttle.due() and not throttle.due()

@@ -13,21 +13,9 @@ from sinks import rollups, rows, schema_lock
 from sinks.migrations import migrate
 from sinks.schema_lock import Holder, SchemaLocked
 from sinks.store import Store
+from tests.fakes import FakeClock
 from tests.sinks.conftest import make_result
 from tests.sinks.test_migrations import totals
-
-
-class Clock:
-    """A fake monotonic clock that ``sleep`` advances."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def lock_table(database: str) -> str:
@@ -63,11 +51,11 @@ def test_the_lock_is_dropped_after_the_block_even_when_it_fails(
 def test_a_live_holder_is_waited_for_then_named(store: Store, database: str) -> None:
     migrate(store, database)
     hold(store, database, Holder("elsewhere", 4242, "17"))  # another host: never broken
-    clock = Clock()
+    clock = FakeClock()
     waiting = schema_lock.held(store, database, timeout=30, clock=clock, sleep=clock.sleep)
     with pytest.raises(SchemaLocked, match=r"elsewhere pid 4242 .* DROP TABLE"), waiting:
         pytest.fail("the lock was taken from a live holder")
-    assert clock.now == pytest.approx(30)
+    assert clock.now == pytest.approx(130)
     assert exists(store, lock_table(database))  # still theirs
 
 
@@ -84,10 +72,10 @@ def test_a_dead_holder_on_this_host_is_broken(store: Store, database: str) -> No
     dead = Holder(me.host, pid, schema_lock._started(pid) or "1")  # start of a gone process
     assert dead.gone() and not me.gone()
     hold(store, database, dead)
-    clock = Clock()
+    clock = FakeClock()
     with schema_lock.held(store, database, timeout=30, clock=clock, sleep=clock.sleep):
         assert schema_lock._holder(store, lock_table(database)) == me
-    assert clock.now == 0
+    assert clock.now == 100
 
 
 def test_concurrent_migrations_build_each_rollup_once(clickhouse_url: str) -> None:
