@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dashboard import cli as dashboard_cli
-from phasegate import memtrace, rollout_cli
+from phasegate import allocator, memtrace, rollout_cli
 from phasegate.stack import cli as stack_cli
 from producers import cli as producers_cli
 from schemas import export as schema_export
@@ -31,9 +31,14 @@ rollout_cli.register(app)
 console = Console(soft_wrap=True)
 
 
+LONG_RUNNING = {"worker", "sink", "notify", "dashboard", "simulate", "demo"}
+
+
 @app.callback()
-def _every_command() -> None:
+def _every_command(ctx: typer.Context) -> None:
     """Watch and steer a gradual traffic migration."""
+    if ctx.invoked_subcommand in LONG_RUNNING:
+        allocator.tame()  # RSS back down after a catch-up's peak
     memtrace.start_from_env()  # only with PHASEGATE_MEMTRACE set (soak runs)
 
 
