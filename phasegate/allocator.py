@@ -18,12 +18,19 @@ import time
 M_ARENA_MAX = -8  # mallopt parameter, <malloc.h>
 
 
+_tamed = threading.Lock()
+
+
 def _glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return None
-    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    if not (hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt")):
+        return None
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return libc
 
 
 def trim() -> bool:
@@ -36,13 +43,14 @@ def trim() -> bool:
 
 
 def tame(seconds: float = 60.0, arenas: int = 2) -> bool:
-    """Cap glibc's arenas at ``arenas`` and trim every ``seconds`` from a daemon thread.
+    """Cap glibc's arenas at ``arenas`` and trim every ``seconds`` from a daemon thread;
+    False where not glibc or when done before in this process.
 
     Call it first thing in a long-running command, before other threads start.
     """
     libc = _glibc()
-    if libc is None:
-        return False
+    if libc is None or not _tamed.acquire(blocking=False):
+        return False  # not glibc, or tamed already (one trimming thread a process)
     libc.mallopt(M_ARENA_MAX, arenas)
 
     def every() -> None:

@@ -302,17 +302,23 @@ class Sink:
     def _store(self, job: _Job) -> None:
         """On the insert thread: each table's rows, then the batch's dead letters."""
         for table, read, fresh in job.tables:
-            self._not_migrating()
-            self.store.insert(f"{self.settings.database}.{table.name}", entry_columns(table, fresh))
+            columns = entry_columns(table, fresh)
+            self._not_migrating()  # right before the insert: the migrator waits for it
+            self.store.insert(f"{self.settings.database}.{table.name}", columns)
             job.batch.stored(table)
             job.stored.append((table, read, fresh))
         self._send_dead_letters(job.batch)
 
     def _not_migrating(self) -> None:
         """A migration fills rollups from the tables: no insert may land meanwhile."""
+        if not self.store.shared:
+            return
         migrator = schema_lock.holder(self.store, self.settings.database)
         if migrator is not None:
-            raise StoreError(f"{self.settings.database} is being migrated by {migrator}")
+            raise StoreError(
+                f"{self.settings.database} is being migrated by {migrator} (if that process "
+                f"is gone: DROP TABLE {self.settings.database}.{schema_lock.LOCK_TABLE})"
+            )
 
     def _finish(self) -> bool:
         """Wait for the batch in flight (starting it again if it failed before) and commit

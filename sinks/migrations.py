@@ -1,11 +1,11 @@
 """Versioned schema migrations, applied at start and recorded in ``schema_migrations``.
 
 A migration runs once per database, for the server's dialect, by one process at a time
-(``sinks.schema_lock``): every phasegate process migrates before it writes, and the sink
-holds its rows while another process holds the lock, so none inserts while a rollup is
-filled. Each is idempotent too (``IF NOT EXISTS``, columns added only
-when missing, a rollup filled only while its view does not exist), so a run interrupted
-between its work and its record does no harm.
+(``sinks.schema_lock``): every phasegate process migrates before it writes, the sink holds
+its rows while another process holds the lock, and the migrator waits for inserts already
+running, so none lands while a rollup is filled. Each is idempotent too (``IF NOT
+EXISTS``, columns added only when missing, a rollup filled only while its view does not
+exist), so a run interrupted between its work and its record does no harm.
 
 1. the event tables of design.md;
 2. the ingestion ledger: ``kafka_partition`` and ``kafka_offset`` on every event table;
@@ -17,16 +17,18 @@ between its work and its record does no harm.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sinks import ddl, rollups, schema_lock
-from sinks.store import Store
+from sinks.store import Store, StoreError
 
-SETTLE = 3.0
-"""Seconds a migration of an existing database waits after taking the lock: a writer
-that found no lock just before it was taken has finished that insert by then."""
+SETTLE = 1.0
+"""Seconds a migration of an existing database waits after taking the lock before it looks
+for running inserts: a writer that found no lock just before has started its insert."""
 
 
 @dataclass(frozen=True)
@@ -107,13 +109,13 @@ def migrate(
     meanwhile waits up to ``lock_timeout`` s, then finds the versions applied and runs none.
     ``upto`` stops after that version (to build an older schema, in tests).
     """
-    store.execute(f"CREATE DATABASE IF NOT EXISTS {ddl.identifier(database)}")
-    store.execute(ddl.migrations_table(database))
+    for sql in (f"CREATE DATABASE IF NOT EXISTS {ddl.identifier(database)}",
+                ddl.migrations_table(database)):  # fmt: skip
+        _setup(store, sql)
     if not _pending(store, database, upto):
         return []
-    settle = SETTLE if applied(store, database) else 0.0  # no tables yet: nobody writes
     ran = []
-    with schema_lock.held(store, database, timeout=lock_timeout, settle=settle):
+    with _one_at_a_time(store, database, lock_timeout):
         dialect = ddl.Dialect(store.version)
         for migration in _pending(store, database, upto):  # read again under the lock
             migration.apply(store, database, dialect)
@@ -127,6 +129,31 @@ def migrate(
             )
             ran.append(migration.version)
     return ran
+
+
+@contextmanager
+def _one_at_a_time(store: Store, database: str, timeout: float) -> Iterator[None]:
+    """The migration lock on a server, and no insert running once it is taken."""
+    if not store.shared:  # chdb: this process owns the folder
+        yield
+        return
+    with schema_lock.held(store, database, timeout=timeout):
+        if applied(store, database):  # tables exist: sinks may be writing
+            time.sleep(SETTLE)
+            schema_lock.settled(store, database, timeout)
+        yield
+
+
+def _setup(store: Store, sql: str, tries: int = 20) -> None:
+    """DDL that a concurrent start may be running too (18.x refuses it meanwhile)."""
+    for attempt in range(tries):
+        try:
+            store.execute(sql)
+            return
+        except StoreError as exc:
+            if schema_lock.TAKEN[1] not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.1)
 
 
 def _pending(store: Store, database: str, upto: int | None) -> list[Migration]:

@@ -76,6 +76,8 @@ class Store(ABC):
     """
 
     _version: tuple[int, ...] | None = None
+    shared = True
+    """Other processes may use the same databases (a server; not chdb's own folder)."""
 
     @abstractmethod
     def execute(self, sql: str, params: Params | None = None) -> None:

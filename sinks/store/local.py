@@ -63,6 +63,8 @@ def _arrow_column(values: Sequence) -> Any:
 class LocalStore(Store):
     """chdb session on ``path``; one process per folder, one folder per process."""
 
+    shared = False
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._session = _session(self.path)
