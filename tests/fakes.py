@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from streams.clock import ManualClock
 
-class FakeClock:
-    """A monotonic clock that moves only when told to (``sleep`` moves it too)."""
 
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
+class FakeClock(ManualClock):
+    """A manual clock whose ``sleep`` moves it (for code that waits by sleeping)."""
 
-    def __call__(self) -> float:
-        return self.now
+    def __init__(self, start: float = 100.0) -> None:
+        super().__init__(start)
 
     def sleep(self, seconds: float) -> None:
-        self.now += seconds
+        self.advance(seconds)
