@@ -19,7 +19,7 @@ Clock = Callable[[], float]
 @dataclass
 class Batch:
     """Decoded events by table (with their partition and offset), dead letters, and the
-    next offset of every partition read.
+    first and the next offset of every partition read.
 
     The offsets may be committed once every table's rows are stored and the dead letters
     sent; until then the batch is kept (and the consumer paused) so nothing is lost.
@@ -29,13 +29,15 @@ class Batch:
     events: dict[str, Entries] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
     offsets: dict[object, int] = field(default_factory=dict)
+    first: dict[object, int] = field(default_factory=dict)
     started: float | None = None
 
     def __len__(self) -> int:
         return sum(map(len, self.events.values())) + len(self.dead)
 
-    def _mark(self, partition: object, offset: int) -> None:
-        self.offsets[partition] = max(self.offsets.get(partition, 0), offset + 1)
+    def _mark(self, partition: object, low: int, high: int) -> None:
+        self.offsets[partition] = max(self.offsets.get(partition, 0), high + 1)
+        self.first[partition] = min(self.first.get(partition, low), low)
         if self.started is None:
             self.started = self.clock()
 
@@ -48,11 +50,11 @@ class Batch:
             return
         table = rows.TABLE_OF[type(events[0])].name
         self.events.setdefault(table, Entries()).extend(partition, offsets, events)
-        self._mark(partition, max(offsets))
+        self._mark(partition, min(offsets), max(offsets))
 
     def add_dead(self, partition: object, offset: int, letter: DeadLetter) -> None:
         self.dead.append(letter)
-        self._mark(partition, offset)
+        self._mark(partition, offset, offset)
 
     def due(self, max_rows: int, max_seconds: float) -> bool:
         """Full, or its oldest message waited long enough."""
@@ -73,6 +75,7 @@ class Batch:
         self.events.clear()
         self.dead.clear()
         self.offsets.clear()
+        self.first.clear()
         self.started = None
 
 

@@ -83,11 +83,17 @@ class _Job:
 
 
 class _Rebalance(ConsumerRebalanceListener):
+    """kafka-python (3.x) calls these on its IO thread while ``poll`` waits on the sink's
+    thread: they may not call a blocking consumer method (a commit raises there)."""
+
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
 
     def on_partitions_revoked(self, revoked: object) -> None:
-        self.sink._on_revoked()
+        self.sink._on_revoked(lost=False)
+
+    def on_partitions_lost(self, lost: object) -> None:
+        self.sink._on_revoked(lost=True)
 
     def on_partitions_assigned(self, assigned: object) -> None:
         self.sink._on_assigned(assigned)
@@ -135,6 +141,7 @@ class Sink:
         self._pool: ThreadPoolExecutor | None = None
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
+        self._rewind: dict[object, int] = {}  # the first uncommitted offset, at a rebalance
 
     @property
     def pending(self) -> bool:
@@ -424,13 +431,31 @@ class Sink:
             consumer.resume(*consumer.assignment())
         self.backoff.reset()
 
-    def _on_revoked(self) -> None:
-        # Uncommitted messages of a revoked partition are read again by its next owner
-        # (and ours restart from the committed offsets): dropping them loses nothing.
-        if self.pending and not self.flush():
-            self._drop()
+    def _on_revoked(self, lost: bool) -> None:
+        """The group takes the partitions back (a rebalance, or this member was ``lost``).
+
+        No commit is possible here (the IO thread), and none is needed: the insert in
+        flight is waited for, so its rows are stored before the next owner loads the
+        stored offsets, and everything uncommitted is dropped. The next owner reads it
+        again from the committed offset; the ledger skips what is stored, by offset. A
+        partition this sink keeps keeps its position in kafka-python, so it is sought
+        back to the first offset dropped (``_on_assigned``); a lost member's partitions
+        start afresh from the committed offsets."""
+        unstored = [self.batch]
+        job = self._job
+        if job is not None:
+            if not _landed(job):
+                unstored.append(job.batch)  # to be read again
+            self._remember(job)
+        self._rewind = {} if lost else _first_offsets(unstored)
+        self._drop()
 
     def _on_assigned(self, assigned: object) -> None:
+        rewind, self._rewind = self._rewind, {}
+        consumer = self._require()
+        for partition in assigned:  # type: ignore[attr-defined]
+            if partition in rewind:
+                consumer.seek(partition, rewind[partition])
         self.ledger.assigned(assigned)  # type: ignore[arg-type]
         if self.paused:
             self._pause()
@@ -439,3 +464,23 @@ class Sink:
         if self._consumer is None:
             raise RuntimeError("the sink is not started: call start() first")
         return self._consumer
+
+
+def _first_offsets(batches: list[Batch]) -> dict[object, int]:
+    """The lowest offset read of each partition in ``batches``."""
+    first: dict[object, int] = {}
+    for batch in batches:
+        for partition, offset in batch.first.items():
+            first[partition] = min(first.get(partition, offset), offset)
+    return first
+
+
+def _landed(job: _Job) -> bool:
+    """Wait for ``job``'s insert; True if it stored everything."""
+    if job.future is None:
+        return False  # it failed before and is not running
+    try:
+        job.future.result()
+    except (StoreError, KafkaError):
+        return False
+    return True

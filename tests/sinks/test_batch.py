@@ -12,7 +12,7 @@ from tests.fakes import FakeClock
 from tests.sinks.conftest import make_result
 
 
-def test_batch_groups_by_table_and_tracks_next_offsets() -> None:
+def test_batch_groups_by_table_and_tracks_first_and_next_offsets() -> None:
     clock = FakeClock()
     batch = Batch(clock=clock)
     p0, p1 = TopicPartition("r", 0), TopicPartition("f", 1)
@@ -22,6 +22,7 @@ def test_batch_groups_by_table_and_tracks_next_offsets() -> None:
     batch.add_dead(p1, 1, DeadLetter(component="t", source_topic="x", reason="r", original=b""))
     assert len(batch) == 4
     assert batch.offsets == {p0: 6, p1: 2}
+    assert batch.first == {p0: 3, p1: 0}  # where a rebalance reads again from
     tables = {table.name: entry_columns(table, entries) for table, entries in batch.tables()}
     assert len(tables["results"]["event_id"]) == 2
     assert tables["results"]["kafka_offset"] == [5, 3]
@@ -31,7 +32,7 @@ def test_batch_groups_by_table_and_tracks_next_offsets() -> None:
     batch.stored(results)
     assert [t.name for t, _ in batch.tables()] == ["feedback"]
     batch.clear()
-    assert len(batch) == 0 and not batch.offsets
+    assert len(batch) == 0 and not batch.offsets and not batch.first
 
 
 def test_batch_is_due_when_full_or_old() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -209,6 +210,58 @@ def test_sink_holds_its_rows_while_another_process_migrates(
     finally:
         sink.close()
     assert count(server, table, final=False) == 30
+
+
+def test_a_sink_holding_a_batch_through_a_rebalance_loses_and_doubles_nothing(
+    settings: Settings, server: ServerStore
+) -> None:
+    """A second sink joins while the first holds an unstored batch. kafka-python 3 calls
+    the rebalance listener on its IO thread, where a commit raises: the first sink used
+    to die there ("User rebalance callback throws an error")."""
+    results = [make_result(i) for i in range(40)]
+    table = f"{settings.database}.results"
+    produce(settings, [(settings.topics.results, None, encode(r)) for r in results[:20]])
+    first = sink_for(settings, server, batch_seconds=3600)  # holds what it reads
+    first.start()
+    sinks, errors, stop = [first], [], threading.Event()
+
+    def run(sink: Sink) -> None:
+        try:
+            while not stop.is_set():
+                sink.poll_once(timeout_ms=100)
+        except Exception as exc:  # the test reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(first,))]
+    try:
+        threads[0].start()
+        deadline = time.monotonic() + 30
+        while first.held < 20:
+            assert time.monotonic() < deadline, first.counters
+            time.sleep(0.05)
+        second = sink_for(settings, server)
+        second.start()
+        sinks.append(second)
+        threads.append(threading.Thread(target=run, args=(second,)))
+        threads[1].start()
+        produce(settings, [(settings.topics.results, None, encode(r)) for r in results[20:]])
+        while second.counters.messages == 0:  # the group has rebalanced
+            assert not errors, errors
+            assert time.monotonic() < deadline + 30, [s.counters for s in sinks]
+            time.sleep(0.05)
+        first.batch_seconds = 0.2
+        while count(server, table) < 40 or any(s.pending for s in sinks):
+            assert not errors, errors
+            assert time.monotonic() < deadline + 30, [s.counters for s in sinks]
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        for sink in sinks:
+            sink.close()
+    assert not errors, errors
+    assert count(server, table, final=False) == 40
 
 
 def test_sink_command_without_a_broker_says_what_to_do(kafka_settings, monkeypatch) -> None:
