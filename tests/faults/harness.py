@@ -11,7 +11,9 @@ and the worker's windows.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -47,13 +49,17 @@ LOCAL = "127.0.0.1"
 
 @dataclass(frozen=True)
 class Size:
-    """How big a run is: the load's rate and length, the hostile messages, the outages."""
+    """How big a run is: the load's rate and length, the hostile messages, the outages.
+
+    ``hang_s``: how long the broker hangs; longer than the clients' request timeout (30 s),
+    so the sink and the worker lose their group membership."""
 
     rate: float
     duration_s: float
     hostile: int
     outage_s: float
     window_s: int = 10
+    hang_s: float = 40
 
 
 REDUCED = Size(rate=200, duration_s=20, hostile=1000, outage_s=3)
@@ -95,6 +101,18 @@ class Stack:
         process.stop(timeout=10)
         time.sleep(down_s)
         process.start(timeout=60)
+        return time.monotonic()
+
+    def hang(self, name: str, hang_s: float) -> float:
+        """Freeze ``name`` (SIGSTOP: connections stay open, nothing answers) for ``hang_s``,
+        then let it run on; return when it runs again."""
+        pid = self.processes[name].pid()
+        assert pid is not None, f"{name} is not running"
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(hang_s)
+        finally:
+            os.kill(pid, signal.SIGCONT)
         return time.monotonic()
 
     def pids(self) -> dict[str, int | None]:

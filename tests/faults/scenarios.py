@@ -1,4 +1,4 @@
-"""The six fault scenarios: each starts a :class:`Run`, injects one fault under load, judges."""
+"""The fault scenarios: each starts a :class:`Run`, injects one fault under load, judges."""
 
 from __future__ import annotations
 
@@ -80,6 +80,29 @@ def _bounce(name: str, service: str) -> Callable[[Stack, Size, Path], Outcome]:
 
 broker_restart = _bounce("broker restart", "broker")
 clickhouse_restart = _bounce("ClickHouse restart", "clickhouse")
+
+
+def broker_hang(stack: Stack, size: Size, folder: Path) -> Outcome:
+    """The broker hangs (SIGSTOP) longer than the request timeout, then runs on, under two
+    sinks in one group: every request times out, connections are dropped, the group
+    rebalances while the sinks hold batches."""
+    with running(stack, f"broker hangs {size.hang_s:.0f} s, 2 sinks", size, folder) as run:
+        second = SinkProcess(run.settings, folder / "sink2.log")
+        run.start()
+        second.start()
+        try:
+            run.load()
+            run.at(0.3)
+            resumed = stack.hang("broker", size.hang_s)
+            recover = run.caught_up(run.sent.count, resumed)
+            run.join_load()
+            out = run.outcome(recover)
+        finally:
+            code = second.stop()
+        if code not in (0, None):
+            out.crashes += 1
+            out.notes.append(f"the second sink exited with {code}: {second.tail(5)}")
+        return out
 
 
 def bad_input(stack: Stack, size: Size, folder: Path) -> Outcome:
@@ -180,6 +203,7 @@ SCENARIOS: dict[str, Callable[[Stack, Size, Path], Outcome]] = {
     "sink_kill": sink_kill,
     "broker_restart": broker_restart,
     "clickhouse_restart": clickhouse_restart,
+    "broker_hang": broker_hang,
     "bad_input": bad_input,
     "webhooks": webhooks,
 }
