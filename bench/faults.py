@@ -55,7 +55,8 @@ def main() -> None:
         outcomes = run(names, args.reduced, args.keep or Path(tmp))
     title = (
         f"faults at {size.rate:.0f} generations/s for {size.duration_s:.0f} s each, "
-        f"{size.hostile} bad messages, outages of {size.outage_s:.0f} s"
+        f"{size.hostile} bad messages, outages of {size.outage_s:.0f} s, "
+        f"a broker hang of {size.hang_s:.0f} s"
     )
     print_table(title, Outcome.COLUMNS, [o.row() for o in outcomes], width=200)
     raise SystemExit(0 if all(o.ok for o in outcomes) else 1)
