@@ -52,7 +52,7 @@ class Size:
     """How big a run is: the load's rate and length, the hostile messages, the outages.
 
     ``hang_s``: how long the broker hangs; longer than the clients' request timeout (30 s),
-    so the sink and the worker lose their group membership."""
+    so their requests time out and their connections are dropped."""
 
     rate: float
     duration_s: float
