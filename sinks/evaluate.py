@@ -10,6 +10,7 @@ from schemas.plan import Roles
 from schemas.stats import Comparison
 from sinks import ddl, history
 from sinks.history import ErrorType, RuleStats, Side, Span
+from sinks.render import shown
 from sinks.store import Store
 from sinks.verdicts import compare
 
@@ -135,8 +136,9 @@ def as_text(ev: Evaluation) -> str:
         unit = "%" if metric == "success_rate" else ""
         scale = 100 if unit else 1
         lines.append(
-            f"  {metric:<18}{test.difference * scale:+.3f}{unit}  "
-            f"[{test.low * scale:+.3f}, {test.high * scale:+.3f}]  p = {test.p_two_sided:.3g}"
+            f"  {metric:<18}{shown(test.difference * scale, 3):+.3f}{unit}  "
+            f"[{shown(test.low * scale, 3):+.3f}, {shown(test.high * scale, 3):+.3f}]  "
+            f"p = {test.p_two_sided:.3g}"
         )
     winner = ev.winner
     lines += [

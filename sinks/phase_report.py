@@ -11,7 +11,7 @@ from schemas.stats import wilson
 from schemas.verdict import Outcome, overall
 from sinks import history, svg
 from sinks.history import ErrorType, Point, RuleStats, Side, Span
-from sinks.render import Block, Figure, Grid, Heading, Text
+from sinks.render import Block, Figure, Grid, Heading, Text, shown
 from sinks.store import Store
 from sinks.verdicts import Verdict, compare, judge_gate
 
@@ -103,12 +103,12 @@ def _num(value: float | None, metric: str = "") -> str:
     if value is None:
         return "-"
     if metric.endswith("_rate") or metric in ("share", "rate"):
-        return f"{value:.2%}"
+        return f"{shown(value, 4):.2%}"
     if metric.endswith("_ms"):
-        return f"{value:.1f}"
+        return f"{shown(value, 1):.1f}"
     if metric == "critical_errors":
         return f"{value:g}"
-    return f"{value:.3f}"
+    return f"{shown(value, 3):.3f}"
 
 
 def _when(t: datetime | None) -> str:
@@ -203,7 +203,7 @@ def _versus(report: PhaseReport) -> list[Block]:
                 metric,
                 _num(test.difference, unit),
                 f"[{_num(test.low, unit)}, {_num(test.high, unit)}]",
-                f"{test.z:.2f}",
+                f"{shown(test.z, 2):.2f}",
                 f"{test.p_two_sided:.3g}",
                 "yes" if test.p_two_sided < 0.05 else "no",
             ]

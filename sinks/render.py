@@ -38,6 +38,12 @@ class Figure:
 Block = Heading | Text | Grid | Figure
 
 
+def shown(value: float, digits: int) -> float:
+    """``value`` rounded as it is shown, a zero without its sign: a difference of two
+    equal means summed in another order is -1e-17 or +1e-17, and "-0.000" reads as a drop."""
+    return round(value, digits) + 0.0
+
+
 def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
