@@ -35,14 +35,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import signal
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from bench.common import print_table
-from tests.faults.harness import Outcome, Run, Size, Stack
+from tests.faults.harness import Outcome, Run, Size, Stack, freeze
 
 GROWTH_LIMIT = 0.10  # more than 10% (and 5 MiB) after warm-up counts as growth
 GROWTH_FLOOR_MIB = 5.0
@@ -75,19 +74,12 @@ def growth(series: list[float], warm_at: int) -> tuple[float, bool]:
     return grown, grown > max(GROWTH_FLOOR_MIB, GROWTH_LIMIT * warm)
 
 
-def freeze(run: Run, after_s: float, seconds: float) -> None:
-    """Freeze the worker and the sink for ``seconds`` (SIGSTOP), ``after_s`` into the load,
-    so they come back to a backlog and catch up."""
+def catch_up(run: Run, after_s: float, seconds: float) -> None:
+    """Freeze the worker and the sink for ``seconds``, ``after_s`` into the load, so they
+    come back to a backlog and catch up."""
     time.sleep(after_s)
-    frozen = [p.pid for p in (run.worker.proc, run.sink.proc) if p and p.poll() is None]
-    for pid in frozen:
-        os.kill(pid, signal.SIGSTOP)
     print(f"worker and sink frozen for {seconds:.0f} s (a backlog to catch up on)", flush=True)
-    try:
-        time.sleep(seconds)
-    finally:
-        for pid in frozen:
-            os.kill(pid, signal.SIGCONT)
+    freeze([p.pid for p in (run.worker.proc, run.sink.proc) if p and p.poll() is None], seconds)
     print("worker and sink resumed", flush=True)
 
 
@@ -110,7 +102,7 @@ def soak(
         done = threading.Event()
         threading.Thread(target=lambda: (run.join_load(), done.set()), daemon=True).start()
         if catch_up_s > 0:
-            threading.Thread(target=freeze, args=(run, 60.0, catch_up_s), daemon=True).start()
+            threading.Thread(target=catch_up, args=(run, 60.0, catch_up_s), daemon=True).start()
         while True:
             elapsed = time.monotonic() - run.started
             found = {name: rss_mib(pid) for name, pid in pids(stack, run).items()}
@@ -206,8 +198,8 @@ def main() -> None:
         os.environ["PHASEGATE_MEMTRACE_WARM"] = str(max(1, round(warm)))
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
-        catch_up = 0.0 if args.durable else args.catch_up
-        code = soak(args.minutes, args.rate, root, args.sample, args.durable, args.warm, catch_up)
+        catch_up_s = 0.0 if args.durable else args.catch_up
+        code = soak(args.minutes, args.rate, root, args.sample, args.durable, args.warm, catch_up_s)
     raise SystemExit(code)
 
 

@@ -66,6 +66,17 @@ REDUCED = Size(rate=200, duration_s=20, hostile=1000, outage_s=3)
 FULL = Size(rate=500, duration_s=60, hostile=10_000, outage_s=10)
 
 
+def freeze(pids: list[int], seconds: float) -> None:
+    """Stop the processes ``pids`` (SIGSTOP) for ``seconds``, then let them run on."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
 class Stack:
     """A Tansu broker (``durable``: on s3rver) and a ClickHouse server under ``root``."""
 
@@ -104,15 +115,11 @@ class Stack:
         return time.monotonic()
 
     def hang(self, name: str, hang_s: float) -> float:
-        """Freeze ``name`` (SIGSTOP: connections stay open, nothing answers) for ``hang_s``,
-        then let it run on; return when it runs again."""
+        """Freeze ``name`` (connections stay open, nothing answers) for ``hang_s``, then let
+        it run on; return when it runs again."""
         pid = self.processes[name].pid()
         assert pid is not None, f"{name} is not running"
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            time.sleep(hang_s)
-        finally:
-            os.kill(pid, signal.SIGCONT)
+        freeze([pid], hang_s)
         return time.monotonic()
 
     def pids(self) -> dict[str, int | None]:

@@ -232,28 +232,26 @@ def test_a_sink_holding_a_batch_through_a_rebalance_loses_and_doubles_nothing(
         except Exception as exc:  # the test reports it
             errors.append(exc)
 
+    def until(done: Callable[[], bool], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert not errors, errors
+            assert time.monotonic() < deadline, [s.counters for s in sinks]
+            time.sleep(0.05)
+
     threads = [threading.Thread(target=run, args=(first,))]
     try:
         threads[0].start()
-        deadline = time.monotonic() + 30
-        while first.held < 20:
-            assert time.monotonic() < deadline, first.counters
-            time.sleep(0.05)
+        until(lambda: first.held >= 20)
         second = sink_for(settings, server)
         second.start()
         sinks.append(second)
         threads.append(threading.Thread(target=run, args=(second,)))
         threads[1].start()
         produce(settings, [(settings.topics.results, None, encode(r)) for r in results[20:]])
-        while second.counters.messages == 0:  # the group has rebalanced
-            assert not errors, errors
-            assert time.monotonic() < deadline + 30, [s.counters for s in sinks]
-            time.sleep(0.05)
+        until(lambda: second.counters.messages > 0)  # the group has rebalanced
         first.batch_seconds = 0.2
-        while count(server, table) < 40 or any(s.pending for s in sinks):
-            assert not errors, errors
-            assert time.monotonic() < deadline + 30, [s.counters for s in sinks]
-            time.sleep(0.1)
+        until(lambda: count(server, table) == 40 and not any(s.pending for s in sinks))
     finally:
         stop.set()
         for thread in threads:
