@@ -13,6 +13,7 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin phasegate
 
 COPY pyproject.toml README.md /tmp/src/
 COPY phasegate /tmp/src/phasegate
+COPY rollout /tmp/src/rollout
 COPY schemas /tmp/src/schemas
 COPY producers /tmp/src/producers
 COPY streams /tmp/src/streams

@@ -29,10 +29,10 @@ from types import SimpleNamespace
 
 from bench.common import median, print_table
 from producers.simulator import SCENARIOS, SystemProfile, Traffic
+from rollout.state import fold
 from schemas.events import Alert, RolloutEvent
 from schemas.internal import Partial
 from schemas.plan import Plan, Trigger, load_plan, quantile_of
-from schemas.rollout import fold
 from schemas.stats import wilson
 from streams.aggregate import WindowStats
 from streams.triggers import RolloutMonitor

@@ -23,9 +23,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rollout.state import RolloutState
 from schemas.codec import describe
 from schemas.events import RolloutEvent
-from schemas.rollout import RolloutState
 
 ACTIONS = ("set_weight", "promote", "hold", "rollback")
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from rollout.state import RolloutState
 from schemas.codec import DecodeError, decode
 from schemas.events import Alert, RolloutEvent
-from schemas.rollout import RolloutState
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class TopicFollower:
 
 
 class RolloutLog:
-    """The state of every rollout in the rollout log (the fold of ``schemas.rollout``)."""
+    """The state of every rollout in the rollout log (the fold of ``rollout.state``)."""
 
     def __init__(self, settings: Settings) -> None:
         self._states: dict[str, RolloutState] = {}

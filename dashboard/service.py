@@ -16,10 +16,10 @@ from dashboard.control import Ladder, Refused, check_gates, decide
 from dashboard.feeds import AlertLog, RolloutLog
 from dashboard.worker_client import WorkerUnavailable, fetch_status, status_url
 from dashboard.writer import NotWritten, RolloutWriter
+from rollout.state import RolloutState
 from schemas.base import now
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import Plan, load_plan
-from schemas.rollout import RolloutState
 from schemas.settings import Settings
 
 HISTORY = 50

@@ -30,9 +30,9 @@ from dashboard.terminal import render
 from phasegate.stack import ManagedProcess, ensure_topics, free_port
 from phasegate.stack.broker import broker_process
 from producers import live
+from rollout.state import fold
 from schemas.codec import DecodeError, decode
 from schemas.events import Alert, RolloutEvent
-from schemas.rollout import fold
 from schemas.settings import Settings
 from sinks.consumer import Sink
 from sinks.migrations import migrate

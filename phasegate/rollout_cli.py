@@ -24,9 +24,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from dashboard.terminal import gate_table
+from rollout.state import RolloutState
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import Plan, PlanError, load_plan
-from schemas.rollout import RolloutState
 from schemas.settings import Settings
 
 console = Console(soft_wrap=True)

@@ -5,7 +5,7 @@ unit in one of 10,000 buckets, and a unit goes to the candidate iff its bucket i
 ``weight * 100``. Raising the weight therefore only moves new units to the candidate,
 and stepping back (100 -> 75) returns exactly the units that moved last.
 
-The weight is the fold (:mod:`schemas.rollout`) over the rollout topic, which a
+The weight is the fold (:mod:`rollout.state`) over the rollout topic, which a
 background thread replays from the beginning and then follows (a change takes effect
 in well under a second). Until the log has been read, or while it cannot be read, the
 Router keeps its last known weight (``default_weight`` at start: 0, all baseline, unless
@@ -20,9 +20,9 @@ import logging
 import threading
 from typing import Any
 
+from rollout.state import RolloutState
 from schemas.codec import DecodeError, decode
 from schemas.events import RolloutEvent
-from schemas.rollout import RolloutState
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)

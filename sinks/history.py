@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from rollout.state import fold, phase_periods
 from schemas.events import RolloutEvent
-from schemas.rollout import fold, phase_periods
 from sinks import ddl
 from sinks.report import SystemReport, system_report
 from sinks.rollups import ERRORS, FEEDBACK, LATENCY_MERGE, RESULTS, RULES, Family

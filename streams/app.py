@@ -22,12 +22,12 @@ import faust
 from faust.types import TP
 
 from producers.router import Router
+from rollout.state import RolloutState
 from schemas.backoff import Backoff
 from schemas.codec import DecodeError, decode, encode
 from schemas.events import Alert, Feedback, Result
 from schemas.internal import DeadLetter, Partial
 from schemas.plan import load_plan
-from schemas.rollout import RolloutState
 from schemas.settings import Settings
 from streams.clock import Clock, wall_clock
 from streams.credentials import broker_credentials

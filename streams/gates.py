@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from rollout.state import RolloutState, phase_periods
 from schemas import verdict
 from schemas.plan import (
     FEEDBACK_METRICS,
@@ -26,7 +27,6 @@ from schemas.plan import (
     Plan,
     quantile_of,
 )
-from schemas.rollout import RolloutState, phase_periods
 from schemas.stats import (
     Z95,
     Comparison,

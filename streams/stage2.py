@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
+from rollout.state import RolloutState
 from schemas.events import RolloutEvent
 from schemas.internal import Partial
 from schemas.plan import Plan
-from schemas.rollout import RolloutState
 from streams.gates import GateReport, evaluate
 from streams.triggers import WORKER, Output, RolloutMonitor
 from streams.windows import RolloutView

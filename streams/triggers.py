@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from rollout.state import RolloutState
 from schemas.events import Alert, AlertAction, AlertWindow, RolloutEvent
 from schemas.plan import Plan, Trigger, quantile_of
-from schemas.rollout import RolloutState
 from schemas.stats import split_p_value
 from streams.aggregate import WindowStats
 from streams.sequential import Cusum

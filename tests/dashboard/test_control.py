@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dashboard.control import Ladder, Refused, decide
+from rollout.state import RolloutState
 from schemas.events import RolloutEvent
-from schemas.rollout import RolloutState
 
 LADDER = Ladder()  # the seed: 50, 75, 100, 100
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from rollout.state import RolloutState
 from schemas.events import ErrorInfo, Feedback, Result, RolloutEvent
 from schemas.plan import load_plan
-from schemas.rollout import RolloutState
 from streams.gates import evaluate
 from streams.status import view_json
 from streams.windows import PartitionAccumulator, RolloutView

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from rollout.state import fold
 from schemas.events import RolloutEvent
 from schemas.plan import Criterion, Phase, load_plan
-from schemas.rollout import fold
 from streams.aggregate import WindowStats
 from streams.gates import evaluate, judge, measure
 from streams.windows import PartitionAccumulator, RolloutView

@@ -11,10 +11,10 @@ from datetime import timedelta
 import pytest
 
 from producers.router import to_candidate
+from rollout.state import RolloutState, fold
 from schemas.events import RolloutEvent
 from schemas.internal import Partial, WindowStatsState
 from schemas.plan import SampleRatio, load_plan
-from schemas.rollout import RolloutState, fold
 from schemas.stats import split_p_value
 from streams.stage2 import Stage2
 from streams.windows import PartitionAccumulator, to_datetime

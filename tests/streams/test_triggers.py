@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
+from rollout.state import RolloutState, fold
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import Plan, load_plan
-from schemas.rollout import RolloutState, fold
 from streams.stage2 import Stage2, control_json
 from streams.triggers import WORKER
 from streams.windows import PartitionAccumulator

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rollout.state import RolloutState, fold, fold_all
 from schemas.events import RolloutEvent
-from schemas.rollout import RolloutState, fold, fold_all
 
 
 def ev(type_: str, weight: int | None = None, phase: int | None = None, rollout: str = "r"):
