@@ -21,6 +21,13 @@ from uuid import UUID
 
 from schemas.events import RolloutEvent
 
+WORKER = "phasegate-worker"  # the actor of the stream worker's own events
+
+
+def steers(event: RolloutEvent) -> bool:
+    """Whether ``event`` changes the weight or the phase (a decision may not)."""
+    return event.weight is not None or event.phase is not None or event.type == "rollback"
+
 
 @dataclass(frozen=True)
 class RolloutState:
@@ -56,6 +63,21 @@ class RolloutState:
     @property
     def last(self) -> RolloutEvent | None:
         return self.history[-1] if self.history else None
+
+    def has_applied(self, event_id: UUID) -> bool:
+        """Whether the event ``event_id`` is in the fold (the log has delivered it)."""
+        return event_id in self._seen
+
+    @property
+    def last_by_person(self) -> RolloutEvent | None:
+        """The last change of weight or phase made by anybody but the worker."""
+        return next((e for e in reversed(self.history) if e.actor != WORKER and steers(e)), None)
+
+    @property
+    def held_by_worker(self) -> bool:
+        """The last change is the worker's rollback: it holds until a person acts."""
+        last = next((e for e in reversed(self.history) if steers(e)), None)
+        return last is not None and last.actor == WORKER and last.type == "rollback"
 
 
 def fold(events: Iterable[RolloutEvent], rollout: str, initial_weight: int = 0) -> RolloutState:

@@ -50,6 +50,9 @@ class Partial(ContractModel):
     ``first_offset``..``last_offset`` of ``source_topic``/``partition`` are the events
     it covers: stage 2 uses them to replace a replayed run instead of adding it twice.
     Below ``committed_offset`` the source is committed: no replay starts before it.
+    ``read_at`` is when stage 1 read the run's newest event (its clock): the rollback
+    triggers take a run as evidence only if it was read after the last change a person
+    made to the rollout (None, from an older worker: always evidence).
     """
 
     schema_: Literal["phasegate.partial/1"] = Field("phasegate.partial/1", alias="schema")
@@ -62,6 +65,7 @@ class Partial(ContractModel):
     first_offset: Count
     last_offset: Count
     committed_offset: Count = 0
+    read_at: UtcDatetime | None = None
     stats: WindowStatsState
 
 

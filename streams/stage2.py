@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
-from rollout.state import RolloutState
+from rollout.state import WORKER, RolloutState
 from schemas.events import RolloutEvent
 from schemas.internal import Partial
 from schemas.plan import Plan
 from streams.gates import GateReport, evaluate
-from streams.triggers import WORKER, Output, RolloutMonitor
+from streams.triggers import Output, RolloutMonitor
 from streams.windows import RolloutView
 
 
@@ -34,7 +34,8 @@ class Stage2:
             view = self.views[rollout] = RolloutView(rollout, self.window_seconds)
             self.monitors[rollout] = RolloutMonitor(rollout, self.plan, self.window_seconds)
         system, start = view.apply(partial)
-        return self.monitors[rollout].observe(view, system, start, self.state_of(rollout))
+        state = self.state_of(rollout)
+        return self.monitors[rollout].observe(view, system, start, state, partial.read_at)
 
     def gates(self, rollout: str) -> GateReport | None:
         """The current phase's gate verdicts for ``rollout`` (None if it is not running)."""
@@ -42,10 +43,15 @@ class Stage2:
         return evaluate(self.plan, view, state) if view and state else None
 
     def advance(self, rollout: str) -> RolloutEvent | None:
-        """With ``auto_advance``: the next phase's start once every gate passes."""
+        """With ``auto_advance``: the next phase's start once every gate passes.
+
+        Never after the worker's own rollback: that holds until a person acts.
+        """
         report, state = self.gates(rollout), self.state_of(rollout)
         nxt = self.plan.phase(report.phase + 1) if report else None
         if not self.plan.auto_advance or state is None or nxt is None or report is None:
+            return None
+        if state.held_by_worker:
             return None
         if report.outcome != "pass":
             return None

@@ -1,49 +1,50 @@
 """Rollback triggers in stage 2: emergency, partial, sample ratio mismatch, recovery.
 
 One :class:`RolloutMonitor` per rollout watches the candidate's merged windows as partials
-arrive. Each window's new events since it was last seen (a high-water mark per window,
-so a replayed run is not counted twice) feed one CUSUM per statistical trigger of the
-plan (``streams.sequential``); a critical error fires at once.
+arrive. Only events new to a window count (``streams.evidence``, so a replayed run is not
+evidence twice); they feed one CUSUM per statistical trigger of the plan
+(``streams.sequential``) and a count of critical errors.
 
 An incident opens when a trigger fires and produces one alert (and, for a rollback, one
 ``rollback`` event on the rollout log); it stays open, silent, until the evidence clears
 (the CUSUM is back at zero; for critical errors, ``min_samples`` clean events), which
-produces one ``recovered`` alert. Ids derive from the rollout, trigger and the window the
-incident opened in, so a replay after a restart repeats the same ids (consumers and the
-rollout fold de-duplicate them).
+produces one ``recovered`` alert. An alert shows the metric over the events that fired
+it: the success rate or the latency quantile of the CUSUM's run, the critical errors.
 
-A change of weight or phase by anybody but the worker (a human's start, promote or
-rollback) resets the evidence: the new phase is judged on its own events.
+A rollback holds:
+
+- each trigger acts on the state the earlier ones left, the worker's own rollbacks
+  included before the log returns them, so an emergency rollback to 0 and a step back
+  judged in the same evaluation end at 0; no automatic action raises a weight;
+- a change of weight or phase by a person (the *anchor*: start, promote, set-weight,
+  rollback) resets the evidence, and only partials stage 1 read after it are evidence, so
+  a restarted worker replaying the partials topic never acts on what came before;
+- ids derive from (rollout, trigger, anchor, the window the incident opened in): a replay
+  re-derives the same ids, and an incident whose rollback is in the log already is
+  restored silently.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from rollout.state import RolloutState
+from rollout.state import WORKER, RolloutState
 from schemas.events import Alert, AlertAction, AlertWindow, RolloutEvent
 from schemas.plan import Plan, Trigger, quantile_of
 from schemas.stats import split_p_value
-from streams.aggregate import WindowStats
+from streams.evidence import Evidence, RunSketch, WindowMarks
 from streams.sequential import Cusum
-from streams.windows import RolloutView, to_datetime
+from streams.windows import RolloutView, to_datetime, window_start
 
-WORKER = "phasegate-worker"
 Output = Alert | RolloutEvent
+RECENT = 1_000  # evidence kept to re-judge after a person's change arrives late
 
 
 def incident_id(rollout: str, name: str, opened: int, suffix: str = "") -> UUID:
     return uuid5(NAMESPACE_URL, f"phasegate:{rollout}:incident:{name}:{opened}{suffix}")
-
-
-def bad_events(trigger: Trigger, stats: WindowStats) -> float:
-    """The trigger's "bad" events in ``stats``: failures, or events over the limit."""
-    if trigger.metric == "success_rate":
-        return stats.count - stats.successes
-    if trigger.metric == "critical_errors":
-        return stats.critical
-    return stats.latency.count_above(trigger.limit)
 
 
 @dataclass
@@ -61,16 +62,18 @@ class RolloutMonitor:
     plan: Plan
     window_seconds: int
     cusums: dict[str, Cusum] = field(default_factory=dict)
+    runs: dict[str, RunSketch] = field(default_factory=dict)  # latency bins of each run
     run_start: dict[str, int | None] = field(default_factory=dict)
-    seen: dict[int, dict[str, float]] = field(default_factory=dict)  # window -> counts
     incidents: dict[str, Incident] = field(default_factory=dict)
     samples: int = 0  # candidate events since the last reset
-    clean: int = 0  # candidate events since the last critical error
-    regime: tuple[int, int] | None = None
-    generation: int = 0
+    critical: int = 0  # critical errors since the last reset or recovery
+    anchor: RolloutEvent | None = None  # the last change a person made
+    own: list[RolloutEvent] = field(default_factory=list)  # rollbacks the log lacks yet
     split_checked: int = -1  # end of the span the last sample ratio check covered
 
     def __post_init__(self) -> None:
+        self.marks = WindowMarks(self.plan.rollback)
+        self.recent: deque[Evidence] = deque(maxlen=RECENT)
         self.reset()
 
     def reset(self) -> None:
@@ -79,105 +82,132 @@ class RolloutMonitor:
         self.cusums = {
             t.name: Cusum(*t.shares(), threshold=h) for t in self.plan.statistical_triggers
         }
+        self.runs = {name: RunSketch() for name in self.cusums}
         self.run_start = dict.fromkeys(self.cusums)
         self.incidents = {}
         self.samples = 0
-        self.generation += 1
+        self.critical = 0
 
     # ------------------------------------------------------------------ observation
     def observe(
-        self, view: RolloutView, system: str, start: int, state: RolloutState | None
+        self,
+        view: RolloutView,
+        system: str,
+        start: int,
+        state: RolloutState | None,
+        read_at: datetime | None = None,
     ) -> list[Output]:
-        """React to a change of (``system``, window ``start``); return alerts and events."""
-        self._follow(state)
-        if system != self.plan.roles.candidate:
-            return self._sample_ratio(view, state)
-        stats = view.window(system, start)
-        counts = {"n": stats.count, **{t.name: bad_events(t, stats) for t in self.plan.rollback}}
-        before = self.seen.get(start, {})
-        delta = {k: max(0.0, v - before.get(k, 0.0)) for k, v in counts.items()}
-        self.seen[start] = {k: max(v, before.get(k, 0.0)) for k, v in counts.items()}
-        n = int(delta["n"])
-        if n == 0 and not any(delta.values()):
+        """React to a change of (``system``, window ``start``); return alerts and events.
+
+        ``state`` is the rollout log's fold; ``read_at`` when stage 1 read the events.
+        """
+        out = self._follow(self._acting(state))
+        if system == self.plan.roles.candidate:
+            stats = view.window(system, start)
+            when = None if read_at is None else read_at.timestamp()
+            evidence = self.marks.take(start, stats, when)
+            if evidence is not None:
+                self.recent.append(evidence)
+                if self._counts(evidence):
+                    out += self._judge(evidence, self._acting(state))
+        return out + self._sample_ratio(view, self._acting(state))
+
+    def _acting(self, state: RolloutState | None) -> RolloutState | None:
+        """The log's state with the worker's own rollbacks the log has not returned yet."""
+        if state is None:
+            return None
+        self.own = [e for e in self.own if not state.has_applied(e.event_id)]
+        for event in self.own:
+            state = state.apply(event)
+        return state
+
+    def _follow(self, state: RolloutState | None) -> list[Output]:
+        """On a person's change: reset, and judge the evidence read since it again."""
+        anchor = state.last_by_person if state is not None else None
+        if (anchor and anchor.event_id) == (self.anchor and self.anchor.event_id):
             return []
-        self.samples += n
+        self.anchor = anchor
+        self.reset()
+        out: list[Output] = []
+        for evidence in self.recent:
+            if self._counts(evidence):
+                out += self._judge(evidence, self._acting(state))
+        return out
+
+    def _counts(self, evidence: Evidence) -> bool:
+        """Whether ``evidence`` was read after the anchor (unknown times always count)."""
+        return (
+            self.anchor is None
+            or evidence.read_at is None
+            or evidence.read_at > self.anchor.ts.timestamp()
+        )
+
+    @property
+    def _anchor_key(self) -> str:
+        return str(self.anchor.event_id) if self.anchor is not None else "start"
+
+    def _judge(self, evidence: Evidence, state: RolloutState | None) -> list[Output]:
+        """Feed every trigger; each acts on the state the ones before it left."""
+        self.samples += evidence.n
         out: list[Output] = []
         for trigger in self.plan.rollback:
             if trigger.metric == "critical_errors":
-                out += self._critical(trigger, view, start, int(delta[trigger.name]), n, state)
+                fired = self._critical(trigger, evidence, state)
             else:
-                out += self._sequential(trigger, view, start, n, int(delta[trigger.name]), state)
-        return out + self._sample_ratio(view, state)
-
-    def _follow(self, state: RolloutState | None) -> None:
-        if state is None:
-            return
-        regime = (state.weight, state.phase)
-        if self.regime is not None and regime != self.regime:
-            last = state.last
-            if last is None or last.actor != WORKER:
-                self.reset()
-        self.regime = regime
+                fired = self._sequential(trigger, evidence, state)
+            for event in fired:
+                if isinstance(event, RolloutEvent) and state is not None:
+                    self.own.append(event)
+                    state = state.apply(event)
+            out += fired
+        return out
 
     def _sequential(
-        self,
-        trigger: Trigger,
-        view: RolloutView,
-        start: int,
-        n: int,
-        bad: int,
-        state: RolloutState | None,
+        self, trigger: Trigger, evidence: Evidence, state: RolloutState | None
     ) -> list[Output]:
-        cusum = self.cusums[trigger.name]
-        cusum.update(n, bad)
+        name, cusum, run = trigger.name, self.cusums[trigger.name], self.runs[trigger.name]
+        cusum.update(evidence.n, evidence.bad[name])
         if cusum.run_n == 0:
-            self.run_start[trigger.name] = None
-        elif self.run_start[trigger.name] is None:
-            self.run_start[trigger.name] = start
-        incident = self.incidents.get(trigger.name)
+            self.run_start[name] = None
+            run.clear()
+        else:
+            if self.run_start[name] is None:
+                self.run_start[name] = evidence.start
+            run.add(evidence.bins)
+        incident = self.incidents.get(name)
         if incident is None and cusum.alarm and self.samples >= trigger.min_samples:
-            opened = self.run_start[trigger.name] or start
-            self.incidents[trigger.name] = Incident(trigger.name, opened)
-            observed = self._observed(trigger, view, opened, start, cusum)
-            return self._fire(trigger, opened, start, observed, cusum.run_n, state)
+            opened = self.run_start[name] or evidence.start
+            self.incidents[name] = Incident(name, opened)
+            observed = _observed(trigger, cusum.run_n, cusum.run_bad, run)
+            return self._fire(trigger, opened, evidence.start, observed, cusum.run_n, state)
         if incident is not None and cusum.clear:
-            del self.incidents[trigger.name]
-            observed = self._observed(trigger, view, start, start, cusum)
-            return [self._recovered(trigger, incident, start, observed)]
+            del self.incidents[name]
+            bad, latest = evidence.bad[name], RunSketch(evidence.bins)
+            observed = _observed(trigger, evidence.n, bad, latest)
+            return [self._recovered(trigger, incident, evidence.start, observed, evidence.n)]
         return []
 
-    def _observed(
-        self, trigger: Trigger, view: RolloutView, first: int, last: int, cusum: Cusum
-    ) -> float:
-        """The metric over the evidence run (success rate, or the latency quantile)."""
-        if trigger.metric == "success_rate":
-            share = cusum.run_share
-            return 1.0 - share if share is not None else 1.0
-        span = last + self.window_seconds - first
-        stats = view.rolling(self.plan.roles.candidate, span, last + self.window_seconds)
-        return stats.latency_quantile(quantile_of(trigger.metric)) or 0.0
-
     def _critical(
-        self,
-        trigger: Trigger,
-        view: RolloutView,
-        start: int,
-        critical: int,
-        n: int,
-        state: RolloutState | None,
+        self, trigger: Trigger, evidence: Evidence, state: RolloutState | None
     ) -> list[Output]:
+        """Fires once the critical errors since the reset exceed ``above`` (cumulative)."""
+        critical = evidence.bad[trigger.name]
+        self.critical += critical
         incident = self.incidents.get(trigger.name)
-        if critical > trigger.limit:
-            if incident is None:
-                self.incidents[trigger.name] = Incident(trigger.name, start)
-                return self._fire(trigger, start, start, float(critical), n, state)
-            incident.clean = 0
+        if critical:
+            if incident is None and self.critical > trigger.limit:
+                self.incidents[trigger.name] = Incident(trigger.name, evidence.start)
+                at = evidence.start
+                return self._fire(trigger, at, at, float(self.critical), self.samples, state)
+            if incident is not None:
+                incident.clean = 0
             return []
         if incident is not None:
-            incident.clean += n
+            incident.clean += evidence.n
             if incident.clean >= trigger.min_samples:
                 del self.incidents[trigger.name]
-                return [self._recovered(trigger, incident, start, 0.0)]
+                self.critical = 0
+                return [self._recovered(trigger, incident, evidence.start, 0.0, incident.clean)]
         return []
 
     # ------------------------------------------------------------------ outputs
@@ -193,7 +223,10 @@ class RolloutMonitor:
         samples: int,
         state: RolloutState | None,
     ) -> list[Output]:
-        key = f"{trigger.name}:{self.generation}"
+        key = f"{trigger.name}:{self._anchor_key}"
+        event_id = incident_id(self.rollout, key, opened, ":rollback")
+        if state is not None and state.has_applied(event_id):
+            return []  # a replay: this incident's rollback is in the log already
         weight = state.weight if state is not None else 0
         target_phase: int | None = 0
         if trigger.action == "partial":
@@ -226,7 +259,7 @@ class RolloutMonitor:
             f"{observed:.4g} (limit {trigger.limit:g}) over {samples} events"
         )
         event = RolloutEvent(
-            event_id=incident_id(self.rollout, key, opened, ":rollback"),
+            event_id=event_id,
             rollout=self.rollout,
             type="rollback",
             weight=target,
@@ -237,9 +270,9 @@ class RolloutMonitor:
         return [alert, event]
 
     def _recovered(
-        self, trigger: Trigger, incident: Incident, start: int, observed: float
+        self, trigger: Trigger, incident: Incident, start: int, observed: float, samples: int
     ) -> Alert:
-        key = f"{trigger.name}:{self.generation}"
+        key = f"{trigger.name}:{self._anchor_key}"
         return Alert(
             alert_id=incident_id(self.rollout, key, incident.opened, ":recovered"),
             rollout=self.rollout,
@@ -250,7 +283,7 @@ class RolloutMonitor:
             observed=observed,
             threshold=trigger.limit,
             window=self._window(incident.opened, start),
-            samples=self.cusums[trigger.name].run_n if trigger.name in self.cusums else 0,
+            samples=samples,
         )
 
     # ------------------------------------------------------------------ sample ratio
@@ -274,7 +307,7 @@ class RolloutMonitor:
         if end <= self.split_checked:
             return []
         self.split_checked = end
-        first = end - max(cfg.window_seconds, self.window_seconds)
+        first = max(end - max(cfg.window_seconds, self.window_seconds), self._split_from)
         cand = self._units(view, self.plan.roles.candidate, first, end, state.weight)
         base = self._units(view, self.plan.roles.baseline, first, end, state.weight)
         windows = len(set(cand) | set(base))
@@ -307,7 +340,7 @@ class RolloutMonitor:
     ) -> Alert:
         suffix = "" if severity == "warning" else ":recovered"
         return Alert(
-            alert_id=incident_id(self.rollout, f"{name}:{self.generation}", opened, suffix),
+            alert_id=incident_id(self.rollout, f"{name}:{self._anchor_key}", opened, suffix),
             rollout=self.rollout,
             system=self.plan.roles.candidate,
             severity=severity,  # type: ignore[arg-type]
@@ -319,5 +352,19 @@ class RolloutMonitor:
             samples=total,
         )
 
+    @property
+    def _split_from(self) -> int:
+        """The first window wholly after the anchor (units before it are not evidence)."""
+        if self.anchor is None:
+            return -1
+        return window_start(self.anchor.ts, self.window_seconds) + self.window_seconds
+
     def forget(self, before: int) -> None:
-        self.seen = {s: c for s, c in self.seen.items() if s >= before}
+        self.marks.forget(before)
+
+
+def _observed(trigger: Trigger, n: int, bad: int, latency: RunSketch) -> float:
+    """The trigger's metric over ``n`` events: success rate, or the latency quantile."""
+    if trigger.metric == "success_rate":
+        return 1.0 - bad / n if n else 1.0
+    return latency.quantile(quantile_of(trigger.metric)) or 0.0

@@ -56,6 +56,7 @@ class PartitionAccumulator:
     watermark: float = float("-inf")
     first_offset: int | None = None
     last_offset: int = -1
+    read_at: float | None = None  # the clock when the run's newest event was read
     windows: dict[Key, WindowStats] = field(default_factory=dict)
     recent_ids: int = 20_000
     _seen: set[UUID] = field(default_factory=set, repr=False)
@@ -88,6 +89,7 @@ class PartitionAccumulator:
         An event stamped more than ``max_future`` seconds after ``now``, or before 1970,
         is refused (``schemas.timebounds``).
         """
+        self.read_at = now
         refused = ts_refusal(event.ts, now, self.max_future)
         if refused:
             self.skip(offset)
@@ -143,6 +145,7 @@ class PartitionAccumulator:
                 first_offset=self.first_offset,
                 last_offset=self.last_offset,
                 committed_offset=self.committed_offset,
+                read_at=None if self.read_at is None else datetime.fromtimestamp(self.read_at, UTC),
                 stats=stats.to_state(),
             )
             for (rollout, system, start), stats in self.windows.items()

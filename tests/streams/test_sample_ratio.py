@@ -24,7 +24,7 @@ WINDOW = 10
 
 
 def state(rollout: str, weight: int) -> RolloutState:
-    started = RolloutEvent(rollout=rollout, type="phase_started", weight=weight, phase=1)
+    started = RolloutEvent(rollout=rollout, type="phase_started", weight=weight, phase=1, ts=T0)
     return fold([started], rollout)  # type: ignore[return-value]
 
 
@@ -32,7 +32,10 @@ def stage2(weight: int, p_value: float = 0.001, span: int = 5 * WINDOW) -> Stage
     plan = load_plan().model_copy(
         update={"sample_ratio": SampleRatio(p_value=p_value, min_samples=200, window_seconds=span)}
     )
-    return Stage2(WINDOW, 3600, plan, state_of=lambda rollout: state(rollout, weight))
+    states: dict[str, RolloutState] = {}  # one log per rollout, as the worker follows it
+    return Stage2(
+        WINDOW, 3600, plan, state_of=lambda r: states.setdefault(r, state(r, weight))
+    )
 
 
 def srm_alerts(outputs: list) -> list:
@@ -169,8 +172,8 @@ def run(rollout: str, weight: int, lost: float, seed: int, windows: int = 14, p:
     for w, split in enumerate(simulate(rollout, weight, windows, lost, seed)):
         history.append(split)
         for system, (events, distinct) in zip(("production", "pipeline"), split, strict=True):
-            stats = WindowStatsState(
-                count=events, weights={weight: events}, units={weight: distinct}
+            stats = WindowStatsState(  # all successes: no rollback stops the split
+                count=events, successes=events, weights={weight: events}, units={weight: distinct}
             )
             partial = Partial(
                 rollout=rollout,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 
@@ -21,14 +22,23 @@ ROLLOUT = "kai"
 class Harness:
     """Stage 2 on the default plan, fed batches of results through real partials."""
 
-    def __init__(self, phase: int = 1, weight: int = 50) -> None:
+    def __init__(self, phase: int = 1, weight: int = 50, plan: Plan | None = None) -> None:
+        self.offset, self.rng, self.out, self.partials = 0, random.Random(1), [], []
         self.state: RolloutState | None = fold(
-            [RolloutEvent(rollout=ROLLOUT, type="phase_started", weight=weight, phase=phase)],
-            ROLLOUT,
+            [self.event("phase_started", weight=weight, phase=phase, actor="alice")], ROLLOUT
         )
-        self.stage2 = Stage2(10, 3600, load_plan(), state_of=lambda r: self.state)
+        self.plan = plan or load_plan()
+        self.stage2 = Stage2(10, 3600, self.plan, state_of=lambda r: self.state)
         self.acc = PartitionAccumulator("results", 0, 10, 10, max_future=10**10)
-        self.offset, self.rng, self.out = 0, random.Random(1), []
+
+    def now(self) -> float:
+        """The clock: event time and read time advance together, 10 ms an event."""
+        return T0.timestamp() + self.offset * 0.01
+
+    def event(self, type: str, **fields) -> RolloutEvent:
+        """A rollout event stamped now."""
+        ts = T0 + timedelta(seconds=self.offset * 0.01)
+        return RolloutEvent(rollout=ROLLOUT, type=type, ts=ts, **fields)
 
     def batch(self, n: int, make: Callable[[int], dict], system: str = "production") -> list:
         """``n`` candidate results (or of ``system``), plus the baseline's share if the
@@ -55,9 +65,11 @@ class Harness:
 
     def send(self, results: list, first: int) -> list:
         for k, r in enumerate(results):
-            self.acc.add(first + k, r, now=T0.timestamp())
+            self.acc.add(first + k, r, now=self.now())
         self.acc.committed(first)
-        new = [o for p in self.acc.drain() for o in self.stage2.apply(p)]
+        partials = self.acc.drain()
+        self.partials += partials
+        new = [o for p in partials for o in self.stage2.apply(p)]
         self.out += new
         return new
 
@@ -164,10 +176,10 @@ def test_a_humans_change_resets_the_evidence_the_workers_does_not():
     h.batch(300, h.success(0.85))
     monitor = h.stage2.monitors[ROLLOUT]
     assert monitor.cusums["success-emergency"].score > 0
-    h.apply(RolloutEvent(rollout=ROLLOUT, type="rollback", weight=20, actor=WORKER))
+    h.apply(h.event("rollback", weight=20, actor=WORKER))
     h.batch(1, h.success(1.0))
     assert monitor.cusums["success-emergency"].score > 0
-    h.apply(RolloutEvent(rollout=ROLLOUT, type="weight_set", weight=10, actor="alice"))
+    h.apply(h.event("weight_set", weight=10, actor="alice"))
     h.batch(1, h.success(1.0))
     assert monitor.cusums["success-emergency"].score == 0 and monitor.samples == 1
 
@@ -206,3 +218,99 @@ def test_auto_advance_starts_the_next_phase_once_every_gate_passes():
     assert h.stage2.advance(ROLLOUT).event_id == event.event_id  # asked again: the same event
     h.stage2.plan = h.stage2.plan.model_copy(update={"auto_advance": False})
     assert h.stage2.advance(ROLLOUT) is None
+
+
+# ---------------------------------------------------------------- a rollback holds
+def outage(h: Harness) -> Callable[[int], dict]:
+    """Every candidate request times out: a failure after 2 s."""
+    return lambda i: {"success": False, "latency_ms": 2000.0 * h.rng.uniform(0.98, 1.02)}
+
+
+def test_an_emergency_and_a_step_back_in_one_evaluation_end_at_zero():
+    """Success and latency triggers fire together: the step back acts on the emergency's 0."""
+    h = Harness(phase=3, weight=100)
+    for _ in range(10):
+        h.batch(100, h.success(0.98))
+    for _ in range(20):  # the log does not return the worker's events (it lags)
+        h.batch(100, outage(h))
+    final = fold([*h.state.history, *h.events()], ROLLOUT)
+    assert (final.weight, final.phase) == (0, 0)
+    assert [(e.weight, e.phase) for e in h.events()] == [(0, 0)]
+    assert {a.kind for a in h.alerts()} == {"emergency_rollback", "gate_failed"}
+    for event in h.events():
+        h.apply(event)
+    for _ in range(20):  # still failing, and after the log has returned it
+        h.batch(100, outage(h))
+    assert [(e.weight, e.phase) for e in h.events()] == [(0, 0)]
+
+
+def test_auto_advance_never_undoes_the_workers_rollback():
+    plan = load_plan().model_copy(update={"auto_advance": True})
+    h = Harness(phase=1, weight=50, plan=plan)
+    h.apply(h.event("rollback", weight=0, phase=0, actor=WORKER))
+    h.apply(h.event("phase_started", weight=50, phase=1, actor=WORKER))  # not a person
+    h.apply(h.event("rollback", weight=0, phase=0, actor=WORKER))
+    assert h.state.held_by_worker
+    assert h.stage2.advance(ROLLOUT) is None
+
+
+def replay(h: Harness) -> list:
+    """A restarted worker: a new stage 2 folds every partial again on today's log."""
+    fresh = Stage2(10, 3600, h.plan, state_of=lambda r: h.state)
+    return [o for p in h.partials for o in fresh.apply(p)]
+
+
+def test_a_replay_re_derives_the_same_ids_and_repeats_nothing_in_the_log():
+    h = Harness(phase=2, weight=75)
+    for _ in range(20):
+        h.batch(100, h.success(0.80))
+    (alert,), (event,) = h.alerts(), h.events()
+    assert [(o.alert_id if isinstance(o, Alert) else o.event_id) for o in replay(h)] == [
+        alert.alert_id,
+        event.event_id,
+    ]  # the log has not returned the rollback: the same alert and rollback again
+    h.apply(event)
+    assert replay(h) == []  # once it is in the log: restored silently
+
+
+def test_a_restarted_worker_never_acts_on_evidence_from_before_a_persons_change():
+    h = Harness(phase=1, weight=50)
+    for _ in range(20):
+        h.batch(100, h.success(0.80))
+    for event in h.events():
+        h.apply(event)
+    h.batch(1, h.success(1.0))
+    h.apply(h.event("phase_started", weight=50, phase=1, actor="alice"))  # a person restarts
+    assert replay(h) == []
+    for _ in range(5):
+        h.batch(100, h.success(0.99))
+    assert replay(h) == []
+    assert [e.weight for e in h.events()] == [0]
+
+
+def test_critical_errors_above_n_count_across_batches():
+    """``above = 2``: ten critical errors, one a batch, fire once, at the third."""
+    plan = load_plan()
+    critical = plan.rollback[1].model_copy(update={"above": 2.0})
+    plan = plan.model_copy(update={"rollback": [critical]})
+    h = Harness(plan=plan)
+    fired_at = []
+    for k in range(10):
+        if h.batch(50, lambda i: {"success": i % 50 != 0, "critical": True}):
+            fired_at.append(k)
+    assert fired_at == [2]
+    (alert,) = h.alerts()
+    assert alert.kind == "critical_error" and alert.observed == 3
+
+
+def test_a_latency_alert_shows_the_quantile_of_the_events_that_fired_it():
+    """In a window of fast events the slow run's P95 is the run's, not the window's."""
+    h = Harness(phase=3, weight=100)
+    for _ in range(96):  # 960 events at ~100 ms in the first 10 s window
+        h.batch(10, h.latency(100))
+    for _ in range(4):  # then 10 events at a time at ~400 ms, still in that window
+        h.batch(10, lambda i: {"latency_ms": 400.0 * h.rng.uniform(0.95, 1.05)})
+    (alert,) = h.alerts("partial_rollback")
+    window = h.stage2.views[ROLLOUT].window("production", int(T0.timestamp()))
+    assert window.latency_quantile(0.95) < 250  # the window as a whole looks fine
+    assert 380 <= alert.observed <= 420 * 1.01

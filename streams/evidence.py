@@ -1,0 +1,96 @@
+"""What each partial adds to the rollback triggers' evidence: new candidate events only.
+
+Stage 2 applies partials that may repeat or replace earlier ones (a replayed run), so the
+triggers never read a window's totals: :class:`WindowMarks` keeps, per window, the
+highest counts (and latency bins) already taken as evidence, and hands out only what is
+new. :class:`Evidence` is that increment: candidate events, "bad" events per trigger, and
+the latency bins of the new events, which let an alert show the quantile of exactly the
+events that fired it (:class:`RunSketch`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.internal import SketchState
+from schemas.plan import QUANTILE_METRICS, Trigger
+from streams.aggregate import WindowStats
+from streams.sketch import RELATIVE_ACCURACY, LatencySketch
+
+Bins = dict[int, float]
+
+
+def bad_events(trigger: Trigger, stats: WindowStats) -> float:
+    """The trigger's "bad" events in ``stats``: failures, or events over the limit."""
+    if trigger.metric == "success_rate":
+        return stats.count - stats.successes
+    if trigger.metric == "critical_errors":
+        return stats.critical
+    return stats.latency.count_above(trigger.limit)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The candidate events one partial adds to window ``start``."""
+
+    start: int  # window start (epoch seconds)
+    read_at: float | None  # when stage 1 read them (None: unknown, from an older worker)
+    n: int
+    bad: dict[str, int]  # trigger name -> bad events among the n
+    bins: Bins  # latency bins of the n (empty when no trigger needs them)
+
+
+def _increase(now: dict, before: dict) -> dict:
+    return {k: v - before.get(k, 0.0) for k, v in now.items() if v > before.get(k, 0.0)}
+
+
+@dataclass
+class WindowMarks:
+    """Per window, the counts already taken as evidence (a high-water mark each)."""
+
+    triggers: list[Trigger]
+    counts: dict[int, dict[str, float]] = field(default_factory=dict)
+    bins: dict[int, Bins] = field(default_factory=dict)
+
+    @property
+    def _needs_bins(self) -> bool:
+        return any(t.metric in QUANTILE_METRICS for t in self.triggers)
+
+    def take(self, start: int, stats: WindowStats, read_at: float | None) -> Evidence | None:
+        """What ``stats`` (window ``start`` now) adds since the last take; None: nothing."""
+        counts = {"n": stats.count, **{t.name: bad_events(t, stats) for t in self.triggers}}
+        before = self.counts.get(start, {})
+        new = _increase(counts, before)
+        self.counts[start] = {k: max(v, before.get(k, 0.0)) for k, v in counts.items()}
+        bins: Bins = {}
+        if self._needs_bins:
+            now = stats.latency.to_state().bins
+            seen = self.bins.get(start, {})
+            bins = _increase(now, seen)
+            self.bins[start] = {k: max(v, seen.get(k, 0.0)) for k, v in now.items()}
+        if not new:
+            return None
+        bad = {t.name: int(new.get(t.name, 0)) for t in self.triggers}
+        return Evidence(start, read_at, int(new.get("n", 0)), bad, bins)
+
+    def forget(self, before: int) -> None:
+        self.counts = {s: c for s, c in self.counts.items() if s >= before}
+        self.bins = {s: b for s, b in self.bins.items() if s >= before}
+
+
+@dataclass
+class RunSketch:
+    """The latency bins of one evidence run (the events a CUSUM counts since its zero)."""
+
+    bins: Bins = field(default_factory=dict)
+
+    def add(self, bins: Bins) -> None:
+        for key, count in bins.items():
+            self.bins[key] = self.bins.get(key, 0.0) + count
+
+    def clear(self) -> None:
+        self.bins = {}
+
+    def quantile(self, q: float) -> float | None:
+        state = SketchState(relative_accuracy=RELATIVE_ACCURACY, bins=self.bins)
+        return LatencySketch.from_state(state).quantile(q)
