@@ -40,7 +40,7 @@ def test_the_rollout_log_walks_the_plan_and_refuses_what_it_does_not_allow(cli, 
     assert "next step is 75%" in cli("rollout", "set-weight", "100", "-r", "kai", code=1)
     # no worker: the gates cannot be read, so no go without --force (and a reason)
     assert "gates cannot be read" in cli("rollout", "promote", "-r", "kai", code=1)
-    assert "--reason" in cli("rollout", "promote", "-r", "kai", "--force", code=1)
+    assert "needs a reason" in cli("rollout", "promote", "-r", "kai", "--force", code=1)
     cli("rollout", "promote", "-r", "kai", "--force", "--reason", "tested offline")
     cli("rollout", "hold", "-r", "kai", "--reason", "wait for Monday", "--actor", "bob")
     cli("rollout", "rollback", "-r", "kai", code=2)  # --reason is required
