@@ -9,8 +9,9 @@ Routes::
     GET  /                                  the page (assets under /static/)
     GET  /api/summary?span=300              everything the page shows (JSON)
     GET  /api/status                        the worker's /status, passed through
-    POST /api/rollouts/<rollout>/<action>   set_weight | promote | hold | rollback
-                                            body {"weight", "reason", "actor", "confirm"}
+    POST /api/rollouts/<rollout>/<action>   start | set_weight | promote | hold | rollback
+                                            body {"weight", "to_phase", "reason", "actor",
+                                            "confirm", "force"} (rollout.steering decides)
 
 When ``settings.dashboard_token`` is set, every ``/api/`` request must carry it in the
 ``X-Phasegate-Token`` header (401 otherwise). A POST must be ``application/json`` and,
@@ -30,9 +31,9 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from dashboard.control import Refused
 from dashboard.service import Dashboard
 from dashboard.writer import NotWritten
+from rollout.steering import Refused
 
 log = logging.getLogger(__name__)
 

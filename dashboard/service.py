@@ -12,11 +12,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dashboard import summary
-from dashboard.control import Ladder, Refused, check_gates, decide
 from dashboard.feeds import AlertLog, RolloutLog
 from dashboard.worker_client import WorkerUnavailable, fetch_status, status_url
 from dashboard.writer import NotWritten, RolloutWriter
+from rollout import steering
 from rollout.state import RolloutState
+from rollout.steering import Refused, Request
 from schemas.base import now
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import Plan, load_plan
@@ -31,20 +32,26 @@ def event_json(event: RolloutEvent) -> Json:
     return event.model_dump(mode="json", by_alias=True)
 
 
-def state_json(state: RolloutState, plan: Plan, ladder: Ladder) -> Json:
-    """The rollout's weight and phase, what promote would do, and its recent history."""
-    nxt = ladder.next_phase(state)
+def state_json(state: RolloutState, plan: Plan) -> Json:
+    """The rollout's weight and phase, what the plan allows next, and its recent history."""
+    nxt = steering.next_phase(plan, state)
     phase = plan.phase(state.phase)
     return {
         "weight": state.weight,
         "phase": state.phase,
         "phase_name": phase.name if phase else "not running",
         "phase_names": [p.name for p in plan.phases],
-        "phase_by_weight": ladder.phase_of(state.weight),
+        "phase_by_weight": steering.phase_of(plan, state.weight),
         "updated_at": state.updated_at.isoformat() if state.updated_at else None,
-        "next_weight": ladder.next_weight(state.weight),
+        "next_weight": steering.next_weight(plan, state.weight),
         "next_phase": None if nxt is None else {"phase": nxt[0], "weight": nxt[1]},
-        "phase_weights": list(ladder.weights),
+        "phase_weights": list(steering.weights(plan)),
+        "quick_weights": steering.quick_weights(plan),
+        "max_weight": steering.ceiling(plan, state.weight),
+        "rollback_phases": [
+            {"phase": k, "weight": plan.phases[k - 1].weight, "name": plan.phases[k - 1].name}
+            for k in steering.rollback_phases(plan, state)
+        ],
         "history": [event_json(e) for e in state.history[-HISTORY:]],
         "weights": weight_steps(state),
     }
@@ -83,7 +90,6 @@ class Dashboard:
         self.alert_log = alert_log or AlertLog(settings)
         self._writer = writer
         self.plan = plan or load_plan(settings.plan)  # PlanError names the file and field
-        self.ladder = Ladder(tuple(p.weight for p in self.plan.phases))
         self.refresh_s = refresh_s
 
     def start(self) -> Dashboard:
@@ -130,7 +136,7 @@ class Dashboard:
                 {
                     **summary.summarize(view, span, control),
                     "rollout": name,
-                    "state": state_json(self.rollout_log.state(name), self.plan, self.ladder),
+                    "state": state_json(self.rollout_log.state(name), self.plan),
                     "alerts": [alert_json(a) for a in self.alert_log.recent(name)[:20]],
                     "alert_counts": {
                         kind: n for (r, kind), n in self.alert_log.counts.items() if r == name
@@ -159,11 +165,24 @@ class Dashboard:
         if not self.rollout_log.follower.caught_up.is_set():
             raise NotWritten("the rollout log has not been read yet; try again in a moment")
         state = self.rollout_log.state(rollout)
-        event = decide(action, body, state, self.ladder)
-        if action == "promote":
-            check_gates(state, self.gates(rollout), body)
+        event = steering.decide(
+            self.plan, state, request_of(action, body), lambda: self.gates(rollout)
+        )
         self.writer.append(event)  # the state follows when the follower reads it back
         return event
 
 
-__all__ = ["Dashboard", "NotWritten", "Refused"]
+def request_of(action: str, body: Mapping[str, Any]) -> Request:
+    """The page's JSON body as a steering request (the actor defaults to "dashboard")."""
+    return Request(
+        action=action,
+        actor=str(body.get("actor") or "").strip() or "dashboard",
+        reason=str(body.get("reason") or ""),
+        weight=body.get("weight"),
+        to_phase=body.get("to_phase"),
+        confirm=body.get("confirm") is True,
+        force=body.get("force") is True,
+    )
+
+
+__all__ = ["Dashboard", "NotWritten"]

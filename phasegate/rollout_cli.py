@@ -2,9 +2,8 @@
 
 The rollout commands append :class:`RolloutEvent` s to the rollout log (the current phase
 and weight are the fold over it) with an actor (``--actor`` or ``$USER``) and a reason.
-The step rules are the dashboard's (``dashboard.control``) on the plan's phase weights;
-``promote`` also needs every gate of the current phase to pass (``--force`` overrides,
-with a reason), ``rollback`` needs a reason.
+What each command may do is decided by :func:`rollout.steering.decide` from the plan's
+phases, as for the dashboard's buttons; typing the command confirms a rollback.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from rich.table import Table
 
 from dashboard.terminal import gate_table
 from rollout.state import RolloutState
+from rollout.steering import Refused, Request, decide
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import Plan, PlanError, load_plan
 from schemas.settings import Settings
@@ -90,19 +90,28 @@ def gates_of(settings: Settings, rollout: str) -> dict[str, Any] | None:
     return (fetch_status(settings).get("control", {}).get(rollout) or {}).get("gates")
 
 
-def _decide(action: str, body: dict[str, Any], state: RolloutState, plan: Plan) -> RolloutEvent:
-    from dashboard.control import Ladder, Refused, decide
+def _steer(rollout: str, plan_file: Path | None, request: Request) -> None:
+    """Decide ``request`` on the rollout's current state by the plan's rules; append it."""
+    from dashboard.worker_client import WorkerUnavailable
+
+    settings = Settings()
+    plan, state = _plan(settings, plan_file), read_state(settings, rollout)
+
+    def gates() -> dict[str, Any] | None:
+        try:
+            report = gates_of(settings, rollout)
+        except WorkerUnavailable as exc:
+            raise Refused(f"the gates cannot be read: {exc}") from None
+        if report is not None and report["outcome"] != "pass":
+            console.print(gate_table(report))
+        return report
 
     try:
-        return decide(action, body, state, Ladder(tuple(p.weight for p in plan.phases)))
+        event = decide(plan, state, request, gates)
     except Refused as exc:
         console.print(f"[red]refused:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
-
-
-def _refuse(message: str) -> None:
-    console.print(f"[red]refused:[/red] {message}")
-    raise typer.Exit(1)
+    append(settings, event)
 
 
 @rollout_app.command("status")
@@ -150,12 +159,7 @@ def start(
     rollout: str = ROLLOUT, actor: str = ACTOR, reason: str = REASON, plan_file: Path | None = PLAN
 ) -> None:
     """Start phase 1 at its weight (again, after a rollback)."""
-    settings = Settings()
-    plan, state = _plan(settings, plan_file), read_state(settings, rollout)
-    if state.phase != 0:
-        _refuse(f"{rollout} is running phase {state.phase}; use promote, hold or rollback")
-    body = {"actor": _actor(actor), "reason": reason or f"start: {plan.phases[0].name}"}
-    append(settings, _decide("promote", body, state, plan))
+    _steer(rollout, plan_file, Request("start", _actor(actor), reason))
 
 
 @rollout_app.command("set-weight")
@@ -166,13 +170,9 @@ def set_weight(
     reason: str = REASON,
     plan_file: Path | None = PLAN,
 ) -> None:
-    """Set the candidate weight: down freely, up at most to the next phase's weight."""
-    settings = Settings()
-    plan, state = _plan(settings, plan_file), read_state(settings, rollout)
-    if weight == 0 and not reason:
-        _refuse("a weight of 0 is a rollback: give --reason")
-    body = {"actor": _actor(actor), "reason": reason, "weight": weight, "confirm": True}
-    append(settings, _decide("set_weight", body, state, plan))
+    """Set the candidate weight: down freely (0 needs a reason), up at most to the next
+    phase's weight."""
+    _steer(rollout, plan_file, Request("set_weight", _actor(actor), reason, weight, confirm=True))
 
 
 @rollout_app.command("promote")
@@ -184,26 +184,7 @@ def promote(
     plan_file: Path | None = PLAN,
 ) -> None:
     """Go to the next phase: every gate of the current one must pass (the go decision)."""
-    from dashboard.worker_client import WorkerUnavailable
-
-    settings = Settings()
-    plan, state = _plan(settings, plan_file), read_state(settings, rollout)
-    if state.phase == 0:
-        _refuse(f"{rollout} is not running; `phasegate rollout start` begins phase 1")
-    if force and not reason:
-        _refuse("--force needs a --reason")
-    if not force:
-        try:
-            gates = gates_of(settings, rollout)
-        except WorkerUnavailable as exc:
-            _refuse(f"the gates cannot be read: {escape(str(exc))} (--force overrides)")
-        if gates is None or gates["outcome"] != "pass":
-            if gates is not None:
-                console.print(gate_table(gates))
-            outcome = "unknown" if gates is None else gates["outcome"]
-            _refuse(f"the gates of phase {state.phase} are {outcome} (--force overrides)")
-    body = {"actor": _actor(actor), "reason": reason or "go: every gate passed"}
-    append(settings, _decide("promote", body, state, plan))
+    _steer(rollout, plan_file, Request("promote", _actor(actor), reason, force=force))
 
 
 @rollout_app.command("hold")
@@ -214,10 +195,7 @@ def hold(
     plan_file: Path | None = PLAN,
 ) -> None:
     """Record a no-go: stay in the current phase."""
-    settings = Settings()
-    state = read_state(settings, rollout)
-    body = {"actor": _actor(actor), "reason": reason}
-    append(settings, _decide("hold", body, state, _plan(settings, plan_file)))
+    _steer(rollout, plan_file, Request("hold", _actor(actor), reason))
 
 
 @rollout_app.command("rollback")
@@ -229,26 +207,8 @@ def rollback(
     plan_file: Path | None = PLAN,
 ) -> None:
     """Roll back: to weight 0 (emergency), or to an earlier phase with --to-phase."""
-    settings = Settings()
-    plan, state = _plan(settings, plan_file), read_state(settings, rollout)
-    if not reason.strip():
-        _refuse("a rollback needs a --reason")
-    if to_phase is None:
-        body = {"actor": _actor(actor), "reason": reason, "confirm": True}
-        append(settings, _decide("rollback", body, state, plan))
-        return
-    target = plan.phase(to_phase)
-    if target is None or not 0 < to_phase < state.phase:
-        _refuse(f"--to-phase must be an earlier phase than {state.phase} (1..{state.phase - 1})")
-    event = RolloutEvent(
-        rollout=rollout,
-        type="rollback",
-        weight=target.weight,  # type: ignore[union-attr]
-        phase=to_phase,
-        reason=reason,
-        actor=_actor(actor),
-    )
-    append(settings, event)
+    request = Request("rollback", _actor(actor), reason, to_phase=to_phase, confirm=True)
+    _steer(rollout, plan_file, request)
 
 
 def _line(alert: Alert) -> str:

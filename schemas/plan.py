@@ -235,16 +235,6 @@ class Plan(PlanModel):
         """Phase ``number`` (1-based), None for 0 or past the end."""
         return self.phases[number - 1] if 1 <= number <= len(self.phases) else None
 
-    def step_back(self, number: int) -> int | None:
-        """The phase a partial rollback goes to: the latest earlier one with less weight."""
-        current = self.phase(number)
-        if current is None:
-            return None
-        for k in range(number - 1, 0, -1):
-            if self.phases[k - 1].weight < current.weight:
-                return k
-        return None
-
     @property
     def statistical_triggers(self) -> list[Trigger]:
         return [t for t in self.rollback if t.metric != "critical_errors"]

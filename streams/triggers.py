@@ -32,6 +32,7 @@ from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from rollout.state import WORKER, RolloutState
+from rollout.steering import step_back
 from schemas.events import Alert, AlertAction, AlertWindow, RolloutEvent
 from schemas.plan import Plan, Trigger, quantile_of
 from schemas.stats import split_p_value
@@ -230,7 +231,7 @@ class RolloutMonitor:
         weight = state.weight if state is not None else 0
         target_phase: int | None = 0
         if trigger.action == "partial":
-            target_phase = self.plan.step_back(state.phase) if state is not None else None
+            target_phase = step_back(self.plan, state.phase) if state is not None else None
         target = self.plan.phase(target_phase).weight if target_phase else 0  # type: ignore[union-attr]
         acts = target_phase is not None and weight > target
         if trigger.metric == "critical_errors":

@@ -115,13 +115,28 @@ function renderState(r) {
   $("phase").textContent = String(derived ? s.phase_by_weight : s.phase);
   $("phase-label").textContent = derived ? "phase (by weight)" : `phase: ${s.phase_name}`;
   $("next-step").textContent = s.next_phase ? `phase ${s.next_phase.phase} at ${s.next_phase.weight}%` : "last phase";
+  $("next-label").textContent = s.phase === 0 ? "start goes to" : "promote goes to";
+  // The plan decides the limits: up at most to the next phase's weight (s.max_weight).
+  $("slider").max = s.max_weight;
   if (!view.sliderDirty) {
     $("slider").value = s.weight;
     $("slider-value").textContent = `${s.weight}%`;
   }
-  for (const b of document.querySelectorAll(".quick-weight")) {
-    b.classList.toggle("current", Number(b.dataset.weight) === s.weight);
+  const quick = $("quick-weights");
+  if (quick.dataset.weights !== String(s.quick_weights)) {
+    quick.dataset.weights = String(s.quick_weights);
+    quick.replaceChildren(...s.quick_weights.map((w) => el("button",
+      { type: "button", class: "quick-weight", "data-weight": w, id: `quick-${w}`, text: `${w}%` })));
   }
+  for (const b of quick.children) {
+    const w = Number(b.dataset.weight);
+    b.classList.toggle("current", w === s.weight);
+    b.disabled = w > s.max_weight;
+    b.title = b.disabled ? `the plan raises the weight one phase at a time (next: ${s.max_weight}%)` : "";
+  }
+  const targets = [["", "0% (stop the candidate)"],
+    ...s.rollback_phases.map((p) => [String(p.phase), `phase ${p.phase} (${p.name}, ${p.weight}%)`])];
+  fillSelect($("rollback-to"), targets, targets.some(([v]) => v === $("rollback-to").value) ? $("rollback-to").value : "");
 }
 
 function renderWinner(w) {
@@ -327,7 +342,8 @@ async function act(action, extra = {}) {
   if (!view.rollout) { message("no rollout selected", "error"); return; }
   const body = Object.assign({ actor: $("actor").value, reason: $("reason").value }, extra);
   if (action === "rollback" || (action === "set_weight" && extra.weight === 0)) {
-    if (!window.confirm(`Roll ${view.rollout} back to 0%? Every request goes to the baseline.`)) {
+    const to = extra.to_phase ? `phase ${extra.to_phase}` : "0%? Every request goes to the baseline";
+    if (!window.confirm(`Roll ${view.rollout} back to ${to}?`)) {
       message("rollback cancelled");
       return;
     }
@@ -364,12 +380,17 @@ function setup() {
     $("slider-value").textContent = `${ev.target.value}%`;
   });
   $("apply-weight").addEventListener("click", () => act("set_weight", { weight: Number($("slider").value) }));
-  for (const b of document.querySelectorAll(".quick-weight")) {
-    b.addEventListener("click", () => act("set_weight", { weight: Number(b.dataset.weight) }));
-  }
+  $("quick-weights").addEventListener("click", (ev) => {
+    const b = ev.target.closest(".quick-weight");
+    if (b && !b.disabled) act("set_weight", { weight: Number(b.dataset.weight) });
+  });
+  $("start").addEventListener("click", () => act("start"));
   $("promote").addEventListener("click", () => act("promote", $("force").checked ? { force: true } : {}));
   $("hold").addEventListener("click", () => act("hold"));
-  $("rollback").addEventListener("click", () => act("rollback"));
+  $("rollback").addEventListener("click", () => {
+    const to = $("rollback-to").value;
+    act("rollback", to ? { to_phase: Number(to) } : {});
+  });
   for (const b of document.querySelectorAll("#rules th button")) {
     b.addEventListener("click", () => {
       const key = b.dataset.sort;

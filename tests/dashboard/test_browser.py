@@ -3,9 +3,11 @@
 A real worker and broker, phase 1 started at 50%, simulated traffic through the real
 Router and Emitter, the dashboard with a token. The page's figures and gate verdicts must
 match the worker's /status; promote is refused while the gates do not pass; 100% (two
-phases up) is refused; clicking 75% must put a weight_set event in the rollout topic that
+phases up) is not offered; clicking 75% must put a weight_set event in the rollout topic that
 a Router follows; a rollback asks for confirmation. The screenshot is kept at
-``artifacts/dashboard.png``. Skipped where Chromium is not installed, failed under CI.
+``artifacts/dashboard.png``. A plan with phases at 10/25/50/100% is walked through every
+phase and a partial rollback on the page. Skipped where Chromium is not installed, failed
+under CI.
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ from dashboard.writer import RolloutWriter
 from producers import Router, live
 from schemas.codec import decode
 from schemas.events import RolloutEvent
+from schemas.plan import load_plan
 from schemas.settings import Settings
 from tests.producers.kafka_util import read_values
+from tests.rollout import TEN_TO_HUNDRED
+from tests.streams.status_sample import sample_status
 from tests.streams.worker import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -228,10 +233,11 @@ def test_dashboard_in_chromium(browser: Any, stack: tuple[Settings, WorkerProces
         wait_for(lambda: "refused" in message.text, what="the refused promotion")
         assert f"the gates of phase 1 are {gates['outcome']}" in message.text
 
-        # Two phases up at once is refused, with the reason on the page.
-        browser.find_element(By.ID, "quick-100").click()
-        wait_for(lambda: "refused" in message.text, what="the refusal")
-        assert "the next step is 75%" in message.text
+        # The plan's weights are the quick-select buttons; two phases up is not offered.
+        quick = browser.find_elements(By.CSS_SELECTOR, "#quick-weights button")
+        assert [b.text for b in quick] == ["0%", "50%", "75%", "100%"]
+        assert not browser.find_element(By.ID, "quick-100").is_enabled()
+        assert browser.find_element(By.ID, "slider").get_attribute("max") == "75"
 
         # 75%: the rollout topic gets the event and the Router follows.
         browser.find_element(By.ID, "actor").clear()
@@ -269,6 +275,125 @@ def test_dashboard_in_chromium(browser: Any, stack: tuple[Settings, WorkerProces
         assert json.loads(fetch(f"http://127.0.0.1:{settings.worker_port}/status"))["rollouts"]
     finally:
         router.close()
+        server.shutdown()
+        server.server_close()
+        board.close()
+
+
+def test_a_10_25_50_100_plan_on_the_page(browser: Any, kafka_settings: Settings) -> None:
+    """Start, every phase (promote, quick-select, slider), a partial and a full rollback."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    board = Dashboard(
+        kafka_settings, fetch=lambda s: sample_status(ROLLOUT), plan=load_plan(TEN_TO_HUNDRED)
+    ).start()
+    server = make_server(board, "127.0.0.1", 0)
+    serve_in_thread(server)
+    try:
+        browser.get(server.url)
+        page = browser.find_element
+        message = page(By.ID, "control-message")
+        wait_for(lambda: page(By.ID, "weight").text == "0%", what="the page")
+        Select(page(By.ID, "refresh")).select_by_value("2")
+
+        def shown() -> tuple[int, int, int]:
+            state = board.rollout_log.state(ROLLOUT)
+            return state.phase, state.weight, len(state.history)
+
+        def step(act: Callable[[], None], phase: int, weight: int, confirm: bool = False) -> None:
+            """Do ``act`` on the page; the fold and then the page reach (phase, weight)."""
+            events = shown()[2]
+            browser.execute_script("arguments[0].textContent = ''", message)
+            act()
+            if confirm:
+                wait_for(lambda: browser.switch_to.alert, timeout=5, what="the confirmation")
+                browser.switch_to.alert.accept()
+            wait_for(lambda: message.text, what="the reply")
+            assert message.text.startswith("written to the rollout log"), message.text
+            wait_for(lambda: shown() == (phase, weight, events + 1), what=f"{phase}/{weight}%")
+            wait_for(
+                lambda: (
+                    (page(By.ID, "phase").text, page(By.ID, "weight").text)
+                    == (str(phase), f"{weight}%")
+                ),
+                what=f"phase {phase} at {weight}% on the page",
+            )
+
+        def click(element_id: str, reason: str = "", force: bool = False) -> Callable[[], None]:
+            def act() -> None:
+                page(By.ID, "reason").clear()
+                page(By.ID, "reason").send_keys(reason)
+                if force:
+                    page(By.ID, "force").click()
+                page(By.ID, element_id).click()
+
+            return act
+
+        def refused(element_id: str, expected: str) -> None:
+            page(By.ID, element_id).click()
+            wait_for(lambda: "refused" in message.text, what="the refusal")
+            assert expected in message.text
+
+        def slider(weight: int) -> None:
+            browser.execute_script(
+                "arguments[0].value = arguments[1];arguments[0].dispatchEvent(new Event('input'));",
+                page(By.ID, "slider"),
+                weight,
+            )
+            page(By.ID, "apply-weight").click()
+
+        quick = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#quick-weights button")]
+        assert quick == ["0%", "10%", "25%", "50%", "100%"]
+        assert page(By.ID, "next-step").text == "phase 1 at 10%"
+        step(click("start"), 1, 10)
+        refused("promote", "the gates of phase 1 are fail")
+        step(click("promote", "canary looks fine", force=True), 2, 25)
+        enabled = [b.is_enabled() for b in browser.find_elements(By.CSS_SELECTOR, ".quick-weight")]
+        assert enabled == [True, True, True, True, False]
+        assert page(By.ID, "slider").get_attribute("max") == "50"
+        step(click("quick-50"), 2, 50)
+        step(lambda: slider(40), 2, 40)
+        step(click("promote", "quarter looks fine", force=True), 3, 50)
+        step(click("quick-100"), 3, 100)
+        step(click("promote", "half looks fine", force=True), 4, 100)
+        refused("promote", "already in the plan's last phase (4)")
+
+        # A partial rollback to phase 2 (25%), then all the way back to 0%.
+        targets = [o.text for o in Select(page(By.ID, "rollback-to")).options]
+        assert targets == [
+            "0% (stop the candidate)",
+            "phase 1 (canary, 10%)",
+            "phase 2 (quarter, 25%)",
+            "phase 3 (half, 50%)",
+        ]
+
+        def rollback_to(value: str, reason: str) -> Callable[[], None]:
+            def act() -> None:
+                Select(page(By.ID, "rollback-to")).select_by_value(value)
+                click("rollback", reason)()
+
+            return act
+
+        step(rollback_to("2", "p95 over 250 ms"), 2, 25, confirm=True)
+        assert [o.text for o in Select(page(By.ID, "rollback-to")).options][1:] == [
+            "phase 1 (canary, 10%)"
+        ]
+        step(rollback_to("", "errors"), 0, 0, confirm=True)
+        history = board.rollout_log.state(ROLLOUT).history
+        assert [(e.type, e.phase, e.weight) for e in history] == [
+            ("phase_started", 1, 10),
+            ("phase_started", 2, 25),
+            ("weight_set", None, 50),
+            ("weight_set", None, 40),
+            ("phase_started", 3, 50),
+            ("weight_set", None, 100),
+            ("phase_started", 4, 100),
+            ("rollback", 2, 25),
+            ("rollback", 0, 0),
+        ]
+        assert [e.reason for e in history][-2:] == ["p95 over 250 ms", "errors"]
+    finally:
         server.shutdown()
         server.server_close()
         board.close()

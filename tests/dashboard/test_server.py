@@ -105,6 +105,7 @@ def test_summary_has_figures_state_and_winner(board: Running) -> None:
     assert r["systems"][1]["count"] == 400
     assert r["winner"]["decided"] and r["winner"]["system"] == "pipeline"
     assert r["state"]["weight"] == 50 and r["state"]["next_weight"] == 75
+    assert (r["state"]["quick_weights"], r["state"]["max_weight"]) == ([0, 50, 75, 100], 75)
     assert r["state"]["weights"][-1]["weight"] == 50
     assert r["rules"][0]["uses"] == 400
     assert len(r["series"]["production"]) == 10
@@ -123,7 +124,10 @@ def test_weight_control(board: Running) -> None:
     assert code == 200, data
     assert data["event"]["weight"] == 75 and data["event"]["actor"] == "ana"
     assert wait_state(board, weight=75)
-    code, data = board.json("/api/rollouts/kai-response/rollback", body={"confirm": True})
+    rollback = "/api/rollouts/kai-response/rollback"
+    code, data = board.json(rollback, body={"confirm": True})
+    assert code == 422 and data["error"] == "a rollback needs a reason"
+    code, data = board.json(rollback, body={"confirm": True, "reason": "errors"})
     assert code == 200 and data["event"]["type"] == "rollback"
     assert wait_state(board, weight=0)
     history = board.board.rollout_log.state("kai-response").history
@@ -194,7 +198,9 @@ def test_promote_is_the_go_decision(board: Running) -> None:
     """The sample's phase-1 gates fail: promote is refused unless overridden with a reason."""
     path = "/api/rollouts/kai-response/promote"
     code, data = board.json(path, body={})
-    assert code == 200 and data["event"]["phase"] == 1, "not running: promote starts phase 1"
+    assert code == 422 and data["error"] == "kai-response is not running; start begins phase 1"
+    code, data = board.json("/api/rollouts/kai-response/start", body={})
+    assert code == 200 and (data["event"]["phase"], data["event"]["weight"]) == (1, 50)
     assert wait_state(board, phase=1)
     code, data = board.json(path, body={})
     assert code == 422 and data["error"].startswith("the gates of phase 1 are fail")

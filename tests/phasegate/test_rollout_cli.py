@@ -12,6 +12,7 @@ from phasegate.cli import app
 from phasegate.rollout_cli import read_state
 from schemas.codec import encode
 from schemas.events import Alert, AlertWindow
+from tests.rollout import TEN_TO_HUNDRED
 from tests.streams.conftest import T0
 
 pytestmark = pytest.mark.timeout(120)
@@ -40,7 +41,7 @@ def test_the_rollout_log_walks_the_plan_and_refuses_what_it_does_not_allow(cli, 
     assert "next step is 75%" in cli("rollout", "set-weight", "100", "-r", "kai", code=1)
     # no worker: the gates cannot be read, so no go without --force (and a reason)
     assert "gates cannot be read" in cli("rollout", "promote", "-r", "kai", code=1)
-    assert "--reason" in cli("rollout", "promote", "-r", "kai", "--force", code=1)
+    assert "needs a reason" in cli("rollout", "promote", "-r", "kai", "--force", code=1)
     cli("rollout", "promote", "-r", "kai", "--force", "--reason", "tested offline")
     cli("rollout", "hold", "-r", "kai", "--reason", "wait for Monday", "--actor", "bob")
     cli("rollout", "rollback", "-r", "kai", code=2)  # --reason is required
@@ -65,6 +66,38 @@ def test_the_rollout_log_walks_the_plan_and_refuses_what_it_does_not_allow(cli, 
     assert "not running" in text and "no stream worker answers" in text
     cli("rollout", "start", "-r", "kai")  # a restart after the rollback begins at phase 1
     assert read_state(kafka_settings, "kai").weight == 50
+
+
+def test_a_10_25_50_100_plan_walks_every_phase_and_steps_back(cli, kafka_settings):
+    plan = ("--plan", str(TEN_TO_HUNDRED))
+
+    def step(*args: str, to: tuple[int, int], code: int = 0) -> str:
+        output = cli("rollout", *args, "-r", "ten", *plan, code=code)
+        state = read_state(kafka_settings, "ten")
+        assert (state.phase, state.weight) == to, output
+        return output
+
+    step("start", to=(1, 10))
+    assert "next step is 25%" in step("set-weight", "50", to=(1, 10), code=1)
+    step("set-weight", "25", to=(1, 25))
+    for phase, weight in ((2, 25), (3, 50), (4, 100)):
+        step("promote", "--force", "--reason", "no worker here", to=(phase, weight))
+    last = step("promote", "--force", "--reason", "again", to=(4, 100), code=1)
+    assert "already in the plan's last phase (4)" in last
+    step("rollback", "--to-phase", "2", "--reason", "p95 over 250 ms", to=(2, 25))
+    refused = step("rollback", "--to-phase", "3", "--reason", "up?", to=(2, 25), code=1)
+    assert "allowed: 1), not phase 3 (50%)" in refused
+    step("rollback", "--reason", "errors", to=(0, 0))
+    history = [(e.type, e.phase, e.weight) for e in read_state(kafka_settings, "ten").history]
+    assert history == [
+        ("phase_started", 1, 10),
+        ("weight_set", None, 25),
+        ("phase_started", 2, 25),
+        ("phase_started", 3, 50),
+        ("phase_started", 4, 100),
+        ("rollback", 2, 25),
+        ("rollback", 0, 0),
+    ]
 
 
 def test_alerts_tail_prints_each_alert_once(cli, kafka_settings):
