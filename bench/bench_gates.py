@@ -1,9 +1,10 @@
 """Rollback decisions on simulated rollouts, in memory: false alarms and detection delays.
 
 Each rollout is candidate traffic from the simulator core (``producers.simulator``) at
-10 events/s, aggregated into 60-s windows and handed to stage 2 as a partial every 5 s
-(50 events), exactly as the worker does: every partial is a look. It runs at phase 3
-(weight 100, so both an emergency and a partial trigger roll back) of the default plan.
+10 events/s, aggregated into 60-s windows and handed to stage 2 at the worker's cadence:
+every ``flush_seconds`` (1 s) one partial per source partition (4) that read events, each
+a look, so about 4 looks of 2-3 events a second. It runs at phase 3 (weight 100, so both
+an emergency and a partial trigger roll back) of the default plan.
 
 Scenarios (candidate events per rollout):
 
@@ -16,7 +17,7 @@ Rules, on the same traffic: ``phasegate`` (the worker's CUSUM triggers,
 window checked at every look once it has the trigger's minimum sample: success < 90%,
 P95 > its limit, or a critical error).
 
-    python -m bench.bench_gates [--runs 500]
+    python -m bench.bench_gates [--runs 200]
 """
 
 from __future__ import annotations
@@ -33,13 +34,18 @@ from rollout.state import fold
 from schemas.events import Alert, RolloutEvent
 from schemas.internal import Partial
 from schemas.plan import Plan, Trigger, load_plan, quantile_of
+from schemas.settings import Settings
 from schemas.stats import wilson
+from schemas.topics import PARTITIONS as TOPIC_PARTITIONS
+from schemas.topics import Topic
 from streams.aggregate import WindowStats
 from streams.triggers import RolloutMonitor
 from streams.windows import RolloutView, to_datetime
 
 RATE = 10  # candidate events per second
-BATCH = 50  # events per partial (one look)
+FLUSH = Settings.model_fields["flush_seconds"].default  # the worker flushes this often ...
+PARTITIONS = TOPIC_PARTITIONS[Topic.RESULTS]  # ... one partial per source partition
+BATCH = round(RATE * FLUSH)  # events per flush
 WINDOW = 60
 ONSET = 1000
 GOAL_EVENTS = 1000
@@ -95,7 +101,7 @@ class Naive:
         self.latencies: list[float] = []
         self.n = self.fails = self.critical = 0
 
-    def look(self, start: int, draws: list) -> bool:
+    def look(self, start: int, draws: list, partition: int) -> bool:
         if start != self.start:
             self.start, self.latencies, self.n, self.fails, self.critical = start, [], 0, 0, 0
         self.n += len(draws)
@@ -124,9 +130,9 @@ class Phasegate:
         self.state = fold(
             [RolloutEvent(rollout="bench", type="phase_started", weight=100, phase=3)], "bench"
         )
-        self.offset = 0
+        self.offsets = [0] * PARTITIONS
 
-    def look(self, start: int, draws: list) -> bool:
+    def look(self, start: int, draws: list, partition: int) -> bool:
         stats = WindowStats()
         for d in draws:
             stats.update(as_result(d))  # type: ignore[arg-type]
@@ -136,13 +142,13 @@ class Phasegate:
             window_start=to_datetime(start),
             window_seconds=WINDOW,
             source_topic="results",
-            partition=0,
-            first_offset=self.offset,
-            last_offset=self.offset + len(draws) - 1,
-            committed_offset=self.offset,
+            partition=partition,
+            first_offset=self.offsets[partition],
+            last_offset=self.offsets[partition] + len(draws) - 1,
+            committed_offset=self.offsets[partition],
             stats=stats.to_state(),
         )
-        self.offset += len(draws)
+        self.offsets[partition] += len(draws)
         system, window = self.view.apply(partial)
         out = self.monitor.observe(self.view, system, window, self.state)
         if window % (10 * WINDOW) == 0:
@@ -160,9 +166,11 @@ def run_once(case: Case, seed: int, plan: Plan) -> dict[str, int | None]:
         profile = case.after if case.onset is not None and first >= case.onset else case.before
         draws = [traffic.draw("u", True, profile) for _ in range(BATCH)]
         start = (first // RATE) // WINDOW * WINDOW
-        for name, rule in rules.items():
-            if fired[name] is None and rule.look(start, draws):
-                fired[name] = first + BATCH
+        for partition in range(PARTITIONS):  # units hash to partitions: an even spread
+            part = draws[partition::PARTITIONS]
+            for name, rule in rules.items():
+                if part and fired[name] is None and rule.look(start, part, partition):
+                    fired[name] = first + BATCH
         if all(v is not None for v in fired.values()):
             break
     return fired
@@ -212,7 +220,7 @@ def _pct(values: list[int], q: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=500, help="simulated rollouts per scenario")
+    parser.add_argument("--runs", type=int, default=200, help="simulated rollouts per scenario")
     args = parser.parse_args()
     plan = load_plan()
     h = plan.sequential.threshold(len(plan.statistical_triggers))
