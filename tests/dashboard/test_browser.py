@@ -28,12 +28,12 @@ from dashboard import summary
 from dashboard.server import make_server, serve_in_thread
 from dashboard.service import Dashboard
 from dashboard.writer import RolloutWriter
+from phasegate.testing.processes import WorkerProcess
+from phasegate.testing.topics import read_values
 from producers import Router, live
 from schemas.codec import decode
 from schemas.events import RolloutEvent
 from schemas.settings import Settings
-from tests.producers.kafka_util import read_values
-from tests.streams.worker import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "artifacts" / "dashboard.png"

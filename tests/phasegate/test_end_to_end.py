@@ -13,6 +13,7 @@ import threading
 import pytest
 
 from phasegate.cli import app
+from phasegate.testing.processes import WorkerProcess
 from producers import live
 from schemas.codec import decode
 from schemas.events import Alert
@@ -21,7 +22,6 @@ from sinks.migrations import migrate
 from sinks.report import system_report
 from sinks.store import open_store
 from tests.streams.test_worker import read_all
-from tests.streams.worker import WorkerProcess
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -10,15 +10,15 @@ import pytest
 
 from phasegate.notify import Notifier, Webhook, run
 from phasegate.rollout_cli import read_state
+from phasegate.testing.processes import WorkerProcess
+from phasegate.testing.webhook import Receiver
 from producers import live
 from producers.router import Router
 from schemas.codec import decode
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import load_plan
 from streams.triggers import WORKER
-from tests.phasegate.test_notify import Receiver
 from tests.streams.test_worker import read_all
-from tests.streams.worker import WorkerProcess
 
 pytestmark = pytest.mark.timeout(240)
 ROLLOUT = "kai"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import statistics
 from datetime import UTC, datetime, timedelta
 
+from phasegate.testing.topics import read_values
 from producers import live
 from producers.simulator import SCENARIOS, generate, virtual_clock
 from schemas.codec import decode
 from schemas.events import Feedback, Result
-from tests.producers.kafka_util import read_values
 
 
 def results(scenario: str, n: int = 20_000, **kw) -> list[Result]:

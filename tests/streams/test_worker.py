@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from phasegate.testing.processes import WorkerProcess
 from producers.emitter import Emitter
 from producers.simulator import Scenario, SystemProfile, generate, virtual_clock
 from schemas.codec import decode
 from schemas.events import Alert, Feedback, Result
 from schemas.internal import DeadLetter
 from streams.aggregate import WindowStats
-from tests.streams.worker import WorkerProcess
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -1,12 +1,11 @@
-"""The fault scenarios: each starts a :class:`Run`, injects one fault under load, judges."""
+"""The fault scenarios: each starts a :class:`Run`, injects one fault under load, judges.
+
+``python -m bench.faults`` prints them as a table; ``tests/faults`` runs them reduced.
+"""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,10 +13,14 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from tests.faults.harness import Outcome, Run, Size, Stack
-from tests.faults.hostile import hostile
-from tests.phasegate.test_notify import Receiver
-from tests.sinks.sinkproc import SinkProcess
+from phasegate.testing.faults.hostile import hostile
+from phasegate.testing.faults.outcome import Outcome
+from phasegate.testing.faults.run import Run, Size
+from phasegate.testing.faults.stack import Stack
+from phasegate.testing.processes import NotifyProcess, SinkProcess
+from phasegate.testing.webhook import Receiver
+
+Scenario = Callable[[Stack, Size, Path], Outcome]
 
 
 @contextmanager
@@ -63,7 +66,7 @@ def sink_kill(stack: Stack, size: Size, folder: Path) -> Outcome:
         return out
 
 
-def _bounce(name: str, service: str) -> Callable[[Stack, Size, Path], Outcome]:
+def _bounce(name: str, service: str) -> Scenario:
     def scenario(stack: Stack, size: Size, folder: Path) -> Outcome:
         with running(stack, name, size, folder) as run:
             run.start()
@@ -136,44 +139,16 @@ def bad_input(stack: Stack, size: Size, folder: Path) -> Outcome:
         return out
 
 
-class Notify:
-    """``phasegate notify --webhook URL`` as a process; its counters read at exit."""
-
-    def __init__(self, run: Run, url: str, log: Path, timeout: float) -> None:
-        command = [sys.executable, "-m", "phasegate.cli", "notify", "--webhook", url]
-        command += ["--timeout", str(timeout), "--attempts", "3", "--group", log.stem]
-        self.log = log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                command,
-                env={**os.environ, **run.settings.to_env()},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def stop(self) -> dict[str, int]:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        text = self.log.read_text(errors="replace")
-        found = re.search(r"sent (\d+), failed (\d+), retries (\d+)", text)
-        if found is None:
-            return {"exit": self.proc.returncode}
-        sent, failed, retries = (int(g) for g in found.groups())
-        return {"sent": sent, "failed": failed, "retries": retries, "exit": self.proc.returncode}
-
-
 def webhooks(stack: Stack, size: Size, folder: Path) -> Outcome:
     """A slow webhook receiver and one that always fails, while a candidate degrades."""
     with running(stack, "slow + failing webhook", size, folder) as run:
         slow, failing = Receiver(delay=2.0), Receiver(fail=10**9)
         hooks = [
-            Notify(run, slow.url, folder / "notify-slow.log", timeout=5),
-            Notify(run, failing.url, folder / "notify-failing.log", timeout=5),
+            NotifyProcess(run.settings, slow.url, folder / "notify-slow.log", timeout=5),
+            NotifyProcess(run.settings, failing.url, folder / "notify-failing.log", timeout=5),
         ]
+        for hook in hooks:
+            hook.start()
         try:
             run.start()
             run.load("degrade")
@@ -181,7 +156,7 @@ def webhooks(stack: Stack, size: Size, folder: Path) -> Outcome:
             out = run.outcome()
             time.sleep(8)  # the failing hook's retries of the last notification
         finally:
-            counts = [hook.stop() for hook in hooks]
+            counts = [hook.counters() for hook in hooks]
             slow.close()
             failing.close()
         got_slow, got_failing = counts
@@ -198,7 +173,7 @@ def webhooks(stack: Stack, size: Size, folder: Path) -> Outcome:
         return out
 
 
-SCENARIOS: dict[str, Callable[[Stack, Size, Path], Outcome]] = {
+SCENARIOS: dict[str, Scenario] = {
     "worker_kill": worker_kill,
     "sink_kill": sink_kill,
     "broker_restart": broker_restart,
