@@ -1,4 +1,4 @@
-"""The fault table: every scenario of tests/faults at full size, on one private stack.
+"""The fault table: every scenario of phasegate.testing.faults at full size, on one private stack.
 
 python -m bench.faults                  # full size (500 gen/s, 60 s each, 10,000 bad)
 python -m bench.faults --reduced        # the test suite's size

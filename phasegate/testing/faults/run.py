@@ -26,6 +26,7 @@ from phasegate.testing.faults.stack import Stack
 from phasegate.testing.processes import SinkProcess, WorkerProcess
 from phasegate.testing.topics import read_topic
 from producers import live
+from producers.emitter import Emitter
 from schemas.codec import DecodeError, decode
 from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.internal import DeadLetter
@@ -36,6 +37,8 @@ from streams.windows import window_start
 
 ROLLOUT = "kai"
 ROLLBACK_KINDS = ("emergency_rollback", "partial_rollback")
+ROLLBACKS = {"degrade": 1, "outage": 1}  # the worker's rollbacks a load scenario calls for
+OPERATOR = "fault-operator"  # the person in the scenarios that steer a rollout
 
 
 @dataclass(frozen=True)
@@ -130,9 +133,10 @@ class Run:
         self.worker.wait_assigned(90)
         return self
 
-    def load(self, scenario: str = "healthy") -> None:
-        """The simulator at ``size.rate`` for ``size.duration_s``, in a thread."""
-        self.expected_rollbacks = 1 if scenario == "degrade" else 0
+    def load(self, scenario: str = "healthy", weight: int | None = 50) -> None:
+        """The simulator at ``size.rate`` for ``size.duration_s``, in a thread; ``weight``
+        first set by the load (None: the rollout log's weight as it stands)."""
+        self.expected_rollbacks = ROLLBACKS.get(scenario, 0)
 
         def run() -> None:
             self.summary = live.run(
@@ -141,13 +145,22 @@ class Run:
                 duration_s=self.size.duration_s,
                 rate=self.size.rate,
                 rollout=ROLLOUT,
-                set_weight=50,
+                set_weight=weight,
                 on_emit=self.sent.record,
             )
 
         self._load = threading.Thread(target=run, name="load", daemon=True)
         self.started = time.monotonic()
         self._load.start()
+
+    def steer(self, type: str, weight: int, phase: int) -> RolloutEvent:
+        """A person's rollout event (``OPERATOR``), as ``phasegate rollout`` appends it."""
+        event = RolloutEvent(rollout=ROLLOUT, type=type, weight=weight, phase=phase, actor=OPERATOR)
+        with Emitter(self.settings) as emitter:
+            emitter.emit(event)
+            if not emitter.flush(30):
+                self.problems.append(f"{type} by {OPERATOR} was not delivered")
+        return event
 
     def at(self, fraction: float) -> None:
         """Sleep until ``fraction`` of the load's duration has passed."""
@@ -167,6 +180,17 @@ class Run:
 
     def ch(self, sql: str) -> Any:
         return self.store.query(sql.format(db=self.settings.database)).scalar()
+
+    def rollout_log(self) -> list[RolloutEvent]:
+        """The rollout log (one partition) in order; what cannot be read left out."""
+        records = read_topic(self.settings, self.settings.topics.rollout)
+        return [e for e in (_decoded(r.value, RolloutEvent) for r in records) if e is not None]
+
+    def alerts(self) -> list[Alert]:
+        """Every alert sent (one partition), copies included."""
+        return [
+            decode(r.value, Alert) for r in read_topic(self.settings, self.settings.topics.alerts)
+        ]
 
     def stored_ids(self) -> set[UUID]:
         rows = self.store.query(f"SELECT event_id FROM {self.settings.database}.results FINAL")
@@ -294,18 +318,12 @@ class Run:
         """Rollback alerts (distinct ids; a replayed copy keeps its id), each with its
         rollback in the rollout log; ClickHouse holds each alert once."""
         alerts: dict[UUID, Alert] = {}
-        for record in read_topic(self.settings, self.settings.topics.alerts):
-            alert = decode(record.value, Alert)
+        for alert in self.alerts():
             known = alerts.get(alert.alert_id)
             if known is None or known.action is None:  # keep a copy that acts
                 alerts[alert.alert_id] = alert
         rollbacks = {
-            e.event_id
-            for e in (
-                _decoded(r.value, RolloutEvent)
-                for r in read_topic(self.settings, self.settings.topics.rollout)
-            )
-            if e is not None and e.type == "rollback" and e.actor == WORKER
+            e.event_id for e in self.rollout_log() if e.type == "rollback" and e.actor == WORKER
         }
         rollback_alerts = [a for a in alerts.values() if a.kind in ROLLBACK_KINDS]
         out.rollbacks = len(rollback_alerts)

@@ -15,10 +15,13 @@ from kafka import KafkaProducer
 
 from phasegate.testing.faults.hostile import hostile
 from phasegate.testing.faults.outcome import Outcome
-from phasegate.testing.faults.run import Run, Size
+from phasegate.testing.faults.run import ROLLOUT, Run, Size
 from phasegate.testing.faults.stack import Stack
-from phasegate.testing.processes import NotifyProcess, SinkProcess
+from phasegate.testing.processes import NotifyProcess, SinkProcess, wait_for
 from phasegate.testing.webhook import Receiver
+from rollout.state import fold
+from schemas.events import RolloutEvent
+from streams.triggers import WORKER
 
 Scenario = Callable[[Stack, Size, Path], Outcome]
 
@@ -173,6 +176,102 @@ def webhooks(stack: Stack, size: Size, folder: Path) -> Outcome:
         return out
 
 
+def _weights(events: list[RolloutEvent]) -> str:
+    """The log as weights and who set them: ``100 (fault-operator) -> 0 (phasegate-worker)``."""
+    return " -> ".join(f"{e.weight if e.weight is not None else 0} ({e.actor})" for e in events)
+
+
+def _held(events: list[RolloutEvent], out: Outcome) -> None:
+    """The worker's emergency rollback stands: the fold ends at weight 0, phase 0, and no
+    automatic event after it sets a weight above 0."""
+    out.notes.append(f"rollout log: {_weights(events)}")
+    state = fold(events, ROLLOUT)
+    if (state.weight, state.phase) != (0, 0):
+        out.problems.append(f"the rollout ends at weight {state.weight}, phase {state.phase}")
+    to_zero = [i for i, e in enumerate(events) if e.actor == WORKER and not e.weight]
+    if not to_zero:
+        out.problems.append("no rollback to 0")
+        return
+    raised = [e for e in events[to_zero[0] + 1 :] if e.actor == WORKER and e.weight]
+    if raised:
+        out.problems.append(f"after the rollback to 0 the worker set {_weights(raised)}")
+
+
+def outage_at_phase_3(stack: Stack, size: Size, folder: Path) -> Outcome:
+    """At phase 3 (100%) every candidate request fails and times out (2 s): the success
+    and the latency triggers fire in the same evaluation, and the emergency rollback to 0
+    must stand."""
+    with running(stack, "hard outage at phase 3 (100%)", size, folder) as run:
+        run.start()
+        run.steer("phase_started", weight=100, phase=3)
+        run.load("outage", weight=None)
+        run.join_load()
+        out = run.outcome()
+        _held(run.rollout_log(), out)
+        return out
+
+
+def _waited(run: Run, check: Callable[[], bool], what: str, timeout: float) -> bool:
+    try:
+        wait_for(check, what, timeout, run.worker)
+    except AssertionError:
+        run.problems.append(f"timed out waiting for {what}")
+        return False
+    return True
+
+
+def _nothing_new(before: list[tuple], after: list[tuple], what: str, out: Outcome) -> None:
+    """A problem when ``after`` (records as (id, kind)) adds to ``before``, copies of a
+    known id included."""
+    added = after[len(before) :]
+    if added:
+        copies = sum(record in before for record in added)
+        kinds = sorted({kind for _, kind in added})
+        out.problems.append(
+            f"{len(added)} new {what} after the restart ({copies} repeat an earlier id): {kinds}"
+        )
+
+
+def restart_after_person(stack: Stack, size: Size, folder: Path) -> Outcome:
+    """A person starts the rollout (phase 1, 50%) while traffic flows, the worker rolls
+    the degrading candidate back to 0, the person starts it again; then the worker is
+    killed (-9) and restarted with no new data: it must send no new alert and no new
+    rollout event."""
+    name = "worker kill -9 after a person restarted a rolled-back rollout"
+    with running(stack, name, size, folder) as run:
+        run.start()
+        run.load("degrade", weight=None)  # the application at the log's weight: 0
+        run.at(0.2)
+        run.steer("phase_started", weight=50, phase=1)
+        run.join_load()
+
+        def rolled_back() -> bool:
+            last = fold(run.rollout_log(), ROLLOUT).last
+            return last is not None and last.actor == WORKER and not last.weight
+
+        _waited(run, rolled_back, "the worker's rollback", 60)
+        run.steer("phase_started", weight=50, phase=1)
+
+        def follows() -> bool:
+            status = run.worker.status() or {}
+            return (status.get("control", {}).get(ROLLOUT) or {}).get("weight") == 50
+
+        _waited(run, follows, "the worker to follow the person", 30)
+        alerts = [(a.alert_id, a.kind) for a in run.alerts()]
+        log = [(e.event_id, e.type) for e in run.rollout_log()]
+        run.worker.stop(signal.SIGKILL)
+        run.worker.start()
+        recover = run.caught_up(run.sent.count, time.monotonic())
+        time.sleep(5)  # ten flushes: room for what a replay would send
+        out = run.outcome(recover)
+        events = run.rollout_log()
+        _nothing_new(alerts, [(a.alert_id, a.kind) for a in run.alerts()], "alerts", out)
+        _nothing_new(log, [(e.event_id, e.type) for e in events], "rollout events", out)
+        state = fold(events, ROLLOUT)
+        out.notes.append(f"rollout log: {_weights(events)}; its fold: {state.weight}%")
+        return out
+
+
 SCENARIOS: dict[str, Scenario] = {
     "worker_kill": worker_kill,
     "sink_kill": sink_kill,
@@ -181,6 +280,8 @@ SCENARIOS: dict[str, Scenario] = {
     "broker_hang": broker_hang,
     "bad_input": bad_input,
     "webhooks": webhooks,
+    "outage_at_phase_3": outage_at_phase_3,
+    "restart_after_person": restart_after_person,
 }
 
 DURABLE = set(SCENARIOS) - {"bad_input"}
