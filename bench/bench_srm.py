@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from bench.common import print_table
-from tests.streams.test_sample_ratio import run
+from phasegate.testing.sample_ratio import run
 
 
 def healthy(rollouts: int, p: float) -> list[str]:

@@ -1,4 +1,4 @@
-"""The fault table: every scenario of tests/faults at full size, on one private stack.
+"""The fault table: every scenario of phasegate.testing.faults at full size, on one private stack.
 
 python -m bench.faults                  # full size (500 gen/s, 60 s each, 10,000 bad)
 python -m bench.faults --reduced        # the test suite's size
@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 from bench.common import print_table
-from tests.faults.harness import FULL, REDUCED, Outcome, Stack
-from tests.faults.scenarios import DURABLE, SCENARIOS
+from phasegate.testing.faults.outcome import Outcome
+from phasegate.testing.faults.run import FULL, REDUCED
+from phasegate.testing.faults.scenarios import DURABLE, SCENARIOS
+from phasegate.testing.faults.stack import Stack
 
 
 def run(names: list[str], reduced: bool, root: Path) -> list[Outcome]:

@@ -41,7 +41,9 @@ import time
 from pathlib import Path
 
 from bench.common import print_table
-from tests.faults.harness import Outcome, Run, Size, Stack, freeze
+from phasegate.testing.faults.outcome import Outcome
+from phasegate.testing.faults.run import Run, Size
+from phasegate.testing.faults.stack import Stack, freeze
 
 GROWTH_LIMIT = 0.10  # more than 10% (and 5 MiB) after warm-up counts as growth
 GROWTH_FLOOR_MIB = 5.0

@@ -9,8 +9,9 @@ statistical benchmarks can simulate many rollouts in memory.
 
 Scenarios (:data:`SCENARIOS`): ``healthy``, ``degrade`` (candidate success drops at the
 onset), ``latency`` (candidate latency, P95 included, +50% from the onset),
-``critical-burst`` (a short burst of critical candidate errors at the onset) and ``aa``
-(both systems identical, for false-alarm measurements). The onset is a fraction of the run.
+``critical-burst`` (a short burst of critical candidate errors at the onset), ``outage``
+(from the onset every candidate request times out at 2 s) and ``aa`` (both systems
+identical, for false-alarm measurements). The onset is a fraction of the run.
 """
 
 from __future__ import annotations
@@ -87,6 +88,19 @@ SCENARIOS: dict[str, Scenario] = {
         replace(_CANDIDATE, success=0.9, critical_share=1.0),
         onset=0.5,
         until=0.55,
+    ),
+    "outage": Scenario(
+        "outage",
+        _BASELINE,
+        _CANDIDATE,
+        replace(
+            _CANDIDATE,
+            success=0.0,
+            latency_median_ms=2000.0,
+            latency_sigma=0.0,
+            errors=(("timeout", 1.0),),
+        ),
+        onset=0.3,
     ),
     "aa": Scenario("aa", _BASELINE, _BASELINE),
 }

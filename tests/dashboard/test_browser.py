@@ -30,15 +30,15 @@ from dashboard import summary
 from dashboard.server import make_server, serve_in_thread
 from dashboard.service import Dashboard
 from dashboard.writer import RolloutWriter
+from phasegate.testing.processes import WorkerProcess
+from phasegate.testing.topics import read_values
 from producers import Router, live
 from schemas.codec import decode
 from schemas.events import RolloutEvent
 from schemas.plan import load_plan
 from schemas.settings import Settings
-from tests.producers.kafka_util import read_values
 from tests.rollout import TEN_TO_HUNDRED
 from tests.streams.status_sample import sample_status
-from tests.streams.worker import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "artifacts" / "dashboard.png"

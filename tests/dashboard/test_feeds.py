@@ -13,11 +13,11 @@ from kafka import KafkaProducer
 from dashboard.feeds import AlertLog, RolloutLog
 from dashboard.writer import NotWritten, RolloutWriter
 from phasegate.stack import free_port
+from phasegate.testing.topics import read_values
 from schemas.base import now
 from schemas.codec import encode
 from schemas.events import Alert, AlertWindow, RolloutEvent
 from schemas.settings import Settings
-from tests.producers.kafka_util import read_values
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> bool:

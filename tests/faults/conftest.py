@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from phasegate.stack.clickhouse import INSTALL_HINT, server_binary
-from tests.faults.harness import Stack
+from phasegate.testing.faults.stack import Stack
 
 
 @pytest.fixture(scope="session")

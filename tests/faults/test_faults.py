@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from bench.common import print_table
-from tests.faults.harness import REDUCED, Outcome
-from tests.faults.scenarios import DURABLE, SCENARIOS
+from phasegate.testing.faults.outcome import Outcome
+from phasegate.testing.faults.run import REDUCED
+from phasegate.testing.faults.scenarios import DURABLE, SCENARIOS
 
 pytestmark = pytest.mark.timeout(420)
 

@@ -13,6 +13,8 @@ import threading
 import pytest
 
 from phasegate.cli import app
+from phasegate.testing.processes import WorkerProcess
+from phasegate.testing.topics import read_values
 from producers import live
 from schemas.codec import decode
 from schemas.events import Alert
@@ -20,8 +22,6 @@ from sinks.consumer import Sink
 from sinks.migrations import migrate
 from sinks.report import system_report
 from sinks.store import open_store
-from tests.streams.test_worker import read_all
-from tests.streams.worker import WorkerProcess
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -52,7 +52,10 @@ def test_emitted_event_is_counted_alerts_and_lands_in_clickhouse(settings, tmp_p
             successes = sum(w["count"] * w["success_rate"]["value"] for w in windows)
             assert round(successes) == summary.successes[system]
 
-        alerts = [decode(v, Alert) for v in read_all(settings, settings.topics.alerts, 10, 3000)]
+        alerts = [
+            decode(v, Alert)
+            for v in read_values(settings.bootstrap_servers, settings.topics.alerts, 10, 3.0)
+        ]
         emergencies = [a for a in alerts if a.kind == "emergency_rollback"]
         assert [(a.rollout, a.system, a.metric) for a in emergencies] == [
             ("kai", "production", "success_rate")

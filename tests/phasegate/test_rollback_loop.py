@@ -10,15 +10,15 @@ import pytest
 
 from phasegate.notify import Notifier, Webhook, run
 from phasegate.rollout_cli import read_state
+from phasegate.testing.processes import WorkerProcess
+from phasegate.testing.topics import read_values
+from phasegate.testing.webhook import Receiver
 from producers import live
 from producers.router import Router
 from schemas.codec import decode
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import load_plan
 from streams.triggers import WORKER
-from tests.phasegate.test_notify import Receiver
-from tests.streams.test_worker import read_all
-from tests.streams.worker import WorkerProcess
 
 pytestmark = pytest.mark.timeout(240)
 ROLLOUT = "kai"
@@ -68,8 +68,11 @@ class Watch:
         self.router.close()
 
 
-def alerts(settings, timeout_ms: int = 3000) -> list[Alert]:
-    return [decode(v, Alert) for v in read_all(settings, settings.topics.alerts, 100, timeout_ms)]
+def alerts(settings, timeout_s: float = 3.0) -> list[Alert]:
+    return [
+        decode(v, Alert)
+        for v in read_values(settings.bootstrap_servers, settings.topics.alerts, 100, timeout_s)
+    ]
 
 
 def test_degrading_candidate_is_rolled_back_once_and_the_router_follows(loop):
@@ -111,6 +114,6 @@ def test_an_aa_run_of_the_same_length_raises_no_rollback(loop):
     summary = live.run(settings, "aa", events=5000, rate=500, rollout=ROLLOUT)
     worker.wait(lambda s: s["counters"]["results"] >= sum(summary.per_system.values()))
     time.sleep(2)
-    assert [a for a in alerts(settings, 1000) if a.action is not None] == []
+    assert [a for a in alerts(settings, 1.0) if a.action is not None] == []
     assert worker.status()["counters"]["rollbacks"] == 0
     assert read_state(settings, ROLLOUT).weight == 50

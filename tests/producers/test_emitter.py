@@ -8,10 +8,10 @@ import time
 import pytest
 
 from phasegate.stack import ensure_topics
+from phasegate.testing.topics import private_broker, read_values
 from producers.emitter import Emitter
 from schemas.codec import decode
 from schemas.events import Feedback, Result
-from tests.producers.kafka_util import private_broker, read_values
 
 
 def result(i: int, tag: str = "t") -> Result:

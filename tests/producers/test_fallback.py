@@ -7,11 +7,11 @@ import time
 
 import pytest
 
+from phasegate.testing.topics import read_values
 from producers.emitter import Emitter
 from producers.fallback import Outcome, Request, critical_when, serve, serve_async
 from schemas.codec import decode
 from schemas.events import Result
-from tests.producers.kafka_util import read_values
 
 REQ = Request(rollout="r", query_id="q1", unit_id="u1", weight=100)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import statistics
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from phasegate.testing.topics import read_values
 from producers import live
 from producers.simulator import SCENARIOS, generate, virtual_clock
 from schemas.codec import decode
 from schemas.events import Feedback, Result
-from tests.producers.kafka_util import read_values
 
 
 def results(scenario: str, n: int = 20_000, **kw) -> list[Result]:
@@ -81,6 +83,16 @@ def test_critical_burst_is_critical_and_short():
     assert all(r.system == "production" for r in rs if r.error and r.error.critical)
 
 
+def test_outage_fails_every_candidate_request_slowly_after_the_onset():
+    n = 20_000
+    cand = [r for r in results("outage", n) if r.system == "production"]
+    before = [r for r in cand if int(r.query_id.split("-")[1]) < 0.3 * n]
+    after = [r for r in cand if int(r.query_id.split("-")[1]) >= 0.3 * n]
+    assert rate(before) > 0.96 and rate(after) == 0.0
+    assert all(r.latency_ms == pytest.approx(2000.0) for r in after)
+    assert {r.error.type for r in after if r.error} == {"timeout"}
+
+
 def test_aa_systems_are_indistinguishable():
     rs = results("aa", 40_000)
     cand = [r for r in rs if r.system == "production"]
@@ -99,7 +111,7 @@ def test_rules_are_zipf_like_and_feedback_follows_success():
     feedback = [e for e in events if isinstance(e, Feedback)]
     assert 0.08 < len(feedback) / 20_000 < 0.12
     assert sum(f.verdict == "correct" for f in feedback) / len(feedback) > 0.8
-    assert set(SCENARIOS) == {"healthy", "degrade", "latency", "critical-burst", "aa"}
+    assert set(SCENARIOS) == {"healthy", "degrade", "latency", "critical-burst", "outage", "aa"}
 
 
 def test_live_run_through_router_and_emitter(kafka_settings):

@@ -7,9 +7,9 @@ import random
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from phasegate.testing.faults.hostile import MAKERS
 from schemas import DecodeError, Feedback, Result, RolloutEvent, decode, encode
 from schemas.codec import decode_many
-from tests.faults.hostile import MAKERS
 
 
 def _result(i: int) -> Result:

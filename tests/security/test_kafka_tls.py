@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from phasegate.testing.processes import SinkProcess, WorkerProcess, wait_for
 from producers.emitter import Emitter
 from schemas.events import Result
 from schemas.settings import Settings
 from sinks.store.server import ServerStore
 from tests.security.conftest import Certs
-from tests.sinks.sinkproc import SinkProcess, wait_for
 from tests.streams.test_worker import counted, emit, simulate
-from tests.streams.worker import WorkerProcess
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -14,12 +14,12 @@ import pytest
 
 from phasegate.stack import free_ports
 from phasegate.stack.clickhouse import clickhouse_process, server_binary
+from phasegate.testing.processes import SinkProcess, wait_for
 from producers.emitter import Emitter
 from schemas.settings import Settings
 from sinks.store import StoreUnavailable
 from sinks.store.server import ServerStore
 from tests.sinks.conftest import make_result
-from tests.sinks.sinkproc import SinkProcess, wait_for
 
 PASSWORD = "ch-An4lyst-e81c"
 WRONG = "ch-Wr0ng-77a2"

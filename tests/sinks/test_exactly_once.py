@@ -12,13 +12,13 @@ from kafka import KafkaConsumer, TopicPartition
 
 from phasegate.stack import free_ports
 from phasegate.stack.clickhouse import clickhouse_process, server_binary, server_url
+from phasegate.testing.processes import SinkProcess, wait_for
 from schemas import Result, encode
 from schemas.settings import Settings
 from sinks.migrations import migrate
 from sinks.report import system_report
 from sinks.store import Store, open_store
 from tests.sinks.conftest import make_result
-from tests.sinks.sinkproc import SinkProcess, wait_for
 from tests.sinks.test_sink import produce
 
 

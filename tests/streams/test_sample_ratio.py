@@ -10,36 +10,10 @@ from datetime import timedelta
 
 import pytest
 
+from phasegate.testing.sample_ratio import WINDOW, run, srm_alerts, stage2
 from producers.router import to_candidate
-from rollout.state import RolloutState, fold
-from schemas.events import RolloutEvent
-from schemas.internal import Partial, WindowStatsState
-from schemas.plan import SampleRatio, load_plan
-from schemas.stats import split_p_value
-from streams.stage2 import Stage2
-from streams.windows import PartitionAccumulator, to_datetime
+from streams.windows import PartitionAccumulator
 from tests.streams.conftest import T0, make_result
-
-WINDOW = 10
-
-
-def state(rollout: str, weight: int) -> RolloutState:
-    started = RolloutEvent(rollout=rollout, type="phase_started", weight=weight, phase=1, ts=T0)
-    return fold([started], rollout)  # type: ignore[return-value]
-
-
-def stage2(weight: int, p_value: float = 0.001, span: int = 5 * WINDOW) -> Stage2:
-    plan = load_plan().model_copy(
-        update={"sample_ratio": SampleRatio(p_value=p_value, min_samples=200, window_seconds=span)}
-    )
-    states: dict[str, RolloutState] = {}  # one log per rollout, as the worker follows it
-    return Stage2(
-        WINDOW, 3600, plan, state_of=lambda r: states.setdefault(r, state(r, weight))
-    )
-
-
-def srm_alerts(outputs: list) -> list:
-    return [o for o in outputs if getattr(o, "kind", None) == "sample_ratio_mismatch"]
 
 
 # ---------------------------------------------------------------- through stage 1 and 2
@@ -149,53 +123,6 @@ def test_one_check_per_window_however_many_partials():
 
 
 # ---------------------------------------------------------------- simulated rollouts
-def simulate(rollout: str, weight: int, windows: int, lost: float, seed: int):
-    """Per window and system: (events, distinct units) of 2,000 units whose query rates
-    are heavy-tailed (log-normal, about 3 per window, some units far more), routed by the
-    Router's hash; ``lost`` of the candidate's units never arrive."""
-    np = pytest.importorskip("numpy")
-    rng = np.random.default_rng(seed)
-    names = [f"{rollout}-u{i}" for i in range(2000)]
-    cand = np.array([to_candidate(rollout, u, weight) for u in names])
-    kept = ~(cand & (rng.random(len(names)) < lost))
-    rate = rng.lognormal(mean=0.3, sigma=1.2, size=len(names))
-    for _ in range(windows):
-        k = rng.poisson(rate) * kept
-        yield [(int(k[mask].sum()), int((k[mask] > 0).sum())) for mask in (cand, ~cand)]
-
-
-def run(rollout: str, weight: int, lost: float, seed: int, windows: int = 14, p: float = 0.01):
-    """One simulated rollout through Stage 2; (SRM alerts, checks, event-test rejections)."""
-    s2 = stage2(weight, p_value=p)
-    alerts, event_rejections, span = 0, 0, 5
-    history = []
-    for w, split in enumerate(simulate(rollout, weight, windows, lost, seed)):
-        history.append(split)
-        for system, (events, distinct) in zip(("production", "pipeline"), split, strict=True):
-            stats = WindowStatsState(  # all successes: no rollback stops the split
-                count=events, successes=events, weights={weight: events}, units={weight: distinct}
-            )
-            partial = Partial(
-                rollout=rollout,
-                system=system,
-                window_start=to_datetime(int(T0.timestamp()) + w * WINDOW),
-                window_seconds=WINDOW,
-                source_topic="results",
-                partition=0,
-                first_offset=w,
-                last_offset=w,
-                committed_offset=w + 1,
-                stats=stats,
-            )
-            alerts += len(srm_alerts(s2.apply(partial)))
-        if w >= 2:  # the check before: a chi-square on the span's events, same windows
-            closed = history[max(0, w - 1 - span) : w - 1]
-            c = sum(cand for (cand, _), _ in closed)
-            total = c + sum(base for _, (base, _) in closed)
-            event_rejections += (split_p_value(c, total, weight / 100) or 1) < p
-    return alerts, windows - 2, event_rejections
-
-
 def test_healthy_rollouts_warn_at_the_stated_rate_or_less():
     """200 healthy rollouts (2,400 checks at p_value 0.01, weights 25/50/75)."""
     alerts = checks = event_rejections = 0

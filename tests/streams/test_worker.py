@@ -6,15 +6,16 @@ import signal
 from datetime import UTC, datetime
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
+from phasegate.testing.processes import WorkerProcess
+from phasegate.testing.topics import read_values
 from producers.emitter import Emitter
 from producers.simulator import Scenario, SystemProfile, generate, virtual_clock
 from schemas.codec import decode
 from schemas.events import Alert, Feedback, Result
 from schemas.internal import DeadLetter
 from streams.aggregate import WindowStats
-from tests.streams.worker import WorkerProcess
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -99,24 +100,6 @@ def assert_matches(status: dict, results: list[Result]) -> None:
         assert got["latency_ms"]["p95"] == pytest.approx(p95, rel=0.01)
 
 
-def read_all(settings, topic: str, expected: int, timeout_ms: int = 10_000) -> list[bytes]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=settings.bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=timeout_ms,
-    )
-    try:
-        values = []
-        for message in consumer:
-            values.append(message.value)
-            if len(values) >= expected:
-                break
-        return values
-    finally:
-        consumer.close()
-
-
 def test_windows_match_exact_values_alert_fires_once_and_bad_input_goes_to_dlq(
     worker_settings, workers
 ):
@@ -134,11 +117,16 @@ def test_windows_match_exact_values_alert_fires_once_and_bad_input_goes_to_dlq(
     assert_matches(status, results)
 
     topics = worker_settings.topics
-    alerts = [decode(v, Alert) for v in read_all(worker_settings, topics.alerts, 2, 3000)]
+    alerts = [
+        decode(v, Alert)
+        for v in read_values(worker_settings.bootstrap_servers, topics.alerts, 2, 3.0)
+    ]
     assert [(a.system, a.metric) for a in alerts] == [("production", "success_rate")]
     assert alerts[0].observed < 0.9 and alerts[0].samples >= 50
 
-    letters = [decode(v, DeadLetter) for v in read_all(worker_settings, topics.dlq, 2)]
+    letters = [
+        decode(v, DeadLetter) for v in read_values(worker_settings.bootstrap_servers, topics.dlq, 2)
+    ]
     reasons = sorted(letter.reason for letter in letters)
     assert any("rollout: Field required" in r for r in reasons)
     assert any(r.startswith("json:") for r in reasons)

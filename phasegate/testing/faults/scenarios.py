@@ -1,12 +1,11 @@
-"""The fault scenarios: each starts a :class:`Run`, injects one fault under load, judges."""
+"""The fault scenarios: each starts a :class:`Run`, injects one fault under load, judges.
+
+``python -m bench.faults`` prints them as a table; ``tests/faults`` runs them reduced.
+"""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,10 +13,17 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from tests.faults.harness import Outcome, Run, Size, Stack
-from tests.faults.hostile import hostile
-from tests.phasegate.test_notify import Receiver
-from tests.sinks.sinkproc import SinkProcess
+from phasegate.testing.faults.hostile import hostile
+from phasegate.testing.faults.outcome import Outcome
+from phasegate.testing.faults.run import ROLLOUT, Run, Size
+from phasegate.testing.faults.stack import Stack
+from phasegate.testing.processes import NotifyProcess, SinkProcess, wait_for
+from phasegate.testing.webhook import Receiver
+from rollout.state import fold
+from schemas.events import RolloutEvent
+from streams.triggers import WORKER
+
+Scenario = Callable[[Stack, Size, Path], Outcome]
 
 
 @contextmanager
@@ -63,7 +69,7 @@ def sink_kill(stack: Stack, size: Size, folder: Path) -> Outcome:
         return out
 
 
-def _bounce(name: str, service: str) -> Callable[[Stack, Size, Path], Outcome]:
+def _bounce(name: str, service: str) -> Scenario:
     def scenario(stack: Stack, size: Size, folder: Path) -> Outcome:
         with running(stack, name, size, folder) as run:
             run.start()
@@ -136,44 +142,16 @@ def bad_input(stack: Stack, size: Size, folder: Path) -> Outcome:
         return out
 
 
-class Notify:
-    """``phasegate notify --webhook URL`` as a process; its counters read at exit."""
-
-    def __init__(self, run: Run, url: str, log: Path, timeout: float) -> None:
-        command = [sys.executable, "-m", "phasegate.cli", "notify", "--webhook", url]
-        command += ["--timeout", str(timeout), "--attempts", "3", "--group", log.stem]
-        self.log = log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                command,
-                env={**os.environ, **run.settings.to_env()},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def stop(self) -> dict[str, int]:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        text = self.log.read_text(errors="replace")
-        found = re.search(r"sent (\d+), failed (\d+), retries (\d+)", text)
-        if found is None:
-            return {"exit": self.proc.returncode}
-        sent, failed, retries = (int(g) for g in found.groups())
-        return {"sent": sent, "failed": failed, "retries": retries, "exit": self.proc.returncode}
-
-
 def webhooks(stack: Stack, size: Size, folder: Path) -> Outcome:
     """A slow webhook receiver and one that always fails, while a candidate degrades."""
     with running(stack, "slow + failing webhook", size, folder) as run:
         slow, failing = Receiver(delay=2.0), Receiver(fail=10**9)
         hooks = [
-            Notify(run, slow.url, folder / "notify-slow.log", timeout=5),
-            Notify(run, failing.url, folder / "notify-failing.log", timeout=5),
+            NotifyProcess(run.settings, slow.url, folder / "notify-slow.log", timeout=5),
+            NotifyProcess(run.settings, failing.url, folder / "notify-failing.log", timeout=5),
         ]
+        for hook in hooks:
+            hook.start()
         try:
             run.start()
             run.load("degrade")
@@ -181,7 +159,7 @@ def webhooks(stack: Stack, size: Size, folder: Path) -> Outcome:
             out = run.outcome()
             time.sleep(8)  # the failing hook's retries of the last notification
         finally:
-            counts = [hook.stop() for hook in hooks]
+            counts = [hook.counters() for hook in hooks]
             slow.close()
             failing.close()
         got_slow, got_failing = counts
@@ -198,7 +176,103 @@ def webhooks(stack: Stack, size: Size, folder: Path) -> Outcome:
         return out
 
 
-SCENARIOS: dict[str, Callable[[Stack, Size, Path], Outcome]] = {
+def _weights(events: list[RolloutEvent]) -> str:
+    """The log as weights and who set them: ``100 (fault-operator) -> 0 (phasegate-worker)``."""
+    return " -> ".join(f"{e.weight if e.weight is not None else 0} ({e.actor})" for e in events)
+
+
+def _held(events: list[RolloutEvent], out: Outcome) -> None:
+    """The worker's emergency rollback stands: the fold ends at weight 0, phase 0, and no
+    automatic event after it sets a weight above 0."""
+    out.notes.append(f"rollout log: {_weights(events)}")
+    state = fold(events, ROLLOUT)
+    if (state.weight, state.phase) != (0, 0):
+        out.problems.append(f"the rollout ends at weight {state.weight}, phase {state.phase}")
+    to_zero = [i for i, e in enumerate(events) if e.actor == WORKER and not e.weight]
+    if not to_zero:
+        out.problems.append("no rollback to 0")
+        return
+    raised = [e for e in events[to_zero[0] + 1 :] if e.actor == WORKER and e.weight]
+    if raised:
+        out.problems.append(f"after the rollback to 0 the worker set {_weights(raised)}")
+
+
+def outage_at_phase_3(stack: Stack, size: Size, folder: Path) -> Outcome:
+    """At phase 3 (100%) every candidate request fails and times out (2 s): the success
+    and the latency triggers fire in the same evaluation, and the emergency rollback to 0
+    must stand."""
+    with running(stack, "hard outage at phase 3 (100%)", size, folder) as run:
+        run.start()
+        run.steer("phase_started", weight=100, phase=3)
+        run.load("outage", weight=None)
+        run.join_load()
+        out = run.outcome()
+        _held(run.rollout_log(), out)
+        return out
+
+
+def _waited(run: Run, check: Callable[[], bool], what: str, timeout: float) -> bool:
+    try:
+        wait_for(check, what, timeout, run.worker)
+    except AssertionError:
+        run.problems.append(f"timed out waiting for {what}")
+        return False
+    return True
+
+
+def _nothing_new(before: list[tuple], after: list[tuple], what: str, out: Outcome) -> None:
+    """A problem when ``after`` (records as (id, kind)) adds to ``before``, copies of a
+    known id included."""
+    added = after[len(before) :]
+    if added:
+        copies = sum(record in before for record in added)
+        kinds = sorted({kind for _, kind in added})
+        out.problems.append(
+            f"{len(added)} new {what} after the restart ({copies} repeat an earlier id): {kinds}"
+        )
+
+
+def restart_after_person(stack: Stack, size: Size, folder: Path) -> Outcome:
+    """A person starts the rollout (phase 1, 50%) while traffic flows, the worker rolls
+    the degrading candidate back to 0, the person starts it again; then the worker is
+    killed (-9) and restarted with no new data: it must send no new alert and no new
+    rollout event."""
+    name = "worker kill -9 after a person restarted a rolled-back rollout"
+    with running(stack, name, size, folder) as run:
+        run.start()
+        run.load("degrade", weight=None)  # the application at the log's weight: 0
+        run.at(0.2)
+        run.steer("phase_started", weight=50, phase=1)
+        run.join_load()
+
+        def rolled_back() -> bool:
+            last = fold(run.rollout_log(), ROLLOUT).last
+            return last is not None and last.actor == WORKER and not last.weight
+
+        _waited(run, rolled_back, "the worker's rollback", 60)
+        run.steer("phase_started", weight=50, phase=1)
+
+        def follows() -> bool:
+            status = run.worker.status() or {}
+            return (status.get("control", {}).get(ROLLOUT) or {}).get("weight") == 50
+
+        _waited(run, follows, "the worker to follow the person", 30)
+        alerts = [(a.alert_id, a.kind) for a in run.alerts()]
+        log = [(e.event_id, e.type) for e in run.rollout_log()]
+        run.worker.stop(signal.SIGKILL)
+        run.worker.start()
+        recover = run.caught_up(run.sent.count, time.monotonic())
+        time.sleep(5)  # ten flushes: room for what a replay would send
+        out = run.outcome(recover)
+        events = run.rollout_log()
+        _nothing_new(alerts, [(a.alert_id, a.kind) for a in run.alerts()], "alerts", out)
+        _nothing_new(log, [(e.event_id, e.type) for e in events], "rollout events", out)
+        state = fold(events, ROLLOUT)
+        out.notes.append(f"rollout log: {_weights(events)}; its fold: {state.weight}%")
+        return out
+
+
+SCENARIOS: dict[str, Scenario] = {
     "worker_kill": worker_kill,
     "sink_kill": sink_kill,
     "broker_restart": broker_restart,
@@ -206,6 +280,8 @@ SCENARIOS: dict[str, Callable[[Stack, Size, Path], Outcome]] = {
     "broker_hang": broker_hang,
     "bad_input": bad_input,
     "webhooks": webhooks,
+    "outage_at_phase_3": outage_at_phase_3,
+    "restart_after_person": restart_after_person,
 }
 
 DURABLE = set(SCENARIOS) - {"bad_input"}

@@ -1,50 +1,44 @@
-"""The fault harness: the whole stack as real processes, a steady load, and the checks.
-
-:class:`Stack` is a Tansu broker and a ClickHouse 18.16 server on free ports; durable
-(Tansu on ``s3://`` at the stack's local s3rver with conditional writes, so a restart
-keeps the log) or in memory. :class:`Run` is one scenario on it: its own topics and
-database, a real ``phasegate worker`` and ``phasegate sink``, the simulator through the
-real Router and Emitter in a thread (:class:`Sent` records every accepted event), and
+"""One fault scenario's run: its own topics and database on a :class:`Stack`, a real
+``phasegate worker`` and ``phasegate sink``, the simulator through the real Router and
+Emitter in a thread (:class:`Sent` records every accepted event), and
 :meth:`Run.outcome`, which compares what was sent with ClickHouse, the DLQ, the alerts
 and the worker's windows.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from kafka import KafkaConsumer, TopicPartition
-
-from phasegate.stack import ManagedProcess, ensure_topics, free_port, free_ports
-from phasegate.stack.clickhouse import server_url
-from phasegate.stack.services import local_services
+from phasegate.stack import ensure_topics
+from phasegate.testing.faults.hostile import Bad
+from phasegate.testing.faults.outcome import Outcome
+from phasegate.testing.faults.stack import Stack
+from phasegate.testing.processes import SinkProcess, WorkerProcess
+from phasegate.testing.topics import read_topic
 from producers import live
+from producers.emitter import Emitter
 from schemas.codec import DecodeError, decode
 from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.internal import DeadLetter
-from schemas.settings import Settings
 from sinks.migrations import migrate
 from sinks.store import Store, open_store
 from streams.triggers import WORKER
 from streams.windows import window_start
-from tests.faults.hostile import Bad
-from tests.sinks.sinkproc import SinkProcess
-from tests.streams.worker import WorkerProcess
 
 ROLLOUT = "kai"
 ROLLBACK_KINDS = ("emergency_rollback", "partial_rollback")
-LOCAL = "127.0.0.1"
+ROLLBACKS = {"degrade": 1, "outage": 1}  # the worker's rollbacks a load scenario calls for
+OPERATOR = "fault-operator"  # the person in the scenarios that steer a rollout
 
 
 @dataclass(frozen=True)
@@ -64,66 +58,6 @@ class Size:
 
 REDUCED = Size(rate=200, duration_s=20, hostile=1000, outage_s=3)
 FULL = Size(rate=500, duration_s=60, hostile=10_000, outage_s=10)
-
-
-def freeze(pids: list[int], seconds: float) -> None:
-    """Stop the processes ``pids`` (SIGSTOP) for ``seconds``, then let them run on."""
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-    try:
-        time.sleep(seconds)
-    finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
-
-
-class Stack:
-    """A Tansu broker (``durable``: on s3rver) and a ClickHouse server under ``root``."""
-
-    def __init__(self, root: Path, durable: bool = True) -> None:
-        tcp, http = free_ports(2)
-        self.durable = durable
-        self.settings = Settings(
-            bootstrap_servers=f"{LOCAL}:{free_port()}",
-            broker_storage="s3://tansu/" if durable else "memory://tansu/",
-            s3_endpoint=f"http://{LOCAL}:{free_port()}",
-            clickhouse_url=server_url(LOCAL, tcp),
-            state_dir=root,
-        )
-        services = local_services(self.settings, True, http)
-        self.processes: dict[str, ManagedProcess] = {
-            s.name: s.process for s in services if s.process is not None
-        }
-        expected = ["s3", "broker", "clickhouse"] if durable else ["broker", "clickhouse"]
-        assert list(self.processes) == expected, services
-
-    def start(self) -> Stack:
-        for process in self.processes.values():
-            process.start(timeout=120)  # the first start installs s3rver with npm
-        return self
-
-    def stop(self) -> None:
-        for process in reversed(self.processes.values()):
-            process.stop(timeout=10)
-
-    def bounce(self, name: str, down_s: float) -> float:
-        """Stop ``name``, wait ``down_s``, start it again; return when it answered."""
-        process = self.processes[name]
-        process.stop(timeout=10)
-        time.sleep(down_s)
-        process.start(timeout=60)
-        return time.monotonic()
-
-    def hang(self, name: str, hang_s: float) -> float:
-        """Freeze ``name`` (connections stay open, nothing answers) for ``hang_s``, then let
-        it run on; return when it runs again."""
-        pid = self.processes[name].pid()
-        assert pid is not None, f"{name} is not running"
-        freeze([pid], hang_s)
-        return time.monotonic()
-
-    def pids(self) -> dict[str, int | None]:
-        return {name: p.pid() for name, p in self.processes.items()}
 
 
 class Sent:
@@ -159,90 +93,6 @@ class Sent:
     def recent(self) -> list[Result]:
         with self._lock:
             return list(self._recent)
-
-
-@dataclass
-class Outcome:
-    """One scenario's figures; ``ok`` when nothing is lost, doubled or unaccounted for."""
-
-    scenario: str
-    emitted: int = 0
-    stored: int = 0  # count() FINAL
-    unique: int = 0  # uniqExact(event_id)
-    lost: int = 0
-    doubled: int = 0  # rows beyond one per event, before FINAL
-    dlq: int = 0  # distinct dead letters (component, partition, offset)
-    dlq_expected: int = 0
-    dlq_unmatched: int = 0  # letters for no bad message, bad messages without their letter
-    rollbacks: int = 0
-    rollbacks_expected: int = 0
-    alert_dups: int = 0  # alert ids stored more than once (ClickHouse FINAL)
-    windows: int = 0
-    windows_off: int = 0
-    recover_s: float | None = None
-    crashes: int = 0
-    problems: list[str] = field(default_factory=list)  # failed checks of one scenario
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return (
-            self.lost == self.doubled == self.dlq_unmatched == self.windows_off == 0
-            and self.stored == self.unique == self.emitted
-            and self.rollbacks == self.rollbacks_expected
-            and self.alert_dups == 0
-            and self.crashes == 0
-            and not self.problems
-        )
-
-    COLUMNS = [
-        "scenario", "emitted", "in CH (FINAL/uniq)", "lost", "doubled", "DLQ (got/want)",
-        "unmatched", "rollbacks (got/want)", "windows off", "recover s", "crashes", "ok",
-    ]  # fmt: skip
-
-    def row(self) -> list[str]:
-        return [
-            self.scenario,
-            str(self.emitted),
-            f"{self.stored}/{self.unique}",
-            str(self.lost),
-            str(self.doubled),
-            f"{self.dlq}/{self.dlq_expected}",
-            str(self.dlq_unmatched),
-            f"{self.rollbacks}/{self.rollbacks_expected}",
-            f"{self.windows_off} of {self.windows}",
-            "-" if self.recover_s is None else f"{self.recover_s:.1f}",
-            str(self.crashes),
-            "yes" if self.ok else "NO",
-        ]
-
-
-def read_topic(settings: Settings, topic: str, timeout_s: float = 60.0) -> list[Any]:
-    """Every record of ``topic`` from its start: read until past the end offsets the broker
-    reports (a lower bound on Tansu) and two more polls bring nothing."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        records: list[Any] = []
-        quiet, deadline = 0, time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            batch = consumer.poll(timeout_ms=1000)
-            for rows in batch.values():
-                records.extend(rows)
-            quiet = 0 if batch else quiet + 1
-            if quiet >= 2 and all(consumer.position(tp) >= ends[tp] for tp in partitions):
-                break
-        return records
-    finally:
-        consumer.close()
 
 
 class Run:
@@ -283,9 +133,10 @@ class Run:
         self.worker.wait_assigned(90)
         return self
 
-    def load(self, scenario: str = "healthy") -> None:
-        """The simulator at ``size.rate`` for ``size.duration_s``, in a thread."""
-        self.expected_rollbacks = 1 if scenario == "degrade" else 0
+    def load(self, scenario: str = "healthy", weight: int | None = 50) -> None:
+        """The simulator at ``size.rate`` for ``size.duration_s``, in a thread; ``weight``
+        first set by the load (None: the rollout log's weight as it stands)."""
+        self.expected_rollbacks = ROLLBACKS.get(scenario, 0)
 
         def run() -> None:
             self.summary = live.run(
@@ -294,13 +145,22 @@ class Run:
                 duration_s=self.size.duration_s,
                 rate=self.size.rate,
                 rollout=ROLLOUT,
-                set_weight=50,
+                set_weight=weight,
                 on_emit=self.sent.record,
             )
 
         self._load = threading.Thread(target=run, name="load", daemon=True)
         self.started = time.monotonic()
         self._load.start()
+
+    def steer(self, type: str, weight: int, phase: int) -> RolloutEvent:
+        """A person's rollout event (``OPERATOR``), as ``phasegate rollout`` appends it."""
+        event = RolloutEvent(rollout=ROLLOUT, type=type, weight=weight, phase=phase, actor=OPERATOR)
+        with Emitter(self.settings) as emitter:
+            emitter.emit(event)
+            if not emitter.flush(30):
+                self.problems.append(f"{type} by {OPERATOR} was not delivered")
+        return event
 
     def at(self, fraction: float) -> None:
         """Sleep until ``fraction`` of the load's duration has passed."""
@@ -321,6 +181,17 @@ class Run:
     def ch(self, sql: str) -> Any:
         return self.store.query(sql.format(db=self.settings.database)).scalar()
 
+    def rollout_log(self) -> list[RolloutEvent]:
+        """The rollout log (one partition) in order; what cannot be read left out."""
+        records = read_topic(self.settings, self.settings.topics.rollout)
+        return [e for e in (_decoded(r.value, RolloutEvent) for r in records) if e is not None]
+
+    def alerts(self) -> list[Alert]:
+        """Every alert sent (one partition), copies included."""
+        return [
+            decode(r.value, Alert) for r in read_topic(self.settings, self.settings.topics.alerts)
+        ]
+
     def stored_ids(self) -> set[UUID]:
         rows = self.store.query(f"SELECT event_id FROM {self.settings.database}.results FINAL")
         return {r[0] if isinstance(r[0], UUID) else UUID(str(r[0])) for r in rows}
@@ -330,8 +201,6 @@ class Run:
         if status is None:
             return None
         systems = status["rollouts"].get(ROLLOUT, {}).get("systems", {})
-        from datetime import datetime
-
         return Counter(
             {
                 (system, int(datetime.fromisoformat(w["start"]).timestamp())): w["count"]
@@ -449,18 +318,12 @@ class Run:
         """Rollback alerts (distinct ids; a replayed copy keeps its id), each with its
         rollback in the rollout log; ClickHouse holds each alert once."""
         alerts: dict[UUID, Alert] = {}
-        for record in read_topic(self.settings, self.settings.topics.alerts):
-            alert = decode(record.value, Alert)
+        for alert in self.alerts():
             known = alerts.get(alert.alert_id)
             if known is None or known.action is None:  # keep a copy that acts
                 alerts[alert.alert_id] = alert
         rollbacks = {
-            e.event_id
-            for e in (
-                _decoded(r.value, RolloutEvent)
-                for r in read_topic(self.settings, self.settings.topics.rollout)
-            )
-            if e is not None and e.type == "rollback" and e.actor == WORKER
+            e.event_id for e in self.rollout_log() if e.type == "rollback" and e.actor == WORKER
         }
         rollback_alerts = [a for a in alerts.values() if a.kind in ROLLBACK_KINDS]
         out.rollbacks = len(rollback_alerts)
@@ -506,8 +369,8 @@ def _decoded(value: bytes, model: type) -> Any:
         return None
 
 
-def table_rows(outcomes: Iterable[Outcome]) -> list[list[str]]:
-    return [o.row() for o in outcomes]
-
-
-Scenario = Callable[[Stack, Size, Path], Outcome]
+def _decoded(value: bytes, model: type) -> Any:
+    try:
+        return decode(value, model)
+    except DecodeError:
+        return None

@@ -1,0 +1,82 @@
+"""Latency quantiles: within the stated 1% of numpy's on random data, through a merge and
+the portable state alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streams.sketch import RELATIVE_ACCURACY, LatencySketch
+
+QUANTILES = (0.0, 0.5, 0.9, 0.95, 0.99, 1.0)
+
+
+def latencies(seed: int, n: int = 5000) -> np.ndarray:
+    """Heavy-tailed response times in ms, some of them 0 (answered from a cache)."""
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(mean=5.0, sigma=1.0, size=n)
+    values[rng.random(n) < 0.02] = 0.0
+    return values
+
+
+def sketch_of(values: np.ndarray) -> LatencySketch:
+    sketch = LatencySketch()
+    for v in values:
+        sketch.update(float(v))
+    return sketch
+
+
+def assert_within_accuracy(sketch: LatencySketch, values: np.ndarray) -> None:
+    assert sketch.count == len(values)
+    for q in QUANTILES:
+        exact = float(np.quantile(values, q, method="lower"))  # the rank the sketch reads
+        assert sketch.quantile(q) == pytest.approx(exact, rel=RELATIVE_ACCURACY, abs=1e-9), q
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_quantiles_are_within_one_percent_of_numpy(seed):
+    values = latencies(seed)
+    assert_within_accuracy(sketch_of(values), values)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_merged_partitions_keep_the_accuracy(seed):
+    values = latencies(seed)
+    merged = LatencySketch()  # empty: the first merge copies the other sketch
+    for part in np.array_split(values, 4):
+        merged.merge(sketch_of(part))
+    assert_within_accuracy(merged, values)
+    merged.update(100_000.0)  # its buckets, quantiles and state stay one sketch
+    assert merged.quantile(1.0) == pytest.approx(100_000.0, rel=RELATIVE_ACCURACY)
+    assert merged.count_above(90_000.0) == 1
+    restored = LatencySketch.from_state(merged.to_state())
+    assert restored.quantile(1.0) == pytest.approx(100_000.0, rel=RELATIVE_ACCURACY)
+
+
+def test_the_portable_state_keeps_every_bucket_and_the_zeros():
+    values = latencies(7)
+    sketch = sketch_of(values)
+    state = sketch.to_state()
+    assert state.zero_count == np.sum(values == 0.0) > 0
+    restored = LatencySketch.from_state(state)
+    assert restored.to_state() == state
+    assert_within_accuracy(restored, values)
+    assert restored.count_above(300.0) == sketch.count_above(300.0)
+    assert restored.sum_of_squares() == sketch.sum_of_squares()
+    restored.update(5.0)
+    assert restored.count == len(values) + 1
+
+
+def test_count_above_and_sum_of_squares_are_within_the_buckets_accuracy():
+    values = latencies(3)
+    sketch = sketch_of(values)
+    for limit in (50.0, 150.0, 400.0):
+        low, high = np.sum(values > limit * 1.02), np.sum(values > limit / 1.02)
+        assert low <= sketch.count_above(limit) <= high
+    assert sketch.count_above(-1.0) == len(values)
+    assert sketch.sum_of_squares() == pytest.approx(float(np.sum(values**2)), rel=0.02)
+
+
+def test_an_empty_sketch_has_no_quantile():
+    assert LatencySketch().quantile(0.5) is None
+    assert LatencySketch.from_state(LatencySketch().to_state()).count == 0
