@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from dashboard.control import Refused
 from dashboard.service import Dashboard
-from dashboard.writer import NotWritten
+from rollout.writer import NotWritten
 
 log = logging.getLogger(__name__)
 
