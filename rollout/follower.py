@@ -11,41 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
+from rollout.reading import FollowerBase
 
-from rollout.reading import Reading
-from schemas.settings import Settings
-
-MAX_RECORDS = 10_000
-"""Records per poll; a poll that hands over fewer has left nothing buffered."""
+POLL_MS = 50
+"""The longest wait for new messages: what :meth:`Follower.close` may have to wait."""
 
 
-class Follower:
+class Follower(FollowerBase):
     """Follow ``topic`` from its start; ``on_message(model)`` for each message, in order."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        topic: str,
-        model: type[BaseModel],
-        on_message: Callable[[Any], None],
-        *,
-        name: str = "phasegate-follower",
-        retry_s: float = 2.0,
-    ) -> None:
-        self.settings, self.name, self.retry_s = settings, name, retry_s
-        self.reading = Reading(topic, model, on_message)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.caught_up = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    @property
-    def error(self) -> str | None:
-        """Why the topic cannot be read now (None while it can)."""
-        return self.reading.error
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
     def start(self) -> Follower:
         self._thread.start()
@@ -68,12 +49,11 @@ class Follower:
             try:
                 consumer = self._connect()
                 while not self._stop.is_set():
-                    batches = consumer.poll(timeout_ms=200, max_records=MAX_RECORDS)
-                    drained = sum(map(len, batches.values())) < MAX_RECORDS
-                    if self.reading.read(batches, drained):
+                    batches = consumer.poll(timeout_ms=POLL_MS, max_records=self.reading.limit)
+                    if self.reading.read(batches):
                         self.caught_up.set()
             except Exception as exc:
-                self.reading.failed(exc, self.settings.bootstrap_servers)
+                self.failed(exc)
                 self._stop.wait(self.retry_s)
             finally:
                 if consumer is not None:
@@ -84,28 +64,19 @@ class Follower:
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(
-            bootstrap_servers=[s.strip() for s in self.settings.bootstrap_servers.split(",")],
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=100,
-            request_timeout_ms=5000,
+            **self.consumer_options(),
             bootstrap_timeout_ms=2000,
             reconnect_backoff_max_ms=1000,
-            max_poll_records=MAX_RECORDS,
-            client_id=self.name,
             **self.settings.kafka_options(),
         )
         try:
             topic = self.reading.topic
-            tps = [
-                TopicPartition(topic, p)
-                for p in self.reading.partitions(consumer.partitions_for_topic(topic))
-            ]
+            found = consumer.partitions_for_topic(topic)
+            tps = [TopicPartition(topic, p) for p in self.reading.partitions(found)]
             consumer.assign(tps)
-            first = {tp.partition: o for tp, o in consumer.beginning_offsets(tps).items()}
-            end = {tp.partition: o for tp, o in consumer.end_offsets(tps).items()}
-            for partition, offset in self.reading.start(first, end).items():
-                consumer.seek(TopicPartition(topic, partition), offset)
+            start = self.reading.start(consumer.beginning_offsets(tps), consumer.end_offsets(tps))
+            for tp, offset in start.items():
+                consumer.seek(tp, offset)
         except Exception:
             consumer.close()
             raise

@@ -9,19 +9,22 @@ kafka-python; :mod:`rollout.async_follower`, asyncio on aiokafka) do the reading
 
 The local broker (Tansu) reports "first offset of the last batch + 1" as the end, not
 "last offset + 1". A batch is handed over whole, so a position at or past that value
-means the last batch was read; a transport says when a read may have left records
-buffered (``drained=False``) and the check waits for the next one.
+means the last batch was read, once the client has handed all of it over: a read of
+fewer than ``limit`` records (what a transport asks for at a time) left nothing
+buffered, and only then is the end checked. The limit also keeps each read short, so an
+event loop following a long log is never held for long.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from schemas.codec import DecodeError, decode
+from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +37,26 @@ class Record(Protocol):
 
 
 class Partition(Protocol):
-    partition: int
+    """A topic partition as both Kafka clients name it."""
+
+    @property
+    def partition(self) -> int: ...
+
+
+P = TypeVar("P", bound=Partition)
 
 
 class Reading:
     """Positions, end offsets and the caught-up rule of one topic (see the module docstring)."""
 
-    def __init__(self, topic: str, model: type[BaseModel], on_message: Callable[[Any], None]):
-        self.topic, self.model, self.on_message = topic, model, on_message
+    def __init__(
+        self,
+        topic: str,
+        model: type[BaseModel],
+        on_message: Callable[[Any], None],
+        limit: int = 500,
+    ) -> None:
+        self.topic, self.model, self.on_message, self.limit = topic, model, on_message, limit
         self.positions: dict[int, int] = {}  # partition -> next offset to read
         self.end: dict[int, int] | None = None  # the end offsets seen at (re)connection
         self.caught_up = False
@@ -53,30 +68,26 @@ class Reading:
             raise RuntimeError(f"topic {self.topic} does not exist (phasegate topics create)")
         return sorted(found)
 
-    def start(self, first: Mapping[int, int], end: Mapping[int, int]) -> dict[int, int]:
+    def start(self, first: Mapping[P, int], end: Mapping[P, int]) -> dict[P, int]:
         """Where to seek each partition after (re)connecting, given its first offset and the
         end offset the broker reports now (kept until caught up)."""
-        for partition, offset in first.items():
-            self.positions[partition] = max(self.positions.get(partition, offset), offset)
+        for tp, offset in first.items():
+            self.positions[tp.partition] = max(self.positions.get(tp.partition, offset), offset)
         if not self.caught_up:
-            self.end = dict(end)
+            self.end = {tp.partition: offset for tp, offset in end.items()}
         if self.error is not None:
             log.info("reading %s again", self.topic)
             self.error = None
         self._check()
-        return dict(self.positions)
+        return {tp: self.positions[tp.partition] for tp in first}
 
-    def read(self, batches: Mapping[Partition, Iterable[Record]], drained: bool = True) -> bool:
-        """Hand over every record of ``batches`` in order; True once caught up.
-
-        ``drained``: the client has nothing more buffered (False when a read stopped at
-        its record limit: the last batch may be only partly handed over).
-        """
+    def read(self, batches: Mapping[Partition, Sequence[Record]]) -> bool:
+        """Hand over every record of one read of at most ``limit``; True once caught up."""
         for tp, records in batches.items():
             for record in records:
                 self.positions[tp.partition] = record.offset + 1
                 self._deliver(record)
-        if drained:
+        if sum(map(len, batches.values())) < self.limit:  # nothing left buffered
             self._check()
         return self.caught_up
 
@@ -99,3 +110,42 @@ class Reading:
             self.positions.get(p, 0) >= end for p, end in self.end.items()
         ):
             self.caught_up = True
+
+
+class FollowerBase:
+    """What both transports share: the broker's settings, the reading, a name, a retry."""
+
+    limit = 500
+    """Records per read."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        model: type[BaseModel],
+        on_message: Callable[[Any], None],
+        *,
+        name: str = "phasegate-follower",
+        retry_s: float = 2.0,
+    ) -> None:
+        self.settings, self.name, self.retry_s = settings, name, retry_s
+        self.reading = Reading(topic, model, on_message, self.limit)
+
+    @property
+    def error(self) -> str | None:
+        """Why the topic cannot be read now (None while it can)."""
+        return self.reading.error
+
+    def consumer_options(self) -> dict[str, Any]:
+        """What both clients' consumers take alike: group-less, nothing committed."""
+        return {
+            "bootstrap_servers": [s.strip() for s in self.settings.bootstrap_servers.split(",")],
+            "group_id": None,
+            "enable_auto_commit": False,
+            "fetch_max_wait_ms": 100,
+            "request_timeout_ms": 5000,
+            "client_id": self.name,
+        }
+
+    def failed(self, exc: Exception) -> None:
+        self.reading.failed(exc, self.settings.bootstrap_servers)

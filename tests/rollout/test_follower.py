@@ -10,14 +10,15 @@ from kafka import KafkaProducer
 from phasegate.stack import free_port
 from rollout.follower import Follower
 from rollout.log import RolloutLog
-from rollout.state import Rollouts
+from rollout.state import Rollouts, RolloutState
 from schemas.codec import encode
 from schemas.events import RolloutEvent
 from schemas.settings import Settings
 
 
-def write_log(settings: Settings, count: int, batch: bool = False) -> None:
-    """``count`` weight changes of rollout "kai"; with ``batch`` all in one record batch."""
+def write_log(settings: Settings, count: int, batch: bool = False, rollouts: int = 1) -> None:
+    """``count`` weight changes, of rollout "kai" (or "kai", "kai-1", ... in turn); with
+    ``batch`` all in one record batch."""
     producer = KafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         acks="all",
@@ -25,8 +26,9 @@ def write_log(settings: Settings, count: int, batch: bool = False) -> None:
         batch_size=4 * 1024 * 1024,
     )
     for i in range(1, count + 1):
-        event = RolloutEvent(rollout="kai", type="weight_set", weight=i % 101, reason=f"{i}")
-        producer.send(settings.topics.rollout, key=b"kai", value=encode(event))
+        rollout = f"kai-{i % rollouts}" if i % rollouts else "kai"
+        event = RolloutEvent(rollout=rollout, type="weight_set", weight=i % 101, reason=f"{i}")
+        producer.send(settings.topics.rollout, key=rollout.encode(), value=encode(event))
         if not batch:
             producer.flush()
     producer.flush(10)
@@ -55,25 +57,25 @@ class SlowFollower(Follower):
         return SlowFirstFetch(super()._connect())
 
 
-def follow(settings: Settings, follower_class: type[Follower] = Follower) -> Rollouts:
-    """The states once ``follower_class`` says it has caught up."""
+def follow(settings: Settings, follower_class: type[Follower] = Follower) -> RolloutState:
+    """The state of "kai" at the moment ``follower_class`` says it has caught up."""
     rollouts = Rollouts()
     topic = settings.topics.rollout
     with follower_class(settings, topic, RolloutEvent, rollouts.apply) as follower:
         assert follower.caught_up.wait(15), follower.error
-        return rollouts
+        return rollouts.state("kai")
 
 
 def test_a_slow_first_fetch_is_not_the_end_of_the_log(kafka_settings):
     write_log(kafka_settings, 200)
-    assert len(follow(kafka_settings, SlowFollower).state("kai").history) == 200
+    assert len(follow(kafka_settings, SlowFollower).history) == 200
 
 
 def test_a_last_batch_larger_than_one_poll_is_read_whole(kafka_settings):
     # Tansu's end offset is the last batch's first offset + 1 = 1 here: a rule that looks
     # at positions only would stop after the first 500 records of a poll
     write_log(kafka_settings, 1200, batch=True)
-    state = follow(kafka_settings).state("kai")
+    state = follow(kafka_settings)
     assert (len(state.history), state.history[-1].reason) == (1200, "1200")
 
 

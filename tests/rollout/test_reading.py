@@ -38,42 +38,43 @@ def reading(got) -> Reading:
 
 
 def test_an_empty_topic_is_caught_up_at_once(reading):
-    assert reading.start({0: 0, 1: 0}, {0: 0, 1: 0}) == {0: 0, 1: 0}
+    assert reading.start({TP(0): 0, TP(1): 0}, {TP(0): 0, TP(1): 0}) == {TP(0): 0, TP(1): 0}
     assert reading.caught_up
 
 
 def test_caught_up_only_when_every_partition_reached_its_end(reading, got):
-    reading.start({0: 0, 1: 0}, {0: 2, 1: 1})
+    reading.start({TP(0): 0, TP(1): 0}, {TP(0): 2, TP(1): 1})
     assert not reading.read({})  # nothing fetched yet: not the end
     assert not reading.read({TP(0): [Rec(0, event(10)), Rec(1, event(20))]})
     assert reading.read({TP(1): [Rec(0, event(30))]})
     assert [e.weight for e in got] == [10, 20, 30]
 
 
-def test_a_read_that_may_have_left_records_buffered_is_not_the_end(reading):
-    reading.start({0: 0}, {0: 1})  # Tansu: the last batch starts at offset 0
-    assert not reading.read({TP(0): [Rec(0, event(1))]}, drained=False)
-    assert reading.read({TP(0): [Rec(1, event(2))]})
+def test_a_read_that_may_have_left_records_buffered_is_not_the_end(got):
+    reading = Reading("log", RolloutEvent, got.append, limit=2)
+    reading.start({TP(0): 0}, {TP(0): 1})  # Tansu: the last batch (offsets 0..2) starts at 0
+    assert not reading.read({TP(0): [Rec(0, event(1)), Rec(1, event(2))]})  # the limit
+    assert reading.read({TP(0): [Rec(2, event(3))]})
 
 
 def test_events_written_after_start_are_not_awaited(reading):
-    reading.start({0: 0}, {0: 1})
+    reading.start({TP(0): 0}, {TP(0): 1})
     assert reading.read({TP(0): [Rec(0, event(1))]})
     assert reading.caught_up and reading.end == {0: 1}
-    reading.start({0: 0}, {0: 9})  # a reconnect once caught up keeps the first end
+    reading.start({TP(0): 0}, {TP(0): 9})  # a reconnect once caught up keeps the first end
     assert reading.end == {0: 1} and reading.caught_up
 
 
 def test_a_reconnect_resumes_where_it_was_and_skips_what_retention_removed(reading):
-    reading.start({0: 0}, {0: 5})
+    reading.start({TP(0): 0}, {TP(0): 5})
     reading.read({TP(0): [Rec(0, event(1)), Rec(1, event(2))]})
-    assert reading.start({0: 0}, {0: 5}) == {0: 2}
-    assert reading.start({0: 4}, {0: 5}) == {0: 4}
+    assert reading.start({TP(0): 0}, {TP(0): 5}) == {TP(0): 2}
+    assert reading.start({TP(0): 4}, {TP(0): 5}) == {TP(0): 4}
     assert not reading.caught_up
 
 
 def test_unreadable_messages_are_skipped_with_a_warning(reading, got, caplog):
-    reading.start({0: 0}, {0: 3})
+    reading.start({TP(0): 0}, {TP(0): 3})
     batch = [Rec(0, b"not json"), Rec(1, None), Rec(2, event(7))]
     with caplog.at_level(logging.WARNING):
         assert reading.read({TP(0): batch})
@@ -89,7 +90,7 @@ def test_an_outage_is_kept_and_warned_once(reading, caplog):
         reading.failed(OSError("refused"), "h:1")
         reading.failed(OSError("refused again"), "h:1")
         assert reading.error == "cannot read log at h:1: refused again"
-        reading.start({0: 0}, {0: 0})
+        reading.start({TP(0): 0}, {TP(0): 0})
     assert reading.error is None
     assert [r.levelname for r in caplog.records] == ["WARNING", "INFO"]
 
