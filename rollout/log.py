@@ -38,7 +38,9 @@ def current_state(settings: Settings, rollout: str, timeout_s: float = 10.0) -> 
     log = RolloutLog(settings, retry_s=0.5)
     with log.follower:
         if not log.follower.caught_up.wait(timeout_s):
-            why = log.follower.error or "it was not read to its end"
+            why = log.follower.error or (
+                f"{settings.topics.rollout} at {settings.bootstrap_servers} was not read to its end"
+            )
             raise LogUnavailable(
                 f"cannot establish the state of {rollout} within {timeout_s:g} s: {why}; "
                 "nothing was done"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from kafka import KafkaProducer
 
 from phasegate.stack import free_port
 from rollout.follower import Follower
-from rollout.log import RolloutLog
+from rollout.log import LogUnavailable, RolloutLog, current_state
 from rollout.state import Rollouts, RolloutState
 from schemas.codec import encode
 from schemas.events import RolloutEvent
@@ -94,3 +95,20 @@ def test_no_broker_sets_the_error_and_never_catches_up(tmp_path):
         assert f"cannot read phasegate.rollout at {settings.bootstrap_servers}" in (
             log.follower.error or ""
         )
+
+
+def test_a_command_refuses_to_act_on_a_state_it_could_not_read(tmp_path):
+    settings = Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", state_dir=tmp_path)
+    with pytest.raises(LogUnavailable) as refused:
+        current_state(settings, "kai", timeout_s=4)
+    assert str(refused.value).startswith(
+        f"cannot establish the state of kai within 4 s: cannot read phasegate.rollout at "
+        f"{settings.bootstrap_servers}"
+    )
+    assert str(refused.value).endswith("; nothing was done")
+
+
+def test_the_current_state_is_the_whole_log(kafka_settings):
+    write_log(kafka_settings, 30)
+    state = current_state(kafka_settings, "kai")
+    assert (len(state.history), state.weight) == (30, 30)
