@@ -32,8 +32,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dashboard.service import Dashboard
-from dashboard.writer import NotWritten
 from rollout.steering import Refused
+from rollout.writer import NotWritten
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 write, a weight control action appended to the rollout log.
 
 :class:`Dashboard` composes the pieces (each injectable, so tests can swap one for a
-fake): :func:`~dashboard.worker_client.fetch_status`, a :class:`~dashboard.feeds.RolloutLog`,
-an :class:`~dashboard.feeds.AlertLog` and a :class:`~dashboard.writer.RolloutWriter`.
+fake): :func:`~dashboard.worker_client.fetch_status`, a :class:`~rollout.log.RolloutLog`,
+an :class:`~dashboard.feeds.AlertLog` and a :class:`~rollout.writer.RolloutWriter`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dashboard import summary
-from dashboard.feeds import AlertLog, RolloutLog
+from dashboard.feeds import AlertLog
 from dashboard.worker_client import WorkerUnavailable, fetch_status, status_url
-from dashboard.writer import NotWritten, RolloutWriter
 from rollout import steering
+from rollout.log import RolloutLog
 from rollout.state import RolloutState
 from rollout.steering import Refused, Request
+from rollout.writer import NotWritten, RolloutWriter
 from schemas.base import now
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import Plan, load_plan

@@ -52,22 +52,19 @@ def _actor(actor: str | None) -> str:
 
 
 def read_state(settings: Settings, rollout: str, timeout: float = 10.0) -> RolloutState:
-    """The fold of the rollout log as it is now; exits with a message without a broker."""
-    from dashboard.feeds import RolloutLog
+    """The fold of the whole rollout log as it is now; exits 1, refusing to guess, if the
+    log cannot be read to its end within ``timeout``."""
+    from rollout.log import LogUnavailable, current_state
 
-    log = RolloutLog(settings)
-    log.follower.start()
     try:
-        if not log.follower.caught_up.wait(timeout):
-            console.print(f"[red]cannot read the rollout log:[/red] {log.follower.error or ''}")
-            raise typer.Exit(1)
-        return log.state(rollout)
-    finally:
-        log.follower.close()
+        return current_state(settings, rollout, timeout)
+    except LogUnavailable as exc:
+        console.print(f"[red]refused:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
 
 
 def append(settings: Settings, event: RolloutEvent) -> None:
-    from dashboard.writer import NotWritten, RolloutWriter
+    from rollout.writer import NotWritten, RolloutWriter
 
     writer = RolloutWriter(settings)
     try:
@@ -229,7 +226,7 @@ def tail(
     follow: bool = typer.Option(True, help="keep following (--no-follow: print and exit)"),
 ) -> None:
     """Print the alerts topic from its start, then follow it."""
-    from dashboard.feeds import TopicFollower
+    from rollout.follower import Follower
 
     settings = Settings()
     seen: set[Any] = set()
@@ -243,7 +240,8 @@ def tail(
         else:
             console.print(escape(_line(alert)), highlight=False)
 
-    follower = TopicFollower(settings, settings.topics.alerts, Alert, show).start()
+    follower = Follower(settings, settings.topics.alerts, Alert, show, name="phasegate-alerts-tail")
+    follower.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

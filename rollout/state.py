@@ -14,6 +14,7 @@ the CLI all read the weight through this one function.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -88,13 +89,34 @@ def fold(events: Iterable[RolloutEvent], rollout: str, initial_weight: int = 0) 
     return state
 
 
+class Rollouts:
+    """Every rollout's state in a shared log, applied event by event (safe across threads)."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, RolloutState] = {}
+        self._lock = threading.Lock()
+
+    def apply(self, event: RolloutEvent) -> None:
+        with self._lock:
+            state = self._states.get(event.rollout) or RolloutState(rollout=event.rollout)
+            self._states[event.rollout] = state.apply(event)
+
+    def state(self, rollout: str) -> RolloutState:
+        """The state of ``rollout`` (weight 0, phase 0 if the log never named it)."""
+        with self._lock:
+            return self._states.get(rollout) or RolloutState(rollout=rollout)
+
+    def rollouts(self) -> list[str]:
+        with self._lock:
+            return sorted(self._states)
+
+
 def fold_all(events: Iterable[RolloutEvent]) -> dict[str, RolloutState]:
     """Replay a shared log into the state of every rollout it mentions."""
-    states: dict[str, RolloutState] = {}
+    rollouts = Rollouts()
     for event in events:
-        state = states.get(event.rollout) or RolloutState(rollout=event.rollout)
-        states[event.rollout] = state.apply(event)
-    return states
+        rollouts.apply(event)
+    return {name: rollouts.state(name) for name in rollouts.rollouts()}
 
 
 def phase_periods(state: RolloutState) -> list[tuple[int, datetime, datetime | None]]:

@@ -8,9 +8,12 @@ broker refuses (it is down or restarting) is retried with backoff, not a crash.
 
 Stage 2 keeps its views in memory and rebuilds them after a restart by reading the
 partials topic from the start. It judges the candidate with the plan's rollback triggers
-(``streams.triggers``): alerts go to the alerts topic, rollbacks to the rollout log, whose
-fold each rollout's Router follower keeps current here. Alert and rollback ids derive
-from the incident, so what a replay raises again carries the same ids.
+(``streams.triggers``): alerts go to the alerts topic, rollbacks to the rollout log. One
+asyncio follower of the whole rollout log (``rollout.async_follower``, on aiokafka like
+Faust itself) keeps every rollout's state current; it starts and stops with the app, and
+no partial is judged before it has read the log to the end it saw at start. Alert and
+rollback ids derive from the incident, so what a replay raises again carries the same
+ids.
 """
 
 from __future__ import annotations
@@ -19,18 +22,20 @@ import logging
 from typing import Any
 
 import faust
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types import TP
 
-from producers.router import Router
-from rollout.state import RolloutState
+from rollout.async_follower import AsyncFollower
+from rollout.state import Rollouts, RolloutState
 from schemas.backoff import Backoff
 from schemas.codec import DecodeError, decode, encode
-from schemas.events import Alert, Feedback, Result
+from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.internal import DeadLetter, Partial
 from schemas.plan import load_plan
 from schemas.settings import Settings
 from streams.clock import Clock, wall_clock
 from streams.credentials import broker_credentials
+from streams.looplag import LoopLag
 from streams.metrics import CONTENT_TYPE, prometheus_text
 from streams.retry import until_sent
 from streams.stage1 import Stage1
@@ -39,7 +44,6 @@ from streams.status import view_json
 
 log = logging.getLogger("phasegate.streams")
 FLUSH_RETRY_S = (0.5, 10.0)  # first and longest wait before sending partials again
-ROUTER_WAIT_S = 3.0  # the first look at a rollout's log waits this long for it
 
 
 def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: Any) -> faust.App:
@@ -67,17 +71,19 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
 
     stage1 = Stage1(settings.window_seconds, settings.lateness_seconds, settings.max_future_seconds)
     plan = load_plan(settings.plan)
-    routers: dict[str, Router] = {}  # followers of the rollout log, one per rollout seen
+    rollouts = Rollouts()
+    rollout_log = AsyncFollower(
+        settings,
+        topics.rollout,
+        RolloutEvent,
+        rollouts.apply,
+        name=f"{topics.prefix}worker-rollout-log",
+        client_options=credentials_to_aiokafka_auth(options["broker_credentials"]),
+    )
+    loop_lag = LoopLag()
 
     def state_of(rollout: str) -> RolloutState | None:
-        router = routers.get(rollout)
-        if router is None:
-            router = routers[rollout] = Router(settings, rollout)
-            # A restarted worker replays its partials at once: a trigger crossed in the
-            # replay must see the weight, or its alert carries no rollback (a short wait,
-            # once per rollout; the log is small).
-            router.wait_ready(ROUTER_WAIT_S)
-        return router.state if router.wait_ready(0) else None
+        return rollouts.state(rollout) if rollout_log.caught_up.is_set() else None
 
     stage2 = Stage2(settings.window_seconds, settings.retention_seconds, plan, state_of=state_of)
     counters = {
@@ -161,9 +167,19 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
             await fut  # the broker has the partial
         return len(futures)
 
+    @app.task
+    async def follow_rollout_log() -> None:
+        await rollout_log.run()  # cancelled when the app stops; it closes its consumer
+
+    @app.task
+    async def watch_loop_lag() -> None:
+        await loop_lag.run()
+
     @app.agent(partials_topic, name="merge")
     async def merge(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            # a replayed partial is judged against the current rollout log, never a guess
+            await rollout_log.caught_up.wait()
             try:
                 partial = decode(event.message.value, Partial)
             except DecodeError as exc:
@@ -210,6 +226,11 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
             "assignment": [f"{tp.topic}:{tp.partition}" for tp in assigned],
             "rollouts": {r: view_json(v, *roles) for r, v in sorted(stage2.views.items())},
             "control": {r: control_json(stage2, r) for r in sorted(stage2.views)},
+            "rollout_log": {
+                "caught_up": rollout_log.caught_up.is_set(),
+                "error": rollout_log.error,
+            },
+            "loop_lag_ms": loop_lag.json(),
         }
 
     @app.page("/status")

@@ -29,10 +29,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from dashboard import summary
 from dashboard.server import make_server, serve_in_thread
 from dashboard.service import Dashboard
-from dashboard.writer import RolloutWriter
 from phasegate.testing.processes import WorkerProcess
 from phasegate.testing.topics import read_values
 from producers import Router, live
+from rollout.writer import RolloutWriter
 from schemas.codec import decode
 from schemas.events import RolloutEvent
 from schemas.plan import load_plan

@@ -10,10 +10,11 @@ from datetime import timedelta
 import pytest
 from kafka import KafkaProducer
 
-from dashboard.feeds import AlertLog, RolloutLog
-from dashboard.writer import NotWritten, RolloutWriter
+from dashboard.feeds import AlertLog
 from phasegate.stack import free_port
 from phasegate.testing.topics import read_values
+from rollout.log import RolloutLog
+from rollout.writer import NotWritten, RolloutWriter
 from schemas.base import now
 from schemas.codec import encode
 from schemas.events import Alert, AlertWindow, RolloutEvent

@@ -18,8 +18,8 @@ import pytest
 
 from dashboard.server import ASSETS, make_server, serve_in_thread
 from dashboard.service import Dashboard
-from dashboard.writer import RolloutWriter
 from phasegate.stack import free_port
+from rollout.writer import RolloutWriter
 from schemas.events import RolloutEvent
 from schemas.settings import Settings
 from tests.streams.status_sample import sample_status

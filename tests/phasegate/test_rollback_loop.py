@@ -35,7 +35,7 @@ def loop(kafka_settings, tmp_path):
     notifier = Notifier(Webhook(receiver.url, timeout_s=2), load_plan(), ROLLOUT)
     thread = threading.Thread(target=run, args=(settings, notifier, stop), daemon=True)
     thread.start()
-    from dashboard.writer import RolloutWriter
+    from rollout.writer import RolloutWriter
 
     writer = RolloutWriter(settings)
     writer.append(RolloutEvent(rollout=ROLLOUT, type="phase_started", weight=50, phase=1))

@@ -83,5 +83,5 @@ def test_unreadable_log_routes_at_the_safe_default(caplog):
         assert router.choose("u1") == "pipeline"
         assert not router.wait_ready(3.0)
         assert router.choose("u1") == "pipeline"
-    warnings = [r for r in caplog.records if r.name == "producers.router"]
-    assert len(warnings) == 1 and "cannot read the rollout log" in warnings[0].getMessage()
+    warnings = [r for r in caplog.records if r.name == "rollout.reading"]
+    assert len(warnings) == 1 and "cannot read phasegate.rollout" in warnings[0].getMessage()

@@ -1,8 +1,8 @@
 """Appending to the rollout log: one event, written and acknowledged by the broker.
 
-The dashboard's one write path. It reuses the producers' :class:`~producers.Emitter`
-(keyed by rollout, acks=all) and waits for the acknowledgement, so the page can say
-whether the weight change is in the log.
+The one write path of every command and of the dashboard. It reuses the producers'
+:class:`~producers.Emitter` (keyed by rollout, acks=all) and waits for the
+acknowledgement, so the caller can say whether the change is in the log.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ class RolloutWriter:
         if not self._emitter.emit(event) or not self._emitter.flush(self.timeout_s):
             raise NotWritten(
                 f"the broker at {self.settings.bootstrap_servers} has not acknowledged the "
-                f"event within {self.timeout_s:g} s; it is retried until the dashboard stops"
+                f"event within {self.timeout_s:g} s; it is retried until the writer closes, "
+                "so read the rollout log before acting again"
             )
 
     def close(self, timeout_s: float | None = None) -> None:

@@ -1,0 +1,103 @@
+"""The worker and its rollout-log follower (real worker processes).
+
+The event loop never waits on Kafka: its largest lag (``/status`` ``loop_lag_ms``)
+while it reads a long rollout log, while a new rollout appears and while the broker is
+unreachable (a broker of its own). And no partial is judged before the log is read.
+
+The assertion is on ``held_max``, the lag without the time the machine had no CPU free
+for the worker (other processes' load is not the worker holding its loop); a blocking
+Kafka call (the former Router per rollout: 194 ms here) counts in full.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+
+import pytest
+from kafka.admin import NewTopic
+
+from phasegate.stack import ensure_topics
+from phasegate.stack.broker import admin_client
+from phasegate.testing.processes import WorkerProcess
+from phasegate.testing.topics import private_broker
+from rollout.writer import RolloutWriter
+from schemas.events import RolloutEvent
+from schemas.settings import Settings
+from tests.rollout.test_follower import write_log
+from tests.streams.conftest import make_result
+from tests.streams.test_worker import emit
+
+pytestmark = pytest.mark.timeout(180)
+
+LAG_MS = 100  # the goal: no 10 ms sleep of the worker's loop ends more than this late
+DOWN_S = 6
+
+
+@pytest.fixture
+def broker(tmp_path):
+    yield from private_broker(tmp_path / "broker", "loop.")
+
+
+def test_the_worker_loop_never_waits_on_kafka(broker, tmp_path):
+    proc, settings = broker
+    proc.start(timeout=30)
+    settings = settings.model_copy(
+        update={"window_seconds": 3600, "flush_seconds": 0.5, "state_dir": tmp_path}
+    )
+    ensure_topics(settings)
+    write_log(settings, 8000, batch=True, rollouts=80)  # a long log; "new" is not in it
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        worker.wait(lambda s: bool(s["assignment"]) and s["rollout_log"]["caught_up"])
+        emit(settings, [make_result(i, rollout="new") for i in range(50)])
+        status = worker.wait(lambda s: "new" in s["control"])
+        assert status["control"]["new"]["weight"] == 0  # judged against the log read
+        appeared = status["loop_lag_ms"]
+        proc.stop(timeout=5)
+        deadline = time.monotonic() + DOWN_S
+        while time.monotonic() < deadline:  # the worker answers, its follower retries
+            status = worker.status()
+            assert status is not None, worker.tail()
+            time.sleep(0.5)
+        assert status["rollout_log"]["caught_up"]  # it keeps the state it read
+        down = status["loop_lag_ms"]
+        print(f"loop lag (ms): {appeared} until the new rollout was judged, {down} after")
+        assert appeared["held_max"] < LAG_MS, worker.tail()
+        assert down["held_max"] < LAG_MS, worker.tail()
+    finally:
+        worker.stop(signal.SIGKILL)  # a stop without a broker waits for Faust's timeouts
+
+
+def test_no_partial_is_judged_before_the_rollout_log_is_read(kafka_bootstrap, tmp_path):
+    settings = Settings(
+        bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
+        clickhouse_url=None,
+        state_dir=tmp_path,
+        window_seconds=3600,
+        flush_seconds=0.5,
+    )
+    rollout_topic = settings.topics.rollout
+    others = {name: n for name, n in settings.topics.all().items() if name != rollout_topic}
+    with admin_client(settings.bootstrap_servers) as admin:  # every topic but the log
+        admin.create_topics([NewTopic(name, n, -1) for name, n in others.items()])
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        worker.wait_assigned()
+        emit(settings, [make_result(i) for i in range(50)])
+        status = worker.wait(lambda s: s["counters"]["partials"] > 0)
+        time.sleep(2)  # time enough to merge them
+        status = worker.status() or {}
+        assert "does not exist" in (status["rollout_log"]["error"] or ""), status["rollout_log"]
+        assert status["rollouts"] == {} and status["control"] == {}  # nothing judged blind
+        ensure_topics(settings)
+        writer = RolloutWriter(settings)
+        writer.append(RolloutEvent(rollout="kai", type="phase_started", weight=50, phase=1))
+        writer.close()
+        status = worker.wait(lambda s: "kai" in s["control"])
+        assert (status["control"]["kai"]["phase"], status["control"]["kai"]["weight"]) == (1, 50)
+        assert status["rollout_log"] == {"caught_up": True, "error": None}
+    finally:
+        worker.stop()
