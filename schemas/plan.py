@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -20,47 +19,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from schemas.metrics import NAMES, TRIGGER_NAMES, metric, quantile_of
+
 DEFAULT_PLAN = "default.toml"
 
-RATE_METRICS = ("success_rate", "feedback_positive_rate", "complaint_rate", "fallback_rate")
-MEAN_METRICS = ("mean_latency_ms", "mean_confidence")
-QUANTILE_METRICS = ("p50_latency_ms", "p90_latency_ms", "p95_latency_ms", "p99_latency_ms")
-GateMetric = Literal[
-    "success_rate",
-    "feedback_positive_rate",
-    "complaint_rate",
-    "fallback_rate",
-    "mean_latency_ms",
-    "mean_confidence",
-    "p50_latency_ms",
-    "p90_latency_ms",
-    "p95_latency_ms",
-    "p99_latency_ms",
-    "critical_errors",
-]
-TriggerMetric = Literal[
-    "success_rate",
-    "critical_errors",
-    "p50_latency_ms",
-    "p90_latency_ms",
-    "p95_latency_ms",
-    "p99_latency_ms",
-]
-LOWER_IS_BETTER = frozenset(
-    {"complaint_rate", "fallback_rate", "mean_latency_ms", "critical_errors", *QUANTILE_METRICS}
-)
-FEEDBACK_METRICS = frozenset({"feedback_positive_rate", "complaint_rate"})
+GateMetric = Literal[NAMES]  # type: ignore[valid-type]
+TriggerMetric = Literal[TRIGGER_NAMES]  # type: ignore[valid-type]
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Texts = dict[str, str]  # language -> text
-
-
-def quantile_of(metric: str) -> float:
-    """0.95 for ``p95_latency_ms``."""
-    match = re.fullmatch(r"p(\d+)_latency_ms", metric)
-    if match is None:
-        raise ValueError(f"{metric} is not a latency quantile")
-    return int(match.group(1)) / 100
 
 
 class PlanModel(BaseModel):
@@ -86,9 +53,10 @@ class Criterion(PlanModel):
         given = [k for k in ("min", "max", "compare") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of min, max, compare (got {given or 'none'})")
-        if self.compare and self.metric not in (*RATE_METRICS, *MEAN_METRICS):
+        meaning = metric(self.metric)
+        if self.compare and not meaning.comparable:
             raise ValueError(f"compare works on rates and means, not {self.metric}")
-        if self.metric in RATE_METRICS and not 0 <= (self.min or self.max or 0) <= 1:
+        if meaning.unit == "share" and not 0 <= (self.min or self.max or 0) <= 1:
             raise ValueError(f"{self.metric} is a share between 0 and 1")
         return self
 

@@ -234,3 +234,9 @@ def drop_order() -> list[str]:
 
 LATENCY_MERGE = LATENCY_QUANTILES.replace("(", "Merge(", 1) + "(latency)"
 """``[p50, p95, p99]`` of the ``latency`` states in a results rollup."""
+
+
+def latency_merge(levels: list[float]) -> str:
+    """The latency quantiles at ``levels`` (0..1) of the ``latency`` states in a results
+    rollup: a t-digest state answers any level, whatever levels its type names."""
+    return f"quantilesTDigestMerge({', '.join(repr(float(x)) for x in levels)})(latency)"

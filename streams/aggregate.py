@@ -29,6 +29,7 @@ class WindowStats:
         "feedback",
         "late",
         "latency",
+        "latency_sq_sum",
         "latency_sum",
         "rule_successes",
         "rule_uses",
@@ -43,6 +44,7 @@ class WindowStats:
         self.confidence_sum = 0.0
         self.confidence_sq_sum = 0.0
         self.latency_sum = 0.0
+        self.latency_sq_sum = 0.0
         self.latency = LatencySketch()
         self.errors: Counter[str] = Counter()
         self.critical = 0
@@ -65,6 +67,7 @@ class WindowStats:
         self.confidence_sum += c
         self.confidence_sq_sum += c * c
         self.latency_sum += result.latency_ms
+        self.latency_sq_sum += result.latency_ms * result.latency_ms
         self.latency.update(result.latency_ms)
         if result.error is not None:
             self.errors[result.error.type] += 1
@@ -85,6 +88,7 @@ class WindowStats:
         self.confidence_sum += other.confidence_sum
         self.confidence_sq_sum += other.confidence_sq_sum
         self.latency_sum += other.latency_sum
+        self.latency_sq_sum += other.latency_sq_sum
         self.latency.merge(other.latency)
         self.errors.update(other.errors)
         self.critical += other.critical
@@ -104,7 +108,15 @@ class WindowStats:
             total.merge(part)
         return total
 
-    # -- what the user sees ------------------------------------------------------------
+    # -- what the user sees (``schemas.metrics.Totals``) ---------------------------------
+    @property
+    def events(self) -> int:
+        return self.count
+
+    @property
+    def critical_errors(self) -> int:
+        return self.critical
+
     @property
     def success_rate(self) -> Estimate | None:
         return wilson(self.successes, self.count)
@@ -143,6 +155,7 @@ class WindowStats:
             confidence_sum=self.confidence_sum,
             confidence_sq_sum=self.confidence_sq_sum,
             latency_sum=self.latency_sum,
+            latency_sq_sum=self.latency_sq_sum,
             latency=self.latency.to_state() if self.latency.count else None,
             errors=dict(self.errors),
             critical=self.critical,
@@ -165,6 +178,7 @@ class WindowStats:
         stats.confidence_sum = state.confidence_sum
         stats.confidence_sq_sum = state.confidence_sq_sum
         stats.latency_sum = state.latency_sum
+        stats.latency_sq_sum = state.latency_sq_sum
         if state.latency is not None:
             stats.latency = LatencySketch.from_state(state.latency)
         stats.errors = Counter(state.errors)

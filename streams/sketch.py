@@ -42,11 +42,6 @@ class LatencySketch:
         key = self._sketch._mapping.key(limit) if limit > 0 else None
         return sum(c for k, c in self._bins() if key is None or k > key)
 
-    def sum_of_squares(self) -> float:
-        """Sum of the squared values, each taken at its bucket's value (about 2% error)."""
-        value = self._sketch._mapping.value
-        return sum(c * value(k) ** 2 for k, c in self._bins())
-
     def to_state(self) -> SketchState:
         # Latencies are >= 0: the negative store stays empty.
         bins = dict(self._bins())

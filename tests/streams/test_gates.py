@@ -8,9 +8,11 @@ import pytest
 
 from rollout.state import fold
 from schemas.events import RolloutEvent
+from schemas.metrics import metric
 from schemas.plan import Criterion, Phase, load_plan
+from schemas.verdict import judge
 from streams.aggregate import WindowStats
-from streams.gates import evaluate, judge, measure
+from streams.gates import evaluate
 from streams.windows import PartitionAccumulator, RolloutView
 from tests.streams.conftest import T0, make_result
 
@@ -58,13 +60,13 @@ def test_latency_quantile_bound_uses_order_statistics():
     fast, slow = stats(1000, 1000, latency=100), stats(1000, 1000, latency=400)
     assert judge(Criterion(metric="p95_latency_ms", max=250), PHASE, fast).outcome == "pass"
     assert judge(Criterion(metric="p95_latency_ms", max=250), PHASE, slow).outcome == "fail"
-    est = measure(fast, "p95_latency_ms")
+    est = metric("p95_latency_ms").estimate(fast)
     assert est.low <= est.value <= est.high
 
 
 def test_mean_latency_interval_from_the_sketch_is_close_to_exact():
     s = stats(1000, 1000, latency=100)
-    est = measure(s, "mean_latency_ms")
+    est = metric("mean_latency_ms").estimate(s)
     assert est.value == pytest.approx(103.0, abs=0.1)
     assert 0 < est.high - est.low < 1.0  # latencies vary by 0..6 ms
 
