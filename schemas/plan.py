@@ -56,6 +56,8 @@ class Criterion(PlanModel):
         meaning = metric(self.metric)
         if self.compare and not meaning.comparable:
             raise ValueError(f"compare works on rates and means, not {self.metric}")
+        if meaning.unit == "count" and self.min is not None:
+            raise ValueError(f"{self.metric} is a count not to exceed: give `max`")
         if meaning.unit == "share" and not 0 <= (self.min or self.max or 0) <= 1:
             raise ValueError(f"{self.metric} is a share between 0 and 1")
         return self

@@ -19,6 +19,7 @@ from typing import Any
 from rollout.state import RolloutState, phase_periods
 from schemas.plan import Plan
 from schemas.verdict import Outcome, Verdict, judge, overall
+from streams.aggregate import WindowStats
 from streams.windows import RolloutView
 
 
@@ -65,8 +66,11 @@ def evaluate(plan: Plan, view: RolloutView, state: RolloutState) -> GateReport |
     if phase.window_seconds:
         start = max(start, end - phase.window_seconds)
     span = max(end - start, size)
-    cand = view.rolling(plan.roles.candidate, span, end)
-    base = view.rolling(plan.roles.baseline, span, end)
+
+    def current(system: str) -> WindowStats:  # nothing yet when no window began since
+        return view.rolling(system, span, end) if end > start else WindowStats()
+
+    cand, base = current(plan.roles.candidate), current(plan.roles.baseline)
     previous = None
     if len(periods) > 1:
         prev_start = _floor(periods[-2][1].timestamp(), size)

@@ -115,3 +115,18 @@ def test_previous_phase_is_the_candidate_before_the_current_phase_began():
     assert regression.observed == pytest.approx(-0.10)
     assert verdicts["success_rate >= 0.96"].outcome == "fail"
     assert report.outcome == "fail"
+
+
+def test_a_phase_without_events_yet_is_not_judged_on_the_phase_before():
+    log = [
+        RolloutEvent(rollout="kai", type="phase_started", weight=50, phase=1, ts=T0),
+        RolloutEvent(
+            rollout="kai", type="phase_started", weight=75, phase=2, ts=T0 + timedelta(minutes=10)
+        ),
+    ]
+    view = RolloutView("kai", 60)
+    feed(view, [make_result(i, seconds=i * 0.2) for i in range(3000)])  # phase 1 only
+    report = evaluate(load_plan(), view, fold(log, "kai"))
+    assert report.phase == 2
+    assert {v.samples for v in report.verdicts} == {0}
+    assert {v.outcome for v in report.verdicts} == {"inconclusive"}
