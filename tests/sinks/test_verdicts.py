@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from schemas import RolloutEvent
+from schemas.metrics import METRICS
 from schemas.plan import Criterion, Phase
 from sinks import rows
+from sinks.history import History, Span
 from sinks.migrations import migrate
 from sinks.phase_report import phase_report
+from sinks.rollups import FEEDBACK, RESULTS
 from sinks.store import Store
 from streams.aggregate import WindowStats
 from streams.gates import judge
 from tests.sinks.conftest import T0, make_result
-from tests.sinks.phase_data import feedback
+from tests.sinks.phase_data import HOUR, feedback, load
 
 
 def test_a_latency_quantile_gate_fails_in_storage_as_it_does_live(
@@ -36,3 +41,19 @@ def test_a_latency_quantile_gate_fails_in_storage_as_it_does_live(
     (worker,) = [judge(c, gate, live) for c in gate.advance]
     assert (worker.outcome, verdict.outcome) == ("fail", "fail")
     assert abs(verdict.observed - 900) <= 9 and abs(worker.observed - 900) <= 9
+
+
+def test_every_metric_sql_reads_what_the_stored_verdict_observes(
+    store: Store, database: str
+) -> None:
+    migrate(store, database)
+    load(store, database, redelivered=False)
+    stored = History(store, database, "kai")
+    span = Span(T0, T0 + HOUR)
+    side = stored.sides(span)["production"]
+    for name, m in METRICS.items():
+        family = FEEDBACK if m.feedback else RESULTS
+        source, params = family.source(database, "kai", span.start, span.end)
+        sql = f"SELECT {m.sql} FROM {source} WHERE system = 'production'"
+        (value,) = store.query(sql, params).rows[0]
+        assert value == pytest.approx(m.estimate(side).value, rel=1e-9), name
