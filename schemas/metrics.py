@@ -11,7 +11,7 @@ verdicts, ``/status``, ``/metrics``, the dashboard and the reports read meaning 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -55,8 +55,8 @@ class Totals(Protocol):
     @property
     def feedback(self) -> Mapping[str, int]: ...
 
-    def latency_quantile(self, q: float) -> float | None:
-        """The ``q`` quantile of the latencies (None without events)."""
+    def latency_quantiles(self, levels: Sequence[float]) -> list[float | None]:
+        """The latency quantile at each of ``levels`` (0..1; None without events)."""
         ...
 
 
@@ -115,7 +115,7 @@ class Quantile:
     def estimate(self, t: Totals, z: float = Z95) -> Estimate | None:
         if not t.events:
             return None
-        value, low, high = (t.latency_quantile(x) for x in self.levels(t.events, z))
+        value, low, high = t.latency_quantiles(self.levels(t.events, z))
         return Estimate(value, low, high)  # type: ignore[arg-type]
 
     def compare(self, a: Totals, b: Totals) -> Comparison | None:
@@ -146,6 +146,7 @@ class Metric:
     """One metric: its name and unit, the better direction and its estimator."""
 
     name: str
+    title: str  # what a person reads: "success rate", "P95 response time"
     unit: Unit
     better: Better
     estimator: Estimator
@@ -188,8 +189,8 @@ def _verdicts(verdict: str) -> Rate:
 
 
 def _latency(q: float) -> Metric:
-    name = f"p{round(q * 100)}_latency_ms"
-    return Metric(name, "ms", "lower", Quantile(q), trigger=True)
+    name, title = f"p{round(q * 100)}_latency_ms", f"P{round(q * 100)} response time"
+    return Metric(name, title, "ms", "lower", Quantile(q), trigger=True)
 
 
 METRICS: dict[str, Metric] = {
@@ -197,21 +198,33 @@ METRICS: dict[str, Metric] = {
     for m in (
         Metric(
             "success_rate",
+            "success rate",
             "share",
             "higher",
             Rate(lambda t: t.successes, lambda t: t.events, "sum(successes) / sum(events)"),
             trigger=True,
         ),
-        Metric("feedback_positive_rate", "share", "higher", _verdicts("correct"), feedback=True),
-        Metric("complaint_rate", "share", "lower", _verdicts("incorrect"), feedback=True),
+        Metric(
+            "feedback_positive_rate",
+            "positive feedback",
+            "share",
+            "higher",
+            _verdicts("correct"),
+            feedback=True,
+        ),
+        Metric(
+            "complaint_rate", "complaints", "share", "lower", _verdicts("incorrect"), feedback=True
+        ),
         Metric(
             "fallback_rate",
+            "fallback rate",
             "share",
             "lower",
             Rate(lambda t: t.fallbacks, lambda t: t.events, "sum(fallbacks) / sum(events)"),
         ),
         Metric(
             "mean_latency_ms",
+            "mean response time",
             "ms",
             "lower",
             Mean(
@@ -221,6 +234,7 @@ METRICS: dict[str, Metric] = {
         ),
         Metric(
             "mean_confidence",
+            "mean confidence",
             "score",
             "higher",
             Mean(
@@ -231,6 +245,7 @@ METRICS: dict[str, Metric] = {
         *(_latency(q) for q in (0.5, 0.9, 0.95, 0.99)),
         Metric(
             "critical_errors",
+            "critical errors",
             "count",
             "lower",
             Count(lambda t: t.critical_errors, "sum(critical_errors)"),

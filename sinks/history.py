@@ -5,6 +5,7 @@ Every question is answered from its rollups with the event rows at the span's ed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -56,8 +57,8 @@ class Side:
     def feedback_total(self) -> int:
         return feedback_total(self)
 
-    def latency_quantile(self, q: float) -> float | None:
-        return self.quantiles.get(q)
+    def latency_quantiles(self, levels: Sequence[float]) -> list[float | None]:
+        return [self.quantiles.get(x) for x in levels]
 
 
 def rollout_log(store: Store, database: str, rollout: str) -> list[RolloutEvent]:
@@ -152,14 +153,14 @@ class History:
             system: Side(
                 by_system.get(system),
                 feedback.get(system, {}),
-                self.latency_quantiles(span, system, by_system[system].events)
+                self.latency_levels(span, system, by_system[system].events)
                 if system in by_system
                 else {},
             )
             for system in sorted(set(by_system) | set(feedback))
         }
 
-    def latency_quantiles(self, span: Span, system: str, events: int) -> dict[float, float]:
+    def latency_levels(self, span: Span, system: str, events: int) -> dict[float, float]:
         """Every level a quantile metric's estimate over ``events`` results reads, from the
         merged t-digests (they keep the whole distribution: any level can be read)."""
         levels = sorted({x for q in QUANTILES.values() for x in Quantile(q).levels(events)})

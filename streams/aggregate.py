@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 from schemas.events import Feedback, Result
 from schemas.internal import RuleState, WindowStatsState
 from streams.sketch import LatencySketch
-from streams.stats import Estimate, mean_interval, wilson
 
 TOP_RULES = 10
 
@@ -117,28 +117,11 @@ class WindowStats:
     def critical_errors(self) -> int:
         return self.critical
 
-    @property
-    def success_rate(self) -> Estimate | None:
-        return wilson(self.successes, self.count)
-
-    @property
-    def confidence(self) -> Estimate | None:
-        return mean_interval(self.confidence_sum, self.confidence_sq_sum, self.count)
-
-    @property
-    def mean_latency_ms(self) -> float | None:
-        return self.latency_sum / self.count if self.count else None
-
     def latency_quantile(self, q: float) -> float | None:
         return self.latency.quantile(q)
 
-    @property
-    def fallback_rate(self) -> float | None:
-        return self.fallbacks / self.count if self.count else None
-
-    @property
-    def feedback_positive_rate(self) -> Estimate | None:
-        return wilson(self.feedback["correct"], sum(self.feedback.values()))
+    def latency_quantiles(self, levels: Sequence[float]) -> list[float | None]:
+        return self.latency.quantiles(levels)
 
     def top_rules(self, n: int = TOP_RULES) -> list[tuple[str, int, float]]:
         """The ``n`` most used rules as (name, uses, success rate)."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Sequence
+from itertools import accumulate
+
 from ddsketch import DDSketch
 
 from schemas.internal import SketchState
@@ -29,7 +33,27 @@ class LatencySketch:
 
     def quantile(self, q: float) -> float | None:
         """The ``q`` quantile (0..1), or None when empty."""
-        return self._sketch.get_quantile_value(q) if self._sketch.count else None
+        return self.quantiles([q])[0]
+
+    def quantiles(self, levels: Sequence[float]) -> list[float | None]:
+        """The quantile at each of ``levels`` as DDSketch's ``get_quantile_value`` gives
+        it, from one pass over the bins (a gate reads a value and its interval's ends)."""
+        sketch = self._sketch
+        if not sketch.count:
+            return [None] * len(levels)
+        store, zeros = sketch._store, sketch._zero_count
+        running = list(accumulate(store.bins))
+        out: list[float | None] = []
+        for q in levels:
+            rank = q * (sketch.count - 1)
+            if rank < zeros:
+                out.append(0.0)
+                continue
+            i = bisect_right(running, rank - zeros)  # the first bin holding the rank
+            out.append(
+                sketch._mapping.value(i + store.offset if i < len(running) else store.max_key)
+            )
+        return out
 
     def _bins(self) -> list[tuple[int, float]]:
         store = self._sketch._store

@@ -129,31 +129,26 @@ function renderWinner(w) {
   $("winner").classList.toggle("decided", Boolean(w.decided));
 }
 
-const ROWS = [
-  ["queries", "count", (s) => int(s.count)],
-  ["success rate", "success_rate", (s) => pct(s.success_rate && s.success_rate.value)],
-  ["success 95% interval", "success_interval",
-    (s) => (s.success_rate ? `${pct(s.success_rate.low)} ${dash} ${pct(s.success_rate.high)}` : dash)],
-  ["mean confidence", "confidence", (s) => fixed3(s.confidence && s.confidence.value)],
-  ["P50 response time", "p50", (s) => ms(s.latency_ms.p50)],
-  ["P95 response time", "p95", (s) => ms(s.latency_ms.p95)],
-  ["P99 response time", "p99", (s) => ms(s.latency_ms.p99)],
-  ["mean response time", "mean_latency", (s) => ms(s.latency_ms.mean)],
-  ["errors by type", "errors", (s) => counts(s.errors)],
-  ["critical errors", "critical_errors", (s) => int(s.critical_errors)],
-  ["fallback rate", "fallback_rate", (s) => pct(s.fallback_rate)],
-  ["feedback", "feedback", (s) => counts(s.feedback)],
-  ["positive feedback", "feedback_positive_rate",
-    (s) => pct(s.feedback_positive_rate && s.feedback_positive_rate.value)],
-];
-const DELTAS = {
-  success_rate: (d) => signed(d.success_rate == null ? null : d.success_rate * 100, (v) => v.toFixed(1) + " pt"),
-  confidence: (d) => signed(d.confidence, (v) => v.toFixed(3)),
-  p95: (d) => signed(d.p95_latency_ms, (v) => Math.round(v) + " ms"),
-  p99: (d) => signed(d.p99_latency_ms, (v) => Math.round(v) + " ms"),
-  mean_latency: (d) => signed(d.mean_latency_ms, (v) => Math.round(v) + " ms"),
-  fallback_rate: (d) => signed(d.fallback_rate == null ? null : d.fallback_rate * 100, (v) => v.toFixed(1) + " pt"),
+// How a value and a candidate-minus-baseline difference of each unit of the metric
+// registry (schemas/metrics.py, sent as r.metrics) are shown.
+const FIGURE = { share: pct, ms, score: fixed3, count: int };
+const DIFFERENCE = {
+  share: (v) => signed(v == null ? null : v * 100, (x) => x.toFixed(1) + " pt"),
+  ms: (v) => signed(v, (x) => Math.round(x) + " ms"),
+  score: (v) => signed(v, (x) => x.toFixed(3)),
+  count: (v) => signed(v, (x) => String(x)),
 };
+const value = (e) => (e == null ? null : e.value);
+
+function rowsOf(r) {
+  return [
+    ["queries", "count", (s) => int(s.count), null],
+    ...r.metrics.map((m) => [m.title, m.name, (s) => FIGURE[m.unit](value(s[m.name])),
+      (d) => DIFFERENCE[m.unit](d[m.name])]),
+    ["errors by type", "errors", (s) => counts(s.errors), null],
+    ["feedback", "feedback", (s) => counts(s.feedback), null],
+  ];
+}
 
 function renderSystems(r) {
   const table = $("systems");
@@ -163,12 +158,12 @@ function renderSystems(r) {
   }
   head.append(el("th", { class: "num", text: "candidate \u2212 baseline" }));
   table.tHead.replaceChildren(head);
-  const rows = ROWS.map(([label, metric, fmt]) => {
+  const rows = rowsOf(r).map(([label, metric, fmt, delta]) => {
     const tr = el("tr", {}, el("th", { text: label }));
     for (const s of r.systems) {
       tr.append(el("td", { class: "num", "data-system": s.system, "data-metric": metric, text: fmt(s) }));
     }
-    tr.append(el("td", { class: "num", "data-metric": `delta-${metric}`, text: DELTAS[metric] ? DELTAS[metric](r.delta) : "" }));
+    tr.append(el("td", { class: "num", "data-metric": `delta-${metric}`, text: delta ? delta(r.delta) : "" }));
     return tr;
   });
   table.tBodies[0].replaceChildren(...rows);
@@ -303,8 +298,8 @@ function renderCharts(r) {
     points: points.map((p) => [(Date.parse(p.start) + Date.parse(p.end)) / 2, p[field]]),
   }));
   lineChart($("chart-success"), series("success_rate"), { from, to, format: pct });
-  lineChart($("chart-confidence"), series("confidence"), { from, to, format: fixed3 });
-  lineChart($("chart-p95"), series("p95"), { from, to, format: (v) => Math.round(v) });
+  lineChart($("chart-confidence"), series("mean_confidence"), { from, to, format: fixed3 });
+  lineChart($("chart-p95"), series("p95_latency_ms"), { from, to, format: (v) => Math.round(v) });
   lineChart($("chart-count"), series("count"), { from, to, format: (v) => Math.round(v), min: 0 });
   const now = Date.now();
   const weights = r.state.weights.map((w) => [Date.parse(w.ts), w.weight]);

@@ -23,7 +23,11 @@ class Harness:
 
     def __init__(self, phase: int = 1, weight: int = 50) -> None:
         self.state: RolloutState | None = fold(
-            [RolloutEvent(rollout=ROLLOUT, type="phase_started", weight=weight, phase=phase)],
+            [
+                RolloutEvent(
+                    rollout=ROLLOUT, type="phase_started", weight=weight, phase=phase, ts=T0
+                )
+            ],
             ROLLOUT,
         )
         self.stage2 = Stage2(10, 3600, load_plan(), state_of=lambda r: self.state)
