@@ -68,8 +68,8 @@ class Criterion(PlanModel):
             what = "the baseline" if self.compare == "baseline" else "the previous phase"
             margin = f" (margin {self.margin:g})" if self.margin else ""
             return f"{self.metric} not worse than {what}{margin}"
-        if self.metric == "critical_errors":
-            return "no critical errors" if self.max == 0 else f"critical_errors <= {self.max:g}"
+        if metric(self.metric).unit == "count" and self.max == 0:
+            return f"no {metric(self.metric).title}"
         return (
             f"{self.metric} >= {self.min:g}"
             if self.min is not None
