@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from datetime import timedelta
 
 import pytest
@@ -64,11 +66,13 @@ def test_latency_quantile_bound_uses_order_statistics():
     assert est.low <= est.value <= est.high
 
 
-def test_mean_latency_interval_from_the_sketch_is_close_to_exact():
+def test_mean_latency_interval_is_exact_from_the_sums():
     s = stats(1000, 1000, latency=100)
     est = metric("mean_latency_ms").estimate(s)
-    assert est.value == pytest.approx(103.0, abs=0.1)
-    assert 0 < est.high - est.low < 1.0  # latencies vary by 0..6 ms
+    latencies = [100.0 + i % 7 for i in range(1000)]
+    half = 1.959963984540054 * statistics.stdev(latencies) / math.sqrt(1000)
+    assert est.value == pytest.approx(statistics.fmean(latencies), rel=1e-12)
+    assert (est.low, est.high) == pytest.approx((est.value - half, est.value + half), rel=1e-9)
 
 
 def test_not_worse_than_baseline_is_a_two_sample_test():
