@@ -97,16 +97,21 @@ class Trigger(PlanModel):
     bad_share: Share | None = None
     min_samples: Annotated[int, Field(ge=1)] = 100
 
+    @property
+    def _falls(self) -> bool:
+        """Fires when the metric falls (a share where higher is better: ``below``)."""
+        return metric(self.metric).better == "higher"
+
     @model_validator(mode="after")
     def _complete(self) -> Trigger:
-        if self.metric == "success_rate":
+        if self._falls:
             if self.below is None or self.above is not None:
-                raise ValueError("success_rate triggers take `below` (and `acceptable`)")
+                raise ValueError(f"{self.metric} triggers take `below` (and `acceptable`)")
             if self.acceptable is not None and self.acceptable <= self.below:
                 raise ValueError("acceptable must be above `below`")
-        elif self.metric == "critical_errors":
+        elif metric(self.metric).unit == "count":
             if self.below is not None:
-                raise ValueError("critical_errors triggers take `above` (default 0)")
+                raise ValueError(f"{self.metric} triggers take `above` (default 0)")
         else:
             if self.above is None or self.below is not None:
                 raise ValueError(f"{self.metric} triggers take `above` (milliseconds)")
@@ -117,13 +122,13 @@ class Trigger(PlanModel):
 
     @property
     def limit(self) -> float:
-        if self.metric == "success_rate":
+        if self._falls:
             return self.below  # type: ignore[return-value]
         return self.above or 0.0
 
     def shares(self) -> tuple[float, float]:
         """(acceptable, alarm) share of "bad" events: failures, or events over the limit."""
-        if self.metric == "success_rate":
+        if self._falls:
             ok = self.acceptable if self.acceptable is not None else min(0.999, self.limit + 0.05)
             return 1 - ok, 1 - self.limit
         allowed = 1 - quantile_of(self.metric)
@@ -217,7 +222,7 @@ class Plan(PlanModel):
 
     @property
     def statistical_triggers(self) -> list[Trigger]:
-        return [t for t in self.rollback if t.metric != "critical_errors"]
+        return [t for t in self.rollback if metric(t.metric).unit != "count"]
 
 
 class PlanError(ValueError):
