@@ -176,14 +176,18 @@ function renderGates(r) {
   $("gates-title").textContent = gates ? `phase ${gates.phase} (${gates.phase_name}): ${gates.outcome}` : "";
   $("gates-title").className = gates ? `verdict-${gates.outcome}` : "muted";
   $("incidents").textContent = r.incidents.length ? r.incidents.join(", ") : "none";
-  const fmt = (v) => (v == null ? dash : Math.abs(v) >= 10 ? v.toFixed(0) : v.toFixed(3));
-  $("gates").tBodies[0].replaceChildren(...verdicts.map((v) => el("tr", {},
-    el("td", { text: v.criterion }),
-    el("td", { class: `verdict-${v.outcome}`, text: v.outcome + (v.note ? ` (${v.note})` : "") }),
-    el("td", { class: "num", text: fmt(v.observed) }),
-    el("td", { class: "num", text: v.low == null ? dash : `${fmt(v.low)} ${dash} ${fmt(v.high)}` }),
-    el("td", { class: "num", text: fmt(v.threshold) }),
-    el("td", { class: "num", text: int(v.samples) + (v.reference_samples == null ? "" : ` vs ${int(v.reference_samples)}`) }))));
+  const units = Object.fromEntries(r.metrics.map((m) => [m.name, m.unit]));
+  $("gates").tBodies[0].replaceChildren(...verdicts.map((v) => {
+    const fmt = FIGURE[units[v.metric]];  // each figure in its metric's unit
+    const samples = int(v.samples) + (v.reference_samples == null ? "" : ` vs ${int(v.reference_samples)}`);
+    return el("tr", {},
+      el("td", { text: v.criterion }),
+      el("td", { class: `verdict-${v.outcome}`, text: v.outcome + (v.note ? ` (${v.note})` : "") }),
+      el("td", { class: "num", text: fmt(v.observed) }),
+      el("td", { class: "num", text: v.low == null ? dash : `${fmt(v.low)} ${dash} ${fmt(v.high)}` }),
+      el("td", { class: "num", text: fmt(v.threshold) }),
+      el("td", { class: "num", text: samples }));
+  }));
 }
 
 function renderAlerts(r) {

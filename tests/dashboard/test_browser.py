@@ -211,6 +211,10 @@ def test_dashboard_in_chromium(browser: Any, stack: tuple[Settings, WorkerProces
             v["criterion"] for v in gates["verdicts"]
         ]
         assert gates["outcome"] != "pass", "too few candidate results for phase 1 to pass"
+        units = {m.name: m.unit for m in METRICS.values()}
+        for row, v in zip(rows, gates["verdicts"], strict=True):  # in the metric's unit
+            observed = row.find_elements(By.CSS_SELECTOR, "td")[2].text
+            assert observed.endswith("%") == (units[v["metric"]] == "share"), observed
         rules = browser.find_elements(By.CSS_SELECTOR, "#rules tbody tr")
         assert len(rules) == len(summary.rules(view, 300))
 
