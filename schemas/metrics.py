@@ -255,8 +255,8 @@ METRICS: dict[str, Metric] = {
 }
 NAMES = tuple(METRICS)
 TRIGGER_NAMES = tuple(name for name, m in METRICS.items() if m.trigger)
-QUANTILES = {n: m.estimator.q for n, m in METRICS.items() if isinstance(m.estimator, Quantile)}
-"""The latency quantile metrics and their levels."""
+QUANTILES = {n: m.estimator for n, m in METRICS.items() if isinstance(m.estimator, Quantile)}
+"""The latency quantile metrics' estimators, by name."""
 
 
 def metric(name: str) -> Metric:
@@ -271,4 +271,4 @@ def quantile_of(name: str) -> float:
     """0.95 for ``p95_latency_ms``."""
     if name not in QUANTILES:
         raise ValueError(f"{name} is not a latency quantile")
-    return QUANTILES[name]
+    return QUANTILES[name].q

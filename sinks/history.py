@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from rollout.state import fold, phase_periods
 from schemas.events import RolloutEvent
-from schemas.metrics import QUANTILES, Quantile, feedback_total
+from schemas.metrics import QUANTILES, feedback_total
 from sinks import ddl
 from sinks.report import SystemReport, system_report
 from sinks.rollups import ERRORS, FEEDBACK, LATENCY_MERGE, RESULTS, RULES, Family, latency_merge
@@ -163,7 +163,7 @@ class History:
     def latency_levels(self, span: Span, system: str, events: int) -> dict[float, float]:
         """Every level a quantile metric's estimate over ``events`` results reads, from the
         merged t-digests (they keep the whole distribution: any level can be read)."""
-        levels = sorted({x for q in QUANTILES.values() for x in Quantile(q).levels(events)})
+        levels = sorted({x for q in QUANTILES.values() for x in q.levels(events)})
         sql = f"SELECT {latency_merge(levels)} FROM {{source}} WHERE system = %(system)s"
         (values,) = self._query(RESULTS, sql, span, system=system).rows[0]
         return dict(zip(levels, values, strict=True))

@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from sinks.ddl import Dialect, identifier
 
 LATENCY_QUANTILES = "quantilesTDigest(0.5, 0.95, 0.99)"
-"""The latency state every results rollup keeps; read ``quantilesTDigestMerge(...)``."""
+"""The latency state every results rollup keeps; ``quantilesTDigestMerge`` reads any level
+from it (:func:`latency_merge`), not only the levels its type names."""
 STEPS = {60: ("1m", "toStartOfMinute"), 3600: ("1h", "toStartOfHour")}
 
 Piece = tuple[int, datetime | None, datetime | None]
