@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from typer.testing import CliRunner
 
+from phasegate.cli import app
 from schemas import RolloutEvent
 from schemas.metrics import METRICS
 from schemas.plan import Criterion, Phase
+from schemas.verdict import judge
 from sinks import rows
 from sinks.history import History, Span
 from sinks.migrations import migrate
@@ -16,13 +19,12 @@ from sinks.phase_report import phase_report
 from sinks.rollups import FEEDBACK, RESULTS
 from sinks.store import Store
 from streams.aggregate import WindowStats
-from streams.gates import judge
-from tests.sinks.conftest import T0, make_result
+from tests.sinks.conftest import T0, make_result, point_cli_at
 from tests.sinks.phase_data import HOUR, feedback, load
 
 
 def test_a_latency_quantile_gate_fails_in_storage_as_it_does_live(
-    store: Store, database: str
+    store: Store, database: str, tmp_path, monkeypatch
 ) -> None:
     migrate(store, database)
     results = [make_result(i, latency_ms=900.0, success=True, error=None) for i in range(1200)]
@@ -41,6 +43,18 @@ def test_a_latency_quantile_gate_fails_in_storage_as_it_does_live(
     (worker,) = [judge(c, gate, live) for c in gate.advance]
     assert (worker.outcome, verdict.outcome) == ("fail", "fail")
     assert abs(verdict.observed - 900) <= 9 and abs(worker.observed - 900) <= 9
+
+    point_cli_at(store, database, monkeypatch, tmp_path)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[[phases]]\nname = "canary"\nweight = 50\n'
+        'advance = [{ metric = "p99_latency_ms", max = 300 }]\n'
+    )
+    monkeypatch.setenv("PHASEGATE_PLAN", str(plan))
+    md = CliRunner().invoke(app, ["report", "-r", "kai", "--phase", "1", "--format", "md"])
+    assert md.exit_code == 0, md.output
+    assert "Decision: FAIL." in md.output
+    assert f"| p99_latency_ms <= 300 | {verdict.observed:.1f} |" in md.output
 
 
 def test_every_metric_sql_reads_what_the_stored_verdict_observes(
