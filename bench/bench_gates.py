@@ -33,7 +33,8 @@ from producers.simulator import SCENARIOS, SystemProfile, Traffic
 from rollout.state import fold
 from schemas.events import Alert, RolloutEvent
 from schemas.internal import Partial
-from schemas.plan import Plan, Trigger, load_plan, quantile_of
+from schemas.metrics import quantile_of
+from schemas.plan import Plan, Trigger, load_plan
 from schemas.settings import Settings
 from schemas.stats import wilson
 from schemas.topics import PARTITIONS as TOPIC_PARTITIONS

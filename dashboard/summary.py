@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from schemas.metrics import METRICS
 from schemas.stats import two_proportions
 
 ALPHA = 0.05
@@ -85,26 +86,20 @@ def rules(view: Mapping[str, Any], span: int) -> list[Json]:
 
 
 def series(view: Mapping[str, Any]) -> dict[str, list[Json]]:
-    """Per system, one point per tumbling window (the worker keeps the last hour)."""
+    """Per system, one point per tumbling window (the worker keeps the last hour): its
+    count and every metric's value, by the registry's names."""
     out: dict[str, list[Json]] = {}
     for system, windows in view.get("systems", {}).items():
-        points = []
-        for w in sorted(windows, key=lambda w: w["start"]):
-            latency = w.get("latency_ms") or {}
-            points.append(
-                {
-                    "start": w["start"],
-                    "end": w["end"],
-                    "count": w["count"],
-                    "success_rate": (w.get("success_rate") or {}).get("value"),
-                    "confidence": (w.get("confidence") or {}).get("value"),
-                    "p95": latency.get("p95"),
-                    "p99": latency.get("p99"),
-                    "mean_latency": latency.get("mean"),
-                }
-            )
-        out[system] = points
+        out[system] = [
+            {"start": w["start"], "end": w["end"], "count": w["count"]}
+            | {name: (w.get(name) or {}).get("value") for name in METRICS}
+            for w in sorted(windows, key=lambda w: w["start"])
+        ]
     return out
+
+
+CATALOG = [{"name": m.name, "title": m.title, "unit": m.unit} for m in METRICS.values()]
+"""The metrics the page shows, in order, as the registry names and measures them."""
 
 
 def summarize(
@@ -123,6 +118,7 @@ def summarize(
         "candidate": view.get("candidate"),
         "end": view.get("end"),
         "spans": spans(view),
+        "metrics": CATALOG,
         "span": chosen,
         "series": series(view),
         "gates": control.get("gates"),

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from dashboard import summary
 from dashboard.worker_client import WorkerUnavailable, fetch_status
+from schemas.metrics import METRICS, Metric, Unit
 from schemas.settings import Settings
 
 DASH = "-"
@@ -40,34 +41,28 @@ def fixed3(v: float | None) -> str:
     return DASH if v is None else f"{v:.3f}"
 
 
-def _value(e: Mapping[str, float] | None) -> float | None:
-    return None if e is None else e["value"]
+def whole(v: float | None) -> str:
+    return DASH if v is None else f"{v:.0f}"
+
+
+FIGURE: dict[Unit, Callable[[float | None], str]] = {
+    "share": pct,
+    "ms": ms,
+    "score": fixed3,
+    "count": whole,
+}
+"""How a value of each unit of the metric registry is shown."""
+
+
+def _figure(m: Metric) -> Callable[[Mapping[str, Any]], str]:
+    return lambda s: FIGURE[m.unit]((s.get(m.name) or {}).get("value"))
 
 
 ROWS: tuple[tuple[str, Callable[[Mapping[str, Any]], str]], ...] = (
     ("queries", lambda s: f"{s['count']:,}"),
-    ("success rate", lambda s: pct(_value(s["success_rate"]))),
-    (
-        "success 95% interval",
-        lambda s: (
-            DASH
-            if s["success_rate"] is None
-            else f"{pct(s['success_rate']['low'])} - {pct(s['success_rate']['high'])}"
-        ),
-    ),
-    (
-        "mean confidence",
-        lambda s: DASH if s["confidence"] is None else f"{_value(s['confidence']):.3f}",
-    ),
-    ("P50 response time", lambda s: ms(s["latency_ms"]["p50"])),
-    ("P95 response time", lambda s: ms(s["latency_ms"]["p95"])),
-    ("P99 response time", lambda s: ms(s["latency_ms"]["p99"])),
-    ("mean response time", lambda s: ms(s["latency_ms"]["mean"])),
+    *((m.title, _figure(m)) for m in METRICS.values()),
     ("errors by type", lambda s: counts(s["errors"])),
-    ("critical errors", lambda s: str(s["critical_errors"])),
-    ("fallback rate", lambda s: pct(s["fallback_rate"])),
     ("feedback", lambda s: counts(s["feedback"])),
-    ("positive feedback", lambda s: pct(_value(s["feedback_positive_rate"]))),
 )
 
 

@@ -32,6 +32,7 @@ class WindowStatsState(ContractModel):
     confidence_sum: float = 0.0
     confidence_sq_sum: float = 0.0
     latency_sum: float = 0.0
+    latency_sq_sum: float = 0.0
     latency: SketchState | None = None
     errors: dict[str, Count] = {}
     critical: Count = 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -20,47 +19,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from schemas.metrics import NAMES, TRIGGER_NAMES, metric, quantile_of
+
 DEFAULT_PLAN = "default.toml"
 
-RATE_METRICS = ("success_rate", "feedback_positive_rate", "complaint_rate", "fallback_rate")
-MEAN_METRICS = ("mean_latency_ms", "mean_confidence")
-QUANTILE_METRICS = ("p50_latency_ms", "p90_latency_ms", "p95_latency_ms", "p99_latency_ms")
-GateMetric = Literal[
-    "success_rate",
-    "feedback_positive_rate",
-    "complaint_rate",
-    "fallback_rate",
-    "mean_latency_ms",
-    "mean_confidence",
-    "p50_latency_ms",
-    "p90_latency_ms",
-    "p95_latency_ms",
-    "p99_latency_ms",
-    "critical_errors",
-]
-TriggerMetric = Literal[
-    "success_rate",
-    "critical_errors",
-    "p50_latency_ms",
-    "p90_latency_ms",
-    "p95_latency_ms",
-    "p99_latency_ms",
-]
-LOWER_IS_BETTER = frozenset(
-    {"complaint_rate", "fallback_rate", "mean_latency_ms", "critical_errors", *QUANTILE_METRICS}
-)
-FEEDBACK_METRICS = frozenset({"feedback_positive_rate", "complaint_rate"})
+GateMetric = Literal[NAMES]  # type: ignore[valid-type]
+TriggerMetric = Literal[TRIGGER_NAMES]  # type: ignore[valid-type]
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Texts = dict[str, str]  # language -> text
-
-
-def quantile_of(metric: str) -> float:
-    """0.95 for ``p95_latency_ms``."""
-    match = re.fullmatch(r"p(\d+)_latency_ms", metric)
-    if match is None:
-        raise ValueError(f"{metric} is not a latency quantile")
-    return int(match.group(1)) / 100
 
 
 class PlanModel(BaseModel):
@@ -86,9 +53,12 @@ class Criterion(PlanModel):
         given = [k for k in ("min", "max", "compare") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of min, max, compare (got {given or 'none'})")
-        if self.compare and self.metric not in (*RATE_METRICS, *MEAN_METRICS):
+        meaning = metric(self.metric)
+        if self.compare and not meaning.comparable:
             raise ValueError(f"compare works on rates and means, not {self.metric}")
-        if self.metric in RATE_METRICS and not 0 <= (self.min or self.max or 0) <= 1:
+        if meaning.unit == "count" and self.min is not None:
+            raise ValueError(f"{self.metric} is a count not to exceed: give `max`")
+        if meaning.unit == "share" and not 0 <= (self.min or self.max or 0) <= 1:
             raise ValueError(f"{self.metric} is a share between 0 and 1")
         return self
 
@@ -98,8 +68,8 @@ class Criterion(PlanModel):
             what = "the baseline" if self.compare == "baseline" else "the previous phase"
             margin = f" (margin {self.margin:g})" if self.margin else ""
             return f"{self.metric} not worse than {what}{margin}"
-        if self.metric == "critical_errors":
-            return "no critical errors" if self.max == 0 else f"critical_errors <= {self.max:g}"
+        if metric(self.metric).unit == "count" and self.max == 0:
+            return f"no {metric(self.metric).title}"
         return (
             f"{self.metric} >= {self.min:g}"
             if self.min is not None
@@ -127,16 +97,21 @@ class Trigger(PlanModel):
     bad_share: Share | None = None
     min_samples: Annotated[int, Field(ge=1)] = 100
 
+    @property
+    def _falls(self) -> bool:
+        """Fires when the metric falls (a share where higher is better: ``below``)."""
+        return metric(self.metric).better == "higher"
+
     @model_validator(mode="after")
     def _complete(self) -> Trigger:
-        if self.metric == "success_rate":
+        if self._falls:
             if self.below is None or self.above is not None:
-                raise ValueError("success_rate triggers take `below` (and `acceptable`)")
+                raise ValueError(f"{self.metric} triggers take `below` (and `acceptable`)")
             if self.acceptable is not None and self.acceptable <= self.below:
                 raise ValueError("acceptable must be above `below`")
-        elif self.metric == "critical_errors":
+        elif metric(self.metric).unit == "count":
             if self.below is not None:
-                raise ValueError("critical_errors triggers take `above` (default 0)")
+                raise ValueError(f"{self.metric} triggers take `above` (default 0)")
         else:
             if self.above is None or self.below is not None:
                 raise ValueError(f"{self.metric} triggers take `above` (milliseconds)")
@@ -147,13 +122,13 @@ class Trigger(PlanModel):
 
     @property
     def limit(self) -> float:
-        if self.metric == "success_rate":
+        if self._falls:
             return self.below  # type: ignore[return-value]
         return self.above or 0.0
 
     def shares(self) -> tuple[float, float]:
         """(acceptable, alarm) share of "bad" events: failures, or events over the limit."""
-        if self.metric == "success_rate":
+        if self._falls:
             ok = self.acceptable if self.acceptable is not None else min(0.999, self.limit + 0.05)
             return 1 - ok, 1 - self.limit
         allowed = 1 - quantile_of(self.metric)
@@ -237,7 +212,7 @@ class Plan(PlanModel):
 
     @property
     def statistical_triggers(self) -> list[Trigger]:
-        return [t for t in self.rollback if t.metric != "critical_errors"]
+        return [t for t in self.rollback if metric(t.metric).unit != "count"]
 
 
 class PlanError(ValueError):

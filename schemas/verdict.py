@@ -1,8 +1,9 @@
 """Pass, fail or inconclusive for one gate criterion (pure).
 
 :func:`judge` is the one judgement of a criterion; what it is judged on is any
-:class:`Evidence`: live windows in the worker (``streams.gates``) or stored history in a
-report (``sinks.verdicts``), so both always say the same over the same events.
+:class:`schemas.metrics.Totals`: live windows in the worker (``streams.gates``) or stored
+history in a report (``sinks.verdicts``), each metric measured as the registry
+(``schemas.metrics``) defines it, so both always say the same over the same events.
 
 A bound (``min``/``max``) passes when the whole 95% interval is on the right side of the
 threshold, fails when it is wholly on the wrong side, and is inconclusive otherwise or
@@ -14,28 +15,13 @@ Critical errors are counts, not estimates: one more than allowed is a fail.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Literal
 
-from schemas.plan import FEEDBACK_METRICS, LOWER_IS_BETTER, Criterion, Phase
+from schemas.metrics import Metric, Totals, metric
+from schemas.plan import Criterion, Phase
 from schemas.stats import Comparison, Estimate
 
 Outcome = Literal["pass", "fail", "inconclusive"]
-
-
-class Evidence(Protocol):
-    """One system's numbers over a span, as a criterion needs them."""
-
-    def samples(self, metric: str) -> int:
-        """Events (feedback verdicts for feedback metrics) behind ``metric``."""
-        ...
-
-    def measure(self, metric: str) -> Estimate | None:
-        """The metric's value with its 95% interval (counts: the value alone)."""
-        ...
-
-    def compare(self, other: Self, metric: str) -> Comparison | None:
-        """Two-sample test of this minus ``other``."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -61,27 +47,27 @@ class Verdict:
 def judge(
     criterion: Criterion,
     phase: Phase,
-    candidate: Evidence,
-    baseline: Evidence | None = None,
-    previous: Evidence | None = None,
+    candidate: Totals,
+    baseline: Totals | None = None,
+    previous: Totals | None = None,
 ) -> Verdict:
     """The verdict of one criterion of ``phase`` (see the module docstring)."""
-    metric = criterion.metric
-    n = candidate.samples(metric)
-    needed = phase.min_feedback if metric in FEEDBACK_METRICS else phase.min_samples
+    meaning = metric(criterion.metric)
+    n = meaning.samples(candidate)
+    needed = phase.min_feedback if meaning.feedback else phase.min_samples
     if criterion.compare is not None:
         reference = baseline if criterion.compare == "baseline" else previous
-        return _comparison(criterion, candidate, reference, n, needed)
+        return _comparison(criterion, meaning, candidate, reference, n, needed)
     threshold = criterion.max if criterion.max is not None else criterion.min
     assert threshold is not None
-    est = candidate.measure(metric)
-    if metric == "critical_errors":
+    est = meaning.estimate(candidate)
+    if meaning.unit == "count":
         outcome = count_outcome(est.value if est else 0, threshold, n, needed)
     else:
         outcome = bound_outcome(est, criterion.min, criterion.max, n, needed)
     return Verdict(
         criterion.label,
-        metric,
+        meaning.name,
         outcome,
         None if est is None else est.value,
         None if est is None else est.low,
@@ -93,23 +79,28 @@ def judge(
 
 
 def _comparison(
-    criterion: Criterion, candidate: Evidence, reference: Evidence | None, n: int, needed: int
+    criterion: Criterion,
+    meaning: Metric,
+    candidate: Totals,
+    reference: Totals | None,
+    n: int,
+    needed: int,
 ) -> Verdict:
-    metric, margin = criterion.metric, criterion.margin
-    lower_better = metric in LOWER_IS_BETTER
+    name, margin = meaning.name, criterion.margin
+    lower_better = meaning.lower_is_better
     threshold = margin if lower_better else -margin
-    ref_n = 0 if reference is None else reference.samples(metric)
+    ref_n = 0 if reference is None else meaning.samples(reference)
     if reference is None or not ref_n:
         what = "the baseline" if criterion.compare == "baseline" else "the previous phase"
         return Verdict(
-            criterion.label, metric, "inconclusive", None, None, None, threshold, n,
+            criterion.label, name, "inconclusive", None, None, None, threshold, n,
             reference_samples=ref_n, note=f"no data for {what}",
         )  # fmt: skip
-    test = candidate.compare(reference, metric)
+    test = meaning.compare(candidate, reference)
     smaller = min(n, ref_n)
     return Verdict(
         criterion.label,
-        metric,
+        name,
         comparison_outcome(test, margin, lower_better, smaller, needed),
         None if test is None else test.difference,
         None if test is None else test.low,

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from schemas.metrics import metric
 from schemas.plan import Roles
 from schemas.stats import Comparison
 from sinks import ddl, history
 from sinks.history import ErrorType, RuleStats, Side, Span
 from sinks.render import shown
 from sinks.store import Store
-from sinks.verdicts import compare
 
 MIN_SAMPLES = 100
 ALPHA = 0.05
@@ -33,10 +33,11 @@ class Evaluation:
     def winner(self) -> str | None:
         """The system significantly better on more of success, confidence and latency."""
         score = 0
-        for metric, test in self.tests.items():
+        for name, test in self.tests.items():
             if test is None or test.p_two_sided >= ALPHA:
                 continue
-            better = test.difference < 0 if metric == "mean_latency_ms" else test.difference > 0
+            lower = metric(name).lower_is_better
+            better = test.difference < 0 if lower else test.difference > 0
             score += 1 if better else -1
         if score == 0:
             return None
@@ -74,7 +75,7 @@ def evaluate(
         span=span,
         roles=roles,
         sides=sides,
-        tests={m: compare(cand, base, m) for m in metrics},
+        tests={m: metric(m).compare(cand, base) for m in metrics},
         errors=stored.error_types(span),
         rules=stored.rule_stats(span),
     )
@@ -129,14 +130,14 @@ def as_text(ev: Evaluation) -> str:
                 f"{r.critical_errors:>10}"
             )
     lines += ["", f"{ev.roles.candidate} minus {ev.roles.baseline}:"]
-    for metric, test in ev.tests.items():
+    for name, test in ev.tests.items():
         if test is None:
-            lines.append(f"  {metric:<18} not enough data")
+            lines.append(f"  {name:<18} not enough data")
             continue
-        unit = "%" if metric == "success_rate" else ""
+        unit = "%" if metric(name).unit == "share" else ""
         scale = 100 if unit else 1
         lines.append(
-            f"  {metric:<18}{shown(test.difference * scale, 3):+.3f}{unit}  "
+            f"  {name:<18}{shown(test.difference * scale, 3):+.3f}{unit}  "
             f"[{shown(test.low * scale, 3):+.3f}, {shown(test.high * scale, 3):+.3f}]  "
             f"p = {test.p_two_sided:.3g}"
         )

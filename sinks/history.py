@@ -5,14 +5,16 @@ Every question is answered from its rollups with the event rows at the span's ed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from rollout.state import fold, phase_periods
 from schemas.events import RolloutEvent
+from schemas.metrics import QUANTILES, feedback_total
 from sinks import ddl
 from sinks.report import SystemReport, system_report
-from sinks.rollups import ERRORS, FEEDBACK, LATENCY_MERGE, RESULTS, RULES, Family
+from sinks.rollups import ERRORS, FEEDBACK, LATENCY_MERGE, RESULTS, RULES, Family, latency_merge
 from sinks.store import Rows, Store
 
 
@@ -29,20 +31,34 @@ class Span:
         return Span(start, end)
 
 
+def _total(name: str) -> property:
+    return property(lambda side: getattr(side.results, name) if side.results else 0)
+
+
 @dataclass(frozen=True)
 class Side:
-    """One system over one span: its results' numbers and its feedback verdicts."""
+    """One system over one span: its results' numbers, its feedback verdicts and the
+    latency quantiles its metrics need (by level), as :class:`schemas.metrics.Totals`."""
 
     results: SystemReport | None
     feedback: dict[str, int] = field(default_factory=dict)
+    quantiles: dict[float, float] = field(default_factory=dict)
 
-    @property
-    def events(self) -> int:
-        return self.results.events if self.results else 0
+    events = _total("events")
+    successes = _total("successes")
+    fallbacks = _total("fallbacks")
+    critical_errors = _total("critical_errors")
+    confidence_sum = _total("confidence_sum")
+    confidence_sq_sum = _total("confidence_sq_sum")
+    latency_sum = _total("latency_sum")
+    latency_sq_sum = _total("latency_sq_sum")
 
     @property
     def feedback_total(self) -> int:
-        return sum(self.feedback.values())
+        return feedback_total(self)
+
+    def latency_quantiles(self, levels: Sequence[float]) -> list[float | None]:
+        return [self.quantiles.get(x) for x in levels]
 
 
 def rollout_log(store: Store, database: str, rollout: str) -> list[RolloutEvent]:
@@ -134,9 +150,23 @@ class History:
         for system, verdict, n in self._query(FEEDBACK, sql, span):
             feedback.setdefault(system, {})[verdict] = int(n)
         return {
-            system: Side(by_system.get(system), feedback.get(system, {}))
+            system: Side(
+                by_system.get(system),
+                feedback.get(system, {}),
+                self.latency_levels(span, system, by_system[system].events)
+                if system in by_system
+                else {},
+            )
             for system in sorted(set(by_system) | set(feedback))
         }
+
+    def latency_levels(self, span: Span, system: str, events: int) -> dict[float, float]:
+        """Every level a quantile metric's estimate over ``events`` results reads, from the
+        merged t-digests (they keep the whole distribution: any level can be read)."""
+        levels = sorted({x for q in QUANTILES.values() for x in q.levels(events)})
+        sql = f"SELECT {latency_merge(levels)} FROM {{source}} WHERE system = %(system)s"
+        (values,) = self._query(RESULTS, sql, span, system=system).rows[0]
+        return dict(zip(levels, values, strict=True))
 
     def error_types(self, span: Span) -> list[ErrorType]:
         sql = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from schemas.metrics import Unit, metric
 from schemas.plan import Phase, Roles
 from schemas.stats import wilson
 from schemas.verdict import Outcome, overall
@@ -13,10 +14,11 @@ from sinks import history, svg
 from sinks.history import ErrorType, Point, RuleStats, Side, Span
 from sinks.render import Block, Figure, Grid, Heading, Text, shown
 from sinks.store import Store
-from sinks.verdicts import Verdict, compare, judge_gate
+from sinks.verdicts import Verdict, judge_gate
 
 STEPS = (60, 300, 900, 3600, 6 * 3600, 86400)
-RATE_METRICS = ("success_rate",)
+COMPARED = ("success_rate", "mean_confidence", "mean_latency_ms", "feedback_positive_rate")
+"""The metrics the report compares between systems and with the previous phase."""
 
 
 class NoSuchPhase(ValueError):
@@ -99,14 +101,15 @@ def phase_report(
 # -- presentation -------------------------------------------------------------------
 
 
-def _num(value: float | None, metric: str = "") -> str:
+def _num(value: float | None, unit: Unit = "score") -> str:
+    """``value`` as its unit is shown (``schemas.metrics.Unit``)."""
     if value is None:
         return "-"
-    if metric.endswith("_rate") or metric in ("share", "rate"):
+    if unit == "share":
         return f"{shown(value, 4):.2%}"
-    if metric.endswith("_ms"):
+    if unit == "ms":
         return f"{shown(value, 1):.1f}"
-    if metric == "critical_errors":
+    if unit == "count":
         return f"{value:g}"
     return f"{shown(value, 3):.3f}"
 
@@ -118,21 +121,22 @@ def _when(t: datetime | None) -> str:
 def _interval(v: Verdict) -> str:
     if v.low is None or v.high is None or v.low == v.high:
         return "-"
-    return f"[{_num(v.low, v.metric)}, {_num(v.high, v.metric)}]"
+    unit = metric(v.metric).unit
+    return f"[{_num(v.low, unit)}, {_num(v.high, unit)}]"
 
 
 def _criteria(report: PhaseReport) -> Grid:
     rows = []
     for v in report.verdicts:
         is_diff = "not worse" in v.criterion
-        metric = v.metric
+        unit = metric(v.metric).unit
         rows.append(
             [
                 v.criterion,
-                ("Δ " if is_diff else "") + _num(v.observed, metric),
+                ("Δ " if is_diff else "") + _num(v.observed, unit),
                 _interval(v),
                 ("Δ ≥ " if is_diff and v.threshold <= 0 else "Δ ≤ " if is_diff else "")
-                + _num(v.threshold, metric),
+                + _num(v.threshold, unit),
                 str(v.samples),
                 "-" if v.p_value is None else f"{v.p_value:.3g}",
                 v.outcome,
@@ -161,10 +165,10 @@ def _systems(sides: dict[str, Side]) -> Grid:
             [system, str(side.events)]
             + (
                 [
-                    _num(r.success_rate, "success_rate"),
+                    _num(r.success_rate, "share"),
                     _num(r.mean_confidence),
-                    _num(r.mean_latency_ms, "_ms"),
-                    _num(r.p95_latency_ms, "_ms"),
+                    _num(r.mean_latency_ms, "ms"),
+                    _num(r.p95_latency_ms, "ms"),
                     str(r.errors),
                     str(r.critical_errors),
                     str(r.fallbacks),
@@ -172,7 +176,7 @@ def _systems(sides: dict[str, Side]) -> Grid:
                 if r
                 else ["-"] * 7
             )
-            + [str(fb), _num(side.feedback.get("correct", 0) / fb, "rate") if fb else "-"]
+            + [str(fb), _num(side.feedback.get("correct", 0) / fb, "share") if fb else "-"]
         )
     headers = [
         "system",
@@ -193,14 +197,14 @@ def _systems(sides: dict[str, Side]) -> Grid:
 def _versus(report: PhaseReport) -> list[Block]:
     cand, base = report.side(report.roles.candidate), report.side(report.roles.baseline)
     rows = []
-    for metric in ("success_rate", "mean_confidence", "mean_latency_ms", "feedback_positive_rate"):
-        test = compare(cand, base, metric)
+    for name in COMPARED:
+        test = metric(name).compare(cand, base)
         if test is None:
             continue
-        unit = metric if metric.endswith("_rate") else "_ms" if metric.endswith("_ms") else ""
+        unit = metric(name).unit
         rows.append(
             [
-                metric,
+                name,
                 _num(test.difference, unit),
                 f"[{_num(test.low, unit)}, {_num(test.high, unit)}]",
                 f"{shown(test.z, 2):.2f}",
@@ -223,15 +227,15 @@ def _regression(report: PhaseReport) -> list[Block]:
     now = report.side(report.roles.candidate)
     before = report.side(report.roles.candidate, previous=True)
     rows = []
-    for metric in ("success_rate", "mean_latency_ms", "mean_confidence", "feedback_positive_rate"):
-        test = compare(now, before, metric)
+    for name in COMPARED:
+        test = metric(name).compare(now, before)
         if test is None:
             continue
-        unit = metric if metric.endswith("_rate") else "_ms" if metric.endswith("_ms") else ""
-        worse = test.p_worse(lower_is_worse=not metric.endswith("_ms"))
+        unit = metric(name).unit
+        worse = test.p_worse(lower_is_worse=not metric(name).lower_is_better)
         rows.append(
             [
-                metric,
+                name,
                 _num(test.difference, unit),
                 f"[{_num(test.low, unit)}, {_num(test.high, unit)}]",
                 f"{worse:.3g}",
@@ -266,7 +270,7 @@ def _rules(report: PhaseReport, top: int = 30) -> Grid:
             r.system,
             r.rule,
             str(r.uses),
-            _num(r.successes / r.uses, "rate"),
+            _num(r.successes / r.uses, "share"),
             _num(r.mean_confidence),
             "worst" if (r.system, r.rule) in worst else "",
         ]
@@ -282,7 +286,7 @@ def _feedback(report: PhaseReport) -> Grid:
     for system, side in report.sides.items():
         n = side.feedback_total
         counts = [side.feedback.get(v, 0) for v in ("correct", "incorrect", "unsure")]
-        shares = [_num(c / n, "rate") if n else "-" for c in counts]
+        shares = [_num(c / n, "share") if n else "-" for c in counts]
         rows.append([system, str(n)] + [f"{c} ({s})" for c, s in zip(counts, shares, strict=True)])
     return Grid(["system", "verdicts", "correct", "incorrect", "unsure"], rows)
 

@@ -14,6 +14,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
+from schemas.metrics import METRICS
 from sinks.rollups import LATENCY_MERGE, RESULTS
 from sinks.store import Store
 
@@ -88,10 +89,11 @@ _HEADERS = {
 
 def _cells(report: SystemReport) -> list[str]:
     def cell(value: Any, name: str) -> str:
-        if name == "success_rate":
+        unit = METRICS[name].unit if name in METRICS else None  # a metric, in its unit
+        if unit == "share":
             return f"{value:.2%}"
         if isinstance(value, float):
-            return f"{value:.3f}" if name == "mean_confidence" else f"{value:.1f}"
+            return f"{value:.3f}" if unit == "score" else f"{value:.1f}"
         return str(value)
 
     return [cell(getattr(report, name), name) for name in _HEADERS]

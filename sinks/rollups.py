@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from sinks.ddl import Dialect, identifier
 
 LATENCY_QUANTILES = "quantilesTDigest(0.5, 0.95, 0.99)"
-"""The latency state every results rollup keeps; read ``quantilesTDigestMerge(...)``."""
+"""The latency state every results rollup keeps; ``quantilesTDigestMerge`` reads any level
+from it (:func:`latency_merge`), not only the levels its type names."""
 STEPS = {60: ("1m", "toStartOfMinute"), 3600: ("1h", "toStartOfHour")}
 
 Piece = tuple[int, datetime | None, datetime | None]
@@ -234,3 +235,9 @@ def drop_order() -> list[str]:
 
 LATENCY_MERGE = LATENCY_QUANTILES.replace("(", "Merge(", 1) + "(latency)"
 """``[p50, p95, p99]`` of the ``latency`` states in a results rollup."""
+
+
+def latency_merge(levels: list[float]) -> str:
+    """The latency quantiles at ``levels`` (0..1) of the ``latency`` states in a results
+    rollup: a t-digest state answers any level, whatever levels its type names."""
+    return f"quantilesTDigestMerge({', '.join(repr(float(x)) for x in levels)})(latency)"

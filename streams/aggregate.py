@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 from schemas.events import Feedback, Result
 from schemas.internal import RuleState, WindowStatsState
 from streams.sketch import LatencySketch
-from streams.stats import Estimate, mean_interval, wilson
 
 TOP_RULES = 10
 
@@ -29,6 +29,7 @@ class WindowStats:
         "feedback",
         "late",
         "latency",
+        "latency_sq_sum",
         "latency_sum",
         "rule_successes",
         "rule_uses",
@@ -43,6 +44,7 @@ class WindowStats:
         self.confidence_sum = 0.0
         self.confidence_sq_sum = 0.0
         self.latency_sum = 0.0
+        self.latency_sq_sum = 0.0
         self.latency = LatencySketch()
         self.errors: Counter[str] = Counter()
         self.critical = 0
@@ -65,6 +67,7 @@ class WindowStats:
         self.confidence_sum += c
         self.confidence_sq_sum += c * c
         self.latency_sum += result.latency_ms
+        self.latency_sq_sum += result.latency_ms * result.latency_ms
         self.latency.update(result.latency_ms)
         if result.error is not None:
             self.errors[result.error.type] += 1
@@ -85,6 +88,7 @@ class WindowStats:
         self.confidence_sum += other.confidence_sum
         self.confidence_sq_sum += other.confidence_sq_sum
         self.latency_sum += other.latency_sum
+        self.latency_sq_sum += other.latency_sq_sum
         self.latency.merge(other.latency)
         self.errors.update(other.errors)
         self.critical += other.critical
@@ -104,29 +108,20 @@ class WindowStats:
             total.merge(part)
         return total
 
-    # -- what the user sees ------------------------------------------------------------
+    # -- what the user sees (``schemas.metrics.Totals``) ---------------------------------
     @property
-    def success_rate(self) -> Estimate | None:
-        return wilson(self.successes, self.count)
+    def events(self) -> int:
+        return self.count
 
     @property
-    def confidence(self) -> Estimate | None:
-        return mean_interval(self.confidence_sum, self.confidence_sq_sum, self.count)
-
-    @property
-    def mean_latency_ms(self) -> float | None:
-        return self.latency_sum / self.count if self.count else None
+    def critical_errors(self) -> int:
+        return self.critical
 
     def latency_quantile(self, q: float) -> float | None:
         return self.latency.quantile(q)
 
-    @property
-    def fallback_rate(self) -> float | None:
-        return self.fallbacks / self.count if self.count else None
-
-    @property
-    def feedback_positive_rate(self) -> Estimate | None:
-        return wilson(self.feedback["correct"], sum(self.feedback.values()))
+    def latency_quantiles(self, levels: Sequence[float]) -> list[float | None]:
+        return self.latency.quantiles(levels)
 
     def top_rules(self, n: int = TOP_RULES) -> list[tuple[str, int, float]]:
         """The ``n`` most used rules as (name, uses, success rate)."""
@@ -143,6 +138,7 @@ class WindowStats:
             confidence_sum=self.confidence_sum,
             confidence_sq_sum=self.confidence_sq_sum,
             latency_sum=self.latency_sum,
+            latency_sq_sum=self.latency_sq_sum,
             latency=self.latency.to_state() if self.latency.count else None,
             errors=dict(self.errors),
             critical=self.critical,
@@ -165,6 +161,7 @@ class WindowStats:
         stats.confidence_sum = state.confidence_sum
         stats.confidence_sq_sum = state.confidence_sq_sum
         stats.latency_sum = state.latency_sum
+        stats.latency_sq_sum = state.latency_sq_sum
         if state.latency is not None:
             stats.latency = LatencySketch.from_state(state.latency)
         stats.errors = Counter(state.errors)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from schemas.internal import SketchState
-from schemas.plan import QUANTILE_METRICS, Trigger
+from schemas.metrics import QUANTILES
+from schemas.plan import Trigger
 from streams.aggregate import WindowStats
 from streams.sketch import RELATIVE_ACCURACY, LatencySketch
 
@@ -54,7 +55,7 @@ class WindowMarks:
 
     @property
     def _needs_bins(self) -> bool:
-        return any(t.metric in QUANTILE_METRICS for t in self.triggers)
+        return any(t.metric in QUANTILES for t in self.triggers)
 
     def take(self, start: int, stats: WindowStats, read_at: float | None) -> Evidence | None:
         """What ``stats`` (window ``start`` now) adds since the last take; None: nothing."""

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.metrics import METRICS
+
 CONTENT_TYPE = "text/plain; version=0.0.4"
 PREFIX = "phasegate_"
 
@@ -83,36 +85,20 @@ class _Families:
 
 def _window_families(f: _Families, labels: dict[str, str], w: Mapping[str, Any]) -> None:
     f("window_events", "events in the rolling window").add(labels, w.get("count"))
-    sr = w.get("success_rate")
-    f("success_ratio", "success rate in the rolling window").add(labels, _value(sr))
-    f("success_ratio_lower", "lower bound of the success rate's 95% Wilson interval").add(
-        labels, _value(sr, "low")
-    )
-    f("success_ratio_upper", "upper bound of the success rate's 95% Wilson interval").add(
-        labels, _value(sr, "high")
-    )
-    f("confidence_mean", "mean confidence in the rolling window").add(
-        labels, _value(w.get("confidence"))
-    )
-    latency = w.get("latency_ms") or {}
-    lat = f("latency_ms", "response time in milliseconds (stat: p50, p95, p99, mean)")
-    for stat in ("p50", "p95", "p99", "mean"):
-        lat.add({**labels, "stat": stat}, latency.get(stat))
+    for name, m in METRICS.items():  # each metric by its registry name, unit and interval
+        estimate = w.get(name)
+        f(name, f"{m.title} in the rolling window ({m.unit})").add(labels, _value(estimate))
+        if m.unit != "count":
+            for end, word in (("low", "lower"), ("high", "upper")):
+                f(f"{name}_{word}", f"{word} bound of the {m.title}'s 95% interval").add(
+                    labels, _value(estimate, end)
+                )
     errors = f("errors", "errors in the rolling window by type")
     for kind, count in sorted((w.get("errors") or {}).items()):
         errors.add({**labels, "type": kind}, count)
-    f("critical_errors", "critical errors in the rolling window").add(
-        labels, w.get("critical_errors")
-    )
-    f("fallback_ratio", "share of results served by the baseline as fallback").add(
-        labels, w.get("fallback_rate")
-    )
     feedback = f("feedback", "user verdicts in the rolling window")
     for verdict, count in sorted((w.get("feedback") or {}).items()):
         feedback.add({**labels, "verdict": verdict}, count)
-    f("feedback_positive_ratio", "share of verdicts that are 'correct'").add(
-        labels, _value(w.get("feedback_positive_rate"))
-    )
 
 
 def families(status: Mapping[str, Any]) -> Iterator[Family]:

@@ -7,6 +7,10 @@ to read the buckets.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Sequence
+from itertools import accumulate
+
 from ddsketch import LogarithmicMapping
 from ddsketch.ddsketch import BaseDDSketch
 from ddsketch.store import DenseStore
@@ -50,7 +54,25 @@ class LatencySketch:
 
     def quantile(self, q: float) -> float | None:
         """The ``q`` quantile (0..1), or None when empty."""
-        return self._sketch.get_quantile_value(q) if self._sketch.count else None
+        return self.quantiles([q])[0]
+
+    def quantiles(self, levels: Sequence[float]) -> list[float | None]:
+        """The quantile at each of ``levels`` as DDSketch's ``get_quantile_value`` gives
+        it, from one pass over the bins (a gate reads a value and its interval's ends)."""
+        count, store = self.count, self._store
+        if not count:
+            return [None] * len(levels)
+        zeros = count - store.count
+        running = list(accumulate(store.bins))
+        out: list[float | None] = []
+        for q in levels:
+            rank = q * (count - 1)
+            if rank < zeros:
+                out.append(0.0)
+                continue
+            i = bisect_right(running, rank - zeros)  # the first bin holding the rank
+            out.append(self._mapping.value(i + store.offset if i < len(running) else store.max_key))
+        return out
 
     def _bins(self) -> list[tuple[int, float]]:
         store = self._store
@@ -62,11 +84,6 @@ class LatencySketch:
             return self.count
         key = self._mapping.key(limit) if limit > 0 else None
         return sum(c for k, c in self._bins() if key is None or k > key)
-
-    def sum_of_squares(self) -> float:
-        """Sum of the squared values, each taken at its bucket's value (about 2% error)."""
-        value = self._mapping.value
-        return sum(c * value(k) ** 2 for k, c in self._bins())
 
     def to_state(self) -> SketchState:
         return SketchState(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from schemas.metrics import METRICS
+from schemas.stats import Estimate
 from streams.aggregate import WindowStats
-from streams.stats import Estimate
 from streams.windows import RolloutView, to_datetime
 
 
@@ -14,45 +16,32 @@ def _estimate(e: Estimate | None) -> dict[str, float] | None:
 
 
 def window_json(stats: WindowStats) -> dict[str, Any]:
-    """The metrics of one window as the user sees them."""
+    """The metrics of one window as the user sees them: every metric of the registry
+    (``schemas.metrics``) by its name, with its 95% interval, and the raw counts."""
     return {
         "count": stats.count,
-        "success_rate": _estimate(stats.success_rate),
-        "confidence": _estimate(stats.confidence),
-        "latency_ms": {
-            "mean": stats.mean_latency_ms,
-            "p50": stats.latency_quantile(0.50),
-            "p95": stats.latency_quantile(0.95),
-            "p99": stats.latency_quantile(0.99),
-        },
+        **{name: _estimate(m.estimate(stats)) for name, m in METRICS.items()},
         "errors": dict(stats.errors),
-        "critical_errors": stats.critical,
-        "fallback_rate": stats.fallback_rate,
         "feedback": dict(stats.feedback),
-        "feedback_positive_rate": _estimate(stats.feedback_positive_rate),
         "top_rules": [{"rule": r, "uses": u, "success_rate": s} for r, u, s in stats.top_rules()],
         "late": stats.late,
     }
 
 
-def _value(e: Estimate | None) -> float | None:
-    return None if e is None else e.value
+def _value(window: Mapping[str, Any] | None, name: str) -> float | None:
+    return ((window or {}).get(name) or {}).get("value")
 
 
-def _minus(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
-
-
-def deltas(candidate: WindowStats, baseline: WindowStats) -> dict[str, float | None]:
-    """Candidate minus baseline for the headline metrics (None where one side is empty)."""
-    return {
-        "success_rate": _minus(_value(candidate.success_rate), _value(baseline.success_rate)),
-        "confidence": _minus(_value(candidate.confidence), _value(baseline.confidence)),
-        "mean_latency_ms": _minus(candidate.mean_latency_ms, baseline.mean_latency_ms),
-        "p95_latency_ms": _minus(candidate.latency_quantile(0.95), baseline.latency_quantile(0.95)),
-        "p99_latency_ms": _minus(candidate.latency_quantile(0.99), baseline.latency_quantile(0.99)),
-        "fallback_rate": _minus(candidate.fallback_rate, baseline.fallback_rate),
-    }
+def deltas(
+    candidate: Mapping[str, Any] | None, baseline: Mapping[str, Any] | None
+) -> dict[str, float | None]:
+    """Candidate minus baseline of every metric (of two :func:`window_json`; None where
+    one side has no data)."""
+    out = {}
+    for name in METRICS:
+        c, b = _value(candidate, name), _value(baseline, name)
+        out[name] = None if c is None or b is None else c - b
+    return out
 
 
 def view_json(
@@ -69,12 +58,10 @@ def view_json(
         systems.setdefault(system, []).append(entry)
     spans = {}
     for span in rolling:
-        merged = {system: view.rolling(system, span) for system in view.systems()}
+        merged = {system: window_json(view.rolling(system, span)) for system in view.systems()}
         spans[str(span)] = {
-            "systems": {system: window_json(stats) for system, stats in merged.items()},
-            "delta": deltas(
-                merged.get(candidate, WindowStats()), merged.get(baseline, WindowStats())
-            ),
+            "systems": merged,
+            "delta": deltas(merged.get(candidate), merged.get(baseline)),
         }
     end = view.end
     return {

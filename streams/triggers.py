@@ -34,7 +34,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from rollout.state import WORKER, RolloutState
 from rollout.steering import step_back
 from schemas.events import Alert, AlertAction, AlertWindow, RolloutEvent
-from schemas.plan import Plan, Trigger, quantile_of
+from schemas.metrics import quantile_of
+from schemas.plan import Plan, Trigger
 from schemas.stats import split_p_value
 from streams.evidence import Evidence, RunSketch, WindowMarks
 from streams.sequential import Cusum

@@ -144,31 +144,26 @@ function renderWinner(w) {
   $("winner").classList.toggle("decided", Boolean(w.decided));
 }
 
-const ROWS = [
-  ["queries", "count", (s) => int(s.count)],
-  ["success rate", "success_rate", (s) => pct(s.success_rate && s.success_rate.value)],
-  ["success 95% interval", "success_interval",
-    (s) => (s.success_rate ? `${pct(s.success_rate.low)} ${dash} ${pct(s.success_rate.high)}` : dash)],
-  ["mean confidence", "confidence", (s) => fixed3(s.confidence && s.confidence.value)],
-  ["P50 response time", "p50", (s) => ms(s.latency_ms.p50)],
-  ["P95 response time", "p95", (s) => ms(s.latency_ms.p95)],
-  ["P99 response time", "p99", (s) => ms(s.latency_ms.p99)],
-  ["mean response time", "mean_latency", (s) => ms(s.latency_ms.mean)],
-  ["errors by type", "errors", (s) => counts(s.errors)],
-  ["critical errors", "critical_errors", (s) => int(s.critical_errors)],
-  ["fallback rate", "fallback_rate", (s) => pct(s.fallback_rate)],
-  ["feedback", "feedback", (s) => counts(s.feedback)],
-  ["positive feedback", "feedback_positive_rate",
-    (s) => pct(s.feedback_positive_rate && s.feedback_positive_rate.value)],
-];
-const DELTAS = {
-  success_rate: (d) => signed(d.success_rate == null ? null : d.success_rate * 100, (v) => v.toFixed(1) + " pt"),
-  confidence: (d) => signed(d.confidence, (v) => v.toFixed(3)),
-  p95: (d) => signed(d.p95_latency_ms, (v) => Math.round(v) + " ms"),
-  p99: (d) => signed(d.p99_latency_ms, (v) => Math.round(v) + " ms"),
-  mean_latency: (d) => signed(d.mean_latency_ms, (v) => Math.round(v) + " ms"),
-  fallback_rate: (d) => signed(d.fallback_rate == null ? null : d.fallback_rate * 100, (v) => v.toFixed(1) + " pt"),
+// How a value and a candidate-minus-baseline difference of each unit of the metric
+// registry (schemas/metrics.py, sent as r.metrics) are shown.
+const FIGURE = { share: pct, ms, score: fixed3, count: int };
+const DIFFERENCE = {
+  share: (v) => signed(v == null ? null : v * 100, (x) => x.toFixed(1) + " pt"),
+  ms: (v) => signed(v, (x) => Math.round(x) + " ms"),
+  score: (v) => signed(v, (x) => x.toFixed(3)),
+  count: (v) => signed(v, (x) => String(x)),
 };
+const value = (e) => (e == null ? null : e.value);
+
+function rowsOf(r) {
+  return [
+    ["queries", "count", (s) => int(s.count), null],
+    ...r.metrics.map((m) => [m.title, m.name, (s) => FIGURE[m.unit](value(s[m.name])),
+      (d) => DIFFERENCE[m.unit](d[m.name])]),
+    ["errors by type", "errors", (s) => counts(s.errors), null],
+    ["feedback", "feedback", (s) => counts(s.feedback), null],
+  ];
+}
 
 function renderSystems(r) {
   const table = $("systems");
@@ -178,12 +173,12 @@ function renderSystems(r) {
   }
   head.append(el("th", { class: "num", text: "candidate \u2212 baseline" }));
   table.tHead.replaceChildren(head);
-  const rows = ROWS.map(([label, metric, fmt]) => {
+  const rows = rowsOf(r).map(([label, metric, fmt, delta]) => {
     const tr = el("tr", {}, el("th", { text: label }));
     for (const s of r.systems) {
       tr.append(el("td", { class: "num", "data-system": s.system, "data-metric": metric, text: fmt(s) }));
     }
-    tr.append(el("td", { class: "num", "data-metric": `delta-${metric}`, text: DELTAS[metric] ? DELTAS[metric](r.delta) : "" }));
+    tr.append(el("td", { class: "num", "data-metric": `delta-${metric}`, text: delta ? delta(r.delta) : "" }));
     return tr;
   });
   table.tBodies[0].replaceChildren(...rows);
@@ -196,14 +191,18 @@ function renderGates(r) {
   $("gates-title").textContent = gates ? `phase ${gates.phase} (${gates.phase_name}): ${gates.outcome}` : "";
   $("gates-title").className = gates ? `verdict-${gates.outcome}` : "muted";
   $("incidents").textContent = r.incidents.length ? r.incidents.join(", ") : "none";
-  const fmt = (v) => (v == null ? dash : Math.abs(v) >= 10 ? v.toFixed(0) : v.toFixed(3));
-  $("gates").tBodies[0].replaceChildren(...verdicts.map((v) => el("tr", {},
-    el("td", { text: v.criterion }),
-    el("td", { class: `verdict-${v.outcome}`, text: v.outcome + (v.note ? ` (${v.note})` : "") }),
-    el("td", { class: "num", text: fmt(v.observed) }),
-    el("td", { class: "num", text: v.low == null ? dash : `${fmt(v.low)} ${dash} ${fmt(v.high)}` }),
-    el("td", { class: "num", text: fmt(v.threshold) }),
-    el("td", { class: "num", text: int(v.samples) + (v.reference_samples == null ? "" : ` vs ${int(v.reference_samples)}`) }))));
+  const units = Object.fromEntries(r.metrics.map((m) => [m.name, m.unit]));
+  $("gates").tBodies[0].replaceChildren(...verdicts.map((v) => {
+    const fmt = FIGURE[units[v.metric]];  // each figure in its metric's unit
+    const samples = int(v.samples) + (v.reference_samples == null ? "" : ` vs ${int(v.reference_samples)}`);
+    return el("tr", {},
+      el("td", { text: v.criterion }),
+      el("td", { class: `verdict-${v.outcome}`, text: v.outcome + (v.note ? ` (${v.note})` : "") }),
+      el("td", { class: "num", text: fmt(v.observed) }),
+      el("td", { class: "num", text: v.low == null ? dash : `${fmt(v.low)} ${dash} ${fmt(v.high)}` }),
+      el("td", { class: "num", text: fmt(v.threshold) }),
+      el("td", { class: "num", text: samples }));
+  }));
 }
 
 function renderAlerts(r) {
@@ -318,8 +317,8 @@ function renderCharts(r) {
     points: points.map((p) => [(Date.parse(p.start) + Date.parse(p.end)) / 2, p[field]]),
   }));
   lineChart($("chart-success"), series("success_rate"), { from, to, format: pct });
-  lineChart($("chart-confidence"), series("confidence"), { from, to, format: fixed3 });
-  lineChart($("chart-p95"), series("p95"), { from, to, format: (v) => Math.round(v) });
+  lineChart($("chart-confidence"), series("mean_confidence"), { from, to, format: fixed3 });
+  lineChart($("chart-p95"), series("p95_latency_ms"), { from, to, format: (v) => Math.round(v) });
   lineChart($("chart-count"), series("count"), { from, to, format: (v) => Math.round(v), min: 0 });
   const now = Date.now();
   const weights = r.state.weights.map((w) => [Date.parse(w.ts), w.weight]);

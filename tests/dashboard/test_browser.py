@@ -35,6 +35,7 @@ from producers import Router, live
 from rollout.writer import RolloutWriter
 from schemas.codec import decode
 from schemas.events import RolloutEvent
+from schemas.metrics import METRICS
 from schemas.plan import load_plan
 from schemas.settings import Settings
 from tests.rollout import TEN_TO_HUNDRED
@@ -100,17 +101,18 @@ def half_up(value: float, places: int) -> str:
 
 def expected_cells(window: dict[str, Any]) -> dict[str, str]:
     """What the page shows for one system of /status, formatted as app.js does."""
-    lat = window["latency_ms"]
     errors = sorted(window["errors"].items(), key=lambda kv: (-kv[1], kv[0]))
+    value = {name: (window[name] or {}).get("value") for name in METRICS}
     return {
         "count": f"{window['count']:,}",
-        "success_rate": half_up(window["success_rate"]["value"] * 100, 1) + "%",
-        "confidence": half_up(window["confidence"]["value"], 3),
-        "p95": half_up(lat["p95"], 0) + " ms",
-        "p99": half_up(lat["p99"], 0) + " ms",
-        "mean_latency": half_up(lat["mean"], 0) + " ms",
+        "success_rate": half_up(value["success_rate"] * 100, 1) + "%",
+        "mean_confidence": half_up(value["mean_confidence"], 3),
+        "p90_latency_ms": half_up(value["p90_latency_ms"], 0) + " ms",
+        "p95_latency_ms": half_up(value["p95_latency_ms"], 0) + " ms",
+        "p99_latency_ms": half_up(value["p99_latency_ms"], 0) + " ms",
+        "mean_latency_ms": half_up(value["mean_latency_ms"], 0) + " ms",
         "errors": ", ".join(f"{k} {n}" for k, n in errors) or "none",
-        "critical_errors": str(window["critical_errors"]),
+        "critical_errors": f"{value['critical_errors']:.0f}",
     }
 
 
@@ -185,7 +187,7 @@ def test_dashboard_in_chromium(browser: Any, stack: tuple[Settings, WorkerProces
         for system, w in view["rolling"]["300"]["systems"].items():
             key = (("rollout", ROLLOUT), ("system", system), ("window", "300"))
             assert samples[("phasegate_window_events", key)] == w["count"]
-            assert samples[("phasegate_success_ratio", key)] == w["success_rate"]["value"]
+            assert samples[("phasegate_success_rate", key)] == w["success_rate"]["value"]
 
         # The page, with the token in its address (kept in the tab's session storage).
         browser.get(f"{server.url}?token={TOKEN}")
@@ -214,6 +216,10 @@ def test_dashboard_in_chromium(browser: Any, stack: tuple[Settings, WorkerProces
             v["criterion"] for v in gates["verdicts"]
         ]
         assert gates["outcome"] != "pass", "too few candidate results for phase 1 to pass"
+        units = {m.name: m.unit for m in METRICS.values()}
+        for row, v in zip(rows, gates["verdicts"], strict=True):  # in the metric's unit
+            observed = row.find_elements(By.CSS_SELECTOR, "td")[2].text
+            assert observed.endswith("%") == (units[v["metric"]] == "share"), observed
         rules = browser.find_elements(By.CSS_SELECTOR, "#rules tbody tr")
         assert len(rules) == len(summary.rules(view, 300))
 

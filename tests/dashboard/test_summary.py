@@ -100,5 +100,5 @@ def test_series_has_one_point_per_window_in_order(view: dict[str, Any]) -> None:
     assert [p["start"] for p in points] == sorted(p["start"] for p in points)
     assert sum(p["count"] for p in points) == PER_SYSTEM
     first = view["systems"]["production"][0]
-    assert points[0]["p95"] == first["latency_ms"]["p95"]
+    assert points[0]["p95_latency_ms"] == first["p95_latency_ms"]["value"]
     assert points[0]["success_rate"] == first["success_rate"]["value"]

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from dashboard.terminal import render, unavailable
 from phasegate.cli import app
 from phasegate.stack import free_port
+from schemas.metrics import METRICS
 from tests.streams.status_sample import sample_status
 
 
@@ -29,9 +30,10 @@ def test_the_figures_of_status_are_on_screen() -> None:
     sr = w["production"]["success_rate"]["value"]
     assert f"{w['pipeline']['success_rate']['value'] * 100:.1f}%" in lines["success rate"]
     assert f"{sr * 100:.1f}%" in lines["success rate"]
-    assert f"{w['production']['latency_ms']['p95']:.0f} ms" in lines["P95 response time"]
-    assert f"{w['production']['latency_ms']['p99']:.0f} ms" in lines["P99 response time"]
-    assert f"{w['pipeline']['confidence']['value']:.3f}" in lines["mean confidence"]
+    assert f"{w['production']['p95_latency_ms']['value']:.0f} ms" in lines["P95 response time"]
+    assert f"{w['production']['p90_latency_ms']['value']:.0f} ms" in lines["P90 response time"]
+    assert f"{w['pipeline']['mean_confidence']['value']:.3f}" in lines["mean confidence"]
+    assert all(m.title in lines for m in METRICS.values())  # every metric, by its title
     assert f"{w['production']['count']:,}" in lines["queries"]
     errors = w["production"]["errors"]
     assert all(f"{kind} {n}" in lines["errors by type"] for kind, n in errors.items())

@@ -14,10 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
+from schemas.metrics import METRICS
+
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "phasegate.json"
 PLUGIN = "grafana-clickhouse-datasource"
+UNITS = {"share": "percentunit", "ms": "ms", "score": "none", "count": "short"}
+"""The Grafana unit of each unit of the metric registry (``schemas.metrics``)."""
+ROLLUP = re.compile(r"\bFROM\s+results_1[mh]\b")
 
 
 def load_dashboard() -> dict[str, Any]:
@@ -116,7 +121,7 @@ def test_the_seeds_panels_are_there() -> None:
     wanted = {
         "Mean confidence": "confidence_sum",
         "Confidence distribution": "floor(confidence",
-        "Response time: P95, P99 and mean": "quantilesTDigestMerge(0.95, 0.99)",
+        "Response time: P95, P99 and mean": "quantilesTDigestMerge(0.95)",
         "Success rate": "successes",
         "Error types": "error_type",
         "Candidate weight": "rollout_events",
@@ -128,3 +133,47 @@ def test_the_seeds_panels_are_there() -> None:
         assert fragment in sql[title], title
     for title, query in sql.items():
         assert "${rollout:sqlstring}" in query or title == "rollout", title
+
+
+def selected(sql: str) -> list[tuple[str, str]]:
+    """(expression, alias) of each aliased item of the outer SELECT list."""
+    body = re.split(r"\bFROM\b", re.sub(r"^\s*SELECT\s+", "", sql), maxsplit=1)[0]
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(body + ","):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(body[start:i].strip())
+            start = i + 1
+    return [
+        (m.group(1).strip(), m.group(2))
+        for m in (re.fullmatch(r"(.+)\s+AS\s+(\w+)", item, re.S) for item in items)
+        if m
+    ]
+
+
+def field_unit(panel: dict[str, Any], name: str) -> str | None:
+    config = panel.get("fieldConfig", {})
+    for override in config.get("overrides", []):
+        if override["matcher"] == {"id": "byName", "options": name}:
+            units = [p["value"] for p in override["properties"] if p["id"] == "unit"]
+            if units:
+                return units[0]
+    return config.get("defaults", {}).get("unit")
+
+
+def test_the_panels_show_metrics_by_their_registry_name_unit_and_expression() -> None:
+    shown = set()
+    for panel in load_dashboard()["panels"]:
+        for target in panel["targets"]:
+            sql = target["rawSql"]
+            for expr, alias in selected(sql):
+                looks_like_a_metric = re.fullmatch(r"p\d+|.*_(rate|ms)|mean|critical_.*", alias)
+                assert alias in METRICS or not looks_like_a_metric, (panel["title"], alias)
+                if alias not in METRICS:
+                    continue
+                m = METRICS[alias]
+                assert field_unit(panel, alias) == UNITS[m.unit], (panel["title"], alias)
+                if ROLLUP.search(sql):  # from the rollups: the registry's own expression
+                    assert expr == m.sql, (panel["title"], alias)
+                shown.add(alias)
+    assert {"success_rate", "mean_confidence", "p95_latency_ms", "p99_latency_ms"} <= shown

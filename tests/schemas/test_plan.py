@@ -77,6 +77,15 @@ phases:
             "phases.0.advance.0.metric: Input should be",
         ),
         (
+            '[[phases]]\nname="a"\nweight=50\nadvance=[{metric="critical_errors", min=1}]',
+            "phases.0.advance.0: Value error, critical_errors is a count not to exceed",
+        ),
+        (
+            '[[phases]]\nname="a"\nweight=50\nadvance=[{metric="p90_latency_ms", '
+            'compare="baseline"}]',
+            "phases.0.advance.0: Value error, compare works on rates and means",
+        ),
+        (
             '[[phases]]\nname="a"\nweight=75\n[[phases]]\nname="b"\nweight=50',
             "never decrease",
         ),

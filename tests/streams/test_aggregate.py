@@ -3,7 +3,9 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.metrics import METRICS, metric
 from streams.aggregate import WindowStats
+from streams.sketch import LatencySketch
 from tests.streams.conftest import make_result
 
 events = st.lists(
@@ -60,14 +62,28 @@ def test_state_round_trip_keeps_every_metric():
     back = WindowStats.from_state(stats.to_state())
     assert back.to_state() == stats.to_state()
     assert back.latency_quantile(0.95) == stats.latency_quantile(0.95)
-    assert back.success_rate == stats.success_rate
+    assert all(m.estimate(back) == m.estimate(stats) for m in METRICS.values())
 
 
 def test_rates_and_intervals():
     stats = _aggregate(_results([(i < 90, 0.8, 50.0, ["r"]) for i in range(100)]))
-    rate = stats.success_rate
+    rate = metric("success_rate").estimate(stats)
     assert rate.value == 0.9 and rate.low < 0.9 < rate.high
     assert 0.82 < rate.low < 0.85 and 0.94 < rate.high < 0.96  # Wilson, n=100
     assert stats.errors == {"Timeout": 10}
     assert stats.top_rules() == [("r", 100, 0.9)]
-    assert WindowStats().success_rate is None
+    assert metric("success_rate").estimate(WindowStats()) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(0, 1e5, allow_nan=False), max_size=300),
+    st.lists(st.floats(0, 1), min_size=1, max_size=5),
+)
+def test_quantiles_in_one_pass_are_ddsketchs_own(latencies, levels):
+    sketch = LatencySketch()
+    for value in latencies:
+        sketch.update(value)
+    inner = sketch._sketch
+    want = [inner.get_quantile_value(q) if latencies else None for q in levels]
+    assert sketch.quantiles(levels) == want

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from datetime import timedelta
 
 import pytest
 
 from rollout.state import fold
 from schemas.events import RolloutEvent
+from schemas.metrics import metric
 from schemas.plan import Criterion, Phase, load_plan
+from schemas.verdict import judge
 from streams.aggregate import WindowStats
-from streams.gates import evaluate, judge, measure
+from streams.gates import evaluate
 from streams.windows import PartitionAccumulator, RolloutView
 from tests.streams.conftest import T0, make_result
 
@@ -58,15 +62,17 @@ def test_latency_quantile_bound_uses_order_statistics():
     fast, slow = stats(1000, 1000, latency=100), stats(1000, 1000, latency=400)
     assert judge(Criterion(metric="p95_latency_ms", max=250), PHASE, fast).outcome == "pass"
     assert judge(Criterion(metric="p95_latency_ms", max=250), PHASE, slow).outcome == "fail"
-    est = measure(fast, "p95_latency_ms")
+    est = metric("p95_latency_ms").estimate(fast)
     assert est.low <= est.value <= est.high
 
 
-def test_mean_latency_interval_from_the_sketch_is_close_to_exact():
+def test_mean_latency_interval_is_exact_from_the_sums():
     s = stats(1000, 1000, latency=100)
-    est = measure(s, "mean_latency_ms")
-    assert est.value == pytest.approx(103.0, abs=0.1)
-    assert 0 < est.high - est.low < 1.0  # latencies vary by 0..6 ms
+    est = metric("mean_latency_ms").estimate(s)
+    latencies = [100.0 + i % 7 for i in range(1000)]
+    half = 1.959963984540054 * statistics.stdev(latencies) / math.sqrt(1000)
+    assert est.value == pytest.approx(statistics.fmean(latencies), rel=1e-12)
+    assert (est.low, est.high) == pytest.approx((est.value - half, est.value + half), rel=1e-9)
 
 
 def test_not_worse_than_baseline_is_a_two_sample_test():
@@ -113,3 +119,18 @@ def test_previous_phase_is_the_candidate_before_the_current_phase_began():
     assert regression.observed == pytest.approx(-0.10)
     assert verdicts["success_rate >= 0.96"].outcome == "fail"
     assert report.outcome == "fail"
+
+
+def test_a_phase_without_events_yet_is_not_judged_on_the_phase_before():
+    log = [
+        RolloutEvent(rollout="kai", type="phase_started", weight=50, phase=1, ts=T0),
+        RolloutEvent(
+            rollout="kai", type="phase_started", weight=75, phase=2, ts=T0 + timedelta(minutes=10)
+        ),
+    ]
+    view = RolloutView("kai", 60)
+    feed(view, [make_result(i, seconds=i * 0.2) for i in range(3000)])  # phase 1 only
+    report = evaluate(load_plan(), view, fold(log, "kai"))
+    assert report.phase == 2
+    assert {v.samples for v in report.verdicts} == {0}
+    assert {v.outcome for v in report.verdicts} == {"inconclusive"}

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from schemas.metrics import METRICS
 from streams.metrics import prometheus_text
 from tests.streams.status_sample import sample_status
 
@@ -34,15 +35,15 @@ def test_every_rolling_figure_is_exported_with_its_labels(status: dict[str, Any]
         for system, w in rolling["systems"].items():
             at = {"rollout": "kai-response", "system": system, "window": span}
             assert _get(samples, "window_events", **at) == w["count"]
-            assert _get(samples, "success_ratio", **at) == w["success_rate"]["value"]
-            assert _get(samples, "success_ratio_lower", **at) == w["success_rate"]["low"]
-            assert _get(samples, "confidence_mean", **at) == w["confidence"]["value"]
-            for stat in ("p50", "p95", "p99", "mean"):
-                assert _get(samples, "latency_ms", **at, stat=stat) == w["latency_ms"][stat]
+            for name, m in METRICS.items():  # every metric of the registry, by its name
+                if w[name] is None:
+                    continue
+                assert _get(samples, name, **at) == w[name]["value"]
+                if m.unit != "count":
+                    assert _get(samples, f"{name}_lower", **at) == w[name]["low"]
+                    assert _get(samples, f"{name}_upper", **at) == w[name]["high"]
             for kind, count in w["errors"].items():
                 assert _get(samples, "errors", **at, type=kind) == count
-            assert _get(samples, "critical_errors", **at) == w["critical_errors"]
-            assert _get(samples, "fallback_ratio", **at) == w["fallback_rate"]
             for verdict, count in w["feedback"].items():
                 assert _get(samples, "feedback", **at, verdict=verdict) == count
         for metric, value in rolling["delta"].items():
@@ -54,7 +55,7 @@ def test_counters_are_counters(status: dict[str, Any]) -> None:
     text = prometheus_text(status)
     kinds = {f.name: f.type for f in text_string_to_metric_families(text)}
     assert kinds["phasegate_worker_alerts"] == "counter"
-    assert kinds["phasegate_success_ratio"] == "gauge"
+    assert kinds["phasegate_success_rate"] == "gauge"
     samples = _samples(text)
     assert _get(samples, "worker_alerts_total") == 2
     assert _get(samples, "worker_results_total") == 800
@@ -65,12 +66,10 @@ def test_empty_figures_are_left_out_not_zero() -> None:
     status = sample_status()
     window = status["rollouts"]["kai-response"]["rolling"]["300"]["systems"]["production"]
     window["success_rate"] = None
-    window["latency_ms"]["p99"] = None
     samples = _samples(prometheus_text(status))
     at = {"rollout": "kai-response", "system": "production", "window": "300"}
-    assert ("phasegate_success_ratio", tuple(sorted(at.items()))) not in samples
-    assert _get(samples, "latency_ms", **at, stat="p95") > 0
-    assert ("phasegate_latency_ms", tuple(sorted({**at, "stat": "p99"}.items()))) not in samples
+    assert ("phasegate_success_rate", tuple(sorted(at.items()))) not in samples
+    assert _get(samples, "p95_latency_ms", **at) > 0
 
 
 def test_label_values_are_escaped() -> None:

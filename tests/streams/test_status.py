@@ -1,5 +1,5 @@
 from streams.aggregate import WindowStats
-from streams.status import deltas, view_json
+from streams.status import deltas, view_json, window_json
 from streams.windows import PartitionAccumulator, RolloutView
 from tests.streams.conftest import T0, make_result
 
@@ -12,10 +12,16 @@ def _stats(system: str, n: int, ok: int, latency: float) -> WindowStats:
 
 
 def test_deltas_are_candidate_minus_baseline():
-    d = deltas(_stats("production", 100, 90, 120.0), _stats("pipeline", 100, 97, 100.0))
+    candidate = window_json(_stats("production", 100, 90, 120.0))
+    baseline = window_json(_stats("pipeline", 100, 97, 100.0))
+    d = deltas(candidate, baseline)
     assert round(d["success_rate"], 6) == -0.07
     assert round(d["mean_latency_ms"], 6) == 20.0
-    assert deltas(WindowStats(), _stats("pipeline", 10, 10, 1.0))["success_rate"] is None
+    p95 = candidate["p95_latency_ms"]["value"] - baseline["p95_latency_ms"]["value"]
+    assert d["p95_latency_ms"] == p95 and 19 < p95 < 21
+    empty = window_json(WindowStats())
+    assert deltas(empty, baseline)["success_rate"] is None
+    assert deltas(None, baseline)["success_rate"] is None
 
 
 def test_view_json_has_windows_rolling_spans_and_deltas():
