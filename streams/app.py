@@ -1,24 +1,17 @@
-"""The Faust worker: stage 1 (partials per partition) and stage 2 (merge, alerts).
+"""The Faust worker: the application around the protocol of ``streams.protocol``.
 
-Stage 1 reads results and feedback without acking them; every ``flush_seconds`` it sends
-the partials of each partition, waits for the broker to have them, then acks the events
-and commits. A crash before that commit replays the run, and stage 2 replaces it
-(see ``streams.windows``): no per-event changelog writes, no double counting. A send the
-broker refuses (it is down or restarting) is retried with backoff, not a crash.
-
-Stage 2 keeps its views in memory and rebuilds them after a restart by reading the
-partials topic from the start. It judges the candidate with the plan's rollback triggers
-(``streams.triggers``): alerts go to the alerts topic, rollbacks to the rollout log. One
-asyncio follower of the whole rollout log (``rollout.async_follower``, on aiokafka like
-Faust itself) keeps every rollout's state current; it starts and stops with the app, and
-no partial is judged before it has read the log to the end it saw at start. Alert and
-rollback ids derive from the incident, so what a replay raises again carries the same
-ids.
+Faust runs the consumer group, the agents, the timers and the web views; the protocol
+objects decide what happens to each message: stage 1 (:class:`Aggregation`: aggregate,
+flush, ack, commit, dead letters, rebalance) and stage 2 (:class:`Judgement`: merge
+partials, judge, send alerts and rollbacks). :class:`FaustOutbox` gives them Faust's
+topics. One asyncio follower of the whole rollout log (``rollout.async_follower``, on
+aiokafka like Faust itself) keeps every rollout's state current; it starts and stops with
+the app, and no partial is judged before it has read the log to the end it saw at start.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -27,8 +20,7 @@ from faust.types import TP
 
 from rollout.async_follower import AsyncFollower
 from rollout.state import Rollouts, RolloutState
-from schemas.backoff import Backoff
-from schemas.codec import DecodeError, decode, encode
+from schemas.codec import encode
 from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.internal import DeadLetter, Partial
 from schemas.plan import load_plan
@@ -37,13 +29,10 @@ from streams.clock import Clock, wall_clock
 from streams.credentials import broker_credentials
 from streams.looplag import LoopLag
 from streams.metrics import CONTENT_TYPE, prometheus_text
-from streams.retry import until_sent
+from streams.protocol import Aggregation, Counters, Judgement
 from streams.stage1 import Stage1
 from streams.stage2 import Stage2, control_json
 from streams.status import view_json
-
-log = logging.getLogger("phasegate.streams")
-FLUSH_RETRY_S = (0.5, 10.0)  # first and longest wait before sending partials again
 
 
 def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: Any) -> faust.App:
@@ -86,86 +75,32 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
         return rollouts.state(rollout) if rollout_log.caught_up.is_set() else None
 
     stage2 = Stage2(settings.window_seconds, settings.retention_seconds, plan, state_of=state_of)
-    counters = {
-        "results": 0,
-        "feedback": 0,
-        "dead_letters": 0,
-        "partials": 0,
-        "alerts": 0,
-        "rollbacks": 0,
-    }
-    app.phasegate = {"stage1": stage1, "stage2": stage2, "counters": counters}  # type: ignore[attr-defined]
+    counters = Counters()
 
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(topics.results, topics.feedback, **raw)
     # Stage 2 never commits the partials topic: a restarted worker folds it again from the
     # start (partials are replay-safe), which rebuilds every view it owned.
     partials_topic = app.topic(topics.partials, acks=False, **raw)
-    alerts_topic = app.topic(topics.alerts, **raw)
-    rollout_topic = app.topic(topics.rollout, **raw)
-    dlq_topic = app.topic(topics.dlq, **raw)
+    outbox = FaustOutbox(
+        app,
+        partials_topic,
+        app.topic(topics.alerts, **raw),
+        app.topic(topics.rollout, **raw),
+        app.topic(topics.dlq, **raw),
+    )
     models = {topics.results: Result, topics.feedback: Feedback}
-
-    async def dead_letter(message: Any, reason: str) -> None:
-        counters["dead_letters"] += 1
-        letter = DeadLetter(
-            component="streams",
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            reason=reason,
-            original=message.value or b"",
-        )
-        await dlq_topic.send(value=encode(letter))
+    aggregation = Aggregation(stage1, models, outbox, counters, clock)
+    judgement = Judgement(stage2, outbox, counters, rollout_log.caught_up)
 
     @app.agent(source, name="aggregate")
     async def aggregate(stream: faust.StreamT) -> None:
         async for event in stream.noack().events():
-            m = event.message
-            acc = stage1.accumulator(m.topic, m.partition, m.offset)
-            try:
-                model = decode(m.value, models[m.topic])
-            except DecodeError as exc:
-                await dead_letter(m, exc.reason)
-                acc.skip(m.offset)
-            else:
-                refused = acc.add(m.offset, model, clock())
-                if refused:
-                    await dead_letter(m, refused)
-                else:
-                    counters["results" if isinstance(model, Result) else "feedback"] += 1
-            stage1.pending[(m.topic, m.partition)].append(event)
+            await aggregation.add(event.message, event)
 
     @app.timer(interval=settings.flush_seconds, name="flush")
-    async def flush_timer() -> None:
-        await flush()
-
     async def flush() -> None:
-        """Send every pending run's partials; once the broker has them, ack and commit."""
-        runs = stage1.drain()
-        if not runs:
-            return
-        # resending a run is harmless: stage 2 keeps one copy of each run
-        counters["partials"] += await until_sent(
-            lambda: send_partials(runs), Backoff(*FLUSH_RETRY_S), log, "partials"
-        )
-        for source, _partials, events, next_offset in runs:
-            for event in events:
-                event.ack()
-            acc = stage1.accumulators.get(source)
-            if acc is not None:
-                acc.committed(next_offset)
-        await app.consumer.commit()
-
-    async def send_partials(runs: list[Any]) -> int:
-        futures = []
-        for _source, partials, _events, _next in runs:
-            for p in partials:
-                futures.append(await partials_topic.send(key=p.rollout.encode(), value=encode(p)))
-        for fut in futures:
-            await fut  # the broker has the partial
-        return len(futures)
+        await aggregation.flush()
 
     @app.task
     async def follow_rollout_log() -> None:
@@ -178,39 +113,11 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
     @app.agent(partials_topic, name="merge")
     async def merge(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            # a replayed partial is judged against the current rollout log, never a guess
-            await rollout_log.caught_up.wait()
-            try:
-                partial = decode(event.message.value, Partial)
-            except DecodeError as exc:
-                await dead_letter(event.message, exc.reason)
-                continue
-            for out in stage2.apply(partial):
-                if isinstance(out, Alert):
-                    counters["alerts"] += 1
-                    log.warning(
-                        "alert %s %s/%s %s=%.4g (limit %.4g) over %d events",
-                        out.kind,
-                        out.rollout,
-                        out.system,
-                        out.metric,
-                        out.observed,
-                        out.threshold,
-                        out.samples,
-                    )
-                    await alerts_topic.send(key=out.rollout.encode(), value=encode(out))
-                else:
-                    counters["rollbacks"] += 1
-                    log.warning("rollout %s: %s to weight %s", out.rollout, out.type, out.weight)
-                    await rollout_topic.send(key=out.rollout.encode(), value=encode(out))
+            await judgement.merge(event.message)
 
     @app.timer(interval=5.0, name="advance")
     async def advance() -> None:
-        for rollout in list(stage2.views):
-            event = stage2.advance(rollout)
-            if event is not None:
-                log.warning("rollout %s: auto-advance to phase %s", rollout, event.phase)
-                await rollout_topic.send(key=rollout.encode(), value=encode(event))
+        await judgement.advance()
 
     @app.timer(interval=30.0, name="expire")
     async def expire() -> None:
@@ -222,7 +129,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
         """The live picture that /status serves and /metrics exports."""
         assigned = sorted(app.consumer.assignment()) if app.consumer else []
         return {
-            "counters": counters,
+            "counters": counters.json(),
             "assignment": [f"{tp.topic}:{tp.partition}" for tp in assigned],
             "rollouts": {r: view_json(v, *roles) for r, v in sorted(stage2.views.items())},
             "control": {r: control_json(stage2, r) for r in sorted(stage2.views)},
@@ -243,13 +150,37 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        try:
-            await flush()  # hand over what was read so far, so the next owner replays less
-        except Exception:
-            log.warning("could not flush before a rebalance; the next owner replays it")
-        stage1.revoke({(tp.topic, tp.partition) for tp in revoked})
+        await aggregation.revoke({(tp.topic, tp.partition) for tp in revoked})
 
     return app
+
+
+class FaustOutbox:
+    """The protocol's :class:`~streams.protocol.Outbox` on Faust's topics and consumer."""
+
+    def __init__(self, app: faust.App, partials: Any, alerts: Any, rollout: Any, dlq: Any):
+        self.app, self.partials_topic = app, partials
+        self.alerts_topic, self.rollout_topic, self.dlq_topic = alerts, rollout, dlq
+
+    async def partials(self, partials: Sequence[Partial]) -> None:
+        sent = [
+            await self.partials_topic.send(key=p.rollout.encode(), value=encode(p))
+            for p in partials
+        ]
+        for future in sent:
+            await future  # the broker has the partial
+
+    async def alert(self, alert: Alert) -> None:
+        await self.alerts_topic.send(key=alert.rollout.encode(), value=encode(alert))
+
+    async def rollout(self, event: RolloutEvent) -> None:
+        await self.rollout_topic.send(key=event.rollout.encode(), value=encode(event))
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        await self.dlq_topic.send(value=encode(letter))
+
+    async def commit(self) -> None:
+        await self.app.consumer.commit()
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:

@@ -236,8 +236,8 @@ def test_dashboard_in_chromium(browser: Any, stack: tuple[Settings, WorkerProces
         # Promote is the go decision: refused while the gates do not pass.
         message = browser.find_element(By.ID, "control-message")
         browser.find_element(By.ID, "promote").click()
-        wait_for(lambda: "refused" in message.text, what="the refused promotion")
-        assert f"the gates of phase 1 are {gates['outcome']}" in message.text
+        why = f"the gates of phase 1 are {gates['outcome']}"
+        wait_for(lambda: "refused" in message.text and why in message.text, what=why)
 
         # The plan's weights are the quick-select buttons; two phases up is not offered.
         quick = browser.find_elements(By.CSS_SELECTOR, "#quick-weights button")
@@ -337,9 +337,8 @@ def test_a_10_25_50_100_plan_on_the_page(browser: Any, kafka_settings: Settings)
             return act
 
         def refused(element_id: str, expected: str) -> None:
-            page(By.ID, element_id).click()
-            wait_for(lambda: "refused" in message.text, what="the refusal")
-            assert expected in message.text
+            page(By.ID, element_id).click()  # wait for this refusal, not an earlier one
+            wait_for(lambda: "refused" in message.text and expected in message.text, what=expected)
 
         def slider(weight: int) -> None:
             browser.execute_script(

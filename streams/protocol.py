@@ -1,0 +1,202 @@
+"""The worker's protocol, apart from Faust: what it does with each message, flush and rebalance.
+
+:class:`Aggregation` is stage 1: it adds each result or feedback event to its partition's
+accumulator without acknowledging it; :meth:`Aggregation.flush` sends every pending run's
+partials, and only once the broker has them acks the events and commits. A send the
+broker refuses is retried with backoff (resending a run is harmless: stage 2 keeps one
+copy of each run). An unreadable or refused event goes to the DLQ with its reason.
+:class:`Judgement` is stage 2: it merges partials, judges them once the rollout log has
+been read to its end, and sends what the triggers raise.
+
+Both talk to the broker only through an :class:`Outbox`, so tests drive them with an
+in-memory one and no subprocess; ``streams.app`` gives them Faust's topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from schemas.backoff import Backoff
+from schemas.codec import DecodeError, decode
+from schemas.events import Alert, Feedback, Result, RolloutEvent
+from schemas.internal import DeadLetter, Partial
+from streams.clock import Clock
+from streams.retry import until_sent
+from streams.stage1 import Source, Stage1
+from streams.stage2 import Stage2
+
+log = logging.getLogger("phasegate.streams")
+FLUSH_RETRY_S = (0.5, 10.0)  # first and longest wait before sending partials again
+
+
+class Message(Protocol):
+    """What the protocol reads of a consumed message (Faust's ``Message`` has it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Ack(Protocol):
+    """The handle that acknowledges one consumed message (Faust's ``Event``)."""
+
+    def ack(self) -> Any: ...
+
+
+class Outbox(Protocol):
+    """Where the protocol's messages go. ``partials`` returns once the broker has every
+    one (the commit depends on it); the others once the producer has taken the message."""
+
+    async def partials(self, partials: Sequence[Partial]) -> None: ...
+    async def alert(self, alert: Alert) -> None: ...
+    async def rollout(self, event: RolloutEvent) -> None: ...
+    async def dead_letter(self, letter: DeadLetter) -> None: ...
+    async def commit(self) -> None: ...
+
+
+@dataclass
+class Counters:
+    """What the worker has done since it started (``/status`` and ``/metrics``)."""
+
+    results: int = 0
+    feedback: int = 0
+    dead_letters: int = 0
+    partials: int = 0
+    alerts: int = 0
+    rollbacks: int = 0
+
+    def json(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def letter(message: Message, reason: str) -> DeadLetter:
+    """The dead letter of ``message``: its place, its reason and its bytes."""
+    return DeadLetter(
+        component="streams",
+        source_topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        reason=reason,
+        original=message.value or b"",
+    )
+
+
+class Aggregation:
+    """Stage 1's protocol (see the module docstring)."""
+
+    def __init__(
+        self,
+        stage1: Stage1,
+        models: dict[str, type[Result] | type[Feedback]],
+        outbox: Outbox,
+        counters: Counters,
+        clock: Clock,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self.stage1, self.models, self.outbox = stage1, models, outbox
+        self.counters, self.clock, self.sleep = counters, clock, sleep
+        self.backoff = Backoff(*FLUSH_RETRY_S)
+
+    async def add(self, message: Message, ack: Ack) -> None:
+        """Aggregate one event (not acknowledged until its partials are on the broker)."""
+        acc = self.stage1.accumulator(message.topic, message.partition, message.offset)
+        try:
+            model = decode(message.value or b"", self.models[message.topic])
+        except DecodeError as exc:
+            await self._dead_letter(message, exc.reason)
+            acc.skip(message.offset)
+        else:
+            refused = acc.add(message.offset, model, self.clock())
+            if refused:
+                await self._dead_letter(message, refused)
+            elif isinstance(model, Result):
+                self.counters.results += 1
+            else:
+                self.counters.feedback += 1
+        self.stage1.pending[(message.topic, message.partition)].append(ack)
+
+    async def _dead_letter(self, message: Message, reason: str) -> None:
+        self.counters.dead_letters += 1
+        await self.outbox.dead_letter(letter(message, reason))
+
+    async def flush(self) -> None:
+        """Send every pending run's partials; once the broker has them, ack and commit."""
+        runs = self.stage1.drain()
+        if not runs:
+            return
+        partials = [p for _source, run, _acks, _next in runs for p in run]
+        await until_sent(
+            lambda: self.outbox.partials(partials), self.backoff, log, "partials", self.sleep
+        )
+        self.counters.partials += len(partials)
+        for source, _partials, acks, next_offset in runs:
+            for ack in acks:
+                ack.ack()
+            acc = self.stage1.accumulators.get(source)
+            if acc is not None:
+                acc.committed(next_offset)
+        await self.outbox.commit()
+
+    async def revoke(self, sources: set[Source]) -> None:
+        """Before a rebalance: hand over what was read (the next owner replays less)."""
+        try:
+            await self.flush()
+        except Exception:
+            log.warning("could not flush before a rebalance; the next owner replays it")
+        self.stage1.revoke(sources)
+
+
+class Judgement:
+    """Stage 2's protocol (see the module docstring)."""
+
+    def __init__(
+        self, stage2: Stage2, outbox: Outbox, counters: Counters, log_read: asyncio.Event
+    ) -> None:
+        self.stage2, self.outbox, self.counters = stage2, outbox, counters
+        self.log_read = log_read  # set once the rollout log has been read to its end
+
+    async def merge(self, message: Message) -> None:
+        """Merge one partial and send what it raises; judged only on the whole log."""
+        await self.log_read.wait()  # a replayed partial is judged on today's log, no guess
+        try:
+            partial = decode(message.value or b"", Partial)
+        except DecodeError as exc:
+            self.counters.dead_letters += 1
+            await self.outbox.dead_letter(letter(message, exc.reason))
+            return
+        for out in self.stage2.apply(partial):
+            await self._send(out)
+
+    async def advance(self) -> None:
+        """With ``auto_advance``: start each rollout's next phase once its gates pass."""
+        for rollout in list(self.stage2.views):
+            event = self.stage2.advance(rollout)
+            if event is not None:
+                log.warning("rollout %s: auto-advance to phase %s", rollout, event.phase)
+                await self.outbox.rollout(event)
+
+    async def _send(self, out: Alert | RolloutEvent) -> None:
+        if isinstance(out, Alert):
+            self.counters.alerts += 1
+            log.warning(
+                "alert %s %s/%s %s=%.4g (limit %.4g) over %d events",
+                out.kind,
+                out.rollout,
+                out.system,
+                out.metric,
+                out.observed,
+                out.threshold,
+                out.samples,
+            )
+            await self.outbox.alert(out)
+        else:
+            self.counters.rollbacks += 1
+            log.warning("rollout %s: %s to weight %s", out.rollout, out.type, out.weight)
+            await self.outbox.rollout(out)

@@ -1,0 +1,163 @@
+"""The worker's protocol without Faust or a broker: flush, ack, commit, dead letters, rebalance."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rollout.state import RolloutState, fold
+from schemas.codec import encode
+from schemas.events import Alert, Feedback, Result, RolloutEvent
+from schemas.internal import DeadLetter, Partial
+from schemas.plan import load_plan
+from streams.protocol import Aggregation, Counters, Judgement
+from streams.stage1 import Stage1
+from streams.stage2 import Stage2
+from tests.streams.conftest import T0, make_result
+
+RESULTS, FEEDBACK = "results", "feedback"
+
+
+@dataclass
+class Msg:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    key: bytes | None = None
+
+
+@dataclass
+class Outbox:
+    """An in-memory broker: what was sent, in order, with the journal of every step."""
+
+    journal: list[str]
+    fail_partials: int = 0  # refuse this many partial sends (a broker away)
+    sent: list[Partial] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    rollouts: list[RolloutEvent] = field(default_factory=list)
+    letters: list[DeadLetter] = field(default_factory=list)
+
+    async def partials(self, partials: Sequence[Partial]) -> None:
+        if self.fail_partials:
+            self.fail_partials -= 1
+            self.journal.append("refused")
+            raise TimeoutError("broker away")
+        self.sent += partials
+        self.journal.append(f"partials {len(partials)}")
+
+    async def alert(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+    async def rollout(self, event: RolloutEvent) -> None:
+        self.rollouts.append(event)
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+
+    async def commit(self) -> None:
+        self.journal.append("commit")
+
+
+@dataclass
+class Ack:
+    journal: list[str]
+    offset: int
+
+    def ack(self) -> None:
+        self.journal.append(f"ack {self.offset}")
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+def aggregation(outbox: Outbox) -> tuple[Aggregation, Counters]:
+    counters = Counters()
+    stage1 = Stage1(60, 60, max_future=300)
+    models = {RESULTS: Result, FEEDBACK: Feedback}
+    return Aggregation(stage1, models, outbox, counters, T0.timestamp, no_sleep), counters
+
+
+def feed(agg: Aggregation, journal: list[str], values: list[bytes], partition: int = 0) -> None:
+    async def go() -> None:
+        for offset, value in enumerate(values):
+            await agg.add(Msg(RESULTS, partition, offset, value), Ack(journal, offset))
+
+    asyncio.run(go())
+
+
+def results(n: int) -> list[bytes]:
+    return [encode(make_result(i)) for i in range(n)]
+
+
+def test_nothing_is_acked_or_committed_before_the_broker_has_the_partials():
+    journal: list[str] = []
+    outbox = Outbox(journal, fail_partials=2)
+    agg, counters = aggregation(outbox)
+    feed(agg, journal, results(3))
+    assert journal == []  # read, not acknowledged
+    asyncio.run(agg.flush())
+    assert journal == ["refused", "refused", "partials 1", "ack 0", "ack 1", "ack 2", "commit"]
+    assert counters.results == 3 and counters.partials == 1
+    assert outbox.sent[0].stats.count == 3
+    assert not agg.stage1.accumulators[(RESULTS, 0)].pending
+    asyncio.run(agg.flush())  # nothing new: nothing sent, nothing committed
+    assert journal[-1] == "commit" and len(journal) == 7
+
+
+def test_an_unreadable_or_refused_event_goes_to_the_dlq_and_is_still_acked():
+    journal: list[str] = []
+    outbox = Outbox(journal)
+    agg, counters = aggregation(outbox)
+    future = make_result(9).model_copy(update={"ts": T0.replace(year=2099)})
+    feed(agg, journal, [b"not json", results(1)[0], encode(future)])
+    reasons = [letter.reason for letter in outbox.letters]
+    assert len(reasons) == 2 and "ts" in reasons[1]
+    assert [letter.offset for letter in outbox.letters] == [0, 2]
+    assert outbox.letters[0].original == b"not json"
+    assert counters.dead_letters == 2 and counters.results == 1
+    asyncio.run(agg.flush())
+    assert journal == ["partials 1", "ack 0", "ack 1", "ack 2", "commit"]
+    assert outbox.sent[0].first_offset == 0 and outbox.sent[0].last_offset == 2
+
+
+def test_a_rebalance_hands_over_what_was_read_and_forgets_the_partition():
+    journal: list[str] = []
+    outbox = Outbox(journal)
+    agg, _ = aggregation(outbox)
+    feed(agg, journal, results(2), partition=0)
+    feed(agg, journal, results(1), partition=1)
+    asyncio.run(agg.revoke({(RESULTS, 1)}))
+    assert journal == ["partials 2", "ack 0", "ack 1", "ack 0", "commit"]
+    assert set(agg.stage1.accumulators) == {(RESULTS, 0)}
+
+
+def test_stage_two_judges_only_once_the_log_is_read_and_sends_what_fires():
+    started = RolloutEvent(rollout="kai", type="phase_started", weight=50, phase=1, ts=T0)
+    state: RolloutState = fold([started], "kai")
+    counters, outbox = Counters(), Outbox([])
+    judgement = Judgement(
+        Stage2(10, 3600, load_plan(), state_of=lambda r: state), outbox, counters, asyncio.Event()
+    )
+    stage1 = Stage1(10, 10, max_future=10**10)
+    acc = stage1.accumulator(RESULTS, 0, 0)
+    for i in range(400):
+        r = make_result(i, success=i % 2 == 0, seconds=1 + i * 0.01)
+        acc.add(i, r, now=T0.timestamp() + 5)
+    partials = [Msg("partials", 0, k, encode(p)) for k, p in enumerate(acc.drain())]
+
+    async def go() -> None:
+        merging = asyncio.create_task(judgement.merge(partials[0]))
+        await asyncio.sleep(0.05)
+        assert not merging.done()  # waits for the rollout log
+        judgement.log_read.set()
+        await merging
+        await judgement.merge(Msg("partials", 0, 9, b"{}"))
+
+    asyncio.run(go())
+    assert [a.kind for a in outbox.alerts] == ["emergency_rollback"]
+    assert [(e.weight, e.phase) for e in outbox.rollouts] == [(0, 0)]
+    assert (counters.alerts, counters.rollbacks, counters.dead_letters) == (1, 1, 1)
+    assert outbox.letters[0].source_topic == "partials"
