@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := clickhouse-server clickhouse-client
 BROWSER_PACKAGES := chromium chromium-driver fonts-liberation  # the dashboard's browser test
 
-.PHONY: venv system-deps test demo clean
+.PHONY: venv system-deps test demo docs clean
 
 ## venv: .venv with phasegate editable and its local+dev extras (again only when pyproject.toml changes)
 venv: $(STAMP)
@@ -40,6 +40,10 @@ test: system-deps venv
 ## demo: the end-to-end demo (no apt, no root needed)
 demo: venv
 	$(BIN)/phasegate demo
+
+## docs: the docs site from docs/ into build/site, the CLI and contract references generated
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV)

@@ -52,8 +52,8 @@ def test_quantile_metrics_know_their_level_and_interval_levels() -> None:
         metric("speed")
 
 
-def test_the_readme_describes_every_metric_with_its_unit_and_direction() -> None:
-    rows = table(ROOT / "README.md", "### Metrics")
+def test_the_statistics_page_describes_every_metric_with_its_unit_and_direction() -> None:
+    rows = table(ROOT / "docs" / "statistics.md", "## Metrics")
     assert set(rows) == set(METRICS)
     for name, m in METRICS.items():
         unit, better, _, comparison = rows[name]
