@@ -45,10 +45,14 @@ def open_history(settings: Settings, reading: bool = False) -> Store:
         raise typer.Exit(1) from None
     where = history(settings)
     if isinstance(store, Reader):
-        errors.print(f"history: {where.describe(settings)}, read through pid {store.pid}")
+        _say(f"history: {where.describe(settings)}, read through pid {store.pid}")
     elif where.from_stack:
-        errors.print(f"history: {where.describe(settings)}")
+        _say(f"history: {where.describe(settings)}")
     return store
+
+
+def _say(line: str) -> None:
+    errors.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 FAULT_VARIABLE = "PHASEGATE_SINK_FAULT"
