@@ -38,12 +38,18 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _cell(value: Any) -> Any:
+    """A value in one CSV or table cell: a list as JSON."""
+    plain = _plain(value)
+    return json.dumps(plain) if isinstance(plain, list) else plain
+
+
 def as_csv(rows: Rows) -> str:
     """A header line, then one line per row."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(rows.columns)
-    writer.writerows([_plain(v) for v in row] for row in rows)
+    writer.writerows([_cell(v) for v in row] for row in rows)
     return out.getvalue()
 
 
@@ -57,7 +63,7 @@ def as_table(rows: Rows) -> Table:
     for name in rows.columns:
         table.add_column(escape(name))
     for row in rows:
-        table.add_row(*(escape("NULL" if v is None else str(_plain(v))) for v in row))
+        table.add_row(*(escape("NULL" if v is None else str(_cell(v))) for v in row))
     return table
 
 
