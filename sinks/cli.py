@@ -45,9 +45,9 @@ def open_history(settings: Settings, reading: bool = False) -> Store:
         raise typer.Exit(1) from None
     where = history(settings)
     if isinstance(store, Reader):
-        _say(f"history: {where.describe(settings)}, read through pid {store.pid}")
+        _say(f"history: {where}, read through pid {store.pid}")
     elif where.from_stack:
-        _say(f"history: {where.describe(settings)}")
+        _say(f"history: {where}")
     return store
 
 

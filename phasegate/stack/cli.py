@@ -87,7 +87,7 @@ def up(
     usable = {s.name: ok for s, ok in zip(services, results, strict=True)}
     if usable["broker"]:
         _create_topics(settings)
-    console.print(f"history     {history(settings).describe(settings)}", highlight=False)
+    console.print(f"history     {history(settings)}", highlight=False)
     if not all(results):
         raise typer.Exit(1)
 
@@ -131,7 +131,7 @@ def status(clickhouse: bool = WITH_CLICKHOUSE) -> None:
         usable &= st.state is State.READY or not service.required
     console.print(table)
     console.print(f"state and logs: {settings.state_dir / 'stack'}", highlight=False)
-    console.print(f"history: {history(settings).describe(settings)}", highlight=False)
+    console.print(f"history: {history(settings)}", highlight=False)
     if not usable:
         raise typer.Exit(1)
 

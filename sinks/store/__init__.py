@@ -5,6 +5,7 @@ the server ``phasegate stack up`` started, while it runs; else chdb in-process a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from schemas.settings import Settings
 from sinks.store.base import Rows, Store, StoreError, StoreUnavailable
@@ -12,17 +13,18 @@ from sinks.store.base import Rows, Store, StoreError, StoreUnavailable
 
 @dataclass(frozen=True)
 class History:
-    """Where the settings put history: a server ``url``, else chdb at ``settings.store_path``."""
+    """Where the settings put history: a server ``url``, else chdb at ``path``."""
 
     url: str | None
+    path: Path
     from_stack: bool = False
 
-    def describe(self, settings: Settings) -> str:
+    def __str__(self) -> str:
         if self.from_stack:
             return f"ClickHouse server {_address(self.url)} (started by `phasegate stack up`)"
         if self.url:
             return f"ClickHouse server {_address(self.url)}"
-        return f"chdb at {settings.store_path}"
+        return f"chdb at {self.path}"
 
 
 def _address(url: str | None) -> str:
@@ -34,11 +36,11 @@ def _address(url: str | None) -> str:
 def history(settings: Settings) -> History:
     """``clickhouse_url`` if set, else the running stack's server, else chdb."""
     if settings.clickhouse_url:
-        return History(settings.clickhouse_url)
+        return History(settings.clickhouse_url, settings.store_path)
     from phasegate.stack.clickhouse import stack_server_url
 
     url = stack_server_url(settings)
-    return History(url, from_stack=url is not None)
+    return History(url, settings.store_path, from_stack=url is not None)
 
 
 def open_store(settings: Settings, reading: bool = False) -> Store:

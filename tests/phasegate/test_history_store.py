@@ -24,15 +24,17 @@ def test_the_stack_s_server_holds_history_while_it_runs(tmp_path: Path) -> None:
         store_path=tmp_path / "store",
         database=f"t{uuid.uuid4().hex[:8]}",
     )
-    assert history(settings) == History(None)
+    assert history(settings) == History(None, settings.store_path)
     tcp, http = free_ports(2)
     server = clickhouse_process(stack_folder(settings), "127.0.0.1", tcp, http)
     server.start(timeout=30)
     url = server_url("127.0.0.1", tcp)
     try:
-        assert history(settings) == History(url, from_stack=True)
+        assert history(settings) == History(url, settings.store_path, from_stack=True)
         explicit = settings.model_copy(update={"clickhouse_url": "clickhouse://h:9000"})
-        assert history(explicit) == History("clickhouse://h:9000")  # a setting comes first
+        assert history(explicit) == History(
+            "clickhouse://h:9000", settings.store_path
+        )  # a setting comes first
 
         done = phasegate(settings, "sql", "--format", "csv", "SELECT 1 AS one")
         assert done.returncode == 0, done.stderr
@@ -45,4 +47,4 @@ def test_the_stack_s_server_holds_history_while_it_runs(tmp_path: Path) -> None:
     finally:
         Client.from_url(url).execute(f"DROP DATABASE IF EXISTS {settings.database}")
         server.stop(timeout=10)
-    assert history(settings) == History(None)  # stopped: back to chdb
+    assert history(settings) == History(None, settings.store_path)  # stopped: back to chdb
