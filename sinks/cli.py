@@ -35,11 +35,13 @@ errors = Console(stderr=True)
 
 
 def open_history(settings: Settings, reading: bool = False) -> Store:
-    """The store history lives in, migrated; said on stderr where it is not the obvious one
-    (the stack's server, or chdb read through the process holding it)."""
+    """The store history lives in, migrated (by the holder, when read through the process
+    holding chdb's folder); said on stderr where it is not the obvious one (the stack's
+    server, or chdb read through that process)."""
     try:
         store = open_store(settings, reading)
-        migrate(store, settings.database)
+        if not isinstance(store, Reader):
+            migrate(store, settings.database)
     except StoreError as exc:
         errors.print(f"[red]store:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None

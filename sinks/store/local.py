@@ -25,7 +25,7 @@ _WHAT_TO_DO = (
     "stop the process holding it, or set PHASEGATE_STORE_PATH to another folder (or "
     "PHASEGATE_CLICKHOUSE_URL to a ClickHouse server)."
 )
-WAIT = 5.0
+WAIT = 10.0
 """Seconds an opener waits for a folder another process holds (a report holds it briefly)."""
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from phasegate.testing.processes import SinkProcess, wait_for
 from schemas.settings import Settings
-from sinks.store import StoreError, StoreUnavailable
+from sinks.store import StoreError, StoreUnavailable, endpoint
 from sinks.store.local import open_local
 from tests.sinks.test_exactly_once import results, send
 
@@ -44,10 +44,21 @@ def stored(settings: Settings) -> int:
     return json.loads(done.stdout)[0]["n"] if done.returncode == 0 else -1
 
 
+def holder(path: Path) -> int | None:
+    """The pid of the process serving the chdb folder at ``path``."""
+    reader = endpoint.connect(path)
+    if reader is None:
+        return None
+    reader.close()
+    return reader.pid
+
+
 @pytest.fixture
 def sink(kafka_settings: Settings, tmp_path: Path) -> Iterator[SinkProcess]:
     """``phasegate sink`` on the chdb store, holding its folder."""
     running = SinkProcess(kafka_settings, tmp_path / "sink.log").start()
+    assert running.proc is not None
+    wait_for(lambda: holder(kafka_settings.store_path) == running.proc.pid, "the sink", 60, running)
     yield running
     assert running.stop() == 0, running.tail()
 
@@ -83,7 +94,6 @@ def test_report_evaluate_and_sql_while_the_sink_writes(
 
 
 def test_a_writer_is_told_who_holds_the_folder(kafka_settings: Settings, sink: SinkProcess) -> None:
-    wait_for(lambda: stored(kafka_settings) == 0, "the sink's tables", 60, sink)
     with pytest.raises(StoreUnavailable, match=rf"held by another process \(pid {sink.proc.pid}"):  # type: ignore[union-attr]
         open_local(kafka_settings.store_path, wait=0.3)
     with (
@@ -96,7 +106,6 @@ def test_a_writer_is_told_who_holds_the_folder(kafka_settings: Settings, sink: S
 def test_a_reader_whose_holder_stops_says_what_to_do(
     kafka_settings: Settings, sink: SinkProcess
 ) -> None:
-    wait_for(lambda: stored(kafka_settings) == 0, "the sink's tables", 60, sink)
     reader = open_local(kafka_settings.store_path, reading=True)
     assert reader.query("SELECT 41 + 1").scalar() == 42
     sink.stop()
