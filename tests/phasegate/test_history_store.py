@@ -44,6 +44,8 @@ def test_the_stack_s_server_holds_history_while_it_runs(tmp_path: Path) -> None:
         databases = Client.from_url(url).execute("SELECT name FROM system.databases")
         assert (settings.database,) in databases  # migrated on the server, not in chdb
         assert not settings.store_path.exists()
+        status = phasegate(settings, "stack", "status", "--no-clickhouse")
+        assert said in status.stdout, status.stdout
     finally:
         Client.from_url(url).execute(f"DROP DATABASE IF EXISTS {settings.database}")
         server.stop(timeout=10)
