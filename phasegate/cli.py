@@ -15,6 +15,7 @@ from phasegate.stack import cli as stack_cli
 from producers import cli as producers_cli
 from schemas import export as schema_export
 from sinks import cli as sinks_cli
+from sinks import sql as sinks_sql
 
 app = typer.Typer(no_args_is_help=True, help="Watch and steer a gradual traffic migration.")
 schema_app = typer.Typer(no_args_is_help=True, help="The event contract (v1).")
@@ -23,6 +24,7 @@ app.command("sink")(sinks_cli.sink)
 app.command("report")(sinks_cli.report)
 app.command("evaluate")(sinks_cli.evaluate)
 app.command("replay")(sinks_cli.replay)
+app.command("sql")(sinks_sql.sql)
 app.command("simulate")(producers_cli.simulate)
 stack_cli.register(app)
 dashboard_cli.register(app)

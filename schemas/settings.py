@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     clickhouse_url: str | None = Field(
         None,
         repr=False,  # it may carry a password
-        description="ClickHouse server, e.g. clickhouse://default:@127.0.0.1:9000; "
-        "unset: the in-process chdb store at store_path",
+        description="ClickHouse server, e.g. clickhouse://default:@127.0.0.1:9000; unset: "
+        "the server `phasegate stack up` started while it runs, else the in-process chdb "
+        "store at store_path",
     )
     database: str = Field("phasegate", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     store_path: Path = Field(Path(".phasegate/store"), description="chdb data folder")

@@ -27,20 +27,34 @@ from sinks.migrations import migrate
 from sinks.phase_report import NoSuchPhase, blocks, phase_report
 from sinks.replay import replay as rebuild
 from sinks.report import as_markdown, as_table, system_report
-from sinks.store import Store, StoreError, StoreUnavailable, open_store
+from sinks.store import Store, StoreError, StoreUnavailable, history, open_store
+from sinks.store.endpoint import Reader
 
 console = Console()
 errors = Console(stderr=True)
 
 
-def _open(settings: Settings) -> Store:
+def open_history(settings: Settings, reading: bool = False) -> Store:
+    """The store history lives in, migrated (by the holder, when read through the process
+    holding chdb's folder); said on stderr where it is not the obvious one (the stack's
+    server, or chdb read through that process)."""
     try:
-        store = open_store(settings)
-        migrate(store, settings.database)
+        store = open_store(settings, reading)
+        if not isinstance(store, Reader):
+            migrate(store, settings.database)
     except StoreError as exc:
-        errors.print(f"[red]store:[/red] {exc}")
+        errors.print(f"[red]store:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
+    where = history(settings)
+    if isinstance(store, Reader):
+        _say(f"history: {where}, read through pid {store.pid}")
+    elif where.from_stack:
+        _say(f"history: {where}")
     return store
+
+
+def _say(line: str) -> None:
+    errors.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 FAULT_VARIABLE = "PHASEGATE_SINK_FAULT"
@@ -64,7 +78,7 @@ def sink() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with _open(settings) as store:
+    with open_history(settings) as store:
         runner = Sink(settings, store, after_insert=_fault())
         console.print(f"sink: {settings.bootstrap_servers} -> {settings.database} (Ctrl-C stops)")
         try:
@@ -136,7 +150,7 @@ def _phase_report(
     if gate is None:
         errors.print(f"the plan {plan.name!r} has phases 1 to {len(plan.phases)}, not {phase}")
         raise typer.Exit(2)
-    with _open(settings) as store:
+    with open_history(settings, reading=True) as store:
         try:
             report = phase_report(
                 store, settings.database, rollout, phase, gate, plan.roles, *span, final=final
@@ -168,7 +182,7 @@ def report(
     if phase is not None:
         _phase_report(settings, rollout, phase, (start, end), fmt, output, final)
         return
-    with _open(settings) as store:
+    with open_history(settings, reading=True) as store:
         reports = system_report(store, settings.database, rollout, start, end, final)
     if not reports:
         errors.print(f"no results for rollout {rollout!r} in {settings.database}")
@@ -187,7 +201,7 @@ def evaluate(
     """Compare the systems over the last N results: winner and recommendations."""
     settings = Settings()
     plan = _plan(settings)
-    with _open(settings) as store:
+    with open_history(settings, reading=True) as store:
         rollout = rollout or latest_rollout(store, settings.database)
         if rollout is None:
             errors.print(f"no results in {settings.database}")
@@ -216,7 +230,7 @@ def replay(
             f"{settings.topic_prefix}* on {settings.bootstrap_servers}?",
             abort=True,
         )
-    with _open(settings) as store:
+    with open_history(settings) as store:
         try:
             counters = rebuild(settings, store, since=start)
         except BrokerUnavailable as exc:

@@ -16,6 +16,7 @@ from phasegate.stack.process import State
 from phasegate.stack.services import Service, local_services
 from phasegate.stack.topics import ensure_topics, mismatches
 from schemas.settings import Settings
+from sinks.store import history
 
 stack_app = typer.Typer(no_args_is_help=True, help="Local broker and ClickHouse server.")
 topics_app = typer.Typer(no_args_is_help=True, help="The contract's Kafka topics.")
@@ -86,8 +87,7 @@ def up(
     usable = {s.name: ok for s, ok in zip(services, results, strict=True)}
     if usable["broker"]:
         _create_topics(settings)
-    if settings.clickhouse_url is None:
-        console.print(f"history store: chdb at {settings.store_path}", highlight=False)
+    console.print(f"history     {history(settings)}", highlight=False)
     if not all(results):
         raise typer.Exit(1)
 
@@ -131,6 +131,7 @@ def status(clickhouse: bool = WITH_CLICKHOUSE) -> None:
         usable &= st.state is State.READY or not service.required
     console.print(table)
     console.print(f"state and logs: {settings.state_dir / 'stack'}", highlight=False)
+    console.print(f"history: {history(settings)}", highlight=False)
     if not usable:
         raise typer.Exit(1)
 

@@ -19,6 +19,8 @@ INSTALL_HINT = (
 USERS_XML = Path("/etc/clickhouse-server/users.xml")
 DEFAULT_TCP_PORT = 9000
 DEFAULT_HTTP_PORT = 8123
+URL_FILE = "url"
+"""In the server's state folder: its URL, for the commands that read and write history."""
 
 
 def server_binary() -> Path | None:
@@ -101,6 +103,7 @@ def clickhouse_process(
         if binary is None:
             raise MissingDependency(INSTALL_HINT)
         config.write_text(config_xml(folder, host, tcp_port, http_port, users))
+        (folder / URL_FILE).write_text(server_url(host, tcp_port) + "\n")
 
     return ManagedProcess(
         name="clickhouse",
@@ -111,3 +114,19 @@ def clickhouse_process(
         probe=lambda: probe(host, tcp_port),
         prepare=prepare,
     )
+
+
+def stack_folder(settings: Settings) -> Path:
+    """Where ``phasegate stack up`` keeps its ClickHouse server."""
+    return settings.state_dir / "stack" / "clickhouse"
+
+
+def stack_server_url(settings: Settings) -> str | None:
+    """The URL of the ClickHouse server ``phasegate stack up`` started, while it runs."""
+    folder = stack_folder(settings)
+    if clickhouse_process(folder).pid() is None:
+        return None
+    try:
+        return (folder / URL_FILE).read_text().strip() or None
+    except OSError:
+        return None

@@ -93,7 +93,7 @@ def local_services(
             Service("clickhouse", address, probe, None, clickhouse.INSTALL_HINT, required)
         )
     else:
-        folder = settings.state_dir / "stack" / "clickhouse"
+        folder = clickhouse.stack_folder(settings)
         process = clickhouse.clickhouse_process(folder, host, port, clickhouse_http_port)
         services.append(Service("clickhouse", address, probe, process, "", required))
     return services

@@ -1,28 +1,32 @@
-"""The store in-process: chdb (ClickHouse as a library) on a data folder, zero setup."""
+"""The store in-process: chdb (ClickHouse as a library) on a data folder, zero setup.
+
+chdb lets one process at a time open a folder. The process holding it serves statements
+on it to this user's other processes (``sinks.store.endpoint``), so ``phasegate report``,
+``evaluate`` and ``sql`` read while ``phasegate sink`` writes; a writer needs the folder.
+"""
 
 from __future__ import annotations
 
-import re
+import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from sinks.store.base import (
-    Params,
-    Rows,
-    Store,
-    StoreError,
-    StoreUnavailable,
-    row_count,
-    substitute,
-)
+from sinks.store import endpoint
+from sinks.store.arrow import ArrowStore
+from sinks.store.base import Store, StoreError, StoreUnavailable, row_count
 
-_DATETIME = re.compile(r"^(Nullable\()?DateTime(\(|\)|$)")
 # A replay of a long history touches one partition per month: no cap (default 100).
 _INSERT_SETTINGS = "SETTINGS max_partitions_per_insert_block = 0"
+_WHAT_TO_DO = (
+    "stop the process holding it, or set PHASEGATE_STORE_PATH to another folder (or "
+    "PHASEGATE_CLICKHOUSE_URL to a ClickHouse server)."
+)
+WAIT = 10.0
+"""Seconds an opener waits for a folder another process holds (a report holds it briefly)."""
 
 
 def _session(path: Path) -> Any:
@@ -36,11 +40,10 @@ def _session(path: Path) -> Any:
     path.mkdir(parents=True, exist_ok=True)
     try:
         return session.Session(str(path))
-    except Exception as exc:
+    except Exception as exc:  # chdb 4 says little more than "Error initializing EmbeddedServer"
         raise StoreUnavailable(
-            f"cannot open the local store at {path}: {exc}. One process at a time may use "
-            "a data folder (is `phasegate sink` running?): stop it, or set "
-            "PHASEGATE_STORE_PATH to another folder."
+            f"cannot open the local store at {path}: {str(exc).strip()}. chdb opens one folder "
+            f"per process, and a folder in one process at a time: {_WHAT_TO_DO}"
         ) from None
 
 
@@ -60,27 +63,42 @@ def _arrow_column(values: Sequence) -> Any:
     return array
 
 
-class LocalStore(Store):
-    """chdb session on ``path``; one process per folder, one folder per process."""
-
-    shared = False
+class _Session:
+    """A chdb session on the folder, one statement at a time."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._session = _session(self.path)
-        self._lock = threading.Lock()  # one statement at a time (a sink's insert thread)
+        self._session = _session(path)
+        self._lock = threading.Lock()
 
-    def _run(self, sql: str, fmt: str = "CSV") -> Any:
+    def run(self, sql: str) -> bytes:
         if self._session is None:
             raise StoreError("the local store is closed")
         try:
             with self._lock:
-                return self._session.query(sql, fmt)
+                return self._session.query(sql, "ArrowStream").bytes()
         except Exception as exc:
             raise StoreError(str(exc).strip()) from None
 
-    def execute(self, sql: str, params: Params | None = None) -> None:
-        self._run(substitute(sql, params))
+    def close(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+
+class LocalStore(ArrowStore):
+    """chdb on ``path``, held by this process and served to this user's others.
+
+    Readers get a session of their own, so a query does not wait for the sink's insert.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._session = _Session(self.path)
+        self._endpoint = endpoint.Endpoint.start(self.path, _Session(self.path))
+
+    def _run(self, sql: str) -> bytes:
+        return self._session.run(sql)
 
     def insert(self, table: str, columns: Mapping[str, Sequence]) -> int:
         import pyarrow as pa
@@ -95,24 +113,35 @@ class LocalStore(Store):
             )
         return count
 
-    def query(self, sql: str, params: Params | None = None) -> Rows:
-        sql = substitute(sql, params)
-        table = self._run(sql, "ArrowTable")
-        columns = [c.to_pylist() for c in table.columns]
-        for i in self._datetime_columns(sql, table):
-            columns[i] = [None if v is None else datetime.fromtimestamp(v, UTC) for v in columns[i]]
-        return Rows(list(table.column_names), list(zip(*columns, strict=True)))
-
-    def _datetime_columns(self, sql: str, table: Any) -> list[int]:
-        """Columns of type DateTime, which Arrow carries as bare uint32 seconds."""
-        import pyarrow as pa
-
-        if not any(pa.types.is_uint32(field.type) for field in table.schema):
-            return []
-        types = self._run(f"DESCRIBE TABLE ({sql})", "ArrowTable").column("type").to_pylist()
-        return [i for i, t in enumerate(types) if _DATETIME.match(t)]
-
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        if self._endpoint is not None:
+            self._endpoint.close()
+            self._endpoint = None
+        self._session.close()
+
+
+def open_local(path: Path, reading: bool = False, wait: float = WAIT) -> Store:
+    """chdb at ``path``: held by this process, or (``reading``) read through the one that
+    holds it. A writer waits up to ``wait`` s for another holder to let go."""
+    deadline = time.monotonic() + wait
+    while True:
+        reader = endpoint.connect(path)
+        if reader is None or reader.pid == os.getpid():
+            if reader is not None:
+                reader.close()
+            try:
+                return LocalStore(path)
+            except StoreUnavailable as exc:  # taken meanwhile, or not a folder chdb can open
+                problem = str(exc)
+        elif reading:
+            return reader
+        else:
+            reader.close()
+            problem = (
+                f"the local store at {path} is held by another process (pid {reader.pid}, "
+                f"e.g. `phasegate sink`), which serves reads; writing needs the folder: "
+                + _WHAT_TO_DO
+            )
+        if time.monotonic() > deadline:
+            raise StoreUnavailable(problem)
+        time.sleep(0.1)

@@ -54,7 +54,7 @@ def _with_defaults(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _where(url: str) -> str:
+def address(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port or 9000}"
 
@@ -69,7 +69,7 @@ def _refused(url: str, exc: errors.ServerException) -> StoreUnavailable:
     user = urlsplit(url).username or "default"
     reason = _REFUSED[exc.code] or "wrong password or unknown user"
     return StoreUnavailable(
-        f"ClickHouse at {_where(url)} refused user {user}: {reason} (code {exc.code}). Fix the "
+        f"ClickHouse at {address(url)} refused user {user}: {reason} (code {exc.code}). Fix the "
         "user and password in PHASEGATE_CLICKHOUSE_URL."
     )
 
@@ -95,7 +95,7 @@ class ServerStore(Store):
         except _NETWORK as exc:
             self._client.disconnect()
             raise StoreUnavailable(
-                f"ClickHouse server at {_where(self.url)} is not reachable ({exc}). Start it "
+                f"ClickHouse server at {address(self.url)} is not reachable ({exc}). Start it "
                 "(`phasegate stack up`), fix PHASEGATE_CLICKHOUSE_URL, or unset it to use "
                 "the local chdb store."
             ) from None
