@@ -39,10 +39,10 @@ def encode(message: BaseModel) -> bytes:
 
 
 @overload
-def decode(data: bytes | str, expect: type[M]) -> M: ...
+def decode(data: bytes | str | None, expect: type[M]) -> M: ...
 @overload
-def decode(data: bytes | str, expect: None = None) -> BaseModel: ...
-def decode(data: bytes | str, expect: type[M] | None = None) -> BaseModel:
+def decode(data: bytes | str | None, expect: None = None) -> BaseModel: ...
+def decode(data: bytes | str | None, expect: type[M] | None = None) -> BaseModel:
     """Parse and strictly validate one message; raise :class:`DecodeError` if it is not.
 
     With ``expect`` the message must be of that model; without it, the ``schema`` field

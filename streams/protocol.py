@@ -108,7 +108,7 @@ class Aggregation:
         """Aggregate one event (not acknowledged until its partials are on the broker)."""
         acc = self.stage1.accumulator(message.topic, message.partition, message.offset)
         try:
-            model = decode(message.value or b"", self.models[message.topic])
+            model = decode(message.value, self.models[message.topic])
         except DecodeError as exc:
             await self._dead_letter(message, exc.reason)
             acc.skip(message.offset)
@@ -166,7 +166,7 @@ class Judgement:
         """Merge one partial and send what it raises; judged only on the whole log."""
         await self.log_read.wait()  # a replayed partial is judged on today's log, no guess
         try:
-            partial = decode(message.value or b"", Partial)
+            partial = decode(message.value, Partial)
         except DecodeError as exc:
             self.counters.dead_letters += 1
             await self.outbox.dead_letter(letter(message, exc.reason))

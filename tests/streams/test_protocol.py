@@ -80,7 +80,9 @@ def aggregation(outbox: Outbox) -> tuple[Aggregation, Counters]:
     return Aggregation(stage1, models, outbox, counters, T0.timestamp, no_sleep), counters
 
 
-def feed(agg: Aggregation, journal: list[str], values: list[bytes], partition: int = 0) -> None:
+def feed(
+    agg: Aggregation, journal: list[str], values: list[bytes | None], partition: int = 0
+) -> None:
     async def go() -> None:
         for offset, value in enumerate(values):
             await agg.add(Msg(RESULTS, partition, offset, value), Ack(journal, offset))
@@ -112,15 +114,16 @@ def test_an_unreadable_or_refused_event_goes_to_the_dlq_and_is_still_acked():
     outbox = Outbox(journal)
     agg, counters = aggregation(outbox)
     future = make_result(9).model_copy(update={"ts": T0.replace(year=2099)})
-    feed(agg, journal, [b"not json", results(1)[0], encode(future)])
+    feed(agg, journal, [b"not json", results(1)[0], encode(future), None])
     reasons = [letter.reason for letter in outbox.letters]
-    assert len(reasons) == 2 and "ts" in reasons[1]
-    assert [letter.offset for letter in outbox.letters] == [0, 2]
+    assert len(reasons) == 3 and "ts" in reasons[1]
+    assert reasons[2] == "empty message (no value)"
+    assert [letter.offset for letter in outbox.letters] == [0, 2, 3]
     assert outbox.letters[0].original == b"not json"
-    assert counters.dead_letters == 2 and counters.results == 1
+    assert counters.dead_letters == 3 and counters.results == 1
     asyncio.run(agg.flush())
-    assert journal == ["partials 1", "ack 0", "ack 1", "ack 2", "commit"]
-    assert outbox.sent[0].first_offset == 0 and outbox.sent[0].last_offset == 2
+    assert journal == ["partials 1", "ack 0", "ack 1", "ack 2", "ack 3", "commit"]
+    assert outbox.sent[0].first_offset == 0 and outbox.sent[0].last_offset == 3
 
 
 def test_a_rebalance_hands_over_what_was_read_and_forgets_the_partition():
