@@ -23,6 +23,8 @@ bare loop; p99 emit() <= 50 us; p99 while the broker is down <= 2x up.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import gc
 import os
 import re
@@ -34,9 +36,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
+from aiokafka import AIOKafkaProducer
 from kafka import KafkaProducer
+from kafka.partitioner.default import murmur2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -91,14 +95,17 @@ def wire_bytes(bootstrap: str) -> int:
     return sum(int(sent) for pid, sent in sockets if int(pid) == os.getpid())
 
 
-@contextmanager
-def measured(bootstrap: str, sender: int, client_id: str, n: int) -> Iterator[Sample]:
-    """Events/s, CPU us per event of the sender and network threads, wire bytes per event.
+def kafka_python_threads(sender: int, client_id: str) -> dict[str, int]:
+    """The thread that calls ``KafkaProducer.send`` and the producer's network thread."""
+    return {"sender": sender, "network": thread_named(f"{client_id}-network-thread")}
 
-    ``sender``: the thread that calls ``KafkaProducer.send``; the network thread is
-    kafka-python's for ``client_id``. ``caller us``: this thread's CPU per event.
+
+@contextmanager
+def measured(bootstrap: str, threads: dict[str, int], n: int) -> Iterator[Sample]:
+    """Events/s, CPU us per event of each of ``threads`` and in all, wire bytes per event.
+
+    ``caller us``: the CPU per event of the thread running this block.
     """
-    threads = {"sender": sender, "network": thread_named(f"{client_id}-network-thread")}
     sample: Sample = {}
     cpu0 = {name: thread_cpu_s(tid) for name, tid in threads.items()}
     wire0, caller0 = wire_bytes(bootstrap), time.thread_time()
@@ -108,7 +115,7 @@ def measured(bootstrap: str, sender: int, client_id: str, n: int) -> Iterator[Sa
     sample["events/s"] = n / elapsed
     for name, tid in threads.items():
         sample[f"{name} us"] = (thread_cpu_s(tid) - cpu0[name]) / n * 1e6
-    sample["cpu us"] = sample["sender us"] + sample["network us"]
+    sample["cpu us"] = sum(sample[f"{name} us"] for name in threads)
     sample["caller us"] = (time.thread_time() - caller0) / n * 1e6
     sample["wire B"] = (wire_bytes(bootstrap) - wire0) / n
 
@@ -122,7 +129,8 @@ def bare_loop(bootstrap: str, compression: str, events: list[Result]) -> Sample:
     records = [(e.unit_id.encode(), encode(e)) for e in events]
     producer = KafkaProducer(**config)
     producer.send(settings.topics.results, b"warm-up", key=b"w").get(10)
-    with measured(bootstrap, threading.get_native_id(), "bench-bare", len(records)) as sample:
+    threads = kafka_python_threads(threading.get_native_id(), "bench-bare")
+    with measured(bootstrap, threads, len(records)) as sample:
         for key, value in records:
             producer.send(settings.topics.results, value, key=key)
         producer.flush()
@@ -135,13 +143,54 @@ def emitter_burst(bootstrap: str, compression: str, events: list[Result]) -> Sam
     with Emitter(settings_for(bootstrap, compression)) as emitter:
         emitter.emit(events[0])
         assert emitter.flush(10)
-        sender = emitter._thread.native_id
-        with measured(bootstrap, sender, "phasegate-emitter", len(events)) as sample:
+        threads = kafka_python_threads(emitter._thread.native_id, "phasegate-emitter")
+        with measured(bootstrap, threads, len(events)) as sample:
             for event in events:
                 emitter.emit(event)
             assert emitter.flush(60)
         assert emitter.stats().dropped == 0
     return sample
+
+
+def batch_api_loop(bootstrap: str, compression: str, events: list[Result]) -> Sample:
+    """Reference, not a baseline: aiokafka's batch API (Cython record builder) in one loop.
+
+    The same events pre-encoded, acks=all, 256 KiB batches built per partition (the
+    Emitter's key hash) and handed over whole; all its work is on this one thread.
+    """
+    settings = settings_for(bootstrap, compression)
+    topic = settings.topics.results
+    records = [(e.unit_id.encode(), encode(e)) for e in events]
+    key_hash = functools.cache(lambda key: murmur2(key) & 0x7FFFFFFF)  # the Emitter's
+
+    async def run() -> Sample:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=False,
+            compression_type=None if compression == "none" else compression,
+            max_batch_size=256 * 1024,
+        )
+        await producer.start()
+        await producer.send_and_wait(topic, b"warm-up", key=b"w")
+        partitions = sorted(await producer.partitions_for(topic))
+        with measured(bootstrap, {"loop": threading.get_native_id()}, len(records)) as sample:
+            batches: dict[int, Any] = {}
+            sent = []
+            for key, value in records:
+                p = partitions[key_hash(key) % len(partitions)]
+                batch = batches.get(p) or batches.setdefault(p, producer.create_batch())
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    sent.append(await producer.send_batch(batch, topic, partition=p))
+                    batches[p] = producer.create_batch()
+                    batches[p].append(key=key, value=value, timestamp=None)
+            for p, batch in batches.items():
+                sent.append(await producer.send_batch(batch, topic, partition=p))
+            await asyncio.gather(*sent)
+        await producer.stop()
+        return sample
+
+    return asyncio.run(run())
 
 
 # ---------------------------------------------------------------- emit() on the caller
@@ -214,7 +263,8 @@ def main() -> None:
     with tansu() as bootstrap:
         for i in range(args.runs):
             for c in COMPRESSIONS if i % 2 == 0 else COMPRESSIONS[::-1]:
-                for fn in (bare_loop, emitter_burst) if i % 2 == 0 else (emitter_burst, bare_loop):
+                loops = (bare_loop, emitter_burst, batch_api_loop)
+                for fn in loops if i % 2 == 0 else loops[::-1]:
                     for measure, value in fn(bootstrap, c, events).items():
                         add(f"{fn.__name__} {c} {measure}", value)
             for label, rate in (("burst", None), ("paced", args.rate)):
@@ -241,6 +291,7 @@ def print_compressions(m: dict[str, float], args: argparse.Namespace) -> None:
     for c in COMPRESSIONS:
         em = {k.split(" ", 2)[2]: v for k, v in m.items() if k.startswith(f"emitter_burst {c} ")}
         bare = {k.split(" ", 2)[2]: v for k, v in m.items() if k.startswith(f"bare_loop {c} ")}
+        ref = {k.split(" ", 2)[2]: v for k, v in m.items() if k.startswith(f"batch_api_loop {c} ")}
         rows.append(
             [
                 c + (" (default)" if c == DEFAULT_COMPRESSION else ""),
@@ -251,6 +302,8 @@ def print_compressions(m: dict[str, float], args: argparse.Namespace) -> None:
                 f"{bare['cpu us']:.1f} ({bare['sender us']:.1f}, {bare['network us']:.1f})",
                 f"{em['caller us']:.2f}",
                 f"{em['wire B']:.0f}",
+                f"{ref['events/s']:,.0f}",
+                f"{ref['cpu us']:.1f}",
             ]
         )
     print_table(
@@ -264,9 +317,11 @@ def print_compressions(m: dict[str, float], args: argparse.Namespace) -> None:
             "bare CPU us/event (loop, network thread)",
             "emit() caller CPU us",
             "wire bytes/event",
+            "ref: aiokafka batch API events/s",
+            "ref CPU us/event",
         ],
         rows,
-        width=170,
+        width=200,
     )
 
 
