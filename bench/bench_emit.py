@@ -10,6 +10,8 @@ On a private Tansu broker, per ``emit_compression``, in ``--runs`` rounds (media
    producer) plus kafka-python's network thread (closes, compresses and sends batches):
    what the application pays in the background. The bare loop's is its own thread plus
    the network thread. The caller's CPU per ``emit()`` is reported beside them.
+   A reference row, no baseline: aiokafka's batch API (records appended to per-partition
+   batches by its Cython builder, each batch sent whole), what a batch transport costs.
 2. At ``--compression`` (default: the setting's default): ``emit()`` on the caller's
    thread, every call timed (p50, p99, microseconds) vs an empty function timed the
    same way, in a burst and paced at ``--rate``; and the same while the broker is down.

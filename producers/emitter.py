@@ -36,11 +36,12 @@ Broker down
 Tuning (defaults measured against the local Tansu broker: see bench/bench_emit.py)
     Compression is the ``emit_compression`` setting: none, gzip, lz4, zstd or snappy
     (kafka-python sets no level: gzip runs at 9, zstd at 3). The default lz4 cost the
-    least CPU an event (27 us: 24.5 on the sender thread, 2.7 on kafka-python's network
-    thread; gzip 47, zstd 33, snappy 33, none 31) and sends 124 bytes an event (none
-    382, gzip 78, zstd 74). Most of the cost is kafka-python's per-record ``send()``,
-    not compression. Events/s varied 2x between rounds on the shared machine and
-    showed no compression reliably faster. ``linger_ms=20`` and
+    least CPU an event in two runs (27-32 us: the sender thread 24-29, kafka-python's
+    network thread 3; none 31-35, zstd 33-37, snappy 33-38, gzip 47-52) and sends 124
+    bytes an event (none 382, snappy 127, gzip 78, zstd 74). Most of it is
+    kafka-python's per-record ``send()`` (a bare loop pays 25-29 us with lz4), not the
+    compression. Events/s varied up to 3x between rounds on the shared machine: no
+    compression was reliably faster than another. ``linger_ms=20`` and
     ``batch_size=256 KiB`` fill large batches at high rates while adding at most 20 ms
     of delivery delay at low rates (64 KiB to 1 MiB batches measured within 10%).
     Keys are hashed once per distinct key (a cached murmur2, same partitions as
