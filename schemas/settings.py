@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         300, ge=0, description="events stamped further ahead than this go to the DLQ"
     )
     flush_seconds: float = Field(1.0, gt=0, description="how often stage 1 sends partials")
+    emit_compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = Field(
+        "lz4",
+        description="compression of the Emitter's batches (kafka-python has no level "
+        "setting); lz4 measured cheapest for the application: bench/bench_emit.py",
+    )
     plan: Path | None = Field(
         None, description="the rollout plan file (TOML, YAML or JSON); unset: the default plan"
     )

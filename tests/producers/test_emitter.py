@@ -6,12 +6,16 @@ import logging
 import time
 
 import pytest
+from pydantic import ValidationError
 
 from phasegate.stack import ensure_topics
 from phasegate.testing.topics import private_broker, read_values
 from producers.emitter import Emitter
 from schemas.codec import decode
 from schemas.events import Feedback, Result
+from schemas.settings import Settings
+
+COMPRESSIONS = ["none", "gzip", "lz4", "zstd", "snappy"]
 
 
 def result(i: int, tag: str = "t") -> Result:
@@ -184,3 +188,34 @@ def test_byte_bound_drops_newest(own):
     assert emitter.stats().dropped_by_reason == {"full": 1}
     emitter.close(0.2)
     assert emitter.stats().consistent
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_every_compression_delivers_decodable_events(kafka_settings, compression):
+    settings = kafka_settings.model_copy(update={"emit_compression": compression})
+    events = [result(i, compression) for i in range(500)]
+    with Emitter(settings) as emitter:
+        assert all(emitter.emit(e) for e in events)
+        assert emitter.flush(20)
+        expected = None if compression == "none" else compression
+        assert emitter._producer.config["compression_type"] == expected
+    values = read_values(settings.bootstrap_servers, settings.topics.results, 500)
+    got = sorted((decode(v, Result) for v in values), key=lambda r: r.query_id)
+    assert got == sorted(events, key=lambda r: r.query_id)
+
+
+def test_compression_setting_validates(monkeypatch):
+    assert Settings().emit_compression == "lz4"
+    monkeypatch.setenv("PHASEGATE_EMIT_COMPRESSION", "zstd")
+    assert Settings().emit_compression == "zstd"
+    monkeypatch.setenv("PHASEGATE_EMIT_COMPRESSION", "brotli")
+    with pytest.raises(ValidationError, match="emit_compression"):
+        Settings()
+
+
+def test_missing_codec_library_is_refused_at_once(monkeypatch):
+    from kafka import codec
+
+    monkeypatch.setattr(codec, "has_zstd", lambda: False)
+    with pytest.raises(ValueError, match="zstd compression needs the zstandard package"):
+        Emitter(Settings(emit_compression="zstd"))
