@@ -30,6 +30,7 @@ from rollout.state import Rollouts, RolloutState
 from schemas.backoff import Backoff
 from schemas.codec import DecodeError, decode, encode
 from schemas.events import Alert, Feedback, Result, RolloutEvent
+from schemas.fastcodec import fast_decode
 from schemas.internal import DeadLetter, Partial
 from schemas.plan import load_plan
 from schemas.settings import Settings
@@ -125,7 +126,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
             m = event.message
             acc = stage1.accumulator(m.topic, m.partition, m.offset)
             try:
-                model = decode(m.value, models[m.topic])
+                model = fast_decode(m.value, models[m.topic])
             except DecodeError as exc:
                 await dead_letter(m, exc.reason)
                 acc.skip(m.offset)
