@@ -13,24 +13,27 @@ required here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
 import msgspec
-from pydantic import BaseModel
+from annotated_types import Ge, Le, MaxLen, MinLen
+from pydantic import AwareDatetime, BaseModel
+from pydantic.fields import FieldInfo
 
 from schemas.codec import DecodeError, collection_paused, decode, decode_many
-from schemas.events import ErrorInfo, Feedback, Result
+from schemas.events import Feedback, Result
 
 M = TypeVar("M", bound=BaseModel)
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-Text = Annotated[str, msgspec.Meta(max_length=4096)]
-Confidence = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-Weight = Annotated[int, msgspec.Meta(ge=0, le=100)]
 _timestamp = msgspec.json.Decoder(Annotated[datetime, msgspec.Meta(tz=True)]).decode
+_BOUNDS = (Ge, Le, MinLen, MaxLen)
+_PLAIN = (str, int, float, bool, UUID, type(None))
 
 
 def _utc(raw: msgspec.Raw) -> datetime:
@@ -46,81 +49,113 @@ def _utc(raw: msgspec.Raw) -> datetime:
     return _timestamp(raw).astimezone(UTC)
 
 
-class _ErrorInfo(msgspec.Struct):
-    type: Name
-    message: Text = ""
-    critical: bool = False
+def _bounded(typ: Any, metadata: list[Any]) -> Any:
+    """``typ`` with the field's bounds; any other constraint is refused here, not lost."""
+    bounds: dict[str, Any] = {}
+    for item in metadata:
+        if not isinstance(item, _BOUNDS):
+            raise TypeError(f"no msgspec mirror for the constraint {item!r}")
+        bounds.update(asdict(item))
+    return Annotated[typ, msgspec.Meta(**bounds)] if bounds else typ
 
 
-class _Result(msgspec.Struct):
-    event_id: UUID
-    ts: msgspec.Raw
-    rollout: Name
-    system: Name
-    query_id: Name
-    unit_id: Name
-    success: bool
-    confidence: Confidence
-    latency_ms: Annotated[float, msgspec.Meta(ge=0.0, le=86_400_000.0)]
-    error: _ErrorInfo | None = None
-    rules: Annotated[list[Name], msgspec.Meta(max_length=256)] = []
-    fallback: bool = False
-    weight: Weight = 0
-    schema_: Literal["phasegate.result/1"] = msgspec.field(
-        default="phasegate.result/1", name="schema"
-    )
-    # pydantic also reads a field by its Python name (populate_by_name): checked, then dropped
-    by_name: Literal["phasegate.result/1"] | msgspec.UnsetType = msgspec.field(
-        default=msgspec.UNSET, name="schema_"
-    )
+def _typed(annotation: Any, metadata: list[Any]) -> Any:
+    """The msgspec type that reads strictly what pydantic reads for one contract field (a
+    timestamp: its raw JSON, for :func:`_utc`)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if annotation is AwareDatetime:
+        return msgspec.Raw  # its AfterValidator is _utc's astimezone
+    if origin is Annotated:
+        extra = [m for a in args[1:] for m in (a.metadata if isinstance(a, FieldInfo) else [a])]
+        return _typed(args[0], metadata + extra)
+    if origin in (Union, UnionType):
+        return _bounded(Union[tuple(_typed(a, []) for a in args)], metadata)  # noqa: UP007
+    if origin is list and not _is_model(args[0]):
+        return _bounded(list[_typed(args[0], [])], metadata)  # type: ignore[misc]
+    if _is_model(annotation):
+        return _bounded(_mirror(annotation), metadata)
+    if annotation in _PLAIN or origin is Literal:
+        return _bounded(annotation, metadata)
+    raise TypeError(f"no msgspec mirror for {annotation!r}")
 
 
-class _Feedback(msgspec.Struct):
-    event_id: UUID
-    ts: msgspec.Raw
-    rollout: Name
-    query_id: Name
-    system: Name
-    verdict: Literal["correct", "incorrect", "unsure"]
-    comment: Text | None = None
-    schema_: Literal["phasegate.feedback/1"] = msgspec.field(
-        default="phasegate.feedback/1", name="schema"
-    )
-    by_name: Literal["phasegate.feedback/1"] | msgspec.UnsetType = msgspec.field(
-        default=msgspec.UNSET, name="schema_"
-    )
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
-STRUCTS: dict[type[BaseModel], type[msgspec.Struct]] = {Result: _Result, Feedback: _Feedback}
-"""The hot models and their typed mirrors."""
+@functools.cache
+def _mirror(model: type[BaseModel]) -> type[msgspec.Struct]:
+    """A Struct with ``model``'s fields, wire names, bounds and defaults (a field pydantic
+    fills by a factory is required: without it, pydantic decodes). A field with an alias is
+    also read by its Python name (``populate_by_name``), as ``<name>_by_name``."""
+    fields: list[tuple[str, Any, Any]] = []
+    for name, info in model.model_fields.items():
+        typ = _typed(info.annotation, list(info.metadata))
+        given = info.default_factory is None and not info.is_required()
+        default = info.default if given else msgspec.NODEFAULT
+        fields.append((name, typ, msgspec.field(default=default, name=info.alias or name)))
+        if info.alias:
+            unset = msgspec.field(default=msgspec.UNSET, name=name)
+            fields.append((f"{name}_by_name", typ | msgspec.UnsetType, unset))
+    return msgspec.defstruct(f"{model.__name__}Struct", fields, kw_only=True)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What turns one model's Struct into the model."""
+
+    times: tuple[str, ...]
+    by_name: tuple[str, ...]
+    nested: tuple[tuple[str, type[BaseModel]], ...]
+    fields: frozenset[str]
+
+    @classmethod
+    def of(cls, model: type[BaseModel]) -> _Plan:
+        infos = model.model_fields.items()
+        return cls(
+            times=tuple(n for n, i in infos if i.annotation is AwareDatetime),
+            by_name=tuple(f"{n}_by_name" for n, i in infos if i.alias),
+            nested=tuple((n, m) for n, i in infos for m in _models_in(i.annotation)),
+            fields=frozenset(model.model_fields),
+        )
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    return [a for a in (annotation, *get_args(annotation)) if _is_model(a)]
+
+
+HOT = (Result, Feedback)
+STRUCTS: dict[type[BaseModel], type[msgspec.Struct]] = {model: _mirror(model) for model in HOT}
+"""The hot models and their typed mirrors, derived from the models."""
 _DECODERS = {model: msgspec.json.Decoder(struct) for model, struct in STRUCTS.items()}
+_PLANS: dict[type[BaseModel], _Plan] = {}
 _asdict = msgspec.structs.asdict
 _new = object.__new__
 _set = object.__setattr__
 
 
-_FIELDS = {model: frozenset(model.model_fields) for model in (*STRUCTS, ErrorInfo)}
-
-
-def _built(model: type[M], fields: dict[str, Any]) -> M:
+def _built(model: type[M], fields: dict[str, Any], plan: _Plan) -> M:
     """``model`` holding ``fields`` (every field, already valid): what ``model_construct``
     does, without its pass over the fields (8 us a result). Every field counts as set."""
     instance = _new(model)
     _set(instance, "__dict__", fields)
-    _set(instance, "__pydantic_fields_set__", set(_FIELDS[model]))  # its own: model_copy adds
+    _set(instance, "__pydantic_fields_set__", set(plan.fields))  # its own: model_copy adds
     _set(instance, "__pydantic_extra__", None)
     _set(instance, "__pydantic_private__", None)
     return instance
 
 
 def _model(model: type[M], struct: Any) -> M:
+    plan = _PLANS.get(model) or _PLANS.setdefault(model, _Plan.of(model))
     fields = _asdict(struct)
-    del fields["by_name"]
-    fields["ts"] = _utc(struct.ts)
-    error = fields.get("error")
-    if error is not None:
-        fields["error"] = _built(ErrorInfo, _asdict(error))
-    return _built(model, fields)
+    for name in plan.by_name:
+        del fields[name]
+    for name in plan.times:
+        fields[name] = _utc(fields[name])
+    for name, nested in plan.nested:
+        if fields[name] is not None:
+            fields[name] = _model(nested, fields[name])
+    return _built(model, fields, plan)
 
 
 def fast_decode(data: bytes | str | None, expect: type[M]) -> M:
