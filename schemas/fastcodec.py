@@ -107,7 +107,7 @@ class _Plan:
     times: tuple[str, ...]
     by_name: tuple[str, ...]
     nested: tuple[tuple[str, type[BaseModel]], ...]
-    fields: frozenset[str]
+    fields: set[str]  # shared: frozen models never add to it, and copies copy it first
 
     @classmethod
     def of(cls, model: type[BaseModel]) -> _Plan:
@@ -116,7 +116,7 @@ class _Plan:
             times=tuple(n for n, i in infos if i.annotation is AwareDatetime),
             by_name=tuple(f"{n}_by_name" for n, i in infos if i.alias),
             nested=tuple((n, m) for n, i in infos for m in _models_in(i.annotation)),
-            fields=frozenset(model.model_fields),
+            fields=set(model.model_fields),
         )
 
 
@@ -139,7 +139,7 @@ def _built(model: type[M], fields: dict[str, Any], plan: _Plan) -> M:
     does, without its pass over the fields (8 us a result). Every field counts as set."""
     instance = _new(model)
     _set(instance, "__dict__", fields)
-    _set(instance, "__pydantic_fields_set__", set(plan.fields))  # its own: model_copy adds
+    _set(instance, "__pydantic_fields_set__", plan.fields)
     _set(instance, "__pydantic_extra__", None)
     _set(instance, "__pydantic_private__", None)
     return instance
