@@ -6,7 +6,7 @@ pydantic one call per message (``schemas.codec.decode``), pydantic per batch
 per message and per batch), and msgspec's typed Struct alone (no model: the floor). The
 last rows add stage 1's aggregation (``WindowStats.update``) to the model and to the
 Struct: what the worker pays end to end for each form. Thread CPU time, median of
-``rounds``, in batches of ``batch`` messages as fetched.
+``rounds``, in batches of ``batch`` messages as fetched; ratios to the first row.
 
     python -m bench.bench_decode [--messages 20000] [--rounds 7]
 """
@@ -61,6 +61,7 @@ def decoders(model: type) -> dict[str, Callable[[list[bytes]], Any]]:
         "msgspec Struct alone (no model, ts unparsed)": lambda vs: [struct(v) for v in vs],
     }
     if model is Result:
+        steps["+ aggregate: pydantic decode_many"] = lambda vs: aggregated(decode_many(vs, model))
         steps["+ aggregate: model (fast_decode_many)"] = lambda vs: aggregated(
             fast_decode_many(vs, model)
         )
