@@ -5,11 +5,10 @@ contract's constraints (strict types, no NaN or infinity, string and list bounds
 ranges, the ``schema`` tag, unknown fields ignored) and is at least as strict as
 pydantic: whatever it refuses, or cannot tell apart from what pydantic would read
 differently, goes to :func:`schemas.codec.decode`, which gives the model or the
-dead-letter reason. So
-reasons are the pydantic ones by construction; rejections are rare, the fast path is
-the rule. Timestamps are RFC 3339 with a zone and at most six fractional digits,
-normalised to UTC. Fields pydantic fills by a factory (``event_id``, ``ts``) are
-required here.
+dead-letter reason. So reasons are the pydantic ones by construction; rejections are
+rare, the fast path is the rule. Timestamps are RFC 3339 with a zone and at most six
+fractional digits, normalised to UTC. Fields pydantic fills by a factory (``event_id``,
+``ts``) are required here.
 """
 
 from __future__ import annotations
