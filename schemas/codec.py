@@ -66,7 +66,7 @@ def _list_of(expect: type[BaseModel] | None) -> TypeAdapter[list[Any]]:
 
 
 @contextmanager
-def _collection_paused() -> Iterator[None]:
+def collection_paused() -> Iterator[None]:
     """No garbage collection meanwhile (the collector's settings are left alone).
 
     Thousands of new models trigger young collections that find them alive, and every
@@ -96,7 +96,7 @@ def decode_many(
     So a message's outcome never depends on its neighbours. The garbage collector is
     paused meanwhile.
     """
-    with _collection_paused():
+    with collection_paused():
         return _decode_many(values, expect)
 
 

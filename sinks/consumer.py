@@ -28,8 +28,8 @@ from pydantic import BaseModel
 
 from schemas import DeadLetter, DecodeError, encode
 from schemas.backoff import Backoff
-from schemas.codec import decode_many
 from schemas.events import Alert, Feedback, Result, RolloutEvent
+from schemas.fastcodec import fast_decode_many
 from schemas.settings import Settings
 from sinks import ddl, ledger, rows, schema_lock
 from sinks.batch import Batch, Throttle, entry_columns, refuse_times
@@ -251,7 +251,7 @@ class Sink:
     def _take(self, partition: object, messages: list, now: float) -> None:
         """Decode one partition's messages as a batch; the unreadable become dead letters."""
         values = [m.value for m in messages]
-        decoded = decode_many(values, expect=self.models[messages[0].topic])
+        decoded = fast_decode_many(values, expect=self.models[messages[0].topic])
         decoded = refuse_times(decoded, now, self.settings.max_future_seconds)
         if not any(type(d) is DecodeError for d in decoded):
             self.batch.add_many(partition, [m.offset for m in messages], decoded)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from schemas.backoff import Backoff
 from schemas.codec import DecodeError, decode
 from schemas.events import Alert, Feedback, Result, RolloutEvent
+from schemas.fastcodec import fast_decode
 from schemas.internal import DeadLetter, Partial
 from streams.clock import Clock
 from streams.retry import until_sent
@@ -108,7 +109,7 @@ class Aggregation:
         """Aggregate one event (not acknowledged until its partials are on the broker)."""
         acc = self.stage1.accumulator(message.topic, message.partition, message.offset)
         try:
-            model = decode(message.value, self.models[message.topic])
+            model = fast_decode(message.value, self.models[message.topic])
         except DecodeError as exc:
             await self._dead_letter(message, exc.reason)
             acc.skip(message.offset)
