@@ -29,6 +29,7 @@ from tests.docs.markdown import ROOT, marked_block
 
 pytestmark = pytest.mark.timeout(180)
 REPLACED_BY_FIXTURES = [["phasegate", "stack", "up"]]
+DEFAULT_DATABASE = Settings.model_fields["database"].default
 
 
 def walkthrough() -> list[tuple[list[str], bool]]:
@@ -55,10 +56,13 @@ def worker_status(settings: Settings) -> dict[str, Any]:
 
 
 def test_the_walkthrough_runs_as_written(settings: Settings, tmp_path: Path) -> None:
+    # the README's SQL names the default database: this test alone uses it on the server
+    settings = settings.model_copy(update={"database": DEFAULT_DATABASE})
     commands = walkthrough()
     events = simulated_events(commands)
     env = {**os.environ, **settings.to_env()}
     store = open_store(settings)
+    store.execute(f"DROP DATABASE IF EXISTS {DEFAULT_DATABASE}")
     background: list[PhasegateProcess] = []
 
     def worker_assigned() -> bool:
@@ -94,7 +98,7 @@ def test_the_walkthrough_runs_as_written(settings: Settings, tmp_path: Path) -> 
                 timeout=60,
             )
             assert done.returncode == 0, f"{shlex.join(words)}\n{done.stdout}\n{done.stderr}"
-            if words[1] in {"watch", "report"}:
+            if words[1] in {"watch", "report", "sql"}:
                 assert "pipeline" in done.stdout and "production" in done.stdout, done.stdout
         for proc in background:
             assert proc.proc is not None and proc.proc.poll() is None, proc.tail()
