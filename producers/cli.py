@@ -5,9 +5,10 @@ from __future__ import annotations
 import socket
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from producers import live
 from producers.simulator import SCENARIOS
@@ -65,25 +66,24 @@ def simulate(
     console.print(render(summary))
 
 
-def render(summary: live.Summary) -> Table:
-    table = Table(
-        title=f"{summary.scenario}: {summary.generations} generations, "
-        f"{summary.rate:,.0f}/s, weight {summary.weight}"
+def render(summary: live.Summary) -> Group:
+    """The run in a line, per system in a table, the Emitter's counters in a line."""
+    headline = (
+        f"{summary.scenario}: {summary.generations:,} generations at {summary.rate:,.0f}/s, "
+        f"weight {summary.weight}%, {summary.feedback:,} feedback"
     )
+    table = Table()
     table.add_column("system")
     table.add_column("results", justify="right")
     table.add_column("success", justify="right")
     for system, n in sorted(summary.per_system.items()):
         table.add_row(system, f"{n:,}", f"{summary.successes[system] / n:.1%}")
-    stats = summary.emitter
-    if stats is not None:
-        table.caption = (
-            f"{summary.generations:,} generations at {summary.rate:,.0f}/s, "
-            f"weight {summary.weight}, feedback {summary.feedback:,}\n"
-            f"emitter: sent {stats.sent:,}, dropped {stats.dropped:,}, "
-            f"buffered {stats.buffered:,}"
+    lines: list[RenderableType] = [Text(headline), table]
+    if (e := summary.emitter) is not None:
+        lines.append(
+            Text(f"emitter: sent {e.sent:,}, dropped {e.dropped:,}, buffered {e.buffered:,}")
         )
-    return table
+    return Group(*lines)
 
 
 def broker_reachable(bootstrap_servers: str, timeout: float = 1.0) -> bool:

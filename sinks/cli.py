@@ -20,7 +20,8 @@ from schemas.kafka_security import refusal
 from schemas.plan import Plan, PlanError, load_plan
 from schemas.settings import Settings
 from sinks import render
-from sinks.consumer import BrokerUnavailable, Sink
+from sinks.consumer import BrokerUnavailable, Sink, SinkCounters
+from sinks.ddl import EVENT_TABLES
 from sinks.evaluate import as_text, latest_rollout
 from sinks.evaluate import evaluate as run_evaluation
 from sinks.migrations import migrate
@@ -71,11 +72,24 @@ def sink() -> None:
             runner.run(stop)
         except BrokerUnavailable as exc:
             _broker_error(settings, exc)
-        c = runner.counters
-        console.print(
-            f"sink: stopped; {c.messages} messages, rows {c.rows}, {c.dead_letters} to the DLQ, "
-            f"{c.duplicates} already stored (skipped)"
-        )
+        console.print(f"sink: stopped; {summary(runner.counters)}")
+
+
+NOUNS = {"results": "result", "alerts": "alert", "rollout_events": "rollout event"}
+
+
+def summary(c: SinkCounters, dead_letters: str = "to the dead-letter topic") -> str:
+    """What a sink or a replay read and stored, as one sentence."""
+
+    def rows(table: str, n: int) -> str:
+        noun = NOUNS.get(table, table)
+        return f"{n:,} {noun if n == 1 or noun == table else noun + 's'}"
+
+    stored = [rows(t.name, c.rows[t.name]) for t in EVENT_TABLES if c.rows.get(t.name)]
+    return (
+        f"{c.messages:,} messages: stored {', '.join(stored) or 'nothing'}; "
+        f"{c.dead_letters:,} {dead_letters}, {c.duplicates:,} already stored (skipped)"
+    )
 
 
 def _broker_error(settings: Settings, exc: BrokerUnavailable) -> NoReturn:
@@ -221,11 +235,7 @@ def replay(
             counters = rebuild(settings, store, since=start)
         except BrokerUnavailable as exc:
             _broker_error(settings, exc)
-    console.print(
-        f"replay: {counters.messages} messages, rows {counters.rows}, "
-        f"{counters.dead_letters} unreadable (already in the DLQ), "
-        f"{counters.duplicates} duplicates skipped"
-    )
+    console.print(f"replay: {summary(counters, 'unreadable (in the dead-letter topic already)')}")
 
 
 __all__ = ["StoreUnavailable", "evaluate", "replay", "report", "sink"]
