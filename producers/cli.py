@@ -6,10 +6,10 @@ import socket
 
 import typer
 from rich.console import Console, Group, RenderableType
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
+from phasegate.progress import progress_bar
 from producers import live
 from producers.simulator import SCENARIOS
 from schemas.settings import Settings
@@ -42,16 +42,14 @@ def simulate(
         )
         raise typer.Exit(1)
     long_run = (events or 0) >= 20_000 or (duration or 0) >= 5
-    with Progress(
-        TextColumn(f"simulate {scenario}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not (progress and long_run),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("run", total=1.0)
+    with progress_bar(console, f"simulate {scenario}", "generations", progress and long_run) as bar:
+        task = bar.add_task("simulate", total=None)
+
+        def advance(done: float, generations: int) -> None:
+            """The total is given (events) or extrapolated (duration): ETA either way."""
+            total = events or (generations / done if done else None)
+            bar.update(task, completed=generations, total=total)
+
         summary = live.run(
             settings,
             scenario,
@@ -61,7 +59,7 @@ def simulate(
             seed=seed,
             rollout=rollout,
             set_weight=set_weight,
-            on_progress=lambda p: bar.update(task, completed=p),
+            on_progress=advance,
         )
     console.print(render(summary))
 

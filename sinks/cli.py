@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from phasegate.progress import progress_bar
 from schemas.kafka_security import refusal
 from schemas.plan import Plan, PlanError, load_plan
 from schemas.settings import Settings
@@ -72,7 +73,7 @@ def sink() -> None:
             runner.run(stop)
         except BrokerUnavailable as exc:
             _broker_error(settings, exc)
-        console.print(f"sink: stopped; {summary(runner.counters)}")
+        console.print(f"sink: stopped; {summary(runner.counters)}", soft_wrap=True)
 
 
 NOUNS = {"results": "result", "alerts": "alert", "rollout_events": "rollout event"}
@@ -230,12 +231,22 @@ def replay(
             f"{settings.topic_prefix}* on {settings.bootstrap_servers}?",
             abort=True,
         )
-    with _open(settings) as store:
+    with _open(settings) as store, progress_bar(console, "replay", "messages") as bar:
+        task = bar.add_task("replay", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
         try:
-            counters = rebuild(settings, store, since=start)
+            counters = rebuild(
+                settings, store, since=start, on_progress=None if bar.disable else advance
+            )
         except BrokerUnavailable as exc:
             _broker_error(settings, exc)
-    console.print(f"replay: {summary(counters, 'unreadable (in the dead-letter topic already)')}")
+    console.print(
+        f"replay: {summary(counters, 'unreadable (in the dead-letter topic already)')}",
+        soft_wrap=True,
+    )
 
 
 __all__ = ["StoreUnavailable", "evaluate", "replay", "report", "sink"]
