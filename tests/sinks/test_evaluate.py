@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from schemas import Result
+from schemas import Feedback, Result
 from schemas.plan import Roles
 from sinks import rows
 from sinks.evaluate import evaluate
@@ -29,8 +29,13 @@ def loaded(store: Store, database: str) -> list[Result]:
         )
         for i in range(1000, 3000)
     ]
+    verdicts = [
+        Feedback(rollout="kai", query_id="q2999", system="production", verdict="correct"),
+        Feedback(rollout="kai", query_id="q0", system="pipeline", verdict="incorrect"),
+    ]
     migrate(store, database)
     store.insert(f"{database}.results", rows.result_columns(earlier + later))
+    store.insert(f"{database}.feedback", rows.feedback_columns(verdicts))
     store.insert(f"{database}.results", rows.result_columns(later[-100:]))
     return earlier + later
 
@@ -45,3 +50,8 @@ def test_the_newest_n_results_exactly(store: Store, database: str, loaded, last:
         errors = sum(e.count for e in ev.errors)
         assert errors == sum(r.error is not None for r in loaded) > 0
     assert ev.since == (SECOND if last <= 2000 else T0)
+    feedback = {system: side.feedback for system, side in ev.sides.items() if side.feedback}
+    on_the_oldest = {"pipeline": {"incorrect": 1}} if last >= 3000 else {}
+    if last >= 2000:  # the feedback on the chosen results only
+        assert feedback == {"production": {"correct": 1}} | on_the_oldest
+    assert "pipeline" not in feedback or last >= 3000
