@@ -65,6 +65,7 @@ def chdb_settings(kafka_settings: Settings) -> Settings:
     return kafka_settings
 
 
+@pytest.mark.service
 @pytest.mark.parametrize("backend", ["server", "chdb"])
 def test_wipe_replay_gives_the_same_report(backend: str, request, tmp_path, monkeypatch) -> None:
     settings: Settings = request.getfixturevalue(
