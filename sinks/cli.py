@@ -194,10 +194,14 @@ def report(
 
 
 def evaluate(
-    last: int = typer.Option(500, "--last", "-n", min=1, help="the newest N results"),
+    last: int = typer.Option(
+        500, "--last", "-n", min=1, metavar="N", help="the newest N results (each once)"
+    ),
     rollout: str | None = typer.Option(None, "--rollout", "-r", help="default: the newest"),
     output: Path | None = typer.Option(None, "--report", help="write the report to this file"),
-    final: bool = typer.Option(False, "--final", help=FINAL_HELP),
+    final: bool = typer.Option(
+        False, "--final", help="read the tables with FINAL: also collapses duplicate feedback"
+    ),
 ) -> None:
     """Compare the systems over the last N results: winner and recommendations."""
     settings = Settings()
