@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := clickhouse-server clickhouse-client
 BROWSER_PACKAGES := chromium chromium-driver fonts-liberation  # the dashboard's browser test
 
-.PHONY: venv system-deps test demo docs clean
+.PHONY: venv system-deps check test demo docs clean
 
 ## venv: .venv with phasegate editable and its local+dev extras (again only when pyproject.toml changes)
 venv: $(STAMP)
@@ -31,6 +31,11 @@ system-deps:
 	else \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi
+
+## check: lint and the tests that need no service (no broker, ClickHouse server, Node or Docker) and are not slow simulations
+check: venv
+	$(BIN)/ruff check .
+	$(BIN)/pytest -m "not service and not slow" -q --durations=5
 
 ## test: lint and the whole suite (services start from the test fixtures)
 test: system-deps venv

@@ -8,6 +8,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperArgument, TyperOption
 
 from dashboard import cli as dashboard_cli
 from phasegate import allocator, memtrace, rollout_cli
@@ -16,6 +17,16 @@ from producers import cli as producers_cli
 from schemas import export as schema_export
 from sinks import cli as sinks_cli
 from sinks import sql as sinks_sql
+
+
+def _declared_metavar(param: TyperArgument | TyperOption, ctx: object) -> str:
+    """What help shows after a parameter's names: its declared ``metavar``, if any."""
+    return param.metavar or ""
+
+
+# typer (0.29) writes each parameter's Python type into help (``--help <bool>``, ``--last
+# <int range>``), flags included, and has no setting against it: names and help only.
+TyperArgument.display_type_rich = TyperOption.display_type_rich = _declared_metavar  # type: ignore[method-assign]
 
 app = typer.Typer(no_args_is_help=True, help="Watch and steer a gradual traffic migration.")
 schema_app = typer.Typer(no_args_is_help=True, help="The event contract (v1).")

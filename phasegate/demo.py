@@ -188,7 +188,7 @@ def run(base: Settings, events: int = 12_000, rate: float = 600.0) -> int:
                 rate=rate,
                 rollout=ROLLOUT,
                 set_weight=50,
-                on_progress=lambda p: bar.update(task, completed=p),
+                on_progress=lambda p, _: bar.update(task, completed=p),
             )
         sent = sum(summary.per_system.values())
         console.print(f"sent {sent:,} results and {summary.feedback:,} feedback events")

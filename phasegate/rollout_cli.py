@@ -111,6 +111,21 @@ def _steer(rollout: str, plan_file: Path | None, request: Request) -> None:
     append(settings, event)
 
 
+def standing(plan: Plan, state: RolloutState) -> str:
+    """Where the rollout stands, as the traffic sees it: its phase and the weight."""
+    phase = plan.phase(state.phase)
+    if state.phase == 0:
+        if state.weight == 0:
+            return f"not running, weight 0% (all traffic on {plan.roles.baseline})"
+        return f"not running, weight {state.weight}% set directly, outside any phase"
+    where = f"phase {state.phase} ({phase.name})" if phase else f"phase {state.phase}"
+    if phase is None:
+        return f"{where}, not in the plan {plan.name!r}, weight {state.weight}%"
+    if state.weight != phase.weight:
+        return f"{where}, weight {state.weight}% set directly (the phase's is {phase.weight}%)"
+    return f"{where}, weight {state.weight}%"
+
+
 @rollout_app.command("status")
 def status(
     rollout: str = ROLLOUT,
@@ -132,9 +147,7 @@ def status(
         data = {"rollout": rollout, "phase": state.phase, "weight": state.weight}
         console.print_json(data=data | {"gates": gates, "history": history})
         return
-    phase = plan.phase(state.phase)
-    name = f" ({phase.name})" if phase else " (not running)"
-    console.print(f"[bold]{rollout}[/]: phase {state.phase}{name}, weight {state.weight}%")
+    console.print(f"[bold]{rollout}[/]: {escape(standing(plan, state))}")
     if gates_error:
         console.print(f"gates: [yellow]{escape(gates_error)}[/]")
     elif gates is None:

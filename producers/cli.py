@@ -5,10 +5,11 @@ from __future__ import annotations
 import socket
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
+from phasegate.progress import progress_bar
 from producers import live
 from producers.simulator import SCENARIOS
 from schemas.settings import Settings
@@ -41,16 +42,14 @@ def simulate(
         )
         raise typer.Exit(1)
     long_run = (events or 0) >= 20_000 or (duration or 0) >= 5
-    with Progress(
-        TextColumn(f"simulate {scenario}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not (progress and long_run),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("run", total=1.0)
+    with progress_bar(console, f"simulate {scenario}", "generations", progress and long_run) as bar:
+        task = bar.add_task("simulate", total=None)
+
+        def advance(done: float, generations: int) -> None:
+            """The total is given (events) or extrapolated (duration): ETA either way."""
+            total = events or (generations / done if done else None)
+            bar.update(task, completed=generations, total=total)
+
         summary = live.run(
             settings,
             scenario,
@@ -60,30 +59,29 @@ def simulate(
             seed=seed,
             rollout=rollout,
             set_weight=set_weight,
-            on_progress=lambda p: bar.update(task, completed=p),
+            on_progress=advance,
         )
     console.print(render(summary))
 
 
-def render(summary: live.Summary) -> Table:
-    table = Table(
-        title=f"{summary.scenario}: {summary.generations} generations, "
-        f"{summary.rate:,.0f}/s, weight {summary.weight}"
+def render(summary: live.Summary) -> Group:
+    """The run in a line, per system in a table, the Emitter's counters in a line."""
+    headline = (
+        f"{summary.scenario}: {summary.generations:,} generations at {summary.rate:,.0f}/s, "
+        f"weight {summary.weight}%, {summary.feedback:,} feedback"
     )
+    table = Table()
     table.add_column("system")
     table.add_column("results", justify="right")
     table.add_column("success", justify="right")
     for system, n in sorted(summary.per_system.items()):
         table.add_row(system, f"{n:,}", f"{summary.successes[system] / n:.1%}")
-    stats = summary.emitter
-    if stats is not None:
-        table.caption = (
-            f"{summary.generations:,} generations at {summary.rate:,.0f}/s, "
-            f"weight {summary.weight}, feedback {summary.feedback:,}\n"
-            f"emitter: sent {stats.sent:,}, dropped {stats.dropped:,}, "
-            f"buffered {stats.buffered:,}"
+    lines: list[RenderableType] = [Text(headline), table]
+    if (e := summary.emitter) is not None:
+        lines.append(
+            Text(f"emitter: sent {e.sent:,}, dropped {e.dropped:,}, buffered {e.buffered:,}")
         )
-    return table
+    return Group(*lines)
 
 
 def broker_reachable(bootstrap_servers: str, timeout: float = 1.0) -> bool:

@@ -46,14 +46,15 @@ def run(
     set_weight: int | None = None,
     candidate: str = "production",
     baseline: str = "pipeline",
-    on_progress: Callable[[float], None] | None = None,
+    on_progress: Callable[[float, int], None] | None = None,
     on_emit: Callable[[Result | Feedback, bool], None] | None = None,
 ) -> Summary:
     """Simulate ``events`` generations (or for ``duration_s``) at ``rate`` per second.
 
     ``rate`` None runs as fast as possible. ``set_weight`` first writes a ``weight_set``
     event to the rollout log and waits for the Router to follow it. The onset of the
-    scenario's change is a fraction of the run (events or duration). ``on_emit`` sees
+    scenario's change is a fraction of the run (events or duration). ``on_progress`` gets
+    the fraction done and the generations sent, every 200. ``on_emit`` sees
     every result and feedback with whether the Emitter accepted it (a test's ledger).
     """
     if events is None and duration_s is None:
@@ -102,7 +103,7 @@ def run(
                     summary.feedback += 1
             i += 1
             if on_progress is not None and i % 200 == 0:
-                on_progress(progress)
+                on_progress(progress, i)
         summary.generations = i
         summary.weight = router.weight
         emitter.flush(30)

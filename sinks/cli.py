@@ -16,11 +16,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from phasegate.progress import progress_bar
 from schemas.kafka_security import refusal
 from schemas.plan import Plan, PlanError, load_plan
 from schemas.settings import Settings
 from sinks import render
-from sinks.consumer import BrokerUnavailable, Sink
+from sinks.consumer import BrokerUnavailable, Sink, SinkCounters
+from sinks.ddl import EVENT_TABLES
 from sinks.evaluate import as_text, latest_rollout
 from sinks.evaluate import evaluate as run_evaluation
 from sinks.migrations import migrate
@@ -85,11 +87,24 @@ def sink() -> None:
             runner.run(stop)
         except BrokerUnavailable as exc:
             _broker_error(settings, exc)
-        c = runner.counters
-        console.print(
-            f"sink: stopped; {c.messages} messages, rows {c.rows}, {c.dead_letters} to the DLQ, "
-            f"{c.duplicates} already stored (skipped)"
-        )
+        console.print(f"sink: stopped; {summary(runner.counters)}", soft_wrap=True)
+
+
+NOUNS = {"results": "result", "alerts": "alert", "rollout_events": "rollout event"}
+
+
+def summary(c: SinkCounters, dead_letters: str = "to the dead-letter topic") -> str:
+    """What a sink or a replay read and stored, as one sentence."""
+
+    def rows(table: str, n: int) -> str:
+        noun = NOUNS.get(table, table)
+        return f"{n:,} {noun if n == 1 or noun == table else noun + 's'}"
+
+    stored = [rows(t.name, c.rows[t.name]) for t in EVENT_TABLES if c.rows.get(t.name)]
+    return (
+        f"{c.messages:,} messages: stored {', '.join(stored) or 'nothing'}; "
+        f"{c.dead_letters:,} {dead_letters}, {c.duplicates:,} already stored (skipped)"
+    )
 
 
 def _broker_error(settings: Settings, exc: BrokerUnavailable) -> NoReturn:
@@ -193,10 +208,14 @@ def report(
 
 
 def evaluate(
-    last: int = typer.Option(500, "--last", "-n", min=1, help="the newest N results"),
+    last: int = typer.Option(
+        500, "--last", "-n", min=1, metavar="N", help="the newest N results (each once)"
+    ),
     rollout: str | None = typer.Option(None, "--rollout", "-r", help="default: the newest"),
     output: Path | None = typer.Option(None, "--report", help="write the report to this file"),
-    final: bool = typer.Option(False, "--final", help=FINAL_HELP),
+    final: bool = typer.Option(
+        False, "--final", help="read the tables with FINAL: also collapses duplicate feedback"
+    ),
 ) -> None:
     """Compare the systems over the last N results: winner and recommendations."""
     settings = Settings()
@@ -230,15 +249,21 @@ def replay(
             f"{settings.topic_prefix}* on {settings.bootstrap_servers}?",
             abort=True,
         )
-    with open_history(settings) as store:
+    with open_history(settings) as store, progress_bar(console, "replay", "messages") as bar:
+        task = bar.add_task("replay", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
         try:
-            counters = rebuild(settings, store, since=start)
+            counters = rebuild(
+                settings, store, since=start, on_progress=None if bar.disable else advance
+            )
         except BrokerUnavailable as exc:
             _broker_error(settings, exc)
     console.print(
-        f"replay: {counters.messages} messages, rows {counters.rows}, "
-        f"{counters.dead_letters} unreadable (already in the DLQ), "
-        f"{counters.duplicates} duplicates skipped"
+        f"replay: {summary(counters, 'unreadable (in the dead-letter topic already)')}",
+        soft_wrap=True,
     )
 
 

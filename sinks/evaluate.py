@@ -10,7 +10,7 @@ from schemas.metrics import metric
 from schemas.plan import Roles
 from schemas.stats import Comparison
 from sinks import ddl, history
-from sinks.history import ErrorType, RuleStats, Side, Span
+from sinks.history import ErrorType, Newest, RuleStats, Side
 from sinks.render import shown
 from sinks.store import Store
 
@@ -22,7 +22,7 @@ ALPHA = 0.05
 class Evaluation:
     rollout: str
     last: int
-    span: Span
+    since: datetime | None  # the oldest result's time
     roles: Roles
     sides: dict[str, Side]
     tests: dict[str, Comparison | None]  # metric -> candidate minus baseline
@@ -49,35 +49,33 @@ def latest_rollout(store: Store, database: str) -> str | None:
     return store.query(sql).scalar()
 
 
-def last_span(store: Store, database: str, rollout: str, last: int, final: bool = False) -> Span:
-    """From the time of the ``last``-th newest result on (ties at that instant included);
-    each event once (``LIMIT 1 BY event_id``, or ``FINAL``)."""
-    table = f"{ddl.identifier(database)}.results{' FINAL' if final else ''}"
-    sql = (
-        f"SELECT toUInt32(toDateTime(min(ts))) FROM (SELECT ts FROM {table} "
-        "WHERE rollout = %(rollout)s ORDER BY ts DESC LIMIT 1 BY event_id LIMIT %(last)s)"
-    )
-    first = store.query(sql, {"rollout": rollout, "last": int(last)}).scalar()
-    return Span(datetime.fromtimestamp(first, UTC) if first else None, None)
+def oldest(
+    store: Store, database: str, rollout: str, last: int, final: bool = False
+) -> datetime | None:
+    """The second of the oldest of the newest ``last`` results (None: there are none)."""
+    rows = Newest(last).results(database, final)
+    sql = f"SELECT toUInt32(toDateTime(min(ts))), count() FROM ({rows})"
+    first, n = store.query(sql, {"rollout": rollout, "last": int(last)}).rows[0]
+    return datetime.fromtimestamp(first, UTC) if n else None
 
 
 def evaluate(
     store: Store, database: str, rollout: str, last: int, roles: Roles, final: bool = False
 ) -> Evaluation:
-    span = last_span(store, database, rollout, last, final)
+    newest = Newest(last)
     stored = history.History(store, database, rollout, final)
-    sides = stored.sides(span)
+    sides = stored.sides(newest)
     cand, base = sides.get(roles.candidate) or Side(None), sides.get(roles.baseline) or Side(None)
     metrics = ("success_rate", "mean_confidence", "mean_latency_ms")
     return Evaluation(
         rollout=rollout,
         last=last,
-        span=span,
+        since=oldest(store, database, rollout, last, final),
         roles=roles,
         sides=sides,
         tests={m: metric(m).compare(cand, base) for m in metrics},
-        errors=stored.error_types(span),
-        rules=stored.rule_stats(span),
+        errors=stored.error_types(newest),
+        rules=stored.rule_stats(newest),
     )
 
 
@@ -114,7 +112,7 @@ def recommendations(ev: Evaluation) -> list[str]:
 
 def as_text(ev: Evaluation) -> str:
     """The plain-text report (``--report FILE``)."""
-    since = ev.span.start.strftime("%Y-%m-%d %H:%M:%S UTC") if ev.span.start else "-"
+    since = ev.since.strftime("%Y-%m-%d %H:%M:%S UTC") if ev.since else "-"
     lines = [
         f"Evaluation of rollout {ev.rollout}: the last {ev.last} results (since {since})",
         "",

@@ -13,7 +13,7 @@ from rollout.state import fold, phase_periods
 from schemas.events import RolloutEvent
 from schemas.metrics import QUANTILES, feedback_total
 from sinks import ddl
-from sinks.report import SystemReport, system_report
+from sinks.report import REPORT_SQL, SystemReport
 from sinks.rollups import ERRORS, FEEDBACK, LATENCY_MERGE, RESULTS, RULES, Family, latency_merge
 from sinks.store import Rows, Store
 
@@ -29,6 +29,45 @@ class Span:
         start = max(filter(None, (self.start, since)), default=None)
         end = min(filter(None, (self.end, until)), default=None)
         return Span(start, end)
+
+    def source(
+        self, family: Family, database: str, rollout: str, final: bool, group: int = 0
+    ) -> tuple[str, dict[str, object]]:
+        """``family``'s rows of ``rollout`` in the span (:meth:`Family.source`)."""
+        return family.source(database, rollout, self.start, self.end, final, group)
+
+
+@dataclass(frozen=True)
+class Newest:
+    """The rollout's newest ``last`` results by ``(ts, event_id)``, each event once, and
+    the feedback on them (by query id)."""
+
+    last: int
+
+    def results(self, database: str, final: bool) -> str:
+        """The result rows, newest first (parameters ``rollout`` and ``last``)."""
+        return (
+            f"SELECT * FROM {ddl.identifier(database)}.results{' FINAL' if final else ''} "
+            "WHERE rollout = %(rollout)s "
+            "ORDER BY ts DESC, event_id DESC LIMIT 1 BY event_id LIMIT %(last)s"
+        )
+
+    def source(
+        self, family: Family, database: str, rollout: str, final: bool, group: int = 0
+    ) -> tuple[str, dict[str, object]]:
+        """``family``'s rows of those results, in minute buckets (any ``group``)."""
+        rows = self.results(database, final)
+        if family.table != "results":
+            table = f"{ddl.identifier(database)}.{family.table}{' FINAL' if final else ''}"
+            rows = (
+                f"SELECT * FROM {table} WHERE rollout = %(rollout)s "
+                f"AND query_id IN (SELECT query_id FROM ({rows}))"
+            )
+        return f"({family.select(f'({rows})', 60)})", {"rollout": rollout, "last": self.last}
+
+
+Selection = Span | Newest
+"""Which of a rollout's stored events a question is asked over."""
 
 
 def _total(name: str) -> property:
@@ -130,21 +169,17 @@ class History:
     final: bool = False
 
     def _query(
-        self, family: Family, sql: str, span: Span, group: int = 0, **params: object
+        self, family: Family, sql: str, span: Selection, group: int = 0, **params: object
     ) -> Rows:
-        db, start, end = self.database, span.start, span.end
-        source, bound = family.source(db, self.rollout, start, end, self.final, group)
+        source, bound = span.source(family, self.database, self.rollout, self.final, group)
         return self.store.query(sql.format(source=source), bound | params)
 
     def log(self) -> list[RolloutEvent]:
         return rollout_log(self.store, self.database, self.rollout)
 
-    def sides(self, span: Span) -> dict[str, Side]:
+    def sides(self, span: Selection) -> dict[str, Side]:
         """Every system's results and feedback over ``span``."""
-        reports = system_report(
-            self.store, self.database, self.rollout, span.start, span.end, self.final
-        )
-        by_system = {r.system: r for r in reports}
+        by_system = {r[0]: SystemReport(*r) for r in self._query(RESULTS, REPORT_SQL, span)}
         sql = "SELECT system, verdict, sum(events) FROM {source} GROUP BY system, verdict"
         feedback: dict[str, dict[str, int]] = {}
         for system, verdict, n in self._query(FEEDBACK, sql, span):
@@ -160,7 +195,7 @@ class History:
             for system in sorted(set(by_system) | set(feedback))
         }
 
-    def latency_levels(self, span: Span, system: str, events: int) -> dict[float, float]:
+    def latency_levels(self, span: Selection, system: str, events: int) -> dict[float, float]:
         """Every level a quantile metric's estimate over ``events`` results reads, from the
         merged t-digests (they keep the whole distribution: any level can be read)."""
         levels = sorted({x for q in QUANTILES.values() for x in q.levels(events)})
@@ -168,14 +203,14 @@ class History:
         (values,) = self._query(RESULTS, sql, span, system=system).rows[0]
         return dict(zip(levels, values, strict=True))
 
-    def error_types(self, span: Span) -> list[ErrorType]:
+    def error_types(self, span: Selection) -> list[ErrorType]:
         sql = (
             "SELECT system, error_type, sum(errors) AS n, sum(critical_errors) FROM {source} "
             "GROUP BY system, error_type ORDER BY n DESC, system, error_type"
         )
         return [ErrorType(*row) for row in self._query(ERRORS, sql, span)]
 
-    def rule_stats(self, span: Span) -> list[RuleStats]:
+    def rule_stats(self, span: Selection) -> list[RuleStats]:
         """Per system and rule: uses, successes, mean confidence; most used first."""
         sql = (
             "SELECT system, rule, sum(uses) AS n, sum(successes), sum(confidence_sum) / n "

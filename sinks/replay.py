@@ -71,11 +71,19 @@ class ReplaySink(Sink):
     def _send_dead_letters(self, batch: Batch) -> None:
         batch.dead.clear()  # they are in the DLQ from the first pass
 
-    def caught_up(self) -> bool:
-        """At or past the end offsets the broker reports (a lower bound on Tansu)."""
+    def _behind(self) -> list[int]:
+        """Per partition, the messages up to the end offset the broker reports (a lower
+        bound on Tansu)."""
         consumer = self._require()
         ends = consumer.end_offsets(self.partitions)
-        return all(consumer.position(tp) >= ends[tp] for tp in self.partitions)
+        return [ends[tp] - consumer.position(tp) for tp in self.partitions]
+
+    def caught_up(self) -> bool:
+        return all(n <= 0 for n in self._behind())
+
+    def to_read(self) -> int:
+        """The messages read and those still to read: the total so far."""
+        return self.counters.messages + sum(max(n, 0) for n in self._behind())
 
 
 def replay(
@@ -84,8 +92,10 @@ def replay(
     since: datetime | None = None,
     idle_seconds: float = 2.0,
     clock: Callable[[], float] = time.monotonic,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> SinkCounters:
-    """Drop, recreate and refill ``settings.database``; return what was read."""
+    """Drop, recreate and refill ``settings.database``; return what was read.
+    ``on_progress`` gets the messages read and :meth:`ReplaySink.to_read`, every poll."""
     drop_tables(store, settings.database)
     migrate(store, settings.database)
     sink = ReplaySink(settings, store, since, batch_rows=10_000, batch_seconds=0.5)
@@ -93,10 +103,14 @@ def replay(
     try:
         quiet_since = clock()
         while True:
+            if on_progress is not None:
+                on_progress(sink.counters.messages, sink.to_read())
             if sink.poll_once(timeout_ms=200):
                 quiet_since = clock()
             elif sink.caught_up() and clock() - quiet_since >= idle_seconds:
                 break
+        if on_progress is not None:
+            on_progress(sink.counters.messages, sink.to_read())
         if sink.pending and not sink.flush():
             raise RuntimeError("replay: the store refused the last batch")
     finally:

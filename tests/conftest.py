@@ -34,6 +34,35 @@ from schemas.settings import Settings
 
 LOCAL = "127.0.0.1"
 
+SERVICE_FIXTURES = {
+    "kafka_bootstrap",
+    "clickhouse_url",
+    "stacks",
+    "tls_bootstrap",
+    "sasl_bootstrap",
+    "certs",
+}
+"""Fixtures that start (or reach) a broker, a ClickHouse server or a TLS front."""
+
+
+def needs_a_service(item: pytest.Item) -> bool:
+    """Whether ``item`` uses a service fixture, the ``store`` on the server, a Docker
+    engine, or says so itself (``@pytest.mark.service``)."""
+    params = getattr(item, "callspec", None)
+    return (
+        bool(SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())))
+        or (params is not None and params.params.get("store") == "server")
+        or item.get_closest_marker("docker") is not None
+        or item.get_closest_marker("service") is not None
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs a service ``service`` (``make check`` runs the others)."""
+    for item in items:
+        if needs_a_service(item):
+            item.add_marker(pytest.mark.service)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _hermetic_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:

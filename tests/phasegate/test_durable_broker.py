@@ -15,7 +15,7 @@ from phasegate.stack import ensure_topics, free_port
 from phasegate.stack.services import local_services
 from schemas.settings import Settings
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.service]
 
 
 @pytest.fixture

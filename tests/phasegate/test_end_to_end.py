@@ -78,6 +78,7 @@ def test_emitted_event_is_counted_alerts_and_lands_in_clickhouse(settings, tmp_p
         worker.stop()
 
 
+@pytest.mark.service
 def test_demo_command_runs_the_whole_path_on_the_local_default(tmp_path):
     """What the README's first command runs: no ClickHouse server, no settings."""
     result = subprocess.run(

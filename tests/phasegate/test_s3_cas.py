@@ -23,7 +23,7 @@ from phasegate.stack import free_port
 from phasegate.stack.s3 import CAS_SCRIPT, s3_process
 from schemas.settings import Settings
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.service]
 
 
 def _need_node() -> str:

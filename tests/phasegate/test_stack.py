@@ -91,6 +91,7 @@ def sleeper(folder: Path, *extra: str) -> ManagedProcess:
 # --- the CLI on real processes ---------------------------------------------------------
 
 
+@pytest.mark.service
 def test_up_twice_status_and_down_on_the_broker(stack_env: Settings) -> None:
     code, out = stack("status", "--no-clickhouse")
     assert code == 1 and "stopped" in out
@@ -119,6 +120,7 @@ def test_up_twice_status_and_down_on_the_broker(stack_env: Settings) -> None:
 
 
 @pytest.mark.skipif(clickhouse_module.server_binary() is None, reason="no clickhouse-server")
+@pytest.mark.service
 def test_up_and_down_with_clickhouse(stack_env: Settings) -> None:
     http_port = free_port()
     code, out = stack("up", "--clickhouse-http-port", str(http_port))
@@ -223,6 +225,7 @@ def test_a_process_that_exits_at_once_reports_its_log(tmp_path: Path) -> None:
     assert not managed.pid_file.exists()
 
 
+@pytest.mark.service
 def test_missing_dependencies_give_one_clear_message(
     stack_env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

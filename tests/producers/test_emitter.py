@@ -77,6 +77,7 @@ def test_full_buffer_drops_newest_and_counts(own):
     assert emitter.emit(result(0)) is False  # closed
 
 
+@pytest.mark.service
 def test_broker_down_at_start_then_up(own):
     broker, settings = own
     with Emitter(settings) as emitter:
@@ -92,6 +93,7 @@ def test_broker_down_at_start_then_up(own):
     assert len(read_values(settings.bootstrap_servers, settings.topics.results, 300)) == 300
 
 
+@pytest.mark.service
 def test_broker_outage_mid_run(own, caplog):
     caplog.set_level(logging.INFO, logger="producers.emitter")
     broker, settings = own
@@ -133,6 +135,7 @@ def test_broker_outage_mid_run(own, caplog):
     assert {f"after-{i}" for i in range(500)} <= ids
 
 
+@pytest.mark.service
 def test_close_with_broker_gone_stops_every_thread(own):
     import threading
 

@@ -24,7 +24,7 @@ from tests.sinks.conftest import make_result
 PASSWORD = "ch-An4lyst-e81c"
 WRONG = "ch-Wr0ng-77a2"
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.service]
 
 
 def users_xml(password: str) -> str:

@@ -65,6 +65,7 @@ def chdb_settings(kafka_settings: Settings) -> Settings:
     return kafka_settings
 
 
+@pytest.mark.service
 @pytest.mark.parametrize("backend", ["server", "chdb"])
 def test_wipe_replay_gives_the_same_report(backend: str, request, tmp_path, monkeypatch) -> None:
     settings: Settings = request.getfixturevalue(
@@ -84,7 +85,7 @@ def test_wipe_replay_gives_the_same_report(backend: str, request, tmp_path, monk
     monkeypatch.setenv("PHASEGATE_TOPIC_PREFIX", settings.topic_prefix)
     result = CliRunner().invoke(app, ["replay", "--yes"])
     assert result.exit_code == 0, result.output
-    assert "1 unreadable" in result.output and "100 duplicates skipped" in result.output
+    assert "1 unreadable" in result.output and "100 already stored (skipped)" in result.output
     assert snapshot(store, settings.database) == before
 
     # events the sink has not read yet are replayed; the sink then skips them (ledger)
@@ -99,6 +100,10 @@ def test_wipe_replay_gives_the_same_report(backend: str, request, tmp_path, monk
     store.close()
 
 
+def _append(seen: list[tuple[int, int]]):
+    return lambda done, total: seen.append((done, total))
+
+
 def test_replay_from_a_time_keeps_only_later_events(kafka_settings: Settings) -> None:
     pytest.importorskip("chdb")
     settings = kafka_settings
@@ -111,8 +116,9 @@ def test_replay_from_a_time_keeps_only_later_events(kafka_settings: Settings) ->
     time.sleep(0.1)
     produce(settings, [(topics.results, None, encode(r)) for r in late])
     store = open_store(settings)
-    counters = replay(settings, store, since=cut, idle_seconds=1.0)
-    assert counters.messages == 300
+    seen: list[tuple[int, int]] = []
+    counters = replay(settings, store, since=cut, idle_seconds=1.0, on_progress=_append(seen))
+    assert counters.messages == 300 and seen[-1] == (300, 300)  # read of to read
     got = store.query(f"SELECT count(), min(ts) FROM {settings.database}.results FINAL").rows[0]
     assert got == (300, min(r.ts for r in late))
     store.close()

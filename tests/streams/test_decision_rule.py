@@ -9,6 +9,8 @@ from schemas.plan import load_plan
 
 RUNS = 30
 
+pytestmark = pytest.mark.slow  # simulates many rollouts: `make test`, not `make check`
+
 
 @pytest.fixture(scope="module")
 def plan():

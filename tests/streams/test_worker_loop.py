@@ -29,7 +29,7 @@ from tests.rollout.test_follower import write_log
 from tests.streams.conftest import make_result
 from tests.streams.test_worker import emit
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.service]
 
 LAG_MS = 100  # the goal: no 10 ms sleep of the worker's loop ends more than this late
 DOWN_S = 6
