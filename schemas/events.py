@@ -38,6 +38,7 @@ class Result(ContractModel):
     rules: Annotated[list[Name], Field(max_length=256)] = []
     fallback: bool = False
     weight: Weight = 0
+    segment: Name | None = None
 
 
 Verdict = Literal["correct", "incorrect", "unsure"]
@@ -90,6 +91,26 @@ class AlertAction(ContractModel):
 
 
 Severity = Literal["info", "warning", "critical"]
+Attribution = Literal["candidate-specific", "shared", "baseline-only"]
+
+
+class Figure(ContractModel):
+    """One system's metric over an alert's window, with its 95% interval."""
+
+    system: Name
+    value: float
+    low: float | None = None
+    high: float | None = None
+    samples: Annotated[int, Field(ge=0)] = 0
+
+
+class Contributor(ContractModel):
+    """A value (error type, rule, segment) the candidate's bad events concentrate on."""
+
+    dimension: Literal["error_type", "rule", "segment"]
+    value: Name
+    candidate: Annotated[int, Field(ge=0)]  # the candidate's bad events with this value
+    baseline: Annotated[int, Field(ge=0)]  # the baseline's, over the same windows
 
 
 class Alert(ContractModel):
@@ -108,14 +129,21 @@ class Alert(ContractModel):
     window: AlertWindow
     samples: Annotated[int, Field(ge=0)]
     action: AlertAction | None = None
+    dry_run: bool = False  # judged and alerted, never acted on
+    attribution: Attribution | None = None  # which systems degraded in the window
+    figures: list[Figure] = []  # candidate and baseline over the window
+    contributors: list[Contributor] = []  # where the candidate's bad events concentrate
 
 
 __all__ = [
     "Alert",
     "AlertAction",
     "AlertWindow",
+    "Attribution",
+    "Contributor",
     "ErrorInfo",
     "Feedback",
+    "Figure",
     "Result",
     "RolloutEvent",
 ]

@@ -53,11 +53,18 @@ class Table:
     def column_names(self) -> list[str]:
         return list(self.columns)
 
+    def column_type(self, name: str, dialect: Dialect) -> str:
+        """Column ``name``'s SQL type on ``dialect``'s server."""
+        kind = self.columns[name]
+        kinds = {"LABEL": dialect.label(), "TS": dialect.timestamp(), "JSON": JSON_TYPE}
+        return kinds.get(kind, kind)
+
+    @property
+    def json_columns(self) -> frozenset[str]:
+        return frozenset(name for name, kind in self.columns.items() if kind == "JSON")
+
     def create(self, database: str, dialect: Dialect) -> str:
-        kinds = {"LABEL": dialect.label(), "TS": dialect.timestamp()}
-        cols = ",\n    ".join(
-            f"{name} {kinds.get(kind, kind)}" for name, kind in self.columns.items()
-        )
+        cols = ",\n    ".join(f"{name} {self.column_type(name, dialect)}" for name in self.columns)
         return (
             f"CREATE TABLE IF NOT EXISTS {identifier(database)}.{self.name} (\n    {cols}\n)\n"
             "ENGINE = ReplacingMergeTree\n"
@@ -66,7 +73,12 @@ class Table:
         )
 
 
-# Types: "LABEL" and "TS" are resolved by the Dialect; anything else is literal.
+JSON_TYPE = "String DEFAULT '[]'"
+"""A list of nested models (an alert's figures), stored as its JSON text."""
+
+
+# Types: "LABEL" and "TS" are resolved by the Dialect, "JSON" is a list of nested models
+# stored as JSON text; anything else is literal.
 RESULTS = Table(
     "results",
     {
@@ -85,6 +97,7 @@ RESULTS = Table(
         "rules": "Array(String)",
         "fallback": "UInt8",
         "weight": "UInt8",
+        "segment": "Nullable(String)",
     },
     ("rollout", "system", "event_id"),
 )
@@ -118,6 +131,10 @@ ALERTS = Table(
         "samples": "UInt64",
         "action_weight_from": "Nullable(UInt8)",
         "action_weight_to": "Nullable(UInt8)",
+        "dry_run": "UInt8 DEFAULT 0",
+        "attribution": "Nullable(String)",
+        "figures": "JSON",
+        "contributors": "JSON",
     },
     ("rollout", "system", "alert_id"),
 )

@@ -12,7 +12,10 @@ exist), so a run interrupted between its work and its record does no harm.
 3. rollups per minute and per hour (``results_1m``, ``results_1h``), backfilled from
    ``results FINAL`` and then fed by materialized views;
 4. the rollups the reports read (``sinks.rollups``): rules, error types and feedback,
-   and sums of squares in the results rollups (a rollup of an older shape is rebuilt).
+   and sums of squares in the results rollups (a rollup of an older shape is rebuilt);
+5. the columns contract v1 gained since (a result's ``segment``; an alert's ``dry_run``,
+   ``attribution``, ``figures`` and ``contributors``): any column of the current event
+   tables that is missing is added.
 """
 
 from __future__ import annotations
@@ -61,6 +64,15 @@ def _ledger(store: Store, database: str, dialect: ddl.Dialect) -> None:
                 store.execute(ddl.add_column(database, table.name, name, kind))
 
 
+def _new_columns(store: Store, database: str, dialect: ddl.Dialect) -> None:
+    for table in ddl.EVENT_TABLES:
+        present = _columns(store, database, table.name)
+        for name in table.columns:
+            if name not in present:
+                kind = table.column_type(name, dialect)
+                store.execute(ddl.add_column(database, table.name, name, kind))
+
+
 def _build(store: Store, database: str, dialect: ddl.Dialect, family: rollups.Family) -> None:
     """Create ``family``'s rollups, rebuilt if their columns are not the current ones."""
     db = ddl.identifier(database)
@@ -91,6 +103,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "ingestion ledger", _ledger),
     Migration(3, "rollups per minute and hour", _results_rollups),
     Migration(4, "report rollups: rules, errors, feedback, squares", _report_rollups),
+    Migration(5, "result segments, alert evidence", _new_columns),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable
 from operator import attrgetter
 from typing import Any
@@ -48,6 +49,8 @@ def columns(models: Iterable[BaseModel], table: ddl.Table) -> Columns:
     for name, (field, sub) in zip(names, _paths(type(models[0]), names), strict=True):
         if field is None:
             out[name] = [None] * len(models)
+        elif name in table.json_columns:
+            out[name] = [_json(v) for v in map(attrgetter(field), models)]
         elif sub is None:
             out[name] = list(map(attrgetter(field), models))
         else:
@@ -55,6 +58,10 @@ def columns(models: Iterable[BaseModel], table: ddl.Table) -> Columns:
                 nested[field] = list(map(attrgetter(field), models))
             out[name] = [None if p is None else getattr(p, sub) for p in nested[field]]
     return out
+
+
+def _json(items: list[BaseModel]) -> str:
+    return json.dumps([item.model_dump(mode="json") for item in items])
 
 
 def result_columns(results: Iterable[Result]) -> Columns:

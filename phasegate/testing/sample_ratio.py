@@ -26,9 +26,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 def state(rollout: str, weight: int) -> RolloutState:
     """The rollout at phase 1 with ``weight``."""
-    started = RolloutEvent(
-        rollout=rollout, type="phase_started", weight=weight, phase=1, ts=START
-    )
+    started = RolloutEvent(rollout=rollout, type="phase_started", weight=weight, phase=1, ts=START)
     return fold([started], rollout)  # type: ignore[return-value]
 
 
@@ -38,9 +36,7 @@ def stage2(weight: int, p_value: float = 0.001, span: int = 5 * WINDOW) -> Stage
         update={"sample_ratio": SampleRatio(p_value=p_value, min_samples=200, window_seconds=span)}
     )
     states: dict[str, RolloutState] = {}  # one log per rollout, as the worker follows it
-    return Stage2(
-        WINDOW, 3600, plan, state_of=lambda r: states.setdefault(r, state(r, weight))
-    )
+    return Stage2(WINDOW, 3600, plan, state_of=lambda r: states.setdefault(r, state(r, weight)))
 
 
 def srm_alerts(outputs: list) -> list:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 
 from schemas import Feedback, Result
+from schemas.events import Alert, AlertWindow, Figure
 from sinks import ddl, rollups, rows
 from sinks.migrations import MIGRATIONS, migrate
 from sinks.store import Store
@@ -48,7 +50,7 @@ def test_an_older_schema_is_upgraded_and_rollups_are_backfilled_once(
     store.insert(f"{database}.results", rows.result_columns(old))
     store.insert(f"{database}.results", rows.result_columns(old[:30]))  # redelivered
 
-    assert migrate(store, database) == [2, 3, 4]
+    assert migrate(store, database) == [2, 3, 4, 5]
     assert migrate(store, database) == []
     for migration in MIGRATIONS:  # a rerun of any step does no harm
         migration.apply(store, database, ddl.Dialect(store.version))
@@ -118,10 +120,39 @@ def test_v4_builds_the_report_rollups_and_rebuilds_an_older_results_rollup(
         for column in ("confidence_sq_sum", "latency_sq_sum"):
             store.execute(f"ALTER TABLE {old} DROP COLUMN {column}")
 
-    assert migrate(store, database) == [4]
+    assert migrate(store, database) == [4, 5]
     for family in rollups.FAMILIES:
         for step in rollups.ROLLUP_STEPS:
             events = f"({family.select(f'{database}.{family.table} FINAL', step)})"
             want = totals(store, events, family)
             assert want, family.name
             assert totals(store, f"{database}.{family.rollup(step)}", family) == want
+
+
+def test_the_new_contract_columns_are_added_to_an_older_database(
+    store: Store, database: str
+) -> None:
+    """Migration 5 adds a result's segment and an alert's evidence to tables without them."""
+    migrate(store, database, upto=4)
+    added = {
+        "results": ["segment"],
+        "alerts": ["dry_run", "attribution", "figures", "contributors"],
+    }
+    for table, names in added.items():
+        for name in names:
+            store.execute(f"ALTER TABLE {database}.{table} DROP COLUMN {name}")
+    assert migrate(store, database) == [5]
+    window = AlertWindow(start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z")
+    alert = Alert(
+        rollout="r", system="production", severity="warning", kind="guardrail",
+        metric="success_rate", observed=0.9, threshold=0.01, window=window, samples=10,
+        dry_run=True, attribution="shared",
+        figures=[Figure(system="production", value=0.9, low=0.8, high=0.95, samples=10)],
+    )  # fmt: skip
+    store.insert(f"{database}.alerts", rows.alert_columns([alert]))
+    stored = store.query(
+        f"SELECT dry_run, attribution, figures, contributors FROM {database}.alerts"
+    )
+    dry_run, attribution, figures, contributors = stored.rows[0]
+    assert (dry_run, attribution, contributors) == (1, "shared", "[]")
+    assert [Figure.model_validate(f) for f in json.loads(figures)] == alert.figures
