@@ -15,8 +15,8 @@ def contributor_text(c: Contributor) -> str:
     )
 
 
-def why(alert: Alert, top: int = SHOWN) -> str:
-    """The alert's top contributors, largest excess first ("" if it has none)."""
+def why(alert: Alert, top: int | None = SHOWN) -> str:
+    """The alert's ``top`` contributors (None: all), largest excess first ("" if none)."""
     return "; ".join(contributor_text(c) for c in alert.contributors[:top])
 
 

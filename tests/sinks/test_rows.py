@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from schemas import Alert, AlertAction, AlertWindow, Feedback, RolloutEvent
+from schemas.events import Contributor
 from sinks import ddl, rows
 from tests.sinks.conftest import make_result
 
@@ -42,6 +43,32 @@ def test_alert_columns_flatten_window_and_action() -> None:
     assert cols["window_start"] == [T, T]
     assert cols["action_weight_from"] == [75, None]
     assert cols["action_weight_to"] == [0, None]
+    assert cols["contributors"] == ["[]", "[]"]
+
+
+def test_a_row_reads_back_as_its_model() -> None:
+    why = Contributor(dimension="rule", value="r1", candidate=9, baseline=1, expected=0.5)
+    alert = Alert(
+        rollout="r",
+        system="production",
+        severity="warning",
+        kind="partial_rollback",
+        metric="p95_latency_ms",
+        observed=310.0,
+        threshold=250.0,
+        window=AlertWindow(start=T, end=T),
+        samples=80,
+        contributors=[why],
+    )
+    for model in (
+        alert,
+        alert.model_copy(update={"action": AlertAction(weight_from=50, weight_to=25)}),
+    ):
+        cols = rows.alert_columns([model])
+        assert rows.model_of(Alert, {name: values[0] for name, values in cols.items()}) == model
+    result = make_result(21).model_copy(update={"segment": "de"})
+    cols = rows.result_columns([result])
+    assert rows.model_of(type(result), {name: values[0] for name, values in cols.items()}) == result
 
 
 def test_feedback_and_rollout_columns_match_their_tables() -> None:
