@@ -34,6 +34,7 @@ def results(system: str, start, count: int, success_pct: int, latency: float) ->
                 error=None if ok else ErrorInfo(type="timeout" if i % 2 else "parse"),
                 rules=rules,
                 weight=50,
+                segment="en" if i % 3 == 0 else "de",
             )
         )
     return out
