@@ -19,6 +19,7 @@ from producers import live
 from schemas.codec import decode
 from schemas.events import Alert
 from sinks.consumer import Sink
+from sinks.history import History, Span
 from sinks.migrations import migrate
 from sinks.report import system_report
 from sinks.store import open_store
@@ -70,6 +71,14 @@ def test_emitted_event_is_counted_alerts_and_lands_in_clickhouse(settings, tmp_p
         reports = {r.system: r for r in system_report(store, settings.database, "kai")}
         for system, n in sent.items():
             assert reports[system].success_rate == pytest.approx(summary.successes[system] / n)
+
+        fired = emergencies[0]  # stored with why it fired; every result with its segment
+        history = History(store, settings.database, "kai")
+        worker.wait(lambda _: fired.alert_id in {a.alert_id for a in history.alerts(Span())})
+        (back,) = [a for a in history.alerts(Span()) if a.alert_id == fired.alert_id]
+        assert back.contributors == fired.contributors != []
+        sql = f"SELECT DISTINCT segment FROM {settings.database}.results FINAL ORDER BY segment"
+        assert store.query(sql).rows == [("de",), ("en",)]
     finally:
         stop.set()
         thread.join(10)
