@@ -100,6 +100,7 @@ def test_demo_command_runs_the_whole_path_on_the_local_default(tmp_path):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "ALERT emergency_rollback kai-response/production" in out
+    assert "why: " in out and "segment de: " in out  # the candidate fails de users
     assert "ROLLOUT rollback kai-response: weight 0" in out
     assert "the rollout log ends at weight 0%" in out
     assert "4,000 of 4,000 results stored" in out
