@@ -37,6 +37,7 @@ from schemas.events import Alert, AlertAction, AlertWindow, RolloutEvent
 from schemas.metrics import quantile_of
 from schemas.plan import Plan, Trigger
 from schemas.stats import split_p_value
+from streams.contributors import contributors
 from streams.evidence import Evidence, RunSketch, WindowMarks
 from streams.sequential import Cusum
 from streams.windows import RolloutView, to_datetime, window_start
@@ -103,7 +104,7 @@ class RolloutMonitor:
 
         ``state`` is the rollout log's fold; ``read_at`` when stage 1 read the events.
         """
-        out = self._follow(self._acting(state))
+        out = self._follow(view, self._acting(state))
         if system == self.plan.roles.candidate:
             stats = view.window(system, start)
             when = None if read_at is None else read_at.timestamp()
@@ -111,7 +112,7 @@ class RolloutMonitor:
             if evidence is not None:
                 self.recent.append(evidence)
                 if self._counts(evidence):
-                    out += self._judge(evidence, self._acting(state))
+                    out += self._judge(view, evidence, self._acting(state))
         return out + self._sample_ratio(view, self._acting(state))
 
     def _acting(self, state: RolloutState | None) -> RolloutState | None:
@@ -123,7 +124,7 @@ class RolloutMonitor:
             state = state.apply(event)
         return state
 
-    def _follow(self, state: RolloutState | None) -> list[Output]:
+    def _follow(self, view: RolloutView, state: RolloutState | None) -> list[Output]:
         """On a person's change: reset, and judge the evidence read since it again."""
         anchor = state.last_by_person if state is not None else None
         if (anchor and anchor.event_id) == (self.anchor and self.anchor.event_id):
@@ -133,7 +134,7 @@ class RolloutMonitor:
         out: list[Output] = []
         for evidence in self.recent:
             if self._counts(evidence):
-                out += self._judge(evidence, self._acting(state))
+                out += self._judge(view, evidence, self._acting(state))
         return out
 
     def _counts(self, evidence: Evidence) -> bool:
@@ -148,15 +149,17 @@ class RolloutMonitor:
     def _anchor_key(self) -> str:
         return str(self.anchor.event_id) if self.anchor is not None else "start"
 
-    def _judge(self, evidence: Evidence, state: RolloutState | None) -> list[Output]:
+    def _judge(
+        self, view: RolloutView, evidence: Evidence, state: RolloutState | None
+    ) -> list[Output]:
         """Feed every trigger; each acts on the state the ones before it left."""
         self.samples += evidence.n
         out: list[Output] = []
         for trigger in self.plan.rollback:
             if trigger.metric == "critical_errors":
-                fired = self._critical(trigger, evidence, state)
+                fired = self._critical(view, trigger, evidence, state)
             else:
-                fired = self._sequential(trigger, evidence, state)
+                fired = self._sequential(view, trigger, evidence, state)
             for event in fired:
                 if isinstance(event, RolloutEvent) and state is not None:
                     self.own.append(event)
@@ -165,7 +168,7 @@ class RolloutMonitor:
         return out
 
     def _sequential(
-        self, trigger: Trigger, evidence: Evidence, state: RolloutState | None
+        self, view: RolloutView, trigger: Trigger, evidence: Evidence, state: RolloutState | None
     ) -> list[Output]:
         name, cusum, run = trigger.name, self.cusums[trigger.name], self.runs[trigger.name]
         cusum.update(evidence.n, evidence.bad[name])
@@ -181,7 +184,7 @@ class RolloutMonitor:
             opened = self.run_start[name] or evidence.start
             self.incidents[name] = Incident(name, opened)
             observed = _observed(trigger, cusum.run_n, cusum.run_bad, run)
-            return self._fire(trigger, opened, evidence.start, observed, cusum.run_n, state)
+            return self._fire(view, trigger, opened, evidence.start, observed, cusum.run_n, state)
         if incident is not None and cusum.clear:
             del self.incidents[name]
             bad, latest = evidence.bad[name], RunSketch(evidence.bins)
@@ -190,7 +193,7 @@ class RolloutMonitor:
         return []
 
     def _critical(
-        self, trigger: Trigger, evidence: Evidence, state: RolloutState | None
+        self, view: RolloutView, trigger: Trigger, evidence: Evidence, state: RolloutState | None
     ) -> list[Output]:
         """Fires once the critical errors since the reset exceed ``above`` (cumulative)."""
         critical = evidence.bad[trigger.name]
@@ -200,7 +203,8 @@ class RolloutMonitor:
             if incident is None and self.critical > trigger.limit:
                 self.incidents[trigger.name] = Incident(trigger.name, evidence.start)
                 at = evidence.start
-                return self._fire(trigger, at, at, float(self.critical), self.samples, state)
+                observed = float(self.critical)
+                return self._fire(view, trigger, at, at, observed, self.samples, state)
             if incident is not None:
                 incident.clean = 0
             return []
@@ -218,6 +222,7 @@ class RolloutMonitor:
 
     def _fire(
         self,
+        view: RolloutView,
         trigger: Trigger,
         opened: int,
         start: int,
@@ -253,6 +258,7 @@ class RolloutMonitor:
             window=self._window(opened, start),
             samples=samples,
             action=AlertAction(weight_from=weight, weight_to=target) if acts else None,
+            contributors=contributors(view, self.plan.roles, opened, start),
         )
         if not acts:
             return [alert]

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from phasegate.cli import app
 from phasegate.rollout_cli import read_state
 from schemas.codec import encode
-from schemas.events import Alert, AlertWindow
+from schemas.events import Alert, AlertWindow, Contributor
 from tests.rollout import TEN_TO_HUNDRED
 from tests.streams.conftest import T0
 
@@ -111,6 +111,10 @@ def test_alerts_tail_prints_each_alert_once(cli, kafka_settings):
         threshold=0.9,
         window=AlertWindow(start=T0, end=T0),
         samples=240,
+        contributors=[
+            Contributor(dimension="segment", value="de", candidate=38, baseline=1, expected=1.46),
+            Contributor(dimension="rule", value="r7", candidate=9, baseline=0, expected=0.0),
+        ],
     )
     producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
     for _ in range(2):  # a redelivery
@@ -121,3 +125,7 @@ def test_alerts_tail_prints_each_alert_once(cli, kafka_settings):
     assert [json.loads(line)["alert_id"] for line in lines] == [str(alert.alert_id)]
     text = cli("alerts", "tail", "--no-follow")
     assert "CRITICAL emergency_rollback kai/production: success_rate 0.82 (limit 0.9)" in text
+    assert (
+        "why: segment de: 38 candidate vs 1 baseline (expected 1.5); "
+        "rule r7: 9 candidate vs 0 baseline (expected 0.0)"
+    ) in text
