@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
-from rollout.state import WORKER
-from schemas.events import RolloutEvent
+from rollout.state import WORKER, fold
+from schemas.codec import encode
+from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.plan import load_plan
 from streams.backtest import Findings, Stored, replay
+from streams.clock import ManualClock
+from streams.protocol import Aggregation, Counters, Judgement
+from streams.stage1 import Stage1
+from streams.stage2 import Stage2
 from tests.streams.conftest import T0, make_result
+from tests.streams.test_protocol import Ack, Msg, Outbox
 
 ROLLOUT = "kai"
 DROP = 150  # seconds after T0: the candidate drops from 98% to 70% success
@@ -73,3 +80,54 @@ def test_gate_changes_are_recorded_with_their_phase():
     assert {g.phase for g in findings.gates} <= {0, 1}
     assert findings.gates[0].phase == 1
     assert all(g.verdicts for g in findings.gates if g.phase == 1)
+
+
+def worker_alerts(events: list[Stored], log: list[RolloutEvent]) -> list[Alert]:
+    """The worker's protocol (``streams.protocol``) on an in-memory broker, its flush
+    timer firing every second of a clock that follows the events; the log returns the
+    worker's rollbacks before the next flush."""
+    clock, outbox, journal = ManualClock(), Outbox([]), []
+    state = fold(log, ROLLOUT)
+    stage2 = Stage2(10, 3600, load_plan(), state_of=lambda rollout: state)
+    read = asyncio.Event()
+    read.set()
+    models = {"results": Result, "feedback": Feedback}
+    aggregation = Aggregation(Stage1(10, 10), models, outbox, Counters(), clock)
+    judgement = Judgement(stage2, outbox, Counters(), read)
+    offsets: dict[tuple[str, int], int] = {}
+
+    async def flush() -> None:
+        nonlocal state
+        await aggregation.flush()
+        for partial in outbox.sent:
+            await judgement.merge(Msg("partials", 0, 0, encode(partial)))
+        outbox.sent.clear()
+        for event in outbox.rollouts:
+            state = state.apply(event)
+
+    async def run() -> None:
+        tick = None
+        for stored in events:
+            t = stored.event.ts.timestamp()
+            if tick is not None and int(t) > tick:
+                clock.now = tick + 1.0
+                await flush()
+            tick, clock.now = int(t), t
+            offset = offsets[stored.source] = offsets.get(stored.source, -1) + 1
+            message = Msg(*stored.source, offset, encode(stored.event))
+            await aggregation.add(message, Ack(journal, offset))
+        await flush()
+
+    asyncio.run(run())
+    return outbox.alerts
+
+
+def test_the_replay_is_the_workers_protocol_at_the_same_cadence():
+    """Batch for batch the same evidence: the same alerts to the last figure."""
+    log = [person("phase_started", -5, weight=50, phase=1)]
+    events = history()
+    replayed = replay(load_plan(), ROLLOUT, log, events, **CADENCE).alerts
+    assert replayed, "nothing fired"
+    figures = ["alert_id", "kind", "window", "observed", "samples", "action", "threshold"]
+    as_worker = [a.model_dump(include=set(figures)) for a in worker_alerts(events, log)]
+    assert [a.model_dump(include=set(figures)) for a in replayed] == as_worker
