@@ -148,6 +148,10 @@ def _time(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _alert_row(alert: Alert) -> list[str]:
     action = alert.action
     return [
@@ -167,8 +171,8 @@ def blocks(findings: Findings, rollout: str, plan: Plan, charts: bool = False) -
     out: list[Block] = [
         Heading(f"Backtest of {rollout} with plan {plan.name!r}", 1),
         Text(
-            f"{findings.events:,} stored events replayed; {len(findings.alerts)} alerts, "
-            f"{len(findings.actions)} rollout changes by the plan."
+            f"{findings.events:,} stored events replayed; {_count(len(findings.alerts), 'alert')}, "
+            f"{_count(len(findings.actions), 'rollout change')} by the plan."
         ),
         Heading("Alerts"),
         Grid(

@@ -15,7 +15,7 @@ from rollout.state import WORKER
 from schemas.plan import DEFAULT_PLAN, load_plan
 from schemas.settings import Settings
 from sinks import ddl, rows
-from sinks.backtest import backtest
+from sinks.backtest import backtest, batches
 from sinks.history import Span
 from sinks.migrations import migrate
 from sinks.store import Store
@@ -63,6 +63,19 @@ def _as_stored(store: Store, events: list[Stored]) -> list[Stored]:
 def _key(alert) -> tuple:
     action = alert.action and (alert.action.weight_from, alert.action.weight_to)
     return alert.alert_id, alert.kind, alert.window.start, alert.window.end, action
+
+
+def test_batches_are_runs_of_whole_minutes_a_busy_minute_alone() -> None:
+    at = int(T0.timestamp())
+    counts = [(at, 40), (at + 60, 50), (at + 180, 500), (at + 240, 10)]
+    spans = batches(counts, 100, Span(None, T0 + timedelta(seconds=250)))
+    edges = [(s.start - T0, s.end - T0) for s in spans]
+    minute = timedelta(seconds=60)
+    assert edges == [
+        (0 * minute, 2 * minute),
+        (3 * minute, 4 * minute),
+        (4 * minute, 250 * minute / 60),
+    ]
 
 
 def test_stored_history_replays_as_the_core_does(store: Store, database: str) -> None:
