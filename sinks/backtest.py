@@ -12,8 +12,10 @@ from __future__ import annotations
 import heapq
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from schemas.events import Alert, ErrorInfo, Feedback, Result
 from schemas.plan import Plan
@@ -141,7 +143,36 @@ def backtest(
     return run.finish()
 
 
+def live_alerts(store: Store, database: str, rollout: str, span: Span) -> dict[UUID, str]:
+    """The alerts the live worker stored for the rollout in ``span``: id -> kind."""
+    sql = f"SELECT alert_id, kind FROM {ddl.identifier(database)}.alerts FINAL WHERE {_where(span)}"
+    return {UUID(str(i)): kind for i, kind in store.query(sql, _params(rollout, span))}
+
+
 # -- what the user sees ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Report:
+    """A backtest's findings beside the live run's stored alerts (id -> kind)."""
+
+    rollout: str
+    plan: Plan
+    findings: Findings
+    live: dict[UUID, str]
+
+    @property
+    def matched(self) -> int:
+        return sum(a.alert_id in self.live for a in self.findings.alerts)
+
+    def summary(self) -> str:
+        f, matched = self.findings, self.matched
+        return (
+            f"{f.events:,} stored events replayed; {_count(len(f.alerts), 'alert')}, "
+            f"{_count(len(f.actions), 'rollout change')} by the plan. The live run stored "
+            f"{_count(len(self.live), 'alert')}: {matched} raised here too, "
+            f"{len(self.live) - matched} not; {len(f.alerts) - matched} raised here only."
+        )
 
 
 def _time(t: datetime) -> str:
@@ -152,9 +183,10 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-def _alert_row(alert: Alert) -> list[str]:
+def _alert_row(alert: Alert, live: dict[UUID, str]) -> list[str]:
     action = alert.action
     return [
+        "yes" if alert.alert_id in live else "no",
         _time(alert.ts),
         alert.kind,
         alert.metric,
@@ -166,19 +198,18 @@ def _alert_row(alert: Alert) -> list[str]:
     ]
 
 
-def blocks(findings: Findings, rollout: str, plan: Plan, charts: bool = False) -> list[Block]:
+def blocks(report: Report, charts: bool = False) -> list[Block]:
     """The report: what would have fired, the gates' changes and (``charts``) the scores."""
+    findings = report.findings
     out: list[Block] = [
-        Heading(f"Backtest of {rollout} with plan {plan.name!r}", 1),
-        Text(
-            f"{findings.events:,} stored events replayed; {_count(len(findings.alerts), 'alert')}, "
-            f"{_count(len(findings.actions), 'rollout change')} by the plan."
-        ),
+        Heading(f"Backtest of {report.rollout} with plan {report.plan.name!r}", 1),
+        Text(report.summary()),
         Heading("Alerts"),
+        Text("live: whether the live worker raised the same alert (same id)."),
         Grid(
-            ["at", "kind", "metric", "window", "observed", "threshold", "events", "weight"],
-            [_alert_row(a) for a in findings.alerts],
-            left=frozenset({0, 1, 2, 3}),
+            ["live", "at", "kind", "metric", "window", "observed", "threshold", "events", "weight"],
+            [_alert_row(a, report.live) for a in findings.alerts],
+            left=frozenset({0, 1, 2, 3, 4}),
         ),
         Heading("Gates"),
         Grid(
@@ -206,21 +237,28 @@ def blocks(findings: Findings, rollout: str, plan: Plan, charts: bool = False) -
     return out
 
 
-def as_text(findings: Findings, rollout: str, plan: Plan) -> str:
-    return markdown(blocks(findings, rollout, plan))
+def as_text(report: Report) -> str:
+    return markdown(blocks(report))
 
 
-def as_html(findings: Findings, rollout: str, plan: Plan) -> str:
-    return html(blocks(findings, rollout, plan, charts=True), f"backtest {rollout}")
+def as_html(report: Report) -> str:
+    return html(blocks(report, charts=True), f"backtest {report.rollout}")
 
 
-def as_json(findings: Findings, rollout: str, plan: Plan) -> str:
+def as_json(report: Report) -> str:
     """Everything the report shows, for scripts."""
+    findings = report.findings
+    raised = {a.alert_id for a in findings.alerts}
     doc = {
-        "rollout": rollout,
-        "plan": plan.name,
+        "rollout": report.rollout,
+        "plan": report.plan.name,
         "events": findings.events,
-        "alerts": [a.model_dump(mode="json") for a in findings.alerts],
+        "alerts": [
+            a.model_dump(mode="json") | {"live": a.alert_id in report.live} for a in findings.alerts
+        ],
+        "live_only": [
+            {"alert_id": str(i), "kind": kind} for i, kind in report.live.items() if i not in raised
+        ],
         "actions": [e.model_dump(mode="json") for e in findings.actions],
         "gates": [
             {

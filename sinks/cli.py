@@ -298,13 +298,14 @@ def backtest(
             span,
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
+        live = backtests.live_alerts(store, settings.database, rollout, span)
     if not findings.events:
         errors.print(f"no results or feedback for rollout {rollout!r} in {settings.database}")
         raise typer.Exit(1)
-    text = (backtests.as_json if as_json else backtests.as_text)(findings, rollout, plan)
-    _emit(text, None)
+    result = backtests.Report(rollout, plan, findings, live)
+    _emit((backtests.as_json if as_json else backtests.as_text)(result), None)
     if html_out is not None:
-        html_out.write_text(backtests.as_html(findings, rollout, plan), encoding="utf-8")
+        html_out.write_text(backtests.as_html(result), encoding="utf-8")
         errors.print(f"wrote {html_out}")
 
 

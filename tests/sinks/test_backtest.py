@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from importlib import resources
+from uuid import uuid4
 
 import pytest
 from typer.testing import CliRunner
@@ -105,10 +106,13 @@ def test_since_and_until_bound_the_replay(store: Store, database: str) -> None:
     assert not [a for a in findings.alerts if a.kind == "emergency_rollback"]
 
 
-def test_the_command_prints_json_and_writes_html(
+def test_the_command_prints_json_and_writes_html_beside_the_live_alerts(
     store: Store, database: str, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _store_events(store, database)
+    events = _store_events(store, database)
+    (fired,) = replay(load_plan(), "kai", [START], events, **CADENCE).alerts
+    gone = fired.model_copy(update={"alert_id": uuid4(), "kind": "partial_rollback"})
+    store.insert(f"{database}.alerts", rows.alert_columns([fired, gone]))  # as if live
     point_cli_at(store, database, monkeypatch, tmp_path)
     for name, value in CADENCE_ENV.items():
         monkeypatch.setenv(name, value)
@@ -119,8 +123,8 @@ def test_the_command_prints_json_and_writes_html(
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
     doc = json.loads(done.stdout)
-    kinds = [a["kind"] for a in doc["alerts"]]
-    assert "emergency_rollback" in kinds
+    assert [(a["kind"], a["live"]) for a in doc["alerts"]] == [("emergency_rollback", True)]
+    assert doc["live_only"] == [{"alert_id": str(gone.alert_id), "kind": "partial_rollback"}]
     assert doc["actions"][0]["weight"] == 0
     score = doc["scores"]["success-emergency"]
     assert max(s for _, s in score["points"]) == score["threshold"]
@@ -130,8 +134,11 @@ def test_the_command_prints_json_and_writes_html(
 
     table = CliRunner().invoke(app, ["backtest", "-r", "kai"])
     assert table.exit_code == 0, table.output
-    assert "| emergency_rollback | success_rate |" in table.stdout
-    assert "50 -> 0" in table.stdout
+    assert "| yes | 2026-01-01 00:02:" in table.stdout
+    assert "| emergency_rollback | success_rate |" in table.stdout and "50 -> 0" in table.stdout
+    assert "The live run stored 2 alerts: 1 raised here too, 1 not; 0 raised here only." in (
+        table.stdout
+    )
 
 
 def test_a_rollout_without_history_is_an_error(
