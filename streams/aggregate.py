@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from schemas.events import Feedback, Result
 from schemas.internal import RuleState, WindowStatsState
 from streams.sketch import LatencySketch
+from streams.units import UnitSample
 
 TOP_RULES = 10
 
@@ -34,7 +35,7 @@ class WindowStats:
         "rule_successes",
         "rule_uses",
         "successes",
-        "units",
+        "unit_sample",
         "weights",
     )
 
@@ -54,9 +55,9 @@ class WindowStats:
         self.rule_successes: Counter[str] = Counter()
         self.late = 0
         self.weights: Counter[int] = Counter()
-        # distinct units by routed weight (no fallback copies); stage 1 counts them, since
-        # a unit's events share its partition (the message key): partitions add up
-        self.units: Counter[int] = Counter()
+        # a sample of the distinct units by routed weight (no fallback copies), for the
+        # sample ratio check; stage 1 adds a unit once per window (``streams.windows``)
+        self.unit_sample: dict[int, UnitSample] = {}
 
     # -- updates ---------------------------------------------------------------------
     def update(self, result: Result) -> None:
@@ -98,7 +99,8 @@ class WindowStats:
         self.rule_successes.update(other.rule_successes)
         self.late += other.late
         self.weights.update(other.weights)
-        self.units.update(other.units)
+        for weight, sample in other.unit_sample.items():
+            self.unit_sample.setdefault(weight, UnitSample()).merge(sample)
         return self
 
     @classmethod
@@ -150,7 +152,7 @@ class WindowStats:
             },
             late=self.late,
             weights=dict(self.weights),
-            units=dict(self.units),
+            unit_sample={w: s.to_state() for w, s in self.unit_sample.items()},
         )
 
     @classmethod
@@ -172,5 +174,5 @@ class WindowStats:
         stats.rule_successes = Counter({r: s.successes for r, s in state.rules.items()})
         stats.late = state.late
         stats.weights = Counter(state.weights)
-        stats.units = Counter(state.units)
+        stats.unit_sample = {w: UnitSample.from_state(s) for w, s in state.unit_sample.items()}
         return stats

@@ -20,6 +20,7 @@ from schemas.events import Feedback, Result
 from schemas.internal import Partial
 from schemas.timebounds import ts_refusal
 from streams.aggregate import WindowStats
+from streams.units import UnitSample, unit_hash
 
 Key = tuple[str, str, int]  # rollout, system, window start (epoch seconds)
 
@@ -42,9 +43,10 @@ class PartitionAccumulator:
     ``lateness`` seconds are late: they are counted in their window's ``late`` field and
     left out of every metric (the sink still stores them: ClickHouse has every event).
     An event whose id came among the last ``recent_ids`` of the partition (a producer's
-    retry) is skipped: counted once, as in ClickHouse. Each window also counts its
-    distinct units by routed weight (``WindowStats.units``, for the sample ratio test):
-    the units seen are kept per window until it can take no more events.
+    retry) is skipped: counted once, as in ClickHouse. Each window also samples its
+    distinct units by routed weight (``WindowStats.unit_sample``, for the sample ratio
+    check): the units seen are kept per window until it can take no more events, so a
+    unit is in one partial of its window only.
     """
 
     topic: str
@@ -118,7 +120,7 @@ class PartitionAccumulator:
         unit = (result.weight, result.unit_id)
         if unit not in units:
             units.add(unit)
-            stats.units[result.weight] += 1
+            stats.unit_sample.setdefault(result.weight, UnitSample()).add(unit_hash(unit[1]))
 
     def skip(self, offset: int) -> None:
         """Mark an offset as covered without aggregating it (a dead letter)."""
