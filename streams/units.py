@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from schemas.internal import UnitSampleState
 
 BITS = 32
-CAPACITY = 1024  # units per window, system and weight: what a partial carries at most
+CAPACITY = 4096  # units per window, system and weight: what a partial carries at most
 
 
 def unit_hash(unit_id: str) -> int:
@@ -37,26 +37,32 @@ class UnitSample:
         self.hashes: set[int] = set(hashes)
         self._bound()
 
-    def keeps(self, h: int) -> bool:
-        return h >> (BITS - self.level) == 0
+    @property
+    def bound(self) -> int:
+        """The hashes kept are those below this."""
+        return 1 << (BITS - self.level)
 
     def add(self, h: int) -> None:
-        if self.keeps(h):
+        if h < self.bound:
             self.hashes.add(h)
             self._bound()
 
     def merge(self, other: UnitSample) -> UnitSample:
         """Add ``other``'s units in; return self."""
         self.raise_to(other.level)
-        self.hashes.update(h for h in other.hashes if self.keeps(h))
+        if other.level == self.level:
+            self.hashes |= other.hashes
+        else:
+            bound = self.bound
+            self.hashes.update(h for h in other.hashes if h < bound)
         self._bound()
         return self
 
     def raise_to(self, level: int) -> None:
         """Keep only the units below the bound of ``level`` (if it is higher)."""
         if level > self.level:
-            self.level = level
-            self.hashes = {h for h in self.hashes if self.keeps(h)}
+            self.level, bound = level, 1 << (BITS - level)
+            self.hashes = {h for h in self.hashes if h < bound}
 
     def _bound(self) -> None:
         while len(self.hashes) > self.capacity:
