@@ -7,14 +7,19 @@ and a warning stands while the evidence does.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from phasegate.testing.processes import WorkerProcess
 from phasegate.testing.sample_ratio import WINDOW, run, split_alerts, stage2
+from phasegate.testing.topics import read_values
+from producers.emitter import Emitter
 from producers.router import to_candidate
 from rollout.state import RolloutState
-from schemas.events import RolloutEvent
+from rollout.writer import RolloutWriter
+from schemas.codec import decode
+from schemas.events import Alert, RolloutEvent
 from schemas.plan import SampleRatio, load_plan
 from streams.sample_ratio import SampleRatioCheck, alpha_at
 from streams.units import unit_hash
@@ -204,3 +209,48 @@ def test_a_router_at_45_for_weight_50_is_caught_at_10_events_per_second():
     assert sum(o.warned is not None for o in outcomes) >= 36
     assert not any(o.recovered for o in outcomes)
     assert sum(o.before_warned is not None for o in outcomes) < 30
+
+
+# ---------------------------------------------------------------- through the worker
+@pytest.mark.timeout(240)
+def test_the_worker_warns_once_and_status_shows_the_open_warning(kafka_settings, tmp_path):
+    """Real broker and worker: the Router sends 40% of the units at weight 50."""
+    settings = kafka_settings.model_copy(
+        update={"window_seconds": 1, "lateness_seconds": 1, "flush_seconds": 0.5}
+    )
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        writer = RolloutWriter(settings)
+        writer.append(RolloutEvent(rollout="kai", type="phase_started", weight=50, phase=1))
+        writer.close()
+        worker.wait_assigned()
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+        base = make_result(0, rollout="kai")
+        results = [
+            base.model_copy(
+                update={
+                    "event_id": make_result(i).event_id,
+                    "unit_id": f"u{i}",
+                    "system": "production" if to_candidate("kai", f"u{i}", 40) else "pipeline",
+                    "ts": start + timedelta(seconds=i % 5, milliseconds=i % 1000),
+                    "weight": 50,
+                }
+            )
+            for i in range(2500)
+        ]
+        with Emitter(settings) as emitter:
+            for r in sorted(results, key=lambda r: r.ts):
+                assert emitter.emit(r)
+            assert emitter.flush(30)
+
+        def warned(status: dict) -> bool:
+            control = (status.get("control") or {}).get("kai") or {}
+            return "sample-ratio" in control.get("incidents", [])
+
+        worker.wait(warned, timeout=90)
+        values = read_values(settings.bootstrap_servers, settings.topics.alerts, 10, 3.0)
+        split = [a for a in (decode(v, Alert) for v in values) if a.metric == "candidate_share"]
+        assert [a.kind for a in split] == ["sample_ratio_mismatch"]
+        assert split[0].observed == pytest.approx(0.4, abs=0.05) and split[0].threshold == 0.5
+    finally:
+        worker.stop()
