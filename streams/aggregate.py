@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from schemas.events import Feedback, Result
 from schemas.internal import RuleState, WindowStatsState
 from streams.sketch import LatencySketch
-from streams.units import UnitSample
 
 TOP_RULES = 10
 
@@ -35,7 +34,6 @@ class WindowStats:
         "rule_successes",
         "rule_uses",
         "successes",
-        "unit_sample",
         "weights",
     )
 
@@ -55,9 +53,6 @@ class WindowStats:
         self.rule_successes: Counter[str] = Counter()
         self.late = 0
         self.weights: Counter[int] = Counter()
-        # a sample of the distinct units by routed weight (no fallback copies), for the
-        # sample ratio check; stage 1 adds a unit once per window (``streams.windows``)
-        self.unit_sample: dict[int, UnitSample] = {}
 
     # -- updates ---------------------------------------------------------------------
     def update(self, result: Result) -> None:
@@ -99,8 +94,6 @@ class WindowStats:
         self.rule_successes.update(other.rule_successes)
         self.late += other.late
         self.weights.update(other.weights)
-        for weight, sample in other.unit_sample.items():
-            self.unit_sample.setdefault(weight, UnitSample()).merge(sample)
         return self
 
     @classmethod
@@ -152,7 +145,6 @@ class WindowStats:
             },
             late=self.late,
             weights=dict(self.weights),
-            unit_sample={w: s.to_state() for w, s in self.unit_sample.items()},
         )
 
     @classmethod
@@ -174,5 +166,4 @@ class WindowStats:
         stats.rule_successes = Counter({r: s.successes for r, s in state.rules.items()})
         stats.late = state.late
         stats.weights = Counter(state.weights)
-        stats.unit_sample = {w: UnitSample.from_state(s) for w, s in state.unit_sample.items()}
         return stats

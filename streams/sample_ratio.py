@@ -89,7 +89,7 @@ class SampleRatioCheck:
 
     def _take(self, view: RolloutView, start: int, weight: int) -> None:
         for system, units in self.units.items():
-            window = view.window(system, start).unit_sample.get(weight)
+            window = view.units(system, start, weight)
             if window is not None:
                 units.merge(window)
                 self.first = start if self.first is None else min(self.first, start)

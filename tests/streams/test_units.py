@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 
-from schemas.internal import WindowStatsState
-from streams.aggregate import WindowStats
+from schemas.internal import Partial, WindowStatsState
 from streams.units import BITS, UnitSample, unit_hash
+from streams.windows import PartitionAccumulator, RolloutView
+from tests.streams.conftest import make_result
 
 
 def hashes(n: int, prefix: str = "u") -> list[int]:
@@ -40,12 +41,19 @@ def test_merging_in_any_order_gives_the_sample_of_the_union():
 
 
 def test_the_sample_travels_in_the_partial_and_old_partials_still_read():
-    stats = WindowStats()
-    stats.unit_sample[50] = UnitSample(hashes=hashes(10))
-    state = WindowStatsState.model_validate_json(stats.to_state().model_dump_json())
-    assert WindowStats.from_state(state).unit_sample[50].hashes == set(hashes(10))
+    acc = PartitionAccumulator("results", 0, 60, 60, max_future=10**10)
+    for i in range(30):  # ten units, three queries each, one fallback copy
+        acc.add(i, make_result(i % 10, seconds=i), now=0)
+    acc.add(30, make_result(99, system="pipeline").model_copy(update={"fallback": True}), now=0)
+    (cand, base), view = acc.drain(), RolloutView("kai", 60)
+    wire = Partial.model_validate_json(cand.model_dump_json())
+    view.apply(wire)
+    view.apply(wire)  # a replay adds the same units
+    start = int(cand.window_start.timestamp())
+    assert view.units("production", start, 0).hashes == set(hashes(10))  # type: ignore[union-attr]
+    assert base.stats.unit_sample == {}
     old = WindowStatsState.model_validate({"count": 3, "units": {"50": 3}})  # before samples
-    assert WindowStats.from_state(old).unit_sample == {}
+    assert old.unit_sample == {}
 
 
 def test_the_hash_is_not_the_routers():
