@@ -148,8 +148,7 @@ def run(
     p_value: float = 0.001,
 ) -> Outcome:
     """One simulated rollout through Stage 2 and the rule before, on the same windows."""
-    plan = load_plan()
-    plan = plan.model_copy(update={"sample_ratio": SampleRatio(p_value=p_value, min_samples=1000)})
+    plan = load_plan().model_copy(update={"sample_ratio": SampleRatio(p_value=p_value)})
     s2, before, out = stage2(weight, plan), Windowed(weight, p_value), Outcome()
     history: list[tuple[int, int]] = []
     windows = int(minutes * 60 / WINDOW)
