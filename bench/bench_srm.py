@@ -1,59 +1,85 @@
-"""The sample ratio mismatch check on simulated rollouts: false alarms and power.
+"""The sample ratio mismatch check on simulated rollouts: false warnings and power.
 
-Each rollout: 2,000 units with heavy-tailed query rates (log-normal, about 3 per window,
-a few units far more), routed by the Router's hash, through Stage 2 (one partial per
-window and system). The check (distinct units per window, fallback copies out, one check
-per window, statistic divided by the windows in the span) against the check before it
-(a chi-square on the span's events), measured on the same runs.
+Each rollout: 10,000 units with heavy-tailed query rates (log-normal, sigma 1.2) scaled to
+the row's events per second, 60 s windows, routed by the Router's hash at the row's
+router weight while the log says the rollout's weight, through a real Stage 2 with the
+default plan, for 30 minutes (``phasegate.testing.sample_ratio``). The check (units since
+the last change, mixture SPRT) beside the rule before it (a chi-square on each window's
+distinct units over the last 5 minutes, divided by the windows), on the same windows.
 
-    python -m bench.bench_srm [--rollouts 300]
+    python -m bench.bench_srm [--rollouts 500] [--processes 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
+from multiprocessing import Pool
 
 from bench.common import print_table
-from phasegate.testing.sample_ratio import run
+from phasegate.testing.sample_ratio import WINDOW, Outcome, run
+
+MINUTES = 30
+ROWS = [  # (label, weight, router weight, events/s, p_value)
+    ("healthy, weights 25/50/75", 0, 0, 10, 0.001),
+    ("healthy, weights 25/50/75", 0, 0, 100, 0.001),
+    ("healthy, weights 25/50/75", 0, 0, 10, 0.05),
+    ("healthy, weights 25/50/75", 0, 0, 100, 0.05),
+    ("router at 45%, weight 50", 50, 45, 10, 0.001),
+    ("router at 45%, weight 50", 50, 45, 100, 0.001),
+    ("router at 48%, weight 50", 50, 48, 10, 0.001),
+    ("router at 48%, weight 50", 50, 48, 100, 0.001),
+]
 
 
-def healthy(rollouts: int, p: float) -> list[str]:
-    alerts = checks = events = 0
-    for i in range(rollouts):
-        a, c, e = run(f"healthy-{i}", (25, 50, 75)[i % 3], lost=0.0, seed=i, p=p)
-        alerts, checks, events = alerts + a, checks + c, events + e
+def one(args: tuple[int, int, int, float, float]) -> Outcome:
+    i, weight, router, events_per_s, p_value = args
+    weight = weight or (25, 50, 75)[i % 3]
+    router = router or weight
+    return run(f"r{i}", weight, router, events_per_s, MINUTES, seed=i, p_value=p_value)
+
+
+def minutes(warned: list[int | None]) -> str:
+    """Median minutes to the warning: the end of the window whose partial raised it."""
+    times = [(w + 1) * WINDOW / 60 for w in warned if w is not None]
+    return f"{statistics.median(times):.0f} min" if times else "-"
+
+
+def row(pool: Pool, rollouts: int, spec: tuple) -> list[str]:
+    label, weight, router, events_per_s, p_value = spec
+    outcomes = pool.map(one, [(i, weight, router, events_per_s, p_value) for i in range(rollouts)])
+    now = [o.warned for o in outcomes]
+    before = [o.before_warned for o in outcomes]
     return [
-        f"healthy, weights 25/50/75, p_value {p}",
-        f"{checks:,}",
-        f"{alerts} ({alerts / checks:.2%} of checks)",
-        f"{events:,} ({events / checks:.1%} of checks)",
-    ]
-
-
-def broken(rollouts: int, lost: float) -> list[str]:
-    observed = 0.5 * (1 - lost) / (0.5 * (1 - lost) + 0.5)
-    runs = [run(f"broken-{i}", 50, lost=lost, seed=i, p=0.001) for i in range(rollouts)]
-    caught = sum(a > 0 for a, _, _ in runs)
-    events = sum(e > 0 for _, _, e in runs)
-    return [
-        f"router at 50%, {observed:.0%} observed, p_value 0.001",
-        f"{sum(c for _, c, _ in runs):,}",
-        f"caught in {caught} of {rollouts} rollouts",
-        f"caught in {events} of {rollouts} rollouts",
+        f"{label}, {events_per_s:g} events/s, p_value {p_value:g}",
+        f"{sum(w is not None for w in now)} ({minutes(now)})",
+        str(sum(o.recovered for o in outcomes)),
+        f"{sum(w is not None for w in before)} ({minutes(before)})",
+        str(sum(o.before_recovered for o in outcomes)),
     ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rollouts", type=int, default=300)
-    n = parser.parse_args().rollouts
-    rows = [healthy(n, 0.01), healthy(n, 0.001)]
-    rows += [broken(n // 3, lost) for lost in (1 / 3, 0.2, 0.1)]
+    parser.add_argument("--rollouts", type=int, default=500)
+    parser.add_argument("--processes", type=int, default=2)
+    args = parser.parse_args()
+    started = time.monotonic()
+    with Pool(args.processes) as pool:
+        rows = [row(pool, args.rollouts, spec) for spec in ROWS]
     print_table(
-        f"Sample ratio mismatch: {n} simulated rollouts of 14 windows",
-        ["rollouts", "checks", "warnings: units (now)", "chi-square on events (before)"],
+        f"Sample ratio check: {args.rollouts} simulated rollouts of {MINUTES} minutes per row "
+        f"({time.monotonic() - started:.0f} s)",
+        [
+            "rollouts",
+            "warned: units since the change (median time)",
+            '"recovered"',
+            "warned: windowed chi-square (before)",
+            '"recovered" (before)',
+        ],
         rows,
-        width=160,
+        width=170,
     )
 
 

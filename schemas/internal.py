@@ -31,6 +31,13 @@ class SegmentState(ContractModel):
     bad: Count = 0
 
 
+class UnitSampleState(ContractModel):
+    """``streams.units.UnitSample``: the distinct unit hashes below ``2 ** (32 - level)``."""
+
+    level: Annotated[int, Field(ge=0, le=32)] = 0
+    hashes: list[Annotated[int, Field(ge=0, lt=2**32)]] = []
+
+
 class WindowStatsState(ContractModel):
     """The wire form of ``streams.aggregate.WindowStats``: sums and counts that add up."""
 
@@ -48,8 +55,9 @@ class WindowStatsState(ContractModel):
     rules: dict[str, RuleState] = {}
     late: Count = 0
     weights: dict[int, Count] = {}  # events by the weight they were routed with
-    units: dict[int, Count] = {}  # distinct units by routed weight, fallback copies left out
     segments: dict[str, SegmentState] = {}  # by the results' segment label (optional)
+    # a sample of the distinct units by routed weight, fallback copies left out
+    unit_sample: dict[int, UnitSampleState] = {}
 
 
 class Partial(ContractModel):

@@ -153,11 +153,15 @@ class Sequential(PlanModel):
 
 
 class SampleRatio(PlanModel):
-    """Warn when the observed split differs from the configured weight (chi-square)."""
+    """Warn when the split of units since a person's last change contradicts the weight.
+
+    A mixture SPRT (``streams.sample_ratio``): a healthy rollout warns with probability
+    at most ``p_value`` per change, however long it runs; never before ``min_samples``
+    units.
+    """
 
     p_value: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
     min_samples: Annotated[int, Field(ge=1)] = 1000
-    window_seconds: Annotated[int, Field(ge=1)] = 300
 
 
 class Phase(PlanModel):

@@ -118,3 +118,27 @@ def split_p_value(candidate: float, total: float, share: float) -> float | None:
     chi2 = (candidate - expected_c) ** 2 / expected_c
     chi2 += (total - candidate - expected_b) ** 2 / expected_b
     return math.erfc(math.sqrt(chi2 / 2))
+
+
+def split_evidence(candidate: int, total: int, share: float, prior: float = 100.0) -> float:
+    """Log-likelihood ratio for a mismatch of ``candidate`` of ``total`` units at ``share``.
+
+    A mixture SPRT: the likelihood of the counts averaged over candidate shares drawn from
+    Beta(``prior`` x share, ``prior`` x (1 - share)) (shares within about 5 points of
+    ``share`` at 50%), over their likelihood at ``share``. Under ``share`` its exponential
+    is a nonnegative martingale with mean 1 as units arrive one by one, so by Ville's
+    inequality it ever reaches ln(1/alpha) with probability at most alpha.
+    """
+    if not 0 < share < 1:
+        raise ValueError(f"share {share} is not inside (0, 1)")
+    a, b, c, n = prior * share, prior * (1 - share), candidate, total
+    return (
+        _log_beta(a + c, b + n - c)
+        - _log_beta(a, b)
+        - c * math.log(share)
+        - (n - c) * math.log(1 - share)
+    )
+
+
+def _log_beta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)

@@ -36,7 +36,6 @@ class WindowStats:
         "segment_bad",
         "segment_events",
         "successes",
-        "units",
         "weights",
     )
 
@@ -56,9 +55,6 @@ class WindowStats:
         self.rule_successes: Counter[str] = Counter()
         self.late = 0
         self.weights: Counter[int] = Counter()
-        # distinct units by routed weight (no fallback copies); stage 1 counts them, since
-        # a unit's events share its partition (the message key): partitions add up
-        self.units: Counter[int] = Counter()
         self.segment_events: Counter[str] = Counter()  # results with a segment label
         self.segment_bad: Counter[str] = Counter()
 
@@ -107,7 +103,6 @@ class WindowStats:
         self.rule_successes.update(other.rule_successes)
         self.late += other.late
         self.weights.update(other.weights)
-        self.units.update(other.units)
         self.segment_events.update(other.segment_events)
         self.segment_bad.update(other.segment_bad)
         return self
@@ -161,7 +156,6 @@ class WindowStats:
             },
             late=self.late,
             weights=dict(self.weights),
-            units=dict(self.units),
             segments={
                 s: SegmentState(events=n, bad=self.segment_bad[s])
                 for s, n in self.segment_events.items()
@@ -187,7 +181,6 @@ class WindowStats:
         stats.rule_successes = Counter({r: s.successes for r, s in state.rules.items()})
         stats.late = state.late
         stats.weights = Counter(state.weights)
-        stats.units = Counter(state.units)
         stats.segment_events = Counter({s: c.events for s, c in state.segments.items()})
         stats.segment_bad = Counter({s: c.bad for s, c in state.segments.items() if c.bad})
         return stats

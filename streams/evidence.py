@@ -11,6 +11,7 @@ events that fired it (:class:`RunSketch`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from schemas.internal import SketchState
 from schemas.metrics import QUANTILES
@@ -19,6 +20,11 @@ from streams.aggregate import WindowStats
 from streams.sketch import RELATIVE_ACCURACY, LatencySketch
 
 Bins = dict[int, float]
+
+
+def incident_id(rollout: str, name: str, opened: int, suffix: str = "") -> UUID:
+    """The id of an incident's alert or action: a replay of the same evidence re-derives it."""
+    return uuid5(NAMESPACE_URL, f"phasegate:{rollout}:incident:{name}:{opened}{suffix}")
 
 
 def bad_events(trigger: Trigger, stats: WindowStats) -> float:

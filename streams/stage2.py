@@ -83,7 +83,9 @@ def control_json(stage2: Stage2, rollout: str) -> dict[str, Any]:
         "phase": None if state is None else state.phase,
         "weight": None if state is None else state.weight,
         "gates": None if report is None else report.to_json(),
-        "incidents": sorted(monitor.incidents) if monitor else [],
+        "incidents": sorted([*monitor.incidents, *monitor.sample_ratio.incidents])
+        if monitor
+        else [],
         "evidence": {
             name: {"score": c.score, "threshold": c.threshold, "run": c.run_n}
             for name, c in (monitor.cusums.items() if monitor else ())

@@ -1,4 +1,4 @@
-"""Rollback triggers in stage 2: emergency, partial, sample ratio mismatch, recovery.
+"""Rollback triggers in stage 2: emergency, partial, recovery; and the sample ratio check.
 
 One :class:`RolloutMonitor` per rollout watches the candidate's merged windows as partials
 arrive. Only events new to a window count (``streams.evidence``, so a replayed run is not
@@ -29,25 +29,20 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from uuid import NAMESPACE_URL, UUID, uuid5
 
 from rollout.state import WORKER, RolloutState
 from rollout.steering import step_back
 from schemas.events import Alert, AlertAction, AlertWindow, RolloutEvent
 from schemas.metrics import quantile_of
 from schemas.plan import Plan, Trigger
-from schemas.stats import split_p_value
 from streams.contributors import contributors
-from streams.evidence import Evidence, RunSketch, WindowMarks
+from streams.evidence import Evidence, RunSketch, WindowMarks, incident_id
+from streams.sample_ratio import SampleRatioCheck
 from streams.sequential import Cusum
-from streams.windows import RolloutView, to_datetime, window_start
+from streams.windows import RolloutView, to_datetime
 
 Output = Alert | RolloutEvent
 RECENT = 1_000  # evidence kept to re-judge after a person's change arrives late
-
-
-def incident_id(rollout: str, name: str, opened: int, suffix: str = "") -> UUID:
-    return uuid5(NAMESPACE_URL, f"phasegate:{rollout}:incident:{name}:{opened}{suffix}")
 
 
 @dataclass
@@ -72,11 +67,11 @@ class RolloutMonitor:
     critical: int = 0  # critical errors since the last reset or recovery
     anchor: RolloutEvent | None = None  # the last change a person made
     own: list[RolloutEvent] = field(default_factory=list)  # rollbacks the log lacks yet
-    split_checked: int = -1  # end of the span the last sample ratio check covered
 
     def __post_init__(self) -> None:
         self.marks = WindowMarks(self.plan.rollback)
         self.recent: deque[Evidence] = deque(maxlen=RECENT)
+        self.sample_ratio = SampleRatioCheck(self.rollout, self.plan, self.window_seconds)
         self.reset()
 
     def reset(self) -> None:
@@ -113,7 +108,7 @@ class RolloutMonitor:
                 self.recent.append(evidence)
                 if self._counts(evidence):
                     out += self._judge(view, evidence, self._acting(state))
-        return out + self._sample_ratio(view, self._acting(state))
+        return out + self.sample_ratio.observe(view, self._acting(state), self.anchor)
 
     def _acting(self, state: RolloutState | None) -> RolloutState | None:
         """The log's state with the worker's own rollbacks the log has not returned yet."""
@@ -293,79 +288,6 @@ class RolloutMonitor:
             window=self._window(incident.opened, start),
             samples=samples,
         )
-
-    # ------------------------------------------------------------------ sample ratio
-    def _sample_ratio(self, view: RolloutView, state: RolloutState | None) -> list[Output]:
-        """Warn once while the split of units contradicts the weight (chi-square).
-
-        Units, not events: routing is sticky by unit, so all of a unit's events go one way
-        and a chi-square on events overstates the evidence about as many times as a unit
-        sends events. Each window counts its distinct units routed at the configured weight
-        (so the moments around a weight change are not mismatches), fallback copies left
-        out (a candidate failure is not a baseline unit). A unit active in k of the span's
-        windows counts k times: the statistic is divided by the number of windows, a bound
-        that keeps the test conservative. One check per window, once the two after it have
-        begun (stage 2 applies one partial at a time; the newest windows are still
-        filling): a healthy rollout warns in at most ``p_value`` of the checks.
-        """
-        cfg, name = self.plan.sample_ratio, "sample-ratio"
-        if state is None or view.end is None or not 0 < state.weight < 100:
-            return []
-        end = view.end - 2 * self.window_seconds
-        if end <= self.split_checked:
-            return []
-        self.split_checked = end
-        first = max(end - max(cfg.window_seconds, self.window_seconds), self._split_from)
-        cand = self._units(view, self.plan.roles.candidate, first, end, state.weight)
-        base = self._units(view, self.plan.roles.baseline, first, end, state.weight)
-        windows = len(set(cand) | set(base))
-        c, total = sum(cand.values()), sum(cand.values()) + sum(base.values())
-        if total < cfg.min_samples:
-            return []
-        p = split_p_value(c / windows, total / windows, state.weight / 100)
-        if p is None:
-            return []
-        incident = self.incidents.get(name)
-        if incident is None and p < cfg.p_value:
-            self.incidents[name] = Incident(name, first)
-            return [self._split_alert(name, first, end, c / total, state.weight, total, "warning")]
-        if incident is not None and p >= 0.1:  # clearly consistent again
-            del self.incidents[name]
-            share = c / total
-            return [
-                self._split_alert(name, incident.opened, end, share, state.weight, total, "info")
-            ]
-        return []
-
-    @staticmethod
-    def _units(view: RolloutView, system: str, first: int, end: int, weight: int) -> dict[int, int]:
-        """Distinct units routed at ``weight``, per window of ``system`` in [first, end)."""
-        counts = {s: view.window(system, s).units[weight] for s in view.starts(system)}
-        return {s: n for s, n in counts.items() if first <= s < end and n}
-
-    def _split_alert(
-        self, name: str, opened: int, end: int, share: float, weight: int, total: int, severity: str
-    ) -> Alert:
-        suffix = "" if severity == "warning" else ":recovered"
-        return Alert(
-            alert_id=incident_id(self.rollout, f"{name}:{self._anchor_key}", opened, suffix),
-            rollout=self.rollout,
-            system=self.plan.roles.candidate,
-            severity=severity,  # type: ignore[arg-type]
-            kind="sample_ratio_mismatch" if severity == "warning" else "recovered",
-            metric="candidate_share",
-            observed=share,
-            threshold=weight / 100,
-            window=AlertWindow(start=to_datetime(opened), end=to_datetime(end)),
-            samples=total,
-        )
-
-    @property
-    def _split_from(self) -> int:
-        """The first window wholly after the anchor (units before it are not evidence)."""
-        if self.anchor is None:
-            return -1
-        return window_start(self.anchor.ts, self.window_seconds) + self.window_seconds
 
     def forget(self, before: int) -> None:
         self.marks.forget(before)

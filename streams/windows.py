@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from schemas.events import Feedback, Result
-from schemas.internal import Partial
+from schemas.internal import Partial, WindowStatsState
 from schemas.timebounds import ts_refusal
 from streams.aggregate import WindowStats
+from streams.units import UnitSample, unit_hash
 
 Key = tuple[str, str, int]  # rollout, system, window start (epoch seconds)
 
@@ -42,9 +43,10 @@ class PartitionAccumulator:
     ``lateness`` seconds are late: they are counted in their window's ``late`` field and
     left out of every metric (the sink still stores them: ClickHouse has every event).
     An event whose id came among the last ``recent_ids`` of the partition (a producer's
-    retry) is skipped: counted once, as in ClickHouse. Each window also counts its
-    distinct units by routed weight (``WindowStats.units``, for the sample ratio test):
-    the units seen are kept per window until it can take no more events.
+    retry) is skipped: counted once, as in ClickHouse. Each window also samples its
+    distinct units by routed weight (``streams.units``, for the sample ratio check): the
+    units seen are kept per window until it can take no more events, so a unit is in
+    one partial of its window only.
     """
 
     topic: str
@@ -58,6 +60,7 @@ class PartitionAccumulator:
     last_offset: int = -1
     read_at: float | None = None  # the clock when the run's newest event was read
     windows: dict[Key, WindowStats] = field(default_factory=dict)
+    samples: dict[Key, dict[int, UnitSample]] = field(default_factory=dict)  # new units
     recent_ids: int = 20_000
     _seen: set[UUID] = field(default_factory=set, repr=False)
     _order: deque[UUID] = field(default_factory=deque, repr=False)
@@ -107,18 +110,19 @@ class PartitionAccumulator:
         if isinstance(event, Result):
             stats.update(event)
             if not event.fallback:
-                self._count_unit(event, stats)
+                self._sample_unit(event)
         else:
             stats.update_feedback(event)
         return None
 
-    def _count_unit(self, result: Result, stats: WindowStats) -> None:
+    def _sample_unit(self, result: Result) -> None:
         key = (result.rollout, result.system, window_start(result.ts, self.window_seconds))
         units = self._units.setdefault(key, set())
         unit = (result.weight, result.unit_id)
         if unit not in units:
             units.add(unit)
-            stats.units[result.weight] += 1
+            samples = self.samples.setdefault(key, {})
+            samples.setdefault(result.weight, UnitSample()).add(unit_hash(result.unit_id))
 
     def skip(self, offset: int) -> None:
         """Mark an offset as covered without aggregating it (a dead letter)."""
@@ -146,15 +150,22 @@ class PartitionAccumulator:
                 last_offset=self.last_offset,
                 committed_offset=self.committed_offset,
                 read_at=None if self.read_at is None else datetime.fromtimestamp(self.read_at, UTC),
-                stats=stats.to_state(),
+                stats=self._state((rollout, system, start), stats),
             )
             for (rollout, system, start), stats in self.windows.items()
         ]
-        self.windows = {}
+        self.windows, self.samples = {}, {}
         self.first_offset = None
         open_from = self.watermark - self.lateness - self.window_seconds  # later: late events
         self._units = {k: u for k, u in self._units.items() if k[2] >= open_from}
         return partials
+
+    def _state(self, key: Key, stats: WindowStats) -> WindowStatsState:
+        """The wire form of a window's run: its aggregate and its new units."""
+        samples = self.samples.get(key, {})
+        return stats.to_state().model_copy(
+            update={"unit_sample": {w: s.to_state() for w, s in samples.items()}}
+        )
 
     def committed(self, offset: int) -> None:
         """Everything below ``offset`` is committed."""
@@ -186,13 +197,16 @@ class RolloutView:
     Partials of one source arrive in order. A partial whose run starts at or before a run
     already held for that source is a replay: the runs it supersedes are dropped. Runs
     that end below the source's committed offset can never be replayed and are folded
-    into the window's base.
+    into the window's base. Each window's unit samples are a union (a replayed run adds
+    the same units again), kept beside the sums so that merging windows never pays for
+    them.
     """
 
     def __init__(self, rollout: str, window_seconds: int) -> None:
         self.rollout = rollout
         self.window_seconds = window_seconds
         self._windows: dict[tuple[str, int], _WindowParts] = {}
+        self._units: dict[tuple[str, int], dict[int, UnitSample]] = {}
         self._current: dict[Source, Run] = {}
 
     def apply(self, partial: Partial) -> tuple[str, int]:
@@ -208,6 +222,9 @@ class RolloutView:
             parts = self._windows[key] = _WindowParts()
         parts.runs.setdefault(source, {})[run] = WindowStats.from_state(partial.stats)
         self._settle(source, partial.committed_offset)
+        units = self._units.setdefault(key, {})
+        for weight, sample in partial.stats.unit_sample.items():
+            units.setdefault(weight, UnitSample()).merge(UnitSample.from_state(sample))
         return key
 
     def _supersede(self, source: Source, first: int) -> None:
@@ -227,6 +244,10 @@ class RolloutView:
     def window(self, system: str, start: int) -> WindowStats:
         parts = self._windows.get((system, start))
         return parts.total() if parts else WindowStats()
+
+    def units(self, system: str, start: int, weight: int) -> UnitSample | None:
+        """The sample of the window's distinct units routed at ``weight``."""
+        return self._units.get((system, start), {}).get(weight)
 
     def systems(self) -> list[str]:
         return sorted({system for system, _ in self._windows})
@@ -257,6 +278,7 @@ class RolloutView:
         old = [k for k in self._windows if k[1] < before]
         for k in old:
             del self._windows[k]
+            self._units.pop(k, None)
         return len(old)
 
     def items(self) -> Iterator[tuple[str, int, WindowStats]]:

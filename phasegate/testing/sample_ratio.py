@@ -1,27 +1,35 @@
-"""Simulated rollouts through stage 2's sample ratio mismatch (SRM) check.
+"""Simulated rollouts through stage 2's sample ratio check, beside the rule before it.
 
-Each rollout: 2,000 units with heavy-tailed query rates (log-normal, about 3 per window,
-a few units far more), routed by the Router's hash, one partial per window and system.
-:func:`run` counts the check's warnings and, on the same windows, what a chi-square on
-the span's events (the check before) would have said. Needs numpy.
+A rollout: a population of units (10,000 by default) whose query rates are heavy-tailed
+(log-normal, sigma 1.2, a few units far more active), scaled to ``events_per_s``; each
+window every unit sends a Poisson number of queries, routed by the Router's hash at
+``router_weight`` while the rollout log says ``weight`` (a broken Router when they
+differ). One partial per window and system goes through a real :class:`Stage2` with the
+default plan. :func:`run` reports when the check warned and whether anything said
+"recovered", and, on the same windows, what the rule before it did (:class:`Windowed`).
+Needs numpy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 from producers.router import to_candidate
 from rollout.state import RolloutState, fold
-from schemas.events import RolloutEvent
+from schemas.events import Alert, RolloutEvent
 from schemas.internal import Partial, WindowStatsState
-from schemas.plan import SampleRatio, load_plan
+from schemas.plan import Plan, SampleRatio, load_plan
 from schemas.stats import split_p_value
 from streams.stage2 import Stage2
+from streams.units import UnitSample, unit_hash
 from streams.windows import to_datetime
 
-WINDOW = 10
+WINDOW = 60  # the worker's default window
 START = datetime(2026, 1, 1, tzinfo=UTC)
+POPULATION = 10_000
 
 
 def state(rollout: str, weight: int) -> RolloutState:
@@ -30,40 +38,51 @@ def state(rollout: str, weight: int) -> RolloutState:
     return fold([started], rollout)  # type: ignore[return-value]
 
 
-def stage2(weight: int, p_value: float = 0.001, span: int = 5 * WINDOW) -> Stage2:
-    """Stage 2 of the default plan, its SRM check at ``p_value`` over ``span`` seconds."""
-    plan = load_plan().model_copy(
-        update={"sample_ratio": SampleRatio(p_value=p_value, min_samples=200, window_seconds=span)}
-    )
+def stage2(weight: int, plan: Plan | None = None) -> Stage2:
+    """Stage 2 of ``plan`` (the default plan) following a rollout log at ``weight``."""
     states: dict[str, RolloutState] = {}  # one log per rollout, as the worker follows it
-    return Stage2(WINDOW, 3600, plan, state_of=lambda r: states.setdefault(r, state(r, weight)))
+    return Stage2(
+        WINDOW,
+        3600,
+        plan or load_plan(),
+        state_of=lambda r: states.setdefault(r, state(r, weight)),
+    )
 
 
-def srm_alerts(outputs: list) -> list:
-    return [o for o in outputs if getattr(o, "kind", None) == "sample_ratio_mismatch"]
+def split_alerts(outputs: list) -> list[Alert]:
+    """The sample ratio check's alerts among stage 2's outputs (warnings and recoveries)."""
+    return [o for o in outputs if isinstance(o, Alert) and o.metric == "candidate_share"]
+
+
+@cache
+def _hashes(population: int) -> list[int]:
+    return [unit_hash(f"u{i}") for i in range(population)]
 
 
 def simulate(
-    rollout: str, weight: int, windows: int, lost: float, seed: int
-) -> Iterator[list[tuple[int, int]]]:
-    """Per window and system: (events, distinct units) of 2,000 units whose query rates
-    are heavy-tailed (log-normal, about 3 per window, some units far more), routed by the
-    Router's hash; ``lost`` of the candidate's units never arrive."""
+    rollout: str, router_weight: int, windows: int, events_per_s: float, seed: int
+) -> Iterator[list[list[int]]]:
+    """Per window: the active units (indices) of the candidate and of the baseline."""
     import numpy as np  # only the simulation needs it
 
     rng = np.random.default_rng(seed)
-    names = [f"{rollout}-u{i}" for i in range(2000)]
-    cand = np.array([to_candidate(rollout, u, weight) for u in names])
-    kept = ~(cand & (rng.random(len(names)) < lost))
-    rate = rng.lognormal(mean=0.3, sigma=1.2, size=len(names))
+    cand = np.array([to_candidate(rollout, f"u{i}", router_weight) for i in range(POPULATION)])
+    rate = rng.lognormal(mean=0.0, sigma=1.2, size=POPULATION)
+    rate *= events_per_s * WINDOW / rate.sum()
     for _ in range(windows):
-        k = rng.poisson(rate) * kept
-        yield [(int(k[mask].sum()), int((k[mask] > 0).sum())) for mask in (cand, ~cand)]
+        active = rng.poisson(rate) > 0
+        yield [np.flatnonzero(active & mask).tolist() for mask in (cand, ~cand)]
 
 
-def _partial(rollout: str, system: str, w: int, weight: int, events: int, units: int) -> Partial:
+def partial(rollout: str, system: str, w: int, weight: int, units: list[int]) -> Partial:
+    """One window of ``system`` with these units (one successful event each)."""
+    hashes = _hashes(POPULATION)
+    sample = UnitSample(hashes=[hashes[u] for u in units])
     stats = WindowStatsState(  # all successes: no rollback stops the split
-        count=events, successes=events, weights={weight: events}, units={weight: units}
+        count=len(units),
+        successes=len(units),
+        weights={weight: len(units)},
+        unit_sample={weight: sample.to_state()},
     )
     return Partial(
         rollout=rollout,
@@ -79,21 +98,72 @@ def _partial(rollout: str, system: str, w: int, weight: int, events: int, units:
     )
 
 
+@dataclass
+class Windowed:
+    """The rule before: a chi-square on each window's distinct units over the last
+    ``span`` seconds, divided by the number of windows; warns at p < ``p_value``,
+    "recovers" at p >= 0.1."""
+
+    weight: int
+    p_value: float = 0.001
+    min_samples: int = 1000
+    span: int = 300
+    warned: bool = False
+
+    def check(self, history: list[tuple[int, int]]) -> str | None:
+        """Judge the settled windows of ``history`` (candidate, baseline units per window)."""
+        windows = history[-self.span // WINDOW :]
+        c, total = sum(c for c, _ in windows), sum(c + b for c, b in windows)
+        if total < self.min_samples:
+            return None
+        p = split_p_value(c / len(windows), total / len(windows), self.weight / 100)
+        if p is None:
+            return None
+        if not self.warned and p < self.p_value:
+            self.warned = True
+            return "warning"
+        if self.warned and p >= 0.1:
+            self.warned = False
+            return "recovered"
+        return None
+
+
+@dataclass
+class Outcome:
+    """When each rule first warned (window index) and whether it said "recovered"."""
+
+    warned: int | None = None
+    recovered: bool = False
+    before_warned: int | None = None
+    before_recovered: bool = False
+
+
 def run(
-    rollout: str, weight: int, lost: float, seed: int, windows: int = 14, p: float = 0.01
-) -> tuple[int, int, int]:
-    """One simulated rollout through Stage 2; (SRM alerts, checks, event-test rejections)."""
-    s2 = stage2(weight, p_value=p)
-    alerts, event_rejections, span = 0, 0, 5
-    history = []
-    for w, split in enumerate(simulate(rollout, weight, windows, lost, seed)):
-        history.append(split)
-        for system, (events, distinct) in zip(("production", "pipeline"), split, strict=True):
-            partial = _partial(rollout, system, w, weight, events, distinct)
-            alerts += len(srm_alerts(s2.apply(partial)))
-        if w >= 2:  # the check before: a chi-square on the span's events, same windows
-            closed = history[max(0, w - 1 - span) : w - 1]
-            c = sum(cand for (cand, _), _ in closed)
-            total = c + sum(base for _, (base, _) in closed)
-            event_rejections += (split_p_value(c, total, weight / 100) or 1) < p
-    return alerts, windows - 2, event_rejections
+    rollout: str,
+    weight: int,
+    router_weight: int,
+    events_per_s: float,
+    minutes: float,
+    seed: int,
+    p_value: float = 0.001,
+) -> Outcome:
+    """One simulated rollout through Stage 2 and the rule before, on the same windows."""
+    plan = load_plan().model_copy(update={"sample_ratio": SampleRatio(p_value=p_value)})
+    s2, before, out = stage2(weight, plan), Windowed(weight, p_value), Outcome()
+    history: list[tuple[int, int]] = []
+    windows = int(minutes * 60 / WINDOW)
+    for w, split in enumerate(simulate(rollout, router_weight, windows, events_per_s, seed)):
+        for system, units in zip(("production", "pipeline"), split, strict=True):
+            for alert in split_alerts(s2.apply(partial(rollout, system, w, weight, units))):
+                if alert.kind == "recovered":
+                    out.recovered = True
+                elif out.warned is None:
+                    out.warned = w
+        history.append((len(split[0]), len(split[1])))
+        if w >= 2:  # the same settled windows: all but the two newest
+            said = before.check(history[:-2])
+            if said == "recovered":
+                out.before_recovered = True
+            elif said == "warning" and out.before_warned is None:
+                out.before_warned = w
+    return out

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.stats import normal_sf, two_means, two_proportions, wilson
+from schemas.stats import normal_sf, split_evidence, two_means, two_proportions, wilson
 
 
 def test_normal_tail() -> None:
@@ -53,3 +53,18 @@ def test_wilson_contains_the_rate(successes: int, n: int) -> None:
     est = wilson(successes, n)
     assert est is not None
     assert 0 <= est.low <= est.value + 1e-12 and est.value <= est.high + 1e-12 <= 1 + 1e-12
+
+
+@pytest.mark.parametrize(("c", "n", "share"), [(0, 1, 0.5), (45, 100, 0.5), (300, 1000, 0.25)])
+def test_split_evidence_is_the_beta_binomial_over_the_binomial(c: int, n: int, share: float):
+    from scipy.stats import betabinom, binom
+
+    mixture = betabinom.logpmf(c, n, 100 * share, 100 * (1 - share))
+    assert split_evidence(c, n, share) == pytest.approx(mixture - binom.logpmf(c, n, share))
+
+
+def test_split_evidence_grows_with_a_mismatch_and_not_without() -> None:
+    assert split_evidence(5_000, 10_000, 0.5) < 0  # the exact share: evidence against it falls
+    assert split_evidence(4_500, 10_000, 0.5) > math.log(1_000)
+    with pytest.raises(ValueError, match="share"):
+        split_evidence(1, 2, 1.0)
