@@ -213,8 +213,12 @@ def shown(verdict: Verdict, criterion: Criterion, phase: Phase, elapsed: float |
 
 
 def overall(verdicts: Iterable[Verdict]) -> Outcome:
-    """fail if any fails, pass if all pass, else inconclusive; dry runs do not count."""
-    outcomes = [v.outcome for v in verdicts if not v.dry_run]
+    """The phase's outcome from its verdicts; dry runs do not count."""
+    return combined([v.outcome for v in verdicts if not v.dry_run])
+
+
+def combined(outcomes: list[Outcome]) -> Outcome:
+    """fail if any fails, pass if all pass, else inconclusive."""
     if "fail" in outcomes:
         return "fail"
     return "pass" if outcomes and set(outcomes) <= {"pass"} else "inconclusive"
