@@ -35,11 +35,11 @@ import numpy as np
 
 from bench.common import print_table
 from schemas.confseq import Interval
-from schemas.looks import looks, remember
+from schemas.looks import judge_phase, looks, remember
 from schemas.metrics import metric
 from schemas.plan import Criterion, Phase, load_plan
 from schemas.stats import wilson
-from schemas.verdict import Outcome, combined, count_outcome, interval_outcome, judge, overall
+from schemas.verdict import Outcome, combined, count_outcome, interval_outcome, overall
 from sinks.history import Sums
 
 RATE = 10  # events per second per system
@@ -121,10 +121,7 @@ def run_once(scenario: Scenario, seed: int, minutes: int, alpha: float) -> Run:
         base += _batch(rng, BASELINE)
         shown = {
             "fixed": combined([fixed(c, phase, cand, base) for c in phase.advance]),
-            "phasegate": overall(
-                judge(c, phase, cand, base, alpha=alpha, held=memory.get(i))
-                for i, c in enumerate(phase.advance)
-            ),
+            "phasegate": overall(judge_phase(phase, cand, base, None, alpha=alpha, memory=memory)),
         }
         if second % WINDOW == 0:  # a window ends: the worker remembers this look
             memory = remember(memory, looks(phase, cand, base, None, alpha))

@@ -13,8 +13,9 @@ reference) passes when its interval is within the allowed margin on the bad side
 when wholly beyond it. Critical errors are counts, not estimates: one more than allowed
 is a fail.
 
-``held``: the running intersection of the criterion's earlier looks (``schemas.looks``);
-the verdict is read on it intersected with this look, so "pass" stays until the evidence
+``held``: the running intersection of the criterion's remembered looks (``schemas.looks``,
+one at each window's end): the verdict is read on it, and the newest figures only add to
+the display, so "pass" changes only at a window's end and stays until the evidence
 contradicts it. ``elapsed``: seconds since the phase started; before the phase's
 ``min_duration`` a pass is shown as inconclusive with the time left. A ``dry_run``
 criterion is judged and marked, and :func:`overall` leaves it out.
@@ -79,12 +80,17 @@ def judge(
     *,
     alpha: float = DEFAULT_ALPHA,
     held: Interval | None = None,
+    pending: bool = False,
     elapsed: float | None = None,
 ) -> Verdict:
-    """The verdict of one criterion of ``phase`` (see the module docstring)."""
+    """The verdict of one criterion of ``phase`` (see the module docstring); ``pending``:
+    judged only at remembered looks, and none has been taken yet."""
     verdict = look(criterion, phase, candidate, baseline, previous, alpha)
-    if held is not None and verdict.interval is not None:
-        verdict = _held(verdict, held)
+    if verdict.interval is not None:
+        if held is not None:
+            verdict = _held(verdict, held)
+        elif pending:
+            verdict = replace(verdict, outcome="inconclusive", note="judged at the window's end")
     return shown(verdict, criterion, phase, elapsed)
 
 
@@ -186,17 +192,17 @@ def count_outcome(count: float, maximum: float, samples: int, needed: int) -> Ou
 
 
 def _held(verdict: Verdict, held: Interval) -> Verdict:
-    """``verdict`` read on its interval intersected with the earlier looks' ``held``."""
+    """``verdict`` as the earlier looks ``held`` judge it: their interval and outcome
+    (this look only adds its figures), unless it contradicts them."""
     now = verdict.interval
     assert now is not None
-    both = now & held
-    if both.empty:  # the evidence contradicts the earlier looks: this look alone
+    if (now & held).empty:  # the truth moved: this look alone
         return replace(verdict, note="earlier looks contradicted: judged on this look")
     return replace(
         verdict,
-        low=both.low,
-        high=both.high,
-        outcome=interval_outcome(both, verdict.threshold, verdict.upper),
+        low=held.low,
+        high=held.high,
+        outcome=interval_outcome(held, verdict.threshold, verdict.upper),
     )
 
 

@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schemas.confseq import cs_z
+from schemas.looks import judge_phase
 from schemas.metrics import Unit, metric
 from schemas.plan import Phase, Roles
 from schemas.stats import wilson
-from schemas.verdict import DEFAULT_ALPHA, Outcome, overall
+from schemas.verdict import DEFAULT_ALPHA, Outcome, Verdict, overall
 from sinks import history, svg
 from sinks.history import ErrorType, Point, RuleStats, Side, Span
 from sinks.render import Block, Figure, Grid, Heading, Text, shown
 from sinks.store import Store
-from sinks.verdicts import Verdict, data_end, judge_gate, replay
+from sinks.verdicts import data_end, replay
 
 STEPS = (60, 300, 900, 3600, 6 * 3600, 86400)
 COMPARED = ("success_rate", "mean_confidence", "mean_latency_ms", "feedback_positive_rate")
@@ -88,7 +89,7 @@ def phase_report(
     before = previous.get(roles.candidate)
     minutes = stored.minutes(span)
     end = data_end(minutes)
-    verdicts = judge_gate(
+    verdicts = judge_phase(
         gate,
         candidate,
         sides.get(roles.baseline),

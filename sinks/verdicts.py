@@ -1,12 +1,9 @@
-"""Each criterion of a plan's phase judged on the stored history (rules: ``schemas.verdict``).
+"""The gates' memory replayed from the stored history (rules: ``schemas.looks``).
 
-The criteria come from the shared rollout plan (``schemas.plan``); the numbers from
-``sinks.history`` (ClickHouse, ``FINAL``), each metric measured as the registry
-(``schemas.metrics``) defines it, so a report shows what the worker's gates
-(``streams.gates``, on live windows) would say over the same events. The looks the
-worker remembers (``schemas.looks``: one at the end of every minute window of the phase,
-on the phase so far) are replayed here from the stored minutes, so the verdict is held
-the same way.
+The worker remembers a look at the end of every minute window of a phase, on the phase
+so far; :func:`replay` takes the same looks over the stored minutes (``sinks.history``),
+so a report (``sinks.phase_report``) holds each verdict as the worker's gates
+(``streams.gates``) do over the same events.
 """
 
 from __future__ import annotations
@@ -17,30 +14,9 @@ from schemas.confseq import Interval
 from schemas.looks import looks, remember, remembered
 from schemas.metrics import Totals
 from schemas.plan import Phase, Roles
-from schemas.verdict import Verdict, judge
 from sinks.history import Minutes, Sums
 
 MINUTE = 60
-
-
-def judge_gate(
-    gate: Phase,
-    candidate: Totals,
-    baseline: Totals | None,
-    previous: Totals | None,
-    *,
-    alpha: float,
-    memory: dict[int, Interval] | None = None,
-    elapsed: float | None = None,
-) -> list[Verdict]:
-    """Every criterion of ``gate`` judged on the stored history."""
-    held = memory or {}
-    return [
-        judge(
-            c, gate, candidate, baseline, previous, alpha=alpha, held=held.get(i), elapsed=elapsed
-        )
-        for i, c in enumerate(gate.advance)
-    ]
 
 
 def data_end(minutes: Minutes) -> int | None:

@@ -18,10 +18,10 @@ from typing import Any
 
 from rollout.state import RolloutState, phase_periods
 from schemas.confseq import Interval
+from schemas.looks import judge_phase, remember
 from schemas.looks import looks as looks_at
-from schemas.looks import remember
 from schemas.plan import Plan
-from schemas.verdict import Outcome, Verdict, judge, overall
+from schemas.verdict import Outcome, Verdict, overall
 from streams.aggregate import WindowStats
 from streams.windows import RolloutView
 
@@ -108,8 +108,7 @@ def evaluate(
     looks = Looks(looks.phase, looks.since, max(looks.upto, end - size), memory)
     cand, base = totals(end)
     verdicts = tuple(
-        judge(c, phase, cand, base, previous, alpha=alpha, held=memory.get(i), elapsed=end - began)
-        for i, c in enumerate(phase.advance)
+        judge_phase(phase, cand, base, previous, alpha=alpha, memory=memory, elapsed=end - began)
     )
     report = GateReport(view.rollout, state.phase, phase.name, state.weight, verdicts, start, end)
     return report, looks
