@@ -3,32 +3,18 @@ memory of earlier looks, min_duration and dry runs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
 
 from schemas.confseq import Interval
 from schemas.looks import looks, remember
 from schemas.plan import Criterion, Phase, parse_plan
 from schemas.verdict import count_outcome, interval_outcome, judge, look, overall
+from sinks.history import Sums
 
 
-@dataclass
-class Counts:
+def Counts(events: int, successes: int) -> Sums:
     """Totals with successes only (enough for success_rate criteria)."""
-
-    events: int
-    successes: int
-    fallbacks: int = 0
-    critical_errors: int = 0
-    confidence_sum: float = 0.0
-    confidence_sq_sum: float = 0.0
-    latency_sum: float = 0.0
-    latency_sq_sum: float = 0.0
-    feedback: dict[str, int] = field(default_factory=dict)
-
-    def latency_quantiles(self, levels):
-        return [None for _ in levels]
+    return Sums(events=events, successes=successes)
 
 
 PHASE = Phase(name="p", weight=50, min_samples=1000)
