@@ -162,7 +162,7 @@ def _criteria(report: PhaseReport) -> Grid:
     headers = [
         "criterion",
         "observed",
-        "95% interval",
+        "interval",
         "threshold",
         "samples",
         "p (worse)",
@@ -355,10 +355,13 @@ def blocks(report: PhaseReport, charts: bool = False) -> list[Block]:
         ),
         Heading("Criteria"),
         Text(
-            "A bound passes when the whole 95% interval is on the right side of its "
-            "threshold and fails when it is wholly on the wrong side; a comparison "
-            "passes when the interval of the difference is within the margin; anything "
-            "else, or too few samples, is inconclusive."
+            "Each interval is a confidence sequence (it holds at every look at once), "
+            "intersected over the looks at each minute's end as the worker does. A bound "
+            "passes when the whole interval is on the right side of its threshold and "
+            "fails when it is wholly on the wrong side; a comparison passes when the "
+            "interval of the difference is within the margin; anything else, too few "
+            "samples or a phase younger than its min_duration is inconclusive. Dry-run "
+            "criteria are shown, not counted."
         ),
         _criteria(report),
         Heading("Systems"),
