@@ -104,7 +104,7 @@ def _batch(rng: np.random.Generator, p: float) -> Sums:
 class Run:
     """What one rollout showed under each rule."""
 
-    passed: dict[str, bool]  # "pass" shown at any look
+    passed: dict[str, int | None]  # the second of the first "pass" shown (None: never)
     flips: dict[str, int]  # overall pass -> not pass
 
 
@@ -114,7 +114,7 @@ def run_once(scenario: Scenario, seed: int, minutes: int, alpha: float) -> Run:
     cand, base = Sums(), Sums()
     memory: dict[int, Interval] = {}
     last: dict[str, Outcome] = {}
-    passed = {"fixed": False, "phasegate": False}
+    passed: dict[str, int | None] = {"fixed": None, "phasegate": None}
     flips = {"fixed": 0, "phasegate": 0}
     for second in range(BATCH_SECONDS, minutes * 60 + 1, BATCH_SECONDS):
         cand += _batch(rng, scenario.candidate)
@@ -126,7 +126,8 @@ def run_once(scenario: Scenario, seed: int, minutes: int, alpha: float) -> Run:
         if second % WINDOW == 0:  # a window ends: the worker remembers this look
             memory = remember(memory, looks(phase, cand, base, None, alpha))
         for rule, outcome in shown.items():
-            passed[rule] |= outcome == "pass"
+            if outcome == "pass" and passed[rule] is None:
+                passed[rule] = second
             flips[rule] += last.get(rule) == "pass" and outcome != "pass"
             last[rule] = outcome
     return Run(passed, flips)
@@ -153,13 +154,14 @@ def rows(runs: int, minutes: int = 60, workers: int = 2) -> tuple[str, list[str]
                 pool.map(_job, [(name, k, minutes, alpha) for k in range(runs)], chunksize=8)
             )
             for rule in ("fixed", "phasegate"):
-                shown = sum(r.passed[rule] for r in done)
+                firsts = [r.passed[rule] for r in done if r.passed[rule] is not None]
                 flips = [r.flips[rule] for r in done]
                 out.append(
                     [
                         name,
                         rule,
-                        _share(shown, runs),
+                        _share(len(firsts), runs),
+                        f"{statistics.median(firsts) / 60:.0f}" if firsts else "-",
                         _share(sum(f > 0 for f in flips), runs),
                         f"{statistics.median(flips):g}",
                         str(max(flips)),
@@ -174,6 +176,7 @@ def rows(runs: int, minutes: int = 60, workers: int = 2) -> tuple[str, list[str]
         "scenario",
         "rule",
         '"pass" ever shown',
+        "median min to pass",
         "runs with a flip",
         "median flips",
         "max flips",
@@ -186,7 +189,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=500, help="simulated rollouts per scenario")
     parser.add_argument("--minutes", type=int, default=60, help="length of each rollout")
     args = parser.parse_args()
-    print_table(*rows(args.runs, args.minutes))
+    print_table(*rows(args.runs, args.minutes), width=140)
 
 
 if __name__ == "__main__":
