@@ -159,6 +159,9 @@ def _control_families(f: _Families, rollout: str, control: Mapping[str, Any]) ->
         )
         f("gate_threshold", "threshold of a gate criterion").add(gate, v.get("threshold"))
         f("gate_samples", "samples a gate criterion was judged on").add(gate, v.get("samples"))
+        f("gate_dry_run", "1: a dry-run criterion, shown but not counted").add(
+            gate, v.get("dry_run", False)
+        )
         verdict = f("gate_verdict", "verdict of a gate criterion (one-hot)")
         for name in OUTCOMES:
             verdict.add({**gate, "outcome": name}, v.get("outcome") == name)
