@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
+from bench import gate_verdicts
 from bench.common import median, print_table
 from producers.simulator import SCENARIOS, SystemProfile, Traffic
 from rollout.state import fold
@@ -256,6 +257,7 @@ def main() -> None:
         ],
         rows,
     )
+    print_table(*gate_verdicts.rows(args.runs))  # the gate rows: false pass, flips
 
 
 if __name__ == "__main__":

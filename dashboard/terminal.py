@@ -92,7 +92,7 @@ def gate_table(gates: Mapping[str, Any]) -> Table:
         title=f"gates of phase {gates['phase']} ({gates['phase_name']}): "
         f"[{colour[gates['outcome']]}]{gates['outcome']}[/]"
     )
-    for col in ("criterion", "verdict", "observed", "95% interval", "threshold", "samples"):
+    for col in ("criterion", "verdict", "observed", "interval", "threshold", "samples"):
         table.add_column(col, justify="left" if col in ("criterion", "verdict") else "right")
 
     def num(x: float | None) -> str:

@@ -76,8 +76,8 @@ class Rate:
     def estimate(self, t: Totals, z: float = Z95) -> Estimate | None:
         return wilson(self.hits(t), self.total(t), z=z)
 
-    def compare(self, a: Totals, b: Totals) -> Comparison | None:
-        return two_proportions(self.hits(a), self.total(a), self.hits(b), self.total(b))
+    def compare(self, a: Totals, b: Totals, z: float = Z95) -> Comparison | None:
+        return two_proportions(self.hits(a), self.total(a), self.hits(b), self.total(b), z)
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,8 @@ class Mean:
     def estimate(self, t: Totals, z: float = Z95) -> Estimate | None:
         return mean_interval(*self.moments(t), z=z)
 
-    def compare(self, a: Totals, b: Totals) -> Comparison | None:
-        return two_means(self.moments(a), self.moments(b))
+    def compare(self, a: Totals, b: Totals, z: float = Z95) -> Comparison | None:
+        return two_means(self.moments(a), self.moments(b), z)
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class Quantile:
         value, low, high = t.latency_quantiles(self.levels(t.events, z))
         return Estimate(value, low, high)  # type: ignore[arg-type]
 
-    def compare(self, a: Totals, b: Totals) -> Comparison | None:
+    def compare(self, a: Totals, b: Totals, z: float = Z95) -> Comparison | None:
         return None
 
 
@@ -134,7 +134,7 @@ class Count:
         n = self.count(t)
         return Estimate(n, n, n)
 
-    def compare(self, a: Totals, b: Totals) -> Comparison | None:
+    def compare(self, a: Totals, b: Totals, z: float = Z95) -> Comparison | None:
         return None
 
 
@@ -175,9 +175,10 @@ class Metric:
         """Its value with its 95% interval (None without data)."""
         return self.estimator.estimate(t, z)
 
-    def compare(self, a: Totals, b: Totals) -> Comparison | None:
-        """The two-sample test of ``a`` minus ``b`` (None: not comparable, or no data)."""
-        return self.estimator.compare(a, b)
+    def compare(self, a: Totals, b: Totals, z: float = Z95) -> Comparison | None:
+        """The two-sample test of ``a`` minus ``b`` (None: not comparable, or no data);
+        ``z``: its interval's half-width in standard errors."""
+        return self.estimator.compare(a, b, z)
 
 
 def _verdicts(verdict: str) -> Rate:

@@ -17,7 +17,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from schemas.metrics import NAMES, TRIGGER_NAMES, metric, quantile_of
 
@@ -34,12 +41,40 @@ class PlanModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(value: Any) -> Any:
+    """Seconds of ``"14d"``, ``"36h"``, ``"90m"`` or ``"30s"``; a number is seconds already."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    unit = DURATION_UNITS.get(text[-1:])
+    if unit is None or not text[:-1].isdigit():
+        raise ValueError(f"{value!r} is not a duration like 14d, 36h, 90m or 30s")
+    return int(text[:-1]) * unit
+
+
+Duration = Annotated[int, BeforeValidator(parse_duration), Field(ge=0)]
+"""Whole seconds, written as ``"14d"``, ``"36h"``, ``"90m"`` or ``"30s"`` in a plan."""
+
+
+def format_duration(seconds: float) -> str:
+    """``"3d 4h"``, ``"5h 12m"``, ``"12m"``: the two largest units, rounded up to a minute."""
+    minutes = math.ceil(max(0.0, seconds) / 60)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days}d"] * bool(days) + [f"{hours}h"] * bool(hours) + [f"{mins}m"] * bool(mins)
+    return " ".join(parts[:2]) or "0m"
+
+
 class Criterion(PlanModel):
     """One condition to advance: ``min`` / ``max`` bound, or a comparison (``compare``).
 
     ``compare = "baseline"``: the candidate against the baseline on the same window;
     ``"previous_phase"``: the candidate now against the candidate in the phase before.
-    Both may be worse by ``margin`` at most (in the metric's unit).
+    Both may be worse by ``margin`` at most (in the metric's unit). ``dry_run``: judged
+    and shown, marked dry-run, never counted in the phase's outcome.
     """
 
     metric: GateMetric
@@ -47,6 +82,7 @@ class Criterion(PlanModel):
     max: float | None = None
     compare: Literal["baseline", "previous_phase"] | None = None
     margin: Annotated[float, Field(ge=0.0)] = 0.0
+    dry_run: bool = False
 
     @model_validator(mode="after")
     def _one_rule(self) -> Criterion:
@@ -164,11 +200,23 @@ class SampleRatio(PlanModel):
     min_samples: Annotated[int, Field(ge=1)] = 1000
 
 
+class Gates(PlanModel):
+    """How gate criteria are judged under continuous looking (``schemas.confseq``).
+
+    Every interval is a confidence sequence at level ``1 - alpha``: it covers the true
+    value at every look at once, so a criterion shows a false "pass" at any look with
+    probability at most ``alpha / 2``.
+    """
+
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
+
+
 class Phase(PlanModel):
     """One step of the rollout: its candidate weight and the criteria to leave it.
 
     Gates are judged over the phase so far (or its last ``window_seconds``), each on at
-    least ``min_samples`` candidate results (``min_feedback`` verdicts for feedback).
+    least ``min_samples`` candidate results (``min_feedback`` verdicts for feedback), and
+    stay inconclusive until ``min_duration`` has passed since the phase started.
     """
 
     name: Annotated[str, Field(min_length=1, max_length=64)]
@@ -177,6 +225,7 @@ class Phase(PlanModel):
     min_samples: Annotated[int, Field(ge=1)] = 1000
     min_feedback: Annotated[int, Field(ge=1)] = 50
     window_seconds: Annotated[int, Field(ge=1)] | None = None
+    min_duration: Duration = 0
     fallback: bool = False
     announcement: Texts = {}
 
@@ -196,6 +245,7 @@ class Plan(PlanModel):
     rollback: list[Trigger] = []
     sequential: Sequential = Sequential()
     sample_ratio: SampleRatio = SampleRatio()
+    gates: Gates = Gates()
     rollback_announcement: Texts = {}
 
     @model_validator(mode="after")

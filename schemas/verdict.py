@@ -5,28 +5,40 @@
 history in a report (``sinks.verdicts``), each metric measured as the registry
 (``schemas.metrics``) defines it, so both always say the same over the same events.
 
-A bound (``min``/``max``) passes when the whole 95% interval is on the right side of the
-threshold, fails when it is wholly on the wrong side, and is inconclusive otherwise or
-below the minimum sample. A comparison (candidate minus reference) passes when its
-interval is within the allowed margin on the bad side, fails when wholly beyond it.
-Critical errors are counts, not estimates: one more than allowed is a fail.
+Every interval is a confidence sequence at the plan's ``gates.alpha`` (``schemas.confseq``):
+it holds at every look at once. A bound (``min``/``max``) passes when the whole interval
+is on the right side of the threshold, fails when it is wholly on the wrong side, and is
+inconclusive otherwise or below the minimum sample. A comparison (candidate minus
+reference) passes when its interval is within the allowed margin on the bad side, fails
+when wholly beyond it. Critical errors are counts, not estimates: one more than allowed
+is a fail.
+
+``held``: the running intersection of the criterion's remembered looks (``schemas.looks``,
+one at each window's end): the verdict is read on it, and the newest figures only add to
+the display, so "pass" changes only at a window's end and stays until the evidence
+contradicts it. ``elapsed``: seconds since the phase started; before the phase's
+``min_duration`` a pass is shown as inconclusive with the time left. A ``dry_run``
+criterion is judged and marked, and :func:`overall` leaves it out.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+from schemas.confseq import Interval, cs_z
 from schemas.metrics import Metric, Totals, metric
-from schemas.plan import Criterion, Phase
-from schemas.stats import Comparison, Estimate
+from schemas.plan import Criterion, Phase, format_duration
 
 Outcome = Literal["pass", "fail", "inconclusive"]
+DEFAULT_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """One criterion's verdict with the evidence behind it (``low``/``high``: 95%)."""
+    """One criterion's verdict with the evidence behind it (``low``/``high``: the
+    confidence sequence at the plan's alpha, intersected over the phase's looks)."""
 
     criterion: str
     metric: str
@@ -39,9 +51,24 @@ class Verdict:
     reference_samples: int | None = None
     p_value: float | None = None
     note: str = ""
+    upper: bool = False  # the threshold is a maximum (a comparison: lower is better)
+    needed: int = 0  # samples it needs (on the smaller side of a comparison)
+    dry_run: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def interval(self) -> Interval | None:
+        """Its interval, once it has the samples it needs (None before)."""
+        smaller = min(self.samples, self.reference_samples or self.samples)
+        if self.low is None or self.high is None or smaller < self.needed:
+            return None
+        return Interval(self.low, self.high)
+
+
+def _z(n: int, needed: int, alpha: float) -> float:
+    return cs_z(max(n, 1), needed, alpha)
 
 
 def judge(
@@ -50,21 +77,48 @@ def judge(
     candidate: Totals,
     baseline: Totals | None = None,
     previous: Totals | None = None,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    held: Interval | None = None,
+    pending: bool = False,
+    elapsed: float | None = None,
 ) -> Verdict:
-    """The verdict of one criterion of ``phase`` (see the module docstring)."""
+    """The verdict of one criterion of ``phase`` (see the module docstring); ``pending``:
+    judged only at remembered looks, and none has been taken yet."""
+    verdict = look(criterion, phase, candidate, baseline, previous, alpha)
+    if verdict.interval is not None:
+        if held is not None:
+            verdict = _held(verdict, held)
+        elif pending:
+            verdict = replace(verdict, outcome="inconclusive", note="judged at the window's end")
+    return shown(verdict, criterion, phase, elapsed)
+
+
+def look(
+    criterion: Criterion,
+    phase: Phase,
+    candidate: Totals,
+    baseline: Totals | None = None,
+    previous: Totals | None = None,
+    alpha: float = DEFAULT_ALPHA,
+) -> Verdict:
+    """This look's verdict alone: its own interval, no memory, no duration, no marks."""
     meaning = metric(criterion.metric)
     n = meaning.samples(candidate)
     needed = phase.min_feedback if meaning.feedback else phase.min_samples
     if criterion.compare is not None:
         reference = baseline if criterion.compare == "baseline" else previous
-        return _comparison(criterion, meaning, candidate, reference, n, needed)
+        return _comparison(criterion, meaning, candidate, reference, n, needed, alpha)
     threshold = criterion.max if criterion.max is not None else criterion.min
     assert threshold is not None
-    est = meaning.estimate(candidate)
+    upper = criterion.max is not None
+    est = meaning.estimate(candidate, _z(n, needed, alpha))
     if meaning.unit == "count":
         outcome = count_outcome(est.value if est else 0, threshold, n, needed)
+    elif est is None or n < needed:
+        outcome = "inconclusive"
     else:
-        outcome = bound_outcome(est, criterion.min, criterion.max, n, needed)
+        outcome = interval_outcome(Interval(est.low, est.high), threshold, upper)
     return Verdict(
         criterion.label,
         meaning.name,
@@ -75,6 +129,8 @@ def judge(
         threshold,
         n,
         note=f"{n} of {needed} samples" if n < needed else "",
+        upper=upper,
+        needed=needed,
     )
 
 
@@ -85,6 +141,7 @@ def _comparison(
     reference: Totals | None,
     n: int,
     needed: int,
+    alpha: float,
 ) -> Verdict:
     name, margin = meaning.name, criterion.margin
     lower_better = meaning.lower_is_better
@@ -94,14 +151,19 @@ def _comparison(
         what = "the baseline" if criterion.compare == "baseline" else "the previous phase"
         return Verdict(
             criterion.label, name, "inconclusive", None, None, None, threshold, n,
-            reference_samples=ref_n, note=f"no data for {what}",
+            reference_samples=ref_n, note=f"no data for {what}", upper=lower_better,
+            needed=needed,
         )  # fmt: skip
-    test = meaning.compare(candidate, reference)
     smaller = min(n, ref_n)
+    test = meaning.compare(candidate, reference, _z(smaller, needed, alpha))
+    if test is None or smaller < needed:
+        outcome: Outcome = "inconclusive"
+    else:
+        outcome = interval_outcome(Interval(test.low, test.high), threshold, lower_better)
     return Verdict(
         criterion.label,
         name,
-        comparison_outcome(test, margin, lower_better, smaller, needed),
+        outcome,
         None if test is None else test.difference,
         None if test is None else test.low,
         None if test is None else test.high,
@@ -110,22 +172,17 @@ def _comparison(
         reference_samples=ref_n,
         p_value=None if test is None else test.p_worse(margin, lower_is_worse=not lower_better),
         note=f"{smaller} of {needed} samples on the smaller side" if smaller < needed else "",
+        upper=lower_better,
+        needed=needed,
     )
 
 
-def bound_outcome(
-    est: Estimate | None,
-    minimum: float | None,
-    maximum: float | None,
-    samples: int,
-    needed: int,
-) -> Outcome:
-    if est is None or samples < needed:
-        return "inconclusive"
-    if maximum is not None:
-        return "pass" if est.high <= maximum else "fail" if est.low > maximum else "inconclusive"
-    assert minimum is not None
-    return "pass" if est.low >= minimum else "fail" if est.high < minimum else "inconclusive"
+def interval_outcome(interval: Interval, threshold: float, upper: bool) -> Outcome:
+    """pass: wholly on the allowed side of ``threshold`` (below it when ``upper``)."""
+    low, high = interval.low, interval.high
+    if upper:
+        return "pass" if high <= threshold else "fail" if low > threshold else "inconclusive"
+    return "pass" if low >= threshold else "fail" if high < threshold else "inconclusive"
 
 
 def count_outcome(count: float, maximum: float, samples: int, needed: int) -> Outcome:
@@ -134,17 +191,39 @@ def count_outcome(count: float, maximum: float, samples: int, needed: int) -> Ou
     return "pass" if samples >= needed else "inconclusive"
 
 
-def comparison_outcome(
-    test: Comparison | None, margin: float, lower_is_better: bool, samples: int, needed: int
-) -> Outcome:
-    if test is None or samples < needed:
-        return "inconclusive"
-    if lower_is_better:
-        return "pass" if test.high <= margin else "fail" if test.low > margin else "inconclusive"
-    return "pass" if test.low >= -margin else "fail" if test.high < -margin else "inconclusive"
+def _held(verdict: Verdict, held: Interval) -> Verdict:
+    """``verdict`` as the earlier looks ``held`` judge it: their interval and outcome
+    (this look only adds its figures), unless it contradicts them."""
+    now = verdict.interval
+    assert now is not None
+    if (now & held).empty:  # the truth moved: this look alone
+        return replace(verdict, note="earlier looks contradicted: judged on this look")
+    return replace(
+        verdict,
+        low=held.low,
+        high=held.high,
+        outcome=interval_outcome(held, verdict.threshold, verdict.upper),
+    )
 
 
-def overall(outcomes: list[Outcome]) -> Outcome:
+def shown(verdict: Verdict, criterion: Criterion, phase: Phase, elapsed: float | None) -> Verdict:
+    """``verdict`` as shown: a pass waits for ``min_duration``; a dry run is marked."""
+    notes = [verdict.note] if verdict.note else []
+    left = phase.min_duration - elapsed if elapsed is not None else 0
+    if verdict.outcome == "pass" and left > 0:
+        verdict = replace(verdict, outcome="inconclusive")
+        notes.append(f"{format_duration(left)} left of min_duration")
+    if criterion.dry_run:
+        notes.insert(0, "dry-run")
+    return replace(verdict, note="; ".join(notes), dry_run=criterion.dry_run)
+
+
+def overall(verdicts: Iterable[Verdict]) -> Outcome:
+    """The phase's outcome from its verdicts; dry runs do not count."""
+    return combined([v.outcome for v in verdicts if not v.dry_run])
+
+
+def combined(outcomes: list[Outcome]) -> Outcome:
     """fail if any fails, pass if all pass, else inconclusive."""
     if "fail" in outcomes:
         return "fail"

@@ -170,7 +170,15 @@ def _phase_report(
     with open_history(settings, reading=True) as store:
         try:
             report = phase_report(
-                store, settings.database, rollout, phase, gate, plan.roles, *span, final=final
+                store,
+                settings.database,
+                rollout,
+                phase,
+                gate,
+                plan.roles,
+                *span,
+                final=final,
+                alpha=plan.gates.alpha,
             )
         except NoSuchPhase as exc:
             errors.print(str(exc))

@@ -5,13 +5,14 @@ Every question is answered from its rollups with the event rows at the span's ed
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 from rollout.state import fold, phase_periods
 from schemas.events import Alert, RolloutEvent
 from schemas.metrics import QUANTILES, feedback_total
+from schemas.stats import Z95
 from sinks import ddl
 from sinks.report import REPORT_SQL, SystemReport
 from sinks.rollups import ERRORS, FEEDBACK, LATENCY_MERGE, RESULTS, RULES, Family, latency_merge
@@ -101,6 +102,46 @@ class Side:
         return [self.quantiles.get(x) for x in levels]
 
 
+@dataclass(frozen=True)
+class Sums:
+    """One system's counts and sums over some minutes, as :class:`schemas.metrics.Totals`
+    without latency quantiles (a minute's sketch cannot be added up here)."""
+
+    events: int = 0
+    successes: int = 0
+    fallbacks: int = 0
+    critical_errors: int = 0
+    confidence_sum: float = 0.0
+    confidence_sq_sum: float = 0.0
+    latency_sum: float = 0.0
+    latency_sq_sum: float = 0.0
+    feedback: dict[str, int] = field(default_factory=dict)
+
+    def __add__(self, other: Sums) -> Sums:
+        sums = {
+            f.name: getattr(self, f.name) + getattr(other, f.name)
+            for f in fields(self)
+            if f.name != "feedback"
+        }
+        verdicts = {v: self.feedback.get(v, 0) + other.feedback.get(v, 0) for v in {
+            *self.feedback, *other.feedback
+        }}  # fmt: skip
+        return Sums(**sums, feedback=verdicts)
+
+    def latency_quantiles(self, levels: Sequence[float]) -> list[float | None]:
+        return [None for _ in levels]
+
+
+Minutes = dict[int, dict[str, Sums]]
+"""Minute start (epoch seconds) -> system -> what it served in that minute."""
+
+_MINUTE_SQL = (
+    "SELECT toUInt32(bucket) AS at, system, sum(events), sum(successes), sum(fallbacks), "
+    "sum(critical_errors), sum(confidence_sum), sum(confidence_sq_sum), sum(latency_sum), "
+    "sum(latency_sq_sum) FROM {source} GROUP BY at, system"
+)
+
+
 def rollout_log(store: Store, database: str, rollout: str) -> list[RolloutEvent]:
     """The rollout's log as stored, in time order."""
     sql = (
@@ -178,8 +219,11 @@ class History:
     def log(self) -> list[RolloutEvent]:
         return rollout_log(self.store, self.database, self.rollout)
 
-    def sides(self, span: Selection) -> dict[str, Side]:
-        """Every system's results and feedback over ``span``."""
+    def sides(
+        self, span: Selection, z: Callable[[int], float] = lambda events: Z95
+    ) -> dict[str, Side]:
+        """Every system's results and feedback over ``span``; ``z``: the half-width in
+        standard errors of a latency quantile's interval over that many events."""
         by_system = {r[0]: SystemReport(*r) for r in self._query(RESULTS, REPORT_SQL, span)}
         sql = "SELECT system, verdict, sum(events) FROM {source} GROUP BY system, verdict"
         feedback: dict[str, dict[str, int]] = {}
@@ -189,20 +233,36 @@ class History:
             system: Side(
                 by_system.get(system),
                 feedback.get(system, {}),
-                self.latency_levels(span, system, by_system[system].events)
+                self.latency_levels(span, system, by_system[system].events, z)
                 if system in by_system
                 else {},
             )
             for system in sorted(set(by_system) | set(feedback))
         }
 
-    def latency_levels(self, span: Selection, system: str, events: int) -> dict[float, float]:
+    def latency_levels(
+        self, span: Selection, system: str, events: int, z: Callable[[int], float]
+    ) -> dict[float, float]:
         """Every level a quantile metric's estimate over ``events`` results reads, from the
         merged t-digests (they keep the whole distribution: any level can be read)."""
-        levels = sorted({x for q in QUANTILES.values() for x in q.levels(events)})
+        levels = sorted({x for q in QUANTILES.values() for x in q.levels(events, z(events))})
         sql = f"SELECT {latency_merge(levels)} FROM {{source}} WHERE system = %(system)s"
         (values,) = self._query(RESULTS, sql, span, system=system).rows[0]
         return dict(zip(levels, values, strict=True))
+
+    def minutes(self, span: Span) -> Minutes:
+        """Every system's counts, sums and feedback verdicts per minute of ``span``."""
+        out: Minutes = {}
+        for at, system, *sums in self._query(RESULTS, _MINUTE_SQL, span, group=60):
+            out.setdefault(int(at), {})[system] = Sums(*sums)
+        sql = (
+            "SELECT toUInt32(bucket) AS at, system, verdict, sum(events) FROM {source} "
+            "GROUP BY at, system, verdict"
+        )
+        for at, system, verdict, n in self._query(FEEDBACK, sql, span, group=60):
+            minute = out.setdefault(int(at), {})
+            minute[system] = minute.get(system, Sums()) + Sums(feedback={verdict: int(n)})
+        return out
 
     def error_types(self, span: Selection) -> list[ErrorType]:
         sql = (

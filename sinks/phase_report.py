@@ -7,16 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schemas.alert_text import why
+from schemas.confseq import cs_z
 from schemas.events import Alert
+from schemas.looks import judge_phase
 from schemas.metrics import Unit, metric
 from schemas.plan import Phase, Roles
 from schemas.stats import wilson
-from schemas.verdict import Outcome, overall
+from schemas.verdict import DEFAULT_ALPHA, Outcome, Verdict, overall
 from sinks import history, svg
 from sinks.history import ErrorType, Point, RuleStats, Side, Span
 from sinks.render import Block, Figure, Grid, Heading, Text, shown
 from sinks.store import Store
-from sinks.verdicts import Verdict, judge_gate
+from sinks.verdicts import data_end, replay
 
 STEPS = (60, 300, 900, 3600, 6 * 3600, 86400)
 COMPARED = ("success_rate", "mean_confidence", "mean_latency_ms", "feedback_positive_rate")
@@ -45,7 +47,7 @@ class PhaseReport:
 
     @property
     def outcome(self) -> Outcome:
-        return overall([v.outcome for v in self.verdicts])
+        return overall(self.verdicts)
 
     def side(self, system: str, previous: bool = False) -> Side:
         return (self.previous if previous else self.sides).get(system) or Side(None)
@@ -69,8 +71,10 @@ def phase_report(
     since: datetime | None = None,
     until: datetime | None = None,
     final: bool = False,
+    alpha: float = DEFAULT_ALPHA,
 ) -> PhaseReport:
-    """Collect everything the report shows (from the rollups; ``final``: read ``FINAL``)."""
+    """Collect everything the report shows (from the rollups; ``final``: read ``FINAL``);
+    ``alpha``: the plan's ``gates.alpha``."""
     stored = history.History(store, database, rollout, final)
     log = stored.log()
     span = history.phase_span(log, rollout, phase)
@@ -79,12 +83,24 @@ def phase_report(
             f"rollout {rollout!r} has no phase_started event for phase {phase} in "
             f"{database}.rollout_events: give --since/--until for the time range"
         )
+    began = span.start if span else since  # the phase's start, for min_duration and looks
     span = (span or Span()).clip(since, until)
     previous_span = history.phase_span(log, rollout, phase - 1) if phase > 1 else None
-    sides = stored.sides(span)
+    sides = stored.sides(span, lambda events: cs_z(max(events, 1), gate.min_samples, alpha))
     previous = stored.sides(previous_span) if previous_span else {}
     candidate = sides.get(roles.candidate) or Side(None)
-    verdicts = judge_gate(gate, candidate, sides.get(roles.baseline), previous.get(roles.candidate))
+    before = previous.get(roles.candidate)
+    minutes = stored.minutes(span)
+    end = data_end(minutes)
+    verdicts = judge_phase(
+        gate,
+        candidate,
+        sides.get(roles.baseline),
+        before,
+        alpha=alpha,
+        memory=replay(gate, minutes, began, roles, before, alpha) if began else None,
+        elapsed=end - began.timestamp() if end is not None and began else None,
+    )
     return PhaseReport(
         rollout=rollout,
         phase=phase,
@@ -150,7 +166,7 @@ def _criteria(report: PhaseReport) -> Grid:
     headers = [
         "criterion",
         "observed",
-        "95% interval",
+        "interval",
         "threshold",
         "samples",
         "p (worse)",
@@ -363,10 +379,13 @@ def blocks(report: PhaseReport, charts: bool = False) -> list[Block]:
         ),
         Heading("Criteria"),
         Text(
-            "A bound passes when the whole 95% interval is on the right side of its "
-            "threshold and fails when it is wholly on the wrong side; a comparison "
-            "passes when the interval of the difference is within the margin; anything "
-            "else, or too few samples, is inconclusive."
+            "Each interval is a confidence sequence (it holds at every look at once), "
+            "intersected over the looks at each minute's end as the worker does. A bound "
+            "passes when the whole interval is on the right side of its threshold and "
+            "fails when it is wholly on the wrong side; a comparison passes when the "
+            "interval of the difference is within the margin; anything else, too few "
+            "samples or a phase younger than its min_duration is inconclusive. Dry-run "
+            "criteria are shown, not counted."
         ),
         _criteria(report),
         Heading("Alerts"),

@@ -1,20 +1,47 @@
-"""Each criterion of a plan's phase judged on the stored history (rules: ``schemas.verdict``).
+"""The gates' memory replayed from the stored history (rules: ``schemas.looks``).
 
-The criteria come from the shared rollout plan (``schemas.plan``); the numbers from
-``sinks.history`` (ClickHouse, ``FINAL``), each metric measured as the registry
-(``schemas.metrics``) defines it, so a report shows what the worker's gates
-(``streams.gates``, on live windows) would say over the same events.
+The worker remembers a look at the end of every minute window of a phase, on the phase
+so far; :func:`replay` takes the same looks over the stored minutes (``sinks.history``),
+so a report (``sinks.phase_report``) holds each verdict as the worker's gates
+(``streams.gates``) do over the same events.
 """
 
 from __future__ import annotations
 
-from schemas.plan import Phase
-from schemas.verdict import Verdict, judge
-from sinks.history import Side
+from datetime import datetime
+
+from schemas.confseq import Interval
+from schemas.looks import looks, remember, remembered
+from schemas.metrics import Totals
+from schemas.plan import Phase, Roles
+from sinks.history import Minutes, Sums
+
+MINUTE = 60
 
 
-def judge_gate(
-    gate: Phase, candidate: Side, baseline: Side | None, previous: Side | None
-) -> list[Verdict]:
-    """Every criterion of ``gate`` judged on the stored history."""
-    return [judge(c, gate, candidate, baseline, previous) for c in gate.advance]
+def data_end(minutes: Minutes) -> int | None:
+    """The end of the newest minute with data (the worker's newest window end)."""
+    return max(minutes) + MINUTE if minutes else None
+
+
+def replay(
+    gate: Phase,
+    minutes: Minutes,
+    began: datetime,
+    roles: Roles,
+    previous: Totals | None,
+    alpha: float,
+) -> dict[int, Interval]:
+    """The memory of the looks at every minute's end but the newest, as the worker has it."""
+    end = data_end(minutes)
+    if end is None or not any(remembered(c, gate) for c in gate.advance):
+        return {}
+    first = int(began.timestamp()) // MINUTE * MINUTE
+    memory: dict[int, Interval] = {}
+    cand, base = Sums(), Sums()
+    for upto in range(first + MINUTE, end, MINUTE):
+        minute = minutes.get(upto - MINUTE, {})
+        cand += minute.get(roles.candidate, Sums())
+        base += minute.get(roles.baseline, Sums())
+        memory = remember(memory, looks(gate, cand, base, previous, alpha))
+    return memory

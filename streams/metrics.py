@@ -151,14 +151,17 @@ def _control_families(f: _Families, rollout: str, control: Mapping[str, Any]) ->
     for v in gates.get("verdicts") or []:
         gate = {**phase, "criterion": v["criterion"], "metric": v["metric"]}
         f("gate_observed", "observed value of a gate criterion").add(gate, v.get("observed"))
-        f("gate_observed_lower", "lower bound of the observed value's 95% interval").add(
+        f("gate_observed_lower", "lower bound of the gate's interval (a confidence sequence)").add(
             gate, v.get("low")
         )
-        f("gate_observed_upper", "upper bound of the observed value's 95% interval").add(
+        f("gate_observed_upper", "upper bound of the gate's interval (a confidence sequence)").add(
             gate, v.get("high")
         )
         f("gate_threshold", "threshold of a gate criterion").add(gate, v.get("threshold"))
         f("gate_samples", "samples a gate criterion was judged on").add(gate, v.get("samples"))
+        f("gate_dry_run", "1: a dry-run criterion, shown but not counted").add(
+            gate, v.get("dry_run", False)
+        )
         verdict = f("gate_verdict", "verdict of a gate criterion (one-hot)")
         for name in OUTCOMES:
             verdict.add({**gate, "outcome": name}, v.get("outcome") == name)

@@ -11,7 +11,7 @@ from rollout.state import WORKER, RolloutState
 from schemas.events import RolloutEvent
 from schemas.internal import Partial
 from schemas.plan import Plan
-from streams.gates import GateReport, evaluate
+from streams.gates import GateReport, Looks, evaluate
 from streams.triggers import Output, RolloutMonitor
 from streams.windows import RolloutView
 
@@ -23,6 +23,7 @@ class Stage2:
     plan: Plan
     views: dict[str, RolloutView] = field(default_factory=dict)
     monitors: dict[str, RolloutMonitor] = field(default_factory=dict)
+    looks: dict[str, Looks] = field(default_factory=dict)  # the gates' memory per rollout
     # the rollout log's fold of a rollout (None: not known yet)
     state_of: Callable[[str], RolloutState | None] = lambda rollout: None
 
@@ -40,7 +41,12 @@ class Stage2:
     def gates(self, rollout: str) -> GateReport | None:
         """The current phase's gate verdicts for ``rollout`` (None if it is not running)."""
         view, state = self.views.get(rollout), self.state_of(rollout)
-        return evaluate(self.plan, view, state) if view and state else None
+        if not view or not state:
+            return None
+        report, self.looks[rollout] = evaluate(
+            self.plan, view, state, self.looks.get(rollout, Looks())
+        )
+        return report
 
     def advance(self, rollout: str) -> RolloutEvent | None:
         """With ``auto_advance``: the next phase's start once every gate passes.

@@ -25,9 +25,10 @@ from hypothesis import strategies as st
 
 from rollout.state import fold
 from schemas import ErrorInfo, Feedback, Result, RolloutEvent
+from schemas.confseq import cs_z
 from schemas.metrics import METRICS, QUANTILE_RANK_ERROR, Mean, Metric, Quantile
 from schemas.plan import Criterion, Phase, Plan
-from schemas.verdict import Verdict
+from schemas.verdict import DEFAULT_ALPHA, Verdict
 from sinks.batch import Batch, entry_columns
 from sinks.migrations import migrate
 from sinks.phase_report import phase_report
@@ -137,7 +138,7 @@ def live(rollout: str, plan: Plan, log, results, feedback):
         for part in parts:
             for partial in part.drain():
                 view.apply(partial)
-    return evaluate(plan, view, fold(log, rollout))
+    return evaluate(plan, view, fold(log, rollout))[0]
 
 
 def store_all(store: Store, database: str, events) -> None:
@@ -175,14 +176,15 @@ def rounding(m: Metric, *values: float | None) -> float:
     return 1e-6 * (1 + max(abs(v) for v in values if v is not None))
 
 
-def agree(m: Metric, got: Verdict, want: Verdict, latencies: list[float]) -> None:
+def agree(m: Metric, got: Verdict, want: Verdict, latencies: list[float], needed: int) -> None:
     """``got`` (stored) says what ``want`` (live) says, within the metric's accuracy."""
     assert (got.samples, got.reference_samples) == (want.samples, want.reference_samples)
     assert close(got.threshold, want.threshold)
     stored, live = (got.observed, got.low, got.high), (want.observed, want.low, want.high)
     figures = list(zip(stored, live, strict=True))
     if isinstance(m.estimator, Quantile) and want.observed is not None:
-        levels = m.estimator.levels(len(latencies))
+        z = cs_z(len(latencies), needed, DEFAULT_ALPHA)  # the confidence sequence's width
+        levels = m.estimator.levels(len(latencies), z)
         bands = [exact_band(latencies, x) for x in levels]
         for (mine, theirs), (lo, hi) in zip(figures, bands, strict=True):
             assert lo <= mine <= hi and lo <= theirs <= hi, (m.name, mine, theirs, lo, hi)
@@ -246,7 +248,7 @@ def test_live_gates_and_stored_verdicts_agree_on_every_metric(
     assert len(report.verdicts) == len(worker.verdicts) == len(gates)
     latencies = [r.latency_ms for r in now_c[0]]
     for got, want in zip(report.verdicts, worker.verdicts, strict=True):
-        agree(METRICS[got.metric], got, want, latencies)
+        agree(METRICS[got.metric], got, want, latencies, phase.min_samples)
 
 
 @pytest.fixture

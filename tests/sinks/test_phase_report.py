@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from phasegate.cli import app
+from schemas.confseq import cs_z
 from schemas.plan import load_plan
 from schemas.stats import wilson
 from sinks import render
@@ -40,10 +41,12 @@ def outcomes(report) -> dict[str, str]:
     return {v.criterion: v.outcome for v in report.verdicts}
 
 
-def test_phase_1_passes_every_criterion(
+def test_phase_1_passes_every_criterion_at_a_loose_alpha(
     store: Store, database: str, rollout: Rollout, final: bool
 ) -> None:
-    report = phase_report(store, database, "kai", 1, PLAN.phase(1), final=final)
+    """1,200 events at 97%: a pass at alpha 0.5; at the default 0.05 the confidence
+    sequence does not yet clear 95% nor the 1-point margin (inconclusive, not fail)."""
+    report = phase_report(store, database, "kai", 1, PLAN.phase(1), final=final, alpha=0.5)
     assert (report.span.start, report.span.end) == (T0, T0 + HOUR)
     assert outcomes(report) == {
         "success_rate >= 0.95": "pass",
@@ -51,14 +54,21 @@ def test_phase_1_passes_every_criterion(
         "feedback_positive_rate >= 0.5": "pass",
         "success_rate not worse than the baseline (margin 0.01)": "pass",
     }
-    mine = [r for r in rollout.phase1 if r.system == "production"]
+    mine = [r for r in rollout.phase1 if r.system == "production"]  # 20 a minute
     success = report.verdicts[0]
-    want = wilson(sum(r.success for r in mine), len(mine))
     assert (success.observed, success.samples) == (pytest.approx(0.97), 1200)
-    assert (success.low, success.high) == (pytest.approx(want.low), pytest.approx(want.high))
+    # the intersection of the looks at each minute's end: within the first full look's
+    first = wilson(sum(r.success for r in mine[:1000]), 1000, cs_z(1000, 1000, 0.5))
+    assert first.low <= success.low and success.high <= first.high
+    assert 0.95 <= success.low < 0.97 < success.high
     assert report.verdicts[2].observed == pytest.approx(45 / 60)
     assert report.verdicts[3].observed == pytest.approx(0.97 - 0.96)
     assert report.outcome == "pass"
+    strict = phase_report(store, database, "kai", 1, PLAN.phase(1), final=final)
+    assert outcomes(strict) == outcomes(report) | {
+        "success_rate >= 0.95": "inconclusive",
+        "success_rate not worse than the baseline (margin 0.01)": "inconclusive",
+    }
 
 
 def test_phase_2_fails_on_success_and_regression(
@@ -69,7 +79,9 @@ def test_phase_2_fails_on_success_and_regression(
     assert outcomes(report) == {
         "success_rate >= 0.96": "fail",
         "mean_latency_ms <= 200": "pass",
-        "success_rate not worse than the previous phase (margin 0.01)": "fail",
+        # -3 points over 1,500 vs 1,200 events: a fixed 95% interval excluded -1 point,
+        # the confidence sequence does not yet
+        "success_rate not worse than the previous phase (margin 0.01)": "inconclusive",
         "mean_latency_ms not worse than the previous phase (margin 20)": "pass",
         "complaint_rate <= 0.05": "inconclusive",  # 40 verdicts, 50 needed
     }
@@ -132,7 +144,8 @@ def test_report_and_evaluate_commands(
     how = ["--final"] if final else []
     md = runner.invoke(app, ["report", "-r", "kai", "--phase", "1", "--format", "md", *how])
     assert md.exit_code == 0, md.output
-    assert "# Rollout kai: phase 1 go/no-go" in md.output and "Decision: PASS." in md.output
+    assert "# Rollout kai: phase 1 go/no-go" in md.output
+    assert "Decision: INCONCLUSIVE." in md.output  # 1,200 events: see the test above
     page = tmp_path / "phase2.html"
     html = runner.invoke(
         app, ["report", "-r", "kai", "-p", "2", "--format", "html", "-o", str(page), *how]

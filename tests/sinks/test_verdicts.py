@@ -12,10 +12,10 @@ from schemas import RolloutEvent
 from schemas.metrics import METRICS
 from schemas.plan import Criterion, Phase
 from schemas.verdict import judge
-from sinks import rows
+from sinks import render, rows
 from sinks.history import History, Span
 from sinks.migrations import migrate
-from sinks.phase_report import phase_report
+from sinks.phase_report import blocks, phase_report
 from sinks.rollups import FEEDBACK, RESULTS
 from sinks.store import Store
 from streams.aggregate import WindowStats
@@ -71,3 +71,29 @@ def test_every_metric_sql_reads_what_the_stored_verdict_observes(
         sql = f"SELECT {m.sql} FROM {source} WHERE system = 'production'"
         (value,) = store.query(sql, params).rows[0]
         assert value == pytest.approx(m.estimate(side).value, rel=1e-9), name
+
+
+def test_a_report_waits_for_min_duration_and_marks_a_dry_run(store: Store, database: str) -> None:
+    """Phase 1's stored hour: a pass held back by a 2-hour min_duration, with the time
+    left; a failing dry-run criterion shown, marked and not counted."""
+    migrate(store, database)
+    load(store, database, redelivered=False)
+    gate = Phase(
+        name="a",
+        weight=50,
+        min_samples=1000,
+        min_duration="2h",
+        advance=[
+            Criterion(metric="success_rate", min=0.9),
+            Criterion(metric="success_rate", min=0.99, dry_run=True),
+        ],
+    )
+    report = phase_report(store, database, "kai", 1, gate)
+    bound, dry = report.verdicts
+    assert (bound.outcome, bound.note) == ("inconclusive", "1h left of min_duration")
+    assert (dry.outcome, dry.dry_run, dry.note) == ("fail", True, "dry-run")
+    assert report.outcome == "inconclusive"
+    md = render.markdown(blocks(report))
+    assert "| dry-run |" in md and "1h left of min_duration" in md
+    later = phase_report(store, database, "kai", 1, gate.model_copy(update={"min_duration": 3600}))
+    assert later.outcome == "pass"  # the dry run's fail does not count

@@ -69,7 +69,7 @@ def sample_status(
     state = RolloutState(rollout).apply(
         RolloutEvent(rollout=rollout, type="phase_started", phase=1, weight=50, ts=T0)
     )
-    report = evaluate(load_plan(), view, state)
+    report, _ = evaluate(load_plan(), view, state)
     assert report is not None
     return {
         "counters": {

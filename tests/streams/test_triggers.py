@@ -228,6 +228,8 @@ def test_auto_advance_starts_the_next_phase_once_every_gate_passes():
     assert h.stage2.gates(ROLLOUT).outcome == "inconclusive"  # 100 of 200 samples
     assert h.stage2.advance(ROLLOUT) is None
     h.batch(400, h.success(0.99))
+    assert h.stage2.gates(ROLLOUT).outcome == "inconclusive"  # judged at the window's end
+    h.batch(600, h.success(0.99))  # into the next window: the first one's end is a look
     assert h.stage2.gates(ROLLOUT).outcome == "pass"
     event = h.stage2.advance(ROLLOUT)
     assert (event.type, event.phase, event.weight, event.actor) == ("phase_started", 2, 100, WORKER)
