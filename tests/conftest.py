@@ -44,6 +44,9 @@ SERVICE_FIXTURES = {
 }
 """Fixtures that start (or reach) a broker, a ClickHouse server or a TLS front."""
 
+STORES = ("store", "shared_store")
+"""Fixtures parametrized by backend (tests/sinks): the ``server`` one needs a service."""
+
 
 def needs_a_service(item: pytest.Item) -> bool:
     """Whether ``item`` uses a service fixture, the ``store`` on the server, a Docker
@@ -51,7 +54,7 @@ def needs_a_service(item: pytest.Item) -> bool:
     params = getattr(item, "callspec", None)
     return (
         bool(SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())))
-        or (params is not None and params.params.get("store") == "server")
+        or (params is not None and "server" in (params.params.get(f) for f in STORES))
         or item.get_closest_marker("docker") is not None
         or item.get_closest_marker("service") is not None
     )

@@ -23,6 +23,11 @@ HOOK_SECRET = "hook-T0ken-93be"  # a webhook URL's path is often its secret (Sla
 pytestmark = pytest.mark.timeout(120)
 
 
+GRACE_S = 5
+"""Seconds a command has to stop after SIGTERM before it is killed (``notify`` never stops
+while its consumer cannot connect: it is killed, and what it printed before is checked)."""
+
+
 def run(env: dict[str, str], args: list[str], cwd: Path, seconds: float = 15) -> str:
     """Run ``phasegate ARGS``; stop it with SIGTERM after ``seconds``; its whole output."""
     proc = subprocess.Popen(
@@ -37,7 +42,7 @@ def run(env: dict[str, str], args: list[str], cwd: Path, seconds: float = 15) ->
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGTERM)
         try:
-            out, _ = proc.communicate(timeout=20)
+            out, _ = proc.communicate(timeout=GRACE_S)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()

@@ -62,9 +62,10 @@ def test_weight_routes_with_the_sticky_hash():
 
 def test_degrade_drops_candidate_success_after_the_onset():
     n = 40_000
-    before, after = split(results("degrade", n), "production", n)
+    rs = results("degrade", n)
+    before, after = split(rs, "production", n)
     assert rate(before) > 0.96 and rate(after) < 0.87
-    base_before, base_after = split(results("degrade", n), "pipeline", n)
+    base_before, base_after = split(rs, "pipeline", n)
     assert abs(rate(base_before) - rate(base_after)) < 0.01
 
 

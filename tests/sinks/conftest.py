@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from schemas import ErrorInfo, Result
 from sinks.store import Store
 
+BACKENDS = ["server", "chdb"]
 
-@pytest.fixture(params=["server", "chdb"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
-    """An open store on each backend (the server fixture skips where none is installed)."""
+
+@contextmanager
+def _opened(request: pytest.FixtureRequest, folder: Path) -> Iterator[Store]:
+    """The store on ``request.param``'s backend (the server skips where none is installed)."""
     if request.param == "server":
         from sinks.store.server import ServerStore
 
@@ -23,17 +27,53 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
         pytest.importorskip("chdb")
         from sinks.store.local import LocalStore
 
-        opened = LocalStore(tmp_path / "chdb")
-    yield opened
-    opened.close()
+        opened = LocalStore(folder)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@contextmanager
+def fresh_database(store: Store) -> Iterator[str]:
+    """A fresh database name on ``store``, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        store.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
+    """An open store on each backend (the server fixture skips where none is installed)."""
+    with _opened(request, tmp_path / "chdb") as opened:
+        yield opened
 
 
 @pytest.fixture
 def database(store: Store) -> Iterator[str]:
     """A fresh database name on ``store``, dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    yield name
-    store.execute(f"DROP DATABASE IF EXISTS {name}")
+    with fresh_database(store) as name:
+        yield name
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Store]:
+    """``store``, once per test module and backend: for a module whose tests only read
+    what it loads once. Use it in every test of that module (chdb opens one folder per
+    process), with ``shared_database``."""
+    with _opened(request, tmp_path_factory.mktemp("chdb")) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def shared_database(shared_store: Store) -> Iterator[str]:
+    """A fresh database on ``shared_store`` for the module, dropped after it."""
+    with fresh_database(shared_store) as name:
+        yield name
 
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

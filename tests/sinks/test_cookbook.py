@@ -36,13 +36,17 @@ def run(store: Store, database: str, sql: str) -> list[tuple]:
     return store.query(sql, params).rows
 
 
-@pytest.fixture
-def stored(store: Store, database: str) -> Rollout:
-    migrate(store, database)
+@pytest.fixture(scope="module")
+def stored(shared_store: Store, shared_database: str) -> Rollout:
+    migrate(shared_store, shared_database)
     data = build()
-    store.insert(f"{database}.results", rows.result_columns(data.phase1 + data.phase2))
-    store.insert(f"{database}.feedback", rows.feedback_columns(data.feedback1 + data.feedback2))
-    store.insert(f"{database}.rollout_events", rows.rollout_columns(data.log))
+    shared_store.insert(
+        f"{shared_database}.results", rows.result_columns(data.phase1 + data.phase2)
+    )
+    shared_store.insert(
+        f"{shared_database}.feedback", rows.feedback_columns(data.feedback1 + data.feedback2)
+    )
+    shared_store.insert(f"{shared_database}.rollout_events", rows.rollout_columns(data.log))
     return data
 
 
@@ -51,15 +55,17 @@ def test_the_cookbook_has_the_queries_the_issue_asks_for() -> None:
 
 
 @pytest.mark.parametrize("index", range(len(EVERY_SQL_BLOCK)))
-def test_every_sql_block_of_the_doc_runs(store: Store, database: str, stored, index: int) -> None:
+def test_every_sql_block_of_the_doc_runs(
+    shared_store: Store, shared_database: str, stored, index: int
+) -> None:
     sql = EVERY_SQL_BLOCK[index]
-    assert run(store, database, sql), sql  # rows, not only no error
+    assert run(shared_store, shared_database, sql), sql  # rows, not only no error
 
 
 def test_hourly_success_and_confidence_match_the_events(
-    store: Store, database: str, stored: Rollout
+    shared_store: Store, shared_database: str, stored: Rollout
 ) -> None:
-    got = run(store, database, QUERIES[0])
+    got = run(shared_store, shared_database, QUERIES[0])
     events = stored.phase1 + stored.phase2
     assert len(got) == 4  # two hours, two systems
     for hour, system, n, success, confidence in got:
@@ -69,16 +75,18 @@ def test_hourly_success_and_confidence_match_the_events(
         assert confidence == pytest.approx(sum(r.confidence for r in mine) / len(mine))
 
 
-def test_weight_over_time_and_worst_rule(store: Store, database: str, stored: Rollout) -> None:
-    weights = run(store, database, QUERIES[7])
+def test_weight_over_time_and_worst_rule(
+    shared_store: Store, shared_database: str, stored: Rollout
+) -> None:
+    weights = run(shared_store, shared_database, QUERIES[7])
     assert [(r[1], r[2], r[3]) for r in weights] == [
         ("phase_started", 50, 1),
         ("phase_started", 75, 2),
         ("weight_set", 60, None),
     ]
-    worst = run(store, database, QUERIES[5])
+    worst = run(shared_store, shared_database, QUERIES[5])
     assert worst[0][0] == "flaky"
-    grafana = run(store, database, QUERIES[8])
+    grafana = run(shared_store, shared_database, QUERIES[8])
     production = [r for r in stored.phase1 + stored.phase2 if r.system == "production"]
     assert len(grafana) == 2
     assert sum(mean for _, mean in grafana) / 2 == pytest.approx(

@@ -17,8 +17,8 @@ from tests.sinks.conftest import T0, make_result
 SECOND = T0 + timedelta(seconds=1)
 
 
-@pytest.fixture
-def loaded(store: Store, database: str) -> list[Result]:
+@pytest.fixture(scope="module")
+def loaded(shared_store: Store, shared_database: str) -> list[Result]:
     """1,000 pipeline results without errors in one second, then 2,000 of both systems in
     the next, four to a millisecond; the newest 100 inserted twice (past the ledger)."""
     ok = {"success": True, "error": None, "fallback": False}
@@ -33,16 +33,18 @@ def loaded(store: Store, database: str) -> list[Result]:
         Feedback(rollout="kai", query_id="q2999", system="production", verdict="correct"),
         Feedback(rollout="kai", query_id="q0", system="pipeline", verdict="incorrect"),
     ]
-    migrate(store, database)
-    store.insert(f"{database}.results", rows.result_columns(earlier + later))
-    store.insert(f"{database}.feedback", rows.feedback_columns(verdicts))
-    store.insert(f"{database}.results", rows.result_columns(later[-100:]))
+    migrate(shared_store, shared_database)
+    shared_store.insert(f"{shared_database}.results", rows.result_columns(earlier + later))
+    shared_store.insert(f"{shared_database}.feedback", rows.feedback_columns(verdicts))
+    shared_store.insert(f"{shared_database}.results", rows.result_columns(later[-100:]))
     return earlier + later
 
 
 @pytest.mark.parametrize("last", [1, 500, 1999, 2000, 2500, 5000])
-def test_the_newest_n_results_exactly(store: Store, database: str, loaded, last: int) -> None:
-    ev = evaluate(store, database, "kai", last, Roles())
+def test_the_newest_n_results_exactly(
+    shared_store: Store, shared_database: str, loaded, last: int
+) -> None:
+    ev = evaluate(shared_store, shared_database, "kai", last, Roles())
     counts = {system: side.results.events for system, side in ev.sides.items()}
     assert sum(counts.values()) == min(last, 3000)
     if last >= 2000:  # the whole later second, and the rest from the earlier one

@@ -39,13 +39,17 @@ def expand(sql: str, database: str) -> str:
     return re.sub(TABLE, rf"\1 {database}.\2", sql)
 
 
-@pytest.fixture
-def stored(store: Store, database: str) -> Rollout:
-    migrate(store, database)
+@pytest.fixture(scope="module")
+def stored(shared_store: Store, shared_database: str) -> Rollout:
+    migrate(shared_store, shared_database)
     data = build()
-    store.insert(f"{database}.results", rows.result_columns(data.phase1 + data.phase2))
-    store.insert(f"{database}.feedback", rows.feedback_columns(data.feedback1 + data.feedback2))
-    store.insert(f"{database}.rollout_events", rows.rollout_columns(data.log))
+    shared_store.insert(
+        f"{shared_database}.results", rows.result_columns(data.phase1 + data.phase2)
+    )
+    shared_store.insert(
+        f"{shared_database}.feedback", rows.feedback_columns(data.feedback1 + data.feedback2)
+    )
+    shared_store.insert(f"{shared_database}.rollout_events", rows.rollout_columns(data.log))
     alert = Alert(
         alert_id=uuid.uuid4(),
         ts=T0 + HOUR * 1.5,
@@ -59,7 +63,7 @@ def stored(store: Store, database: str) -> Rollout:
         window=AlertWindow(start=T0 + HOUR, end=T0 + HOUR + timedelta(minutes=5)),
         samples=300,
     )
-    store.insert(f"{database}.alerts", rows.alert_columns([alert]))
+    shared_store.insert(f"{shared_database}.alerts", rows.alert_columns([alert]))
     return data
 
 
@@ -69,25 +73,25 @@ def test_the_dashboard_has_every_query() -> None:
 
 @pytest.mark.parametrize(("title", "sql"), QUERIES, ids=[t for t, _ in QUERIES])
 def test_every_query_runs_and_returns_rows(
-    store: Store, database: str, stored: Rollout, title: str, sql: str
+    shared_store: Store, shared_database: str, stored: Rollout, title: str, sql: str
 ) -> None:
-    assert store.query(expand(sql, database)).rows, title
+    assert shared_store.query(expand(sql, shared_database)).rows, title
 
 
 def test_queries_per_system_weight_and_rules_match_the_events(
-    store: Store, database: str, stored: Rollout
+    shared_store: Store, shared_database: str, stored: Rollout
 ) -> None:
     sql = dict(QUERIES)
     events = stored.phase1 + stored.phase2
-    per_system = store.query(expand(sql["Queries per system"], database)).rows
+    per_system = shared_store.query(expand(sql["Queries per system"], shared_database)).rows
     assert [(s, int(n)) for s, n in per_system] == [
         (system, sum(r.system == system for r in events)) for system in ("pipeline", "production")
     ]
-    weights = store.query(expand(sql["Candidate weight"], database)).rows
+    weights = shared_store.query(expand(sql["Candidate weight"], shared_database)).rows
     assert [w for _, w in weights] == [50, 75, 60]
-    rules = store.query(expand(sql["Top 10 rules"], database)).rows
+    rules = shared_store.query(expand(sql["Top 10 rules"], shared_database)).rows
     assert [r[0] for r in rules] == ["greeting", "lookup", "flaky"]
     assert rules[0][1] == len(events)
-    success = store.query(expand(sql["Success rate"], database)).rows
+    success = shared_store.query(expand(sql["Success rate"], shared_database)).rows
     assert all(0 <= rate <= 1 for *_, rate in success)
-    assert store.query(expand(sql["rollout"], database)).rows == [("kai",)]
+    assert shared_store.query(expand(sql["rollout"], shared_database)).rows == [("kai",)]

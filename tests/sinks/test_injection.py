@@ -21,11 +21,17 @@ ATTEMPTS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def loaded(shared_store: Store, shared_database: str) -> None:
+    migrate(shared_store, shared_database)
+    shared_store.insert(
+        f"{shared_database}.results", rows.result_columns(make_result(i) for i in range(50))
+    )
+
+
 @pytest.fixture
-def cli(store: Store, database: str, monkeypatch, tmp_path) -> CliRunner:
-    migrate(store, database)
-    store.insert(f"{database}.results", rows.result_columns(make_result(i) for i in range(50)))
-    point_cli_at(store, database, monkeypatch, tmp_path)
+def cli(shared_store: Store, shared_database: str, loaded, monkeypatch, tmp_path) -> CliRunner:
+    point_cli_at(shared_store, shared_database, monkeypatch, tmp_path)
     return CliRunner()
 
 
@@ -34,21 +40,25 @@ def count(store: Store, database: str) -> int:
 
 
 @pytest.mark.parametrize("rollout", ATTEMPTS)
-def test_report_rollout(cli: CliRunner, store: Store, database: str, rollout: str) -> None:
+def test_report_rollout(
+    cli: CliRunner, shared_store: Store, shared_database: str, rollout: str
+) -> None:
     result = cli.invoke(app, ["report", "--rollout", rollout])
     assert result.exit_code == 0, result.output
     assert "no results for rollout" in result.output and "production" not in result.output
-    assert count(store, database) == 50
+    assert count(shared_store, shared_database) == 50
 
 
 @pytest.mark.parametrize("rollout", ATTEMPTS[:3])
-def test_phase_report_and_evaluate(cli: CliRunner, store: Store, database: str, rollout) -> None:
+def test_phase_report_and_evaluate(
+    cli: CliRunner, shared_store: Store, shared_database: str, rollout
+) -> None:
     phase = cli.invoke(app, ["report", "--rollout", rollout, "--phase", "1", "--format", "md"])
     assert phase.exit_code == 1 and "has no phase_started event" in phase.output, phase.output
     evaluate = cli.invoke(app, ["evaluate", "--rollout", rollout, "--last", "10"])
     assert evaluate.exit_code == 0, evaluate.output
     assert "(since -)" in evaluate.output and "\nproduction  " not in evaluate.output
-    assert count(store, database) == 50
+    assert count(shared_store, shared_database) == 50
     assert cli.invoke(app, ["report", "--rollout", "kai"]).output.count("production") == 1
 
 

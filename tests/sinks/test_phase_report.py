@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -19,22 +20,29 @@ from sinks.history import History, Span
 from sinks.migrations import migrate
 from sinks.phase_report import NoSuchPhase, blocks, phase_report, worst_rules
 from sinks.store import Store
-from tests.sinks.conftest import T0, point_cli_at
+from tests.sinks.conftest import T0, fresh_database, point_cli_at
 from tests.sinks.phase_data import HOUR, Rollout, load
 
 PLAN = load_plan()  # the default plan: the seed's four phases
 
 
-@pytest.fixture(params=[False, True], ids=["rollups", "final"])
+@pytest.fixture(scope="module", params=[False, True], ids=["rollups", "final"])
 def final(request: pytest.FixtureRequest) -> bool:
     """Read the rollups, or the event tables ``FINAL`` (then with copies stored by hand)."""
     return request.param
 
 
-@pytest.fixture
-def rollout(store: Store, database: str, final: bool) -> Rollout:
-    migrate(store, database)
-    return load(store, database, redelivered=final)
+@pytest.fixture(scope="module")
+def shared_database(shared_store: Store, final: bool) -> Iterator[str]:
+    """A database per backend and reading: the copies stored differ with ``final``."""
+    with fresh_database(shared_store) as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def rollout(shared_store: Store, shared_database: str, final: bool) -> Rollout:
+    migrate(shared_store, shared_database)
+    return load(shared_store, shared_database, redelivered=final)
 
 
 def outcomes(report) -> dict[str, str]:
@@ -42,11 +50,13 @@ def outcomes(report) -> dict[str, str]:
 
 
 def test_phase_1_passes_every_criterion_at_a_loose_alpha(
-    store: Store, database: str, rollout: Rollout, final: bool
+    shared_store: Store, shared_database: str, rollout: Rollout, final: bool
 ) -> None:
     """1,200 events at 97%: a pass at alpha 0.5; at the default 0.05 the confidence
     sequence does not yet clear 95% nor the 1-point margin (inconclusive, not fail)."""
-    report = phase_report(store, database, "kai", 1, PLAN.phase(1), final=final, alpha=0.5)
+    report = phase_report(
+        shared_store, shared_database, "kai", 1, PLAN.phase(1), final=final, alpha=0.5
+    )
     assert (report.span.start, report.span.end) == (T0, T0 + HOUR)
     assert outcomes(report) == {
         "success_rate >= 0.95": "pass",
@@ -64,7 +74,7 @@ def test_phase_1_passes_every_criterion_at_a_loose_alpha(
     assert report.verdicts[2].observed == pytest.approx(45 / 60)
     assert report.verdicts[3].observed == pytest.approx(0.97 - 0.96)
     assert report.outcome == "pass"
-    strict = phase_report(store, database, "kai", 1, PLAN.phase(1), final=final)
+    strict = phase_report(shared_store, shared_database, "kai", 1, PLAN.phase(1), final=final)
     assert outcomes(strict) == outcomes(report) | {
         "success_rate >= 0.95": "inconclusive",
         "success_rate not worse than the baseline (margin 0.01)": "inconclusive",
@@ -72,9 +82,9 @@ def test_phase_1_passes_every_criterion_at_a_loose_alpha(
 
 
 def test_phase_2_fails_on_success_and_regression(
-    store: Store, database: str, rollout: Rollout, final: bool
+    shared_store: Store, shared_database: str, rollout: Rollout, final: bool
 ) -> None:
-    report = phase_report(store, database, "kai", 2, PLAN.phase(2), final=final)
+    report = phase_report(shared_store, shared_database, "kai", 2, PLAN.phase(2), final=final)
     assert report.span.start == T0 + HOUR and report.span.end is None
     assert outcomes(report) == {
         "success_rate >= 0.96": "fail",
@@ -108,18 +118,20 @@ def test_phase_2_fails_on_success_and_regression(
 
 
 def test_a_time_range_is_needed_without_a_phase_in_the_log(
-    store: Store, database: str, rollout: Rollout, final: bool
+    shared_store: Store, shared_database: str, rollout: Rollout, final: bool
 ) -> None:
     with pytest.raises(NoSuchPhase, match="phase 3"):
-        phase_report(store, database, "kai", 3, PLAN.phase(3), final=final)
-    report = phase_report(store, database, "kai", 3, PLAN.phase(3), since=T0 + HOUR, final=final)
+        phase_report(shared_store, shared_database, "kai", 3, PLAN.phase(3), final=final)
+    report = phase_report(
+        shared_store, shared_database, "kai", 3, PLAN.phase(3), since=T0 + HOUR, final=final
+    )
     assert report.side("production").events == 1500
 
 
 def test_markdown_and_html_render_every_section(
-    store: Store, database: str, rollout: Rollout, final: bool
+    shared_store: Store, shared_database: str, rollout: Rollout, final: bool
 ) -> None:
-    report = phase_report(store, database, "kai", 2, PLAN.phase(2), final=final)
+    report = phase_report(shared_store, shared_database, "kai", 2, PLAN.phase(2), final=final)
     md = render.markdown(blocks(report))
     for heading in ("## Criteria", "## Alerts", "## production vs pipeline",
                     "## Against phase 1", "## Error types", "## Feedback",
@@ -137,9 +149,9 @@ def test_markdown_and_html_render_every_section(
 
 
 def test_report_and_evaluate_commands(
-    store: Store, database: str, rollout: Rollout, final: bool, tmp_path, monkeypatch
+    shared_store: Store, shared_database: str, rollout: Rollout, final: bool, tmp_path, monkeypatch
 ) -> None:
-    point_cli_at(store, database, monkeypatch, tmp_path)
+    point_cli_at(shared_store, shared_database, monkeypatch, tmp_path)
     runner = CliRunner()
     how = ["--final"] if final else []
     md = runner.invoke(app, ["report", "-r", "kai", "--phase", "1", "--format", "md", *how])
@@ -169,10 +181,10 @@ def test_report_and_evaluate_commands(
 
 @pytest.mark.parametrize("step", [60, 600, 3600, 7200])
 def test_chart_series_counts_each_event_in_its_bucket(
-    store: Store, database: str, rollout: Rollout, final: bool, step: int
+    shared_store: Store, shared_database: str, rollout: Rollout, final: bool, step: int
 ) -> None:
     span = Span(T0 + timedelta(seconds=90), T0 + 3 * HOUR)  # 18.16 stores whole seconds
-    got = History(store, database, "kai", final).series(span, step)
+    got = History(shared_store, shared_database, "kai", final).series(span, step)
     want = Counter(
         (r.system, int(r.ts.timestamp()) // step * step)
         for r in rollout.phase1 + rollout.phase2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from sinks import rows
 from sinks.migrations import migrate
 from sinks.report import SystemReport, as_markdown, system_report
 from sinks.store import Store
-from tests.sinks.conftest import T0, make_result, point_cli_at
+from tests.sinks.conftest import T0, fresh_database, make_result, point_cli_at
 
 
 def expected(results: list[Result], system: str) -> SystemReport:
@@ -41,30 +42,37 @@ def assert_close(got: SystemReport, want: SystemReport) -> None:
     assert got.p95_latency_ms == pytest.approx(want.p95_latency_ms, rel=0.02)
 
 
-@pytest.fixture(params=[False, True], ids=["rollups", "final"])
+@pytest.fixture(scope="module", params=[False, True], ids=["rollups", "final"])
 def final(request: pytest.FixtureRequest) -> bool:
     """Read the rollups (each event inserted once, as the sink's ledger does) or the
     event table ``FINAL`` (with copies inserted twice, which only it collapses)."""
     return request.param
 
 
-@pytest.fixture
-def loaded(store: Store, database: str, final: bool) -> list[Result]:
-    migrate(store, database)
+@pytest.fixture(scope="module")
+def shared_database(shared_store: Store, final: bool) -> Iterator[str]:
+    """A database per backend and reading: the copies stored differ with ``final``."""
+    with fresh_database(shared_store) as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def loaded(shared_store: Store, shared_database: str, final: bool) -> list[Result]:
+    migrate(shared_store, shared_database)
     results = [make_result(i, "production") for i in range(300)]
     results += [make_result(i, "pipeline") for i in range(1, 200)]
     results += [make_result(i, "production", rollout="other") for i in range(40)]
-    table = f"{database}.results"
-    store.insert(table, rows.result_columns(results[:250]))
-    store.insert(table, rows.result_columns(results[200 if final else 250 :]))  # 50 twice
+    table = f"{shared_database}.results"
+    shared_store.insert(table, rows.result_columns(results[:250]))
+    shared_store.insert(table, rows.result_columns(results[200 if final else 250 :]))  # 50 twice
     return results
 
 
 def test_report_matches_python_and_counts_duplicates_once(
-    store: Store, database: str, loaded: list[Result], final: bool
+    shared_store: Store, shared_database: str, loaded: list[Result], final: bool
 ) -> None:
     kai = [r for r in loaded if r.rollout == "kai"]
-    got = system_report(store, database, "kai", final=final)
+    got = system_report(shared_store, shared_database, "kai", final=final)
     assert [r.system for r in got] == ["pipeline", "production"]
     for report in got:
         assert_close(report, expected(kai, report.system))
@@ -72,23 +80,30 @@ def test_report_matches_python_and_counts_duplicates_once(
 
 
 def test_report_time_range_is_half_open(
-    store: Store, database: str, loaded: list[Result], final: bool
+    shared_store: Store, shared_database: str, loaded: list[Result], final: bool
 ) -> None:
     since, until = T0 + timedelta(seconds=100), T0 + timedelta(seconds=250)
     in_range = [r for r in loaded if r.rollout == "kai" and since <= r.ts < until]
-    got = system_report(store, database, "kai", since=since, until=until, final=final)
+    got = system_report(shared_store, shared_database, "kai", since=since, until=until, final=final)
     for report in got:
         assert_close(report, expected(in_range, report.system))
 
 
-def test_report_of_an_unknown_rollout_is_empty(store: Store, database: str, loaded) -> None:
-    assert system_report(store, database, "nope' OR 1=1 --") == []
+def test_report_of_an_unknown_rollout_is_empty(
+    shared_store: Store, shared_database: str, loaded
+) -> None:
+    assert system_report(shared_store, shared_database, "nope' OR 1=1 --") == []
 
 
-def test_report_of_an_empty_range_is_empty(store: Store, database: str, loaded) -> None:
+def test_report_of_an_empty_range_is_empty(
+    shared_store: Store, shared_database: str, loaded
+) -> None:
     t = T0 + timedelta(seconds=90)
-    assert system_report(store, database, "kai", since=t, until=t) == []
-    assert system_report(store, database, "kai", since=t, until=t - timedelta(hours=2)) == []
+    assert system_report(shared_store, shared_database, "kai", since=t, until=t) == []
+    assert (
+        system_report(shared_store, shared_database, "kai", since=t, until=t - timedelta(hours=2))
+        == []
+    )
 
 
 def test_markdown_has_one_row_per_system() -> None:
@@ -101,9 +116,14 @@ def test_markdown_has_one_row_per_system() -> None:
 
 
 def test_report_command_prints_both_formats(
-    store: Store, database: str, loaded: list[Result], final: bool, tmp_path, monkeypatch
+    shared_store: Store,
+    shared_database: str,
+    loaded: list[Result],
+    final: bool,
+    tmp_path,
+    monkeypatch,
 ) -> None:
-    point_cli_at(store, database, monkeypatch, tmp_path)
+    point_cli_at(shared_store, shared_database, monkeypatch, tmp_path)
     runner = CliRunner()
     how = ["--final"] if final else []
     md = runner.invoke(app, ["report", "--rollout", "kai", "--format", "md", *how])

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -95,6 +96,16 @@ class Sent:
             return list(self._recent)
 
 
+@dataclass(frozen=True)
+class Seen:
+    """The topics a run is judged on, read at one moment: dead letters (decoded), every
+    alert sent (copies included) and the rollout log (what cannot be read left out)."""
+
+    letters: list[DeadLetter]
+    alerts: list[Alert]
+    log: list[RolloutEvent]
+
+
 class Run:
     """One scenario's topics, database, worker, sink and load on a :class:`Stack`."""
 
@@ -121,6 +132,7 @@ class Run:
         self.problems: list[str] = []
         self.expected_rollbacks = 0
         self.summary: live.Summary | None = None
+        self.seen: Seen | None = None  # what outcome() judged
         self._load: threading.Thread | None = None
         self.started = time.monotonic()
 
@@ -183,14 +195,22 @@ class Run:
 
     def rollout_log(self) -> list[RolloutEvent]:
         """The rollout log (one partition) in order; what cannot be read left out."""
-        records = read_topic(self.settings, self.settings.topics.rollout)
-        return [e for e in (_decoded(r.value, RolloutEvent) for r in records) if e is not None]
+        return _log(read_topic(self.settings, self.settings.topics.rollout))
 
-    def alerts(self) -> list[Alert]:
-        """Every alert sent (one partition), copies included."""
-        return [
-            decode(r.value, Alert) for r in read_topic(self.settings, self.settings.topics.alerts)
-        ]
+    def read(self) -> Seen:
+        """The dead letters, the alerts and the rollout log, read at once (each read ends
+        with seconds of quiet polls, so the three run side by side)."""
+        topics = self.settings.topics
+        with ThreadPoolExecutor(3) as pool:
+            letters, alerts, log = pool.map(
+                lambda topic: read_topic(self.settings, topic),
+                (topics.dlq, topics.alerts, topics.rollout),
+            )
+        return Seen(
+            letters=[decode(r.value, DeadLetter) for r in letters],
+            alerts=[decode(r.value, Alert) for r in alerts],
+            log=_log(log),
+        )
 
     def stored_ids(self) -> set[UUID]:
         rows = self.store.query(f"SELECT event_id FROM {self.settings.database}.results FINAL")
@@ -279,8 +299,9 @@ class Run:
         if extra := len(got - want):
             out.notes.append(f"{extra} stored events nobody sent")
             out.lost += extra  # counted as a failure too
-        self._judge_dlq(out)
-        self._judge_alerts(out)
+        self.seen = seen = self.read()
+        self._judge_dlq(out, seen.letters)
+        self._judge_alerts(out, seen)
         want_windows, have = self.expected_windows(), self.worker_windows() or Counter()
         keys = set(want_windows) | set(have)
         out.windows = len(keys)
@@ -288,10 +309,9 @@ class Run:
         out.crashes = self._crashes(out)
         return out
 
-    def _judge_dlq(self, out: Outcome) -> None:
+    def _judge_dlq(self, out: Outcome, dead: list[DeadLetter]) -> None:
         letters: dict[tuple[str, int, int], str] = {}
-        for record in read_topic(self.settings, self.settings.topics.dlq):
-            letter = decode(record.value, DeadLetter)
+        for letter in dead:
             if letter.source_topic == self.settings.topics.results:
                 letters[(letter.component, letter.partition, letter.offset)] = letter.reason
             else:
@@ -314,17 +334,15 @@ class Run:
             sample = list(letters.items())[:3]
             out.notes.append(f"{len(letters)} unexpected letters, e.g. {sample}")
 
-    def _judge_alerts(self, out: Outcome) -> None:
+    def _judge_alerts(self, out: Outcome, seen: Seen) -> None:
         """Rollback alerts (distinct ids; a replayed copy keeps its id), each with its
         rollback in the rollout log; ClickHouse holds each alert once."""
         alerts: dict[UUID, Alert] = {}
-        for alert in self.alerts():
+        for alert in seen.alerts:
             known = alerts.get(alert.alert_id)
             if known is None or known.action is None:  # keep a copy that acts
                 alerts[alert.alert_id] = alert
-        rollbacks = {
-            e.event_id for e in self.rollout_log() if e.type == "rollback" and e.actor == WORKER
-        }
+        rollbacks = {e.event_id for e in seen.log if e.type == "rollback" and e.actor == WORKER}
         rollback_alerts = [a for a in alerts.values() if a.kind in ROLLBACK_KINDS]
         out.rollbacks = len(rollback_alerts)
         out.rollbacks_expected = self.expected_rollbacks
@@ -369,8 +387,5 @@ def _decoded(value: bytes, model: type) -> Any:
         return None
 
 
-def _decoded(value: bytes, model: type) -> Any:
-    try:
-        return decode(value, model)
-    except DecodeError:
-        return None
+def _log(records: list[Any]) -> list[RolloutEvent]:
+    return [e for e in (_decoded(r.value, RolloutEvent) for r in records) if e is not None]

@@ -15,7 +15,7 @@ from kafka import KafkaProducer
 
 from phasegate.testing.faults.hostile import hostile
 from phasegate.testing.faults.outcome import Outcome
-from phasegate.testing.faults.run import ROLLOUT, Run, Size
+from phasegate.testing.faults.run import ROLLOUT, Run, Seen, Size
 from phasegate.testing.faults.stack import Stack
 from phasegate.testing.processes import NotifyProcess, SinkProcess, wait_for
 from phasegate.testing.webhook import Receiver
@@ -207,7 +207,8 @@ def outage_at_phase_3(stack: Stack, size: Size, folder: Path) -> Outcome:
         run.load("outage", weight=None)
         run.join_load()
         out = run.outcome()
-        _held(run.rollout_log(), out)
+        assert run.seen is not None
+        _held(run.seen.log, out)
         return out
 
 
@@ -230,6 +231,14 @@ def _nothing_new(before: list[tuple], after: list[tuple], what: str, out: Outcom
         out.problems.append(
             f"{len(added)} new {what} after the restart ({copies} repeat an earlier id): {kinds}"
         )
+
+
+def _alert_ids(seen: Seen) -> list[tuple]:
+    return [(a.alert_id, a.kind) for a in seen.alerts]
+
+
+def _event_ids(seen: Seen) -> list[tuple]:
+    return [(e.event_id, e.type) for e in seen.log]
 
 
 def restart_after_person(stack: Stack, size: Size, folder: Path) -> Outcome:
@@ -257,16 +266,16 @@ def restart_after_person(stack: Stack, size: Size, folder: Path) -> Outcome:
             return (status.get("control", {}).get(ROLLOUT) or {}).get("weight") == 50
 
         _waited(run, follows, "the worker to follow the person", 30)
-        alerts = [(a.alert_id, a.kind) for a in run.alerts()]
-        log = [(e.event_id, e.type) for e in run.rollout_log()]
+        before = run.read()
         run.worker.stop(signal.SIGKILL)
         run.worker.start()
         recover = run.caught_up(run.sent.count, time.monotonic())
         time.sleep(5)  # ten flushes: room for what a replay would send
         out = run.outcome(recover)
-        events = run.rollout_log()
-        _nothing_new(alerts, [(a.alert_id, a.kind) for a in run.alerts()], "alerts", out)
-        _nothing_new(log, [(e.event_id, e.type) for e in events], "rollout events", out)
+        assert run.seen is not None
+        events = run.seen.log
+        _nothing_new(_alert_ids(before), _alert_ids(run.seen), "alerts", out)
+        _nothing_new(_event_ids(before), _event_ids(run.seen), "rollout events", out)
         state = fold(events, ROLLOUT)
         out.notes.append(f"rollout log: {_weights(events)}; its fold: {state.weight}%")
         return out
