@@ -73,11 +73,10 @@ class PartitionAccumulator:
             self._seen.discard(self._order.popleft())
         return True
 
-    def _stats(self, rollout: str, system: str, ts: datetime, offset: int) -> WindowStats:
+    def _stats(self, key: Key, offset: int) -> WindowStats:
         if self.first_offset is None:
             self.first_offset = offset
         self.last_offset = offset
-        key = (rollout, system, window_start(ts, self.window_seconds))
         stats = self.windows.get(key)
         if stats is None:
             stats = self.windows[key] = WindowStats()
@@ -98,7 +97,8 @@ class PartitionAccumulator:
             self.skip(offset)
             return None
         t = event.ts.timestamp()
-        stats = self._stats(event.rollout, event.system, event.ts, offset)
+        key = (event.rollout, event.system, window_start(event.ts, self.window_seconds))
+        stats = self._stats(key, offset)
         if t > self.watermark:
             self.watermark = t
         elif t < self.watermark - self.lateness:
@@ -107,13 +107,12 @@ class PartitionAccumulator:
         if isinstance(event, Result):
             stats.update(event)
             if not event.fallback:
-                self._count_unit(event, stats)
+                self._count_unit(event, key, stats)
         else:
             stats.update_feedback(event)
         return None
 
-    def _count_unit(self, result: Result, stats: WindowStats) -> None:
-        key = (result.rollout, result.system, window_start(result.ts, self.window_seconds))
+    def _count_unit(self, result: Result, key: Key, stats: WindowStats) -> None:
         units = self._units.setdefault(key, set())
         unit = (result.weight, result.unit_id)
         if unit not in units:
