@@ -26,6 +26,7 @@ from streams.stage1 import Source
 log = logging.getLogger("phasegate.streams")
 BATCH = 2000  # records per fetch: a few milliseconds of the loop's time
 CLOSE_S = 5.0  # the longest wait for the consumer to close
+RETRY_S = 2.0  # the wait before a failed consumer's successor joins
 
 
 class BatchConsumer(ConsumerRebalanceListener):
@@ -47,22 +48,34 @@ class BatchConsumer(ConsumerRebalanceListener):
         self.consumer: AIOKafkaConsumer | None = None  # made in the app's event loop
 
     async def run(self, aggregation: Aggregation) -> None:
-        """Feed ``aggregation`` until cancelled; the consumer leaves the group on the way out."""
+        """Feed ``aggregation`` until cancelled; the consumer leaves the group on the way out.
+
+        If the consumer fails, a new one joins after ``RETRY_S``; what the old one read is
+        handed over first (sent, not committed: it is read again from the commit)."""
         self.aggregation = aggregation
-        self.consumer = consumer = AIOKafkaConsumer(**self.options)
-        try:
-            await consumer.start()
-            consumer.subscribe(self.topics, listener=self)
-            while True:
-                batches = await consumer.getmany(timeout_ms=500)
-                assigned = consumer.assignment()
-                for tp, records in batches.items():
-                    if tp in assigned:  # not revoked since the fetch
-                        await aggregation.add_batch(records)
-                await asyncio.sleep(0)  # buffered batches come back at once: let others run
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(consumer.stop(), CLOSE_S)
+        while True:
+            self.consumer = consumer = AIOKafkaConsumer(**self.options)
+            try:
+                await consumer.start()
+                consumer.subscribe(self.topics, listener=self)
+                await self._consume(consumer, aggregation)
+            except Exception as exc:
+                log.warning("stage 1 cannot read %s (%s); retrying", self.topics, exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(consumer.stop(), CLOSE_S)
+            await aggregation.revoke(set(aggregation.stage1.accumulators))
+            await asyncio.sleep(RETRY_S)
+
+    @staticmethod
+    async def _consume(consumer: AIOKafkaConsumer, aggregation: Aggregation) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=500)
+            assigned = consumer.assignment()
+            for tp, records in batches.items():
+                if tp in assigned:  # not revoked since the fetch
+                    await aggregation.add_batch(records)
+            await asyncio.sleep(0)  # buffered batches come back at once: let others run
 
     def assignment(self) -> set[TopicPartition]:
         return self.consumer.assignment() if self.consumer else set()
