@@ -40,6 +40,7 @@ from schemas.events import Result
 from schemas.settings import Settings
 from streams.aggregate import WindowStats
 
+ROOT = Path(__file__).resolve().parent.parent  # every variant imports this checkout's code
 FAUST = {  # name: (variant, the share of the events it reads)
     "(a) bare Faust agent, decode only": ("bare", 5),
     "(b) naive Faust windowed tables": ("naive", 50),
@@ -86,10 +87,10 @@ def run_variant(variant: str, settings: Settings, n: int, workdir: Path) -> tupl
         cmd = [sys.executable, "-m", "phasegate.cli", "worker", "--loglevel", "warning"]
         url, read = f"http://127.0.0.1:{port}/status", lambda s: s["counters"]["results"]
     else:
-        cmd = [sys.executable, str(Path(__file__).with_name("streams_variants.py")), variant]
+        cmd = [sys.executable, "-m", "bench.streams_variants", variant]
         url, read = f"http://127.0.0.1:{port}/count", lambda s: s["count"]
     log = (workdir / f"{variant}.log").open("ab")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     first = last = None
     try:
         deadline = time.monotonic() + 300
