@@ -14,7 +14,7 @@ the app, and no partial is judged before it has read the log to the end it saw a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -172,7 +172,7 @@ class FaustOutbox:
 
     def __init__(
         self,
-        commit: Callable[[Mapping[Source, int]], Awaitable[None]],
+        commit: Callable[[Mapping[Source, int]], Awaitable[Collection[Source]]],
         partials: Any,
         alerts: Any,
         rollout: Any,

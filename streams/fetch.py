@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -80,18 +80,23 @@ class BatchConsumer(ConsumerRebalanceListener):
     def assignment(self) -> set[TopicPartition]:
         return self.consumer.assignment() if self.consumer else set()
 
-    async def commit(self, offsets: Mapping[Source, int]) -> None:
-        """Commit ``offsets`` of the partitions still assigned; a failed commit is only
-        logged (the next flush commits further; a new owner replays from the last one)."""
+    async def commit(self, offsets: Mapping[Source, int]) -> Collection[Source]:
+        """Commit ``offsets`` of the partitions still assigned; return their sources. A
+        failed commit is logged and returns none (the next flush commits further)."""
         assigned = self.assignment()
-        tps = {TopicPartition(*source): offset for source, offset in offsets.items()}
-        owned = {tp: offset for tp, offset in tps.items() if tp in assigned}
+        owned = {
+            source: offset
+            for source, offset in offsets.items()
+            if TopicPartition(*source) in assigned
+        }
         if not owned or self.consumer is None:
-            return
+            return ()
         try:
-            await self.consumer.commit(owned)
+            await self.consumer.commit({TopicPartition(*s): o for s, o in owned.items()})
         except KafkaError as exc:
             log.warning("could not commit %s: %s", sorted(owned), exc)
+            return ()
+        return owned.keys()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         if self.aggregation is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -55,7 +55,9 @@ class Outbox(Protocol):
     async def alert(self, alert: Alert) -> None: ...
     async def rollout(self, event: RolloutEvent) -> None: ...
     async def dead_letter(self, letter: DeadLetter) -> None: ...
-    async def commit(self, offsets: Mapping[Source, int]) -> None: ...
+    async def commit(self, offsets: Mapping[Source, int]) -> Collection[Source]:
+        """Commit ``offsets``; return the sources it committed."""
+        ...
 
 
 @dataclass
@@ -143,11 +145,11 @@ class Aggregation:
                 lambda: self.outbox.partials(partials), self.backoff, log, "partials", self.sleep
             )
             self.counters.partials += len(partials)
-            for source, _partials, next_offset in runs:
+            offsets = {source: next_offset for source, _partials, next_offset in runs}
+            for source in await self.outbox.commit(offsets):
                 acc = self.stage1.accumulators.get(source)
-                if acc is not None:
-                    acc.committed(next_offset)
-            await self.outbox.commit({source: next_offset for source, _p, next_offset in runs})
+                if acc is not None:  # a refused commit is not claimed: its runs stay replaceable
+                    acc.committed(offsets[source])
 
     async def revoke(self, sources: set[Source]) -> None:
         """Before a rebalance: hand over what was read (the next owner replays less)."""

@@ -35,6 +35,7 @@ class Outbox:
 
     journal: list[str]
     fail_partials: int = 0  # refuse this many partial sends (a broker away)
+    fail_commits: int = 0  # refuse this many commits (a rebalance under way)
     sent: list[Partial] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     rollouts: list[RolloutEvent] = field(default_factory=list)
@@ -57,9 +58,14 @@ class Outbox:
     async def dead_letter(self, letter: DeadLetter) -> None:
         self.letters.append(letter)
 
-    async def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+    async def commit(self, offsets: Mapping[tuple[str, int], int]) -> list[tuple[str, int]]:
+        if self.fail_commits:
+            self.fail_commits -= 1
+            self.journal.append("commit refused")
+            return []
         given = " ".join(f"{t}:{p}={o}" for (t, p), o in sorted(offsets.items()))
         self.journal.append(f"commit {given}")
+        return list(offsets)
 
 
 async def no_sleep(_: float) -> None:
@@ -103,6 +109,18 @@ def test_nothing_is_committed_before_the_broker_has_the_partials():
     assert not agg.stage1.accumulators[(RESULTS, 0)].pending
     asyncio.run(agg.flush())  # nothing new: nothing sent, nothing committed
     assert len(journal) == 4
+
+
+def test_a_refused_commit_is_not_claimed_so_a_replay_still_replaces_the_run():
+    outbox = Outbox([], fail_commits=1)
+    agg, _ = aggregation(outbox)
+    values = results(4)
+    feed(agg, values[:2])
+    asyncio.run(agg.flush())
+    asyncio.run(agg.add_batch([Msg(RESULTS, 0, 2, values[2]), Msg(RESULTS, 0, 3, values[3])]))
+    asyncio.run(agg.flush())
+    assert outbox.journal == ["partials 1", "commit refused", "partials 1", "commit results:0=4"]
+    assert [p.committed_offset for p in outbox.sent] == [0, 0]
 
 
 def test_batches_of_any_size_give_the_same_partials():
