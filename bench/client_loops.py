@@ -1,7 +1,8 @@
 """Bare client loops over one topic: the ceilings a consumer of that topic is measured
 against. Each reads ``n`` records from the start in a fresh consumer group and does no
 work with them; it returns the events/s and the CPU microseconds an event, both from the
-first record to the last (this process's CPU: run nothing else meanwhile).
+first batch to the last (this process's CPU: run nothing else meanwhile), so ``n`` must
+span many fetches of ``FETCH`` records.
 
 confluent-kafka is measured only where it is installed (it is not a dependency).
 """
@@ -47,15 +48,20 @@ def _group() -> str:
     return f"bare-{uuid.uuid4().hex[:8]}"
 
 
+def _options(bootstrap: str) -> dict[str, object]:
+    """What kafka-python's and aiokafka's consumers take alike: a fresh group, from the
+    start, nothing committed."""
+    return {
+        "bootstrap_servers": bootstrap,
+        "group_id": _group(),
+        "auto_offset_reset": "earliest",
+        "enable_auto_commit": False,
+        "max_poll_records": FETCH,
+    }
+
+
 def kafka_python(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=_group(),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_poll_records=FETCH,
-    )
+    consumer = KafkaConsumer(topic, **_options(bootstrap))
     span, first = Span(), 0
     while span.seen < n:
         for records in consumer.poll(timeout_ms=200).values():
@@ -69,14 +75,7 @@ def aiokafka(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
     from aiokafka import AIOKafkaConsumer
 
     async def go() -> tuple[float, float]:
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=bootstrap,
-            group_id=_group(),
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            max_poll_records=FETCH,
-        )
+        consumer = AIOKafkaConsumer(topic, **_options(bootstrap))
         await consumer.start()
         span, first = Span(), 0
         try:
