@@ -59,16 +59,17 @@ class PartitionAccumulator:
     read_at: float | None = None  # the clock when the run's newest event was read
     windows: dict[Key, WindowStats] = field(default_factory=dict)
     recent_ids: int = 20_000
-    _seen: set[UUID] = field(default_factory=set, repr=False)
-    _order: deque[UUID] = field(default_factory=deque, repr=False)
+    _seen: set[int] = field(default_factory=set, repr=False)  # ids as integers: a C hash
+    _order: deque[int] = field(default_factory=deque, repr=False)
     _units: dict[Key, set[tuple[int, str]]] = field(default_factory=dict, repr=False)
 
     def _first_time(self, event_id: UUID) -> bool:
         """Whether ``event_id`` is new here; remember it (the last ``recent_ids``)."""
-        if event_id in self._seen:
+        key = event_id.int
+        if key in self._seen:
             return False
-        self._seen.add(event_id)
-        self._order.append(event_id)
+        self._seen.add(key)
+        self._order.append(key)
         if len(self._order) > self.recent_ids:
             self._seen.discard(self._order.popleft())
         return True
