@@ -3,9 +3,9 @@
 :class:`Aggregation` is stage 1: it adds each fetched batch of results or feedback to its
 partition's accumulator, decoded at once, without committing it; :meth:`Aggregation.flush`
 sends every pending run's partials, and only once the broker has them commits the offset
-after each run. A send the
-broker refuses is retried with backoff (resending a run is harmless: stage 2 keeps one
-copy of each run). An unreadable or refused event goes to the DLQ with its reason.
+after each run. A send the broker refuses is retried with backoff (resending a run is
+harmless: stage 2 keeps one copy of each run). An unreadable or refused event goes to the
+DLQ with its reason; the rest of its batch is aggregated.
 :class:`Judgement` is stage 2: it merges partials, judges them once the rollout log has
 been read to its end, and sends what the triggers raise.
 
