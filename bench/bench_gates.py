@@ -91,6 +91,7 @@ def as_result(draw) -> SimpleNamespace:
         fallback=False,
         rules=draw.rules,
         weight=100,
+        segment=draw.segment,
     )
 
 

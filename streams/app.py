@@ -1,22 +1,24 @@
 """The Faust worker: the application around the protocol of ``streams.protocol``.
 
-Faust runs the consumer group, the agents, the timers and the web views; the protocol
-objects decide what happens to each message: stage 1 (:class:`Aggregation`: aggregate,
-flush, ack, commit, dead letters, rebalance) and stage 2 (:class:`Judgement`: merge
-partials, judge, send alerts and rollbacks). :class:`FaustOutbox` gives them Faust's
-topics. One asyncio follower of the whole rollout log (``rollout.async_follower``, on
-aiokafka like Faust itself) keeps every rollout's state current; it starts and stops with
+Faust runs the app: the producer, the timers, the web views and stage 2's agent over the
+low-rate partials topic. Stage 1 reads results and feedback by whole fetched batches
+(:class:`streams.fetch.BatchConsumer`, aiokafka, in the worker's consumer group), a task
+of the app. The protocol objects decide what happens to each message: stage 1
+(:class:`Aggregation`: aggregate, flush, commit, dead letters, rebalance) and stage 2
+(:class:`Judgement`: merge partials, judge, send alerts and rollbacks).
+:class:`FaustOutbox` gives them Faust's topics and the batch consumer's commit. One
+asyncio follower of the whole rollout log (``rollout.async_follower``, on aiokafka like
+Faust itself) keeps every rollout's state current; it starts and stops with
 the app, and no partial is judged before it has read the log to the end it saw at start.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import faust
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
-from faust.types import TP
 
 from rollout.async_follower import AsyncFollower
 from rollout.state import Rollouts, RolloutState
@@ -27,10 +29,11 @@ from schemas.plan import load_plan
 from schemas.settings import Settings
 from streams.clock import Clock, wall_clock
 from streams.credentials import broker_credentials
+from streams.fetch import BatchConsumer
 from streams.looplag import LoopLag
 from streams.metrics import CONTENT_TYPE, prometheus_text
 from streams.protocol import Aggregation, Counters, Judgement
-from streams.stage1 import Stage1
+from streams.stage1 import Source, Stage1
 from streams.stage2 import Stage2, control_json
 from streams.status import view_json
 
@@ -56,7 +59,10 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
     }
     options.update(faust_options)
     (settings.state_dir / "worker").mkdir(parents=True, exist_ok=True)
-    app = faust.App(f"{topics.prefix}worker", **options)
+    # Faust's own group reads only the partials (never committed); stage 1's group keeps
+    # the worker's name and its committed offsets.
+    app = faust.App(f"{topics.prefix}worker-stage2", **options)
+    auth = credentials_to_aiokafka_auth(options["broker_credentials"])
 
     stage1 = Stage1(settings.window_seconds, settings.lateness_seconds, settings.max_future_seconds)
     plan = load_plan(settings.plan)
@@ -67,7 +73,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
         RolloutEvent,
         rollouts.apply,
         name=f"{topics.prefix}worker-rollout-log",
-        client_options=credentials_to_aiokafka_auth(options["broker_credentials"]),
+        client_options=auth,
     )
     loop_lag = LoopLag()
 
@@ -78,12 +84,21 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
     counters = Counters()
 
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    source = app.topic(topics.results, topics.feedback, **raw)
     # Stage 2 never commits the partials topic: a restarted worker folds it again from the
     # start (partials are replay-safe), which rebuilds every view it owned.
     partials_topic = app.topic(topics.partials, acks=False, **raw)
+    fetch = BatchConsumer(
+        (topics.results, topics.feedback),
+        f"{topics.prefix}worker",
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{topics.prefix}worker",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        fetch_max_wait_ms=100,
+        **auth,
+    )
     outbox = FaustOutbox(
-        app,
+        fetch.commit,
         partials_topic,
         app.topic(topics.alerts, **raw),
         app.topic(topics.rollout, **raw),
@@ -93,10 +108,9 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
     aggregation = Aggregation(stage1, models, outbox, counters, clock)
     judgement = Judgement(stage2, outbox, counters, rollout_log.caught_up)
 
-    @app.agent(source, name="aggregate")
-    async def aggregate(stream: faust.StreamT) -> None:
-        async for event in stream.noack().events():
-            await aggregation.add(event.message, event)
+    @app.task
+    async def aggregate() -> None:
+        await fetch.run(aggregation)  # cancelled when the app stops; it leaves the group
 
     @app.timer(interval=settings.flush_seconds, name="flush")
     async def flush() -> None:
@@ -127,7 +141,8 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
 
     def snapshot() -> dict[str, Any]:
         """The live picture that /status serves and /metrics exports."""
-        assigned = sorted(app.consumer.assignment()) if app.consumer else []
+        faust_assigned = app.consumer.assignment() if app.consumer else set()
+        assigned = sorted(fetch.assignment() | faust_assigned)
         return {
             "counters": counters.json(),
             "assignment": [f"{tp.topic}:{tp.partition}" for tp in assigned],
@@ -148,18 +163,22 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
     async def metrics(web: Any, request: Any) -> Any:
         return web.text(prometheus_text(snapshot()), content_type=CONTENT_TYPE)
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        await aggregation.revoke({(tp.topic, tp.partition) for tp in revoked})
-
     return app
 
 
 class FaustOutbox:
-    """The protocol's :class:`~streams.protocol.Outbox` on Faust's topics and consumer."""
+    """The protocol's :class:`~streams.protocol.Outbox` on Faust's topics; ``commit``: stage
+    1's consumer's."""
 
-    def __init__(self, app: faust.App, partials: Any, alerts: Any, rollout: Any, dlq: Any):
-        self.app, self.partials_topic = app, partials
+    def __init__(
+        self,
+        commit: Callable[[Mapping[Source, int]], Awaitable[Collection[Source]]],
+        partials: Any,
+        alerts: Any,
+        rollout: Any,
+        dlq: Any,
+    ):
+        self.commit, self.partials_topic = commit, partials
         self.alerts_topic, self.rollout_topic, self.dlq_topic = alerts, rollout, dlq
 
     async def partials(self, partials: Sequence[Partial]) -> None:
@@ -178,9 +197,6 @@ class FaustOutbox:
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         await self.dlq_topic.send(value=encode(letter))
-
-    async def commit(self) -> None:
-        await self.app.consumer.commit()
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:

@@ -117,7 +117,6 @@ class Replay:
         self.offsets[stored.source] = offset + 1
         acc = self.stage1.accumulator(*stored.source, offset)
         acc.add(offset, stored.event, t)
-        self.stage1.pending[stored.source].append(offset)
         self.findings.events += 1
 
     def finish(self) -> Findings:
@@ -129,7 +128,7 @@ class Replay:
     def flush(self, now: float) -> None:
         """What the worker does at a flush at ``now``: partials merged and judged."""
         self._read_log(now)
-        for source, partials, _acks, next_offset in self.stage1.drain():
+        for source, partials, next_offset in self.stage1.drain():
             for partial in partials:
                 for out in self.stage2.apply(partial):
                     self._raised(out, now)

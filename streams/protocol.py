@@ -1,29 +1,31 @@
 """The worker's protocol, apart from Faust: what it does with each message, flush and rebalance.
 
-:class:`Aggregation` is stage 1: it adds each result or feedback event to its partition's
-accumulator without acknowledging it; :meth:`Aggregation.flush` sends every pending run's
-partials, and only once the broker has them acks the events and commits. A send the
-broker refuses is retried with backoff (resending a run is harmless: stage 2 keeps one
-copy of each run). An unreadable or refused event goes to the DLQ with its reason.
+:class:`Aggregation` is stage 1: it adds each fetched batch of results or feedback to its
+partition's accumulator, decoded at once, without committing it; :meth:`Aggregation.flush`
+sends every pending run's partials, and only once the broker has them commits the offset
+after each run. A send the broker refuses is retried with backoff (resending a run is
+harmless: stage 2 keeps one copy of each run). An unreadable or refused event goes to the
+DLQ with its reason; the rest of its batch is aggregated.
 :class:`Judgement` is stage 2: it merges partials, judges them once the rollout log has
 been read to its end, and sends what the triggers raise.
 
 Both talk to the broker only through an :class:`Outbox`, so tests drive them with an
-in-memory one and no subprocess; ``streams.app`` gives them Faust's topics.
+in-memory one and no subprocess; ``streams.app`` gives them Faust's topics and the
+batch consumer's commit (``streams.fetch``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from schemas.backoff import Backoff
 from schemas.codec import DecodeError, decode
 from schemas.events import Alert, Feedback, Result, RolloutEvent
-from schemas.fastcodec import fast_decode
+from schemas.fastcodec import fast_decode_many
 from schemas.internal import DeadLetter, Partial
 from streams.clock import Clock
 from streams.retry import until_sent
@@ -35,19 +37,14 @@ FLUSH_RETRY_S = (0.5, 10.0)  # first and longest wait before sending partials ag
 
 
 class Message(Protocol):
-    """What the protocol reads of a consumed message (Faust's ``Message`` has it)."""
+    """What the protocol reads of a consumed message (aiokafka's ``ConsumerRecord`` and
+    Faust's ``Message`` have it)."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-
-
-class Ack(Protocol):
-    """The handle that acknowledges one consumed message (Faust's ``Event``)."""
-
-    def ack(self) -> Any: ...
 
 
 class Outbox(Protocol):
@@ -58,7 +55,9 @@ class Outbox(Protocol):
     async def alert(self, alert: Alert) -> None: ...
     async def rollout(self, event: RolloutEvent) -> None: ...
     async def dead_letter(self, letter: DeadLetter) -> None: ...
-    async def commit(self) -> None: ...
+    async def commit(self, offsets: Mapping[Source, int]) -> Collection[Source]:
+        """Commit ``offsets``; return the sources it committed."""
+        ...
 
 
 @dataclass
@@ -104,46 +103,53 @@ class Aggregation:
         self.stage1, self.models, self.outbox = stage1, models, outbox
         self.counters, self.clock, self.sleep = counters, clock, sleep
         self.backoff = Backoff(*FLUSH_RETRY_S)
+        self.flushing = asyncio.Lock()
 
-    async def add(self, message: Message, ack: Ack) -> None:
-        """Aggregate one event (not acknowledged until its partials are on the broker)."""
-        acc = self.stage1.accumulator(message.topic, message.partition, message.offset)
-        try:
-            model = fast_decode(message.value, self.models[message.topic])
-        except DecodeError as exc:
-            await self._dead_letter(message, exc.reason)
-            acc.skip(message.offset)
-        else:
-            refused = acc.add(message.offset, model, self.clock())
-            if refused:
-                await self._dead_letter(message, refused)
-            elif isinstance(model, Result):
-                self.counters.results += 1
+    async def add_batch(self, messages: Sequence[Message]) -> None:
+        """Aggregate one fetched batch of one partition, decoded at once; nothing is
+        committed until its partials are on the broker."""
+        if not messages:
+            return
+        first = messages[0]
+        acc = self.stage1.accumulator(first.topic, first.partition, first.offset)
+        model = self.models[first.topic]
+        decoded = fast_decode_many([m.value for m in messages], model)
+        now, counted, letters = self.clock(), 0, []
+        for message, event in zip(messages, decoded, strict=True):
+            if isinstance(event, DecodeError):
+                letters.append((message, event.reason))
+                acc.skip(message.offset)
+            elif refused := acc.add(message.offset, event, now):
+                letters.append((message, refused))
             else:
-                self.counters.feedback += 1
-        self.stage1.pending[(message.topic, message.partition)].append(ack)
+                counted += 1
+        if model is Result:
+            self.counters.results += counted
+        else:
+            self.counters.feedback += counted
+        for message, reason in letters:
+            await self._dead_letter(message, reason)
 
     async def _dead_letter(self, message: Message, reason: str) -> None:
         self.counters.dead_letters += 1
         await self.outbox.dead_letter(letter(message, reason))
 
     async def flush(self) -> None:
-        """Send every pending run's partials; once the broker has them, ack and commit."""
-        runs = self.stage1.drain()
-        if not runs:
-            return
-        partials = [p for _source, run, _acks, _next in runs for p in run]
-        await until_sent(
-            lambda: self.outbox.partials(partials), self.backoff, log, "partials", self.sleep
-        )
-        self.counters.partials += len(partials)
-        for source, _partials, acks, next_offset in runs:
-            for ack in acks:
-                ack.ack()
-            acc = self.stage1.accumulators.get(source)
-            if acc is not None:
-                acc.committed(next_offset)
-        await self.outbox.commit()
+        """Send every pending run's partials; once the broker has them, commit their ends."""
+        async with self.flushing:  # a revoke waits for a timer's flush, and vice versa
+            runs = self.stage1.drain()
+            if not runs:
+                return
+            partials = [p for _source, run, _next in runs for p in run]
+            await until_sent(
+                lambda: self.outbox.partials(partials), self.backoff, log, "partials", self.sleep
+            )
+            self.counters.partials += len(partials)
+            offsets = {source: next_offset for source, _partials, next_offset in runs}
+            for source in await self.outbox.commit(offsets):
+                acc = self.stage1.accumulators.get(source)
+                if acc is not None:  # a refused commit is not claimed: its runs stay replaceable
+                    acc.committed(offsets[source])
 
     async def revoke(self, sources: set[Source]) -> None:
         """Before a rebalance: hand over what was read (the next owner replays less)."""

@@ -12,8 +12,10 @@ The SPRT is valid under continuous looking: a healthy rollout warns at most ``p_
 of the time per anchor and weight, however long it runs. When the union outgrows its
 capacity it keeps a smaller hash range (level L, a fixed random subset of the units);
 level L spends ``p_value x 6 / (pi^2 (L + 1)^2)`` of the budget, which sums to
-``p_value``. The union takes a window once the two after it have begun (both systems'
-partials of it are in), one check per window.
+``p_value``. The union takes a window once the two after it have begun, and merges a
+taken window again when a partial adds units to it (a partition that lags behind the
+others, a replay): a union, so a unit still counts once. One check per new window or
+late unit.
 
 Once it warns, the evidence stands: the warning stays open (no "recovered") until a
 person changes the weight or phase, which starts a new span.
@@ -52,27 +54,36 @@ class SampleRatioCheck:
     span: tuple[str, int] = ("", 0)  # (anchor, weight) the units are counted for
     first: int | None = None  # the first window in the span
     checked: int = -1  # windows starting before this are in the span
+    floor: int = -1  # the span's first possible window (after the anchor)
     units: dict[str, UnitSample] = field(default_factory=dict)  # per system
     warned: bool = False
 
     def observe(
-        self, view: RolloutView, state: RolloutState | None, anchor: RolloutEvent | None
+        self,
+        view: RolloutView,
+        state: RolloutState | None,
+        anchor: RolloutEvent | None,
+        changed: tuple[str, int] | None = None,
     ) -> list[Alert]:
-        """Take the windows settled since the last call; warn once on a mismatch."""
+        """Take the windows settled since the last call, and the units that arrived late
+        for a window already taken (``changed``: the (system, window) a partial updated;
+        a lagging partition's units count too); warn once on a mismatch."""
         if state is None or view.end is None or not 0 < state.weight < 100:
             return []
         key = str(anchor.event_id) if anchor is not None else "start"
         if self.span != (key, state.weight):
             self._restart(key, state.weight, anchor)
+        grew = changed is not None and self._late_units(view, *changed, state.weight)
         end = view.end - 2 * self.window_seconds
-        if end <= self.checked:
+        if end > self.checked:
+            roles = self.plan.roles
+            for start in sorted({*view.starts(roles.candidate), *view.starts(roles.baseline)}):
+                if self.checked <= start < end:
+                    self._take(view, start, state.weight)
+            self.checked = end
+        elif not grew:
             return []
-        roles = self.plan.roles
-        for start in sorted({*view.starts(roles.candidate), *view.starts(roles.baseline)}):
-            if self.checked <= start < end:
-                self._take(view, start, state.weight)
-        self.checked = end
-        return self._judge(end, state.weight)
+        return self._judge(self.checked, state.weight)
 
     @property
     def incidents(self) -> list[str]:
@@ -86,16 +97,29 @@ class SampleRatioCheck:
         self.checked = -1
         if anchor is not None:
             self.checked = window_start(anchor.ts, self.window_seconds) + self.window_seconds
+        self.floor = self.checked
 
     def _take(self, view: RolloutView, start: int, weight: int) -> None:
-        for system, units in self.units.items():
-            window = view.units(system, start, weight)
-            if window is not None:
-                units.merge(window)
-                self.first = start if self.first is None else min(self.first, start)
+        for system in self.units:
+            self._merge(view, system, start, weight)
+
+    def _late_units(self, view: RolloutView, system: str, start: int, weight: int) -> bool:
+        """Merge again a window already in the span that a partial updated (a union: the
+        units it had already count once)."""
+        if system not in self.units or not self.floor <= start < self.checked:
+            return False
+        return self._merge(view, system, start, weight)
+
+    def _merge(self, view: RolloutView, system: str, start: int, weight: int) -> bool:
+        window = view.units(system, start, weight)
+        if window is None:
+            return False
+        self.units[system].merge(window)
+        self.first = start if self.first is None else min(self.first, start)
         level = max(u.level for u in self.units.values())
         for units in self.units.values():
             units.raise_to(level)
+        return True
 
     def _judge(self, end: int, weight: int) -> list[Alert]:
         cfg, roles = self.plan.sample_ratio, self.plan.roles

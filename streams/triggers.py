@@ -108,7 +108,9 @@ class RolloutMonitor:
                 self.recent.append(evidence)
                 if self._counts(evidence):
                     out += self._judge(view, evidence, self._acting(state))
-        return out + self.sample_ratio.observe(view, self._acting(state), self.anchor)
+        return out + self.sample_ratio.observe(
+            view, self._acting(state), self.anchor, (system, start)
+        )
 
     def _acting(self, state: RolloutState | None) -> RolloutState | None:
         """The log's state with the worker's own rollbacks the log has not returned yet."""

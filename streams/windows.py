@@ -62,25 +62,25 @@ class PartitionAccumulator:
     windows: dict[Key, WindowStats] = field(default_factory=dict)
     samples: dict[Key, dict[int, UnitSample]] = field(default_factory=dict)  # new units
     recent_ids: int = 20_000
-    _seen: set[UUID] = field(default_factory=set, repr=False)
-    _order: deque[UUID] = field(default_factory=deque, repr=False)
+    _seen: set[int] = field(default_factory=set, repr=False)  # ids as integers: a C hash
+    _order: deque[int] = field(default_factory=deque, repr=False)
     _units: dict[Key, set[tuple[int, str]]] = field(default_factory=dict, repr=False)
 
     def _first_time(self, event_id: UUID) -> bool:
         """Whether ``event_id`` is new here; remember it (the last ``recent_ids``)."""
-        if event_id in self._seen:
+        key = event_id.int
+        if key in self._seen:
             return False
-        self._seen.add(event_id)
-        self._order.append(event_id)
+        self._seen.add(key)
+        self._order.append(key)
         if len(self._order) > self.recent_ids:
             self._seen.discard(self._order.popleft())
         return True
 
-    def _stats(self, rollout: str, system: str, ts: datetime, offset: int) -> WindowStats:
+    def _stats(self, key: Key, offset: int) -> WindowStats:
         if self.first_offset is None:
             self.first_offset = offset
         self.last_offset = offset
-        key = (rollout, system, window_start(ts, self.window_seconds))
         stats = self.windows.get(key)
         if stats is None:
             stats = self.windows[key] = WindowStats()
@@ -101,7 +101,8 @@ class PartitionAccumulator:
             self.skip(offset)
             return None
         t = event.ts.timestamp()
-        stats = self._stats(event.rollout, event.system, event.ts, offset)
+        key = (event.rollout, event.system, window_start(event.ts, self.window_seconds))
+        stats = self._stats(key, offset)
         if t > self.watermark:
             self.watermark = t
         elif t < self.watermark - self.lateness:
@@ -110,13 +111,12 @@ class PartitionAccumulator:
         if isinstance(event, Result):
             stats.update(event)
             if not event.fallback:
-                self._sample_unit(event)
+                self._sample_unit(event, key)
         else:
             stats.update_feedback(event)
         return None
 
-    def _sample_unit(self, result: Result) -> None:
-        key = (result.rollout, result.system, window_start(result.ts, self.window_seconds))
+    def _sample_unit(self, result: Result, key: Key) -> None:
         units = self._units.setdefault(key, set())
         unit = (result.weight, result.unit_id)
         if unit not in units:

@@ -15,7 +15,7 @@ from streams.protocol import Aggregation, Counters, Judgement
 from streams.stage1 import Stage1
 from streams.stage2 import Stage2
 from tests.streams.conftest import T0, make_result
-from tests.streams.test_protocol import Ack, Msg, Outbox
+from tests.streams.test_protocol import Msg, Outbox
 
 ROLLOUT = "kai"
 DROP = 150  # seconds after T0: the candidate drops from 98% to 70% success
@@ -86,7 +86,7 @@ def worker_alerts(events: list[Stored], log: list[RolloutEvent]) -> list[Alert]:
     """The worker's protocol (``streams.protocol``) on an in-memory broker, its flush
     timer firing every second of a clock that follows the events; the log returns the
     worker's rollbacks before the next flush."""
-    clock, outbox, journal = ManualClock(), Outbox([]), []
+    clock, outbox = ManualClock(), Outbox([])
     state = fold(log, ROLLOUT)
     stage2 = Stage2(10, 3600, load_plan(), state_of=lambda rollout: state)
     read = asyncio.Event()
@@ -115,7 +115,7 @@ def worker_alerts(events: list[Stored], log: list[RolloutEvent]) -> list[Alert]:
             tick, clock.now = int(t), t
             offset = offsets[stored.source] = offsets.get(stored.source, -1) + 1
             message = Msg(*stored.source, offset, encode(stored.event))
-            await aggregation.add(message, Ack(journal, offset))
+            await aggregation.add_batch([message])
         await flush()
 
     asyncio.run(run())

@@ -1,9 +1,10 @@
-"""The worker's protocol without Faust or a broker: flush, ack, commit, dead letters, rebalance."""
+"""The worker's protocol without Faust or a broker: batches, flush, commit, dead letters,
+rebalance."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rollout.state import RolloutState, fold
@@ -34,6 +35,7 @@ class Outbox:
 
     journal: list[str]
     fail_partials: int = 0  # refuse this many partial sends (a broker away)
+    fail_commits: int = 0  # refuse this many commits (a rebalance under way)
     sent: list[Partial] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     rollouts: list[RolloutEvent] = field(default_factory=list)
@@ -56,21 +58,18 @@ class Outbox:
     async def dead_letter(self, letter: DeadLetter) -> None:
         self.letters.append(letter)
 
-    async def commit(self) -> None:
-        self.journal.append("commit")
-
-
-@dataclass
-class Ack:
-    journal: list[str]
-    offset: int
-
-    def ack(self) -> None:
-        self.journal.append(f"ack {self.offset}")
+    async def commit(self, offsets: Mapping[tuple[str, int], int]) -> list[tuple[str, int]]:
+        if self.fail_commits:
+            self.fail_commits -= 1
+            self.journal.append("commit refused")
+            return []
+        given = " ".join(f"{t}:{p}={o}" for (t, p), o in sorted(offsets.items()))
+        self.journal.append(f"commit {given}")
+        return list(offsets)
 
 
 async def no_sleep(_: float) -> None:
-    return None
+    await asyncio.sleep(0)  # a wait lets other tasks run
 
 
 def aggregation(outbox: Outbox) -> tuple[Aggregation, Counters]:
@@ -81,11 +80,14 @@ def aggregation(outbox: Outbox) -> tuple[Aggregation, Counters]:
 
 
 def feed(
-    agg: Aggregation, journal: list[str], values: list[bytes | None], partition: int = 0
+    agg: Aggregation, values: list[bytes | None], partition: int = 0, batch: int = 100
 ) -> None:
+    """``values`` from offset 0 of ``partition``, ``batch`` messages a fetch."""
+    messages = [Msg(RESULTS, partition, offset, value) for offset, value in enumerate(values)]
+
     async def go() -> None:
-        for offset, value in enumerate(values):
-            await agg.add(Msg(RESULTS, partition, offset, value), Ack(journal, offset))
+        for start in range(0, len(messages), batch):
+            await agg.add_batch(messages[start : start + batch])
 
     asyncio.run(go())
 
@@ -94,27 +96,52 @@ def results(n: int) -> list[bytes]:
     return [encode(make_result(i)) for i in range(n)]
 
 
-def test_nothing_is_acked_or_committed_before_the_broker_has_the_partials():
+def test_nothing_is_committed_before_the_broker_has_the_partials():
     journal: list[str] = []
     outbox = Outbox(journal, fail_partials=2)
     agg, counters = aggregation(outbox)
-    feed(agg, journal, results(3))
-    assert journal == []  # read, not acknowledged
+    feed(agg, results(3))
+    assert journal == []  # read, not committed
     asyncio.run(agg.flush())
-    assert journal == ["refused", "refused", "partials 1", "ack 0", "ack 1", "ack 2", "commit"]
+    assert journal == ["refused", "refused", "partials 1", "commit results:0=3"]
     assert counters.results == 3 and counters.partials == 1
     assert outbox.sent[0].stats.count == 3
     assert not agg.stage1.accumulators[(RESULTS, 0)].pending
     asyncio.run(agg.flush())  # nothing new: nothing sent, nothing committed
-    assert journal[-1] == "commit" and len(journal) == 7
+    assert len(journal) == 4
 
 
-def test_an_unreadable_or_refused_event_goes_to_the_dlq_and_is_still_acked():
+def test_a_refused_commit_is_not_claimed_so_a_replay_still_replaces_the_run():
+    outbox = Outbox([], fail_commits=1)
+    agg, _ = aggregation(outbox)
+    values = results(4)
+    feed(agg, values[:2])
+    asyncio.run(agg.flush())
+    asyncio.run(agg.add_batch([Msg(RESULTS, 0, 2, values[2]), Msg(RESULTS, 0, 3, values[3])]))
+    asyncio.run(agg.flush())
+    assert outbox.journal == ["partials 1", "commit refused", "partials 1", "commit results:0=4"]
+    assert [p.committed_offset for p in outbox.sent] == [0, 0]
+
+
+def test_batches_of_any_size_give_the_same_partials():
+    values = results(50)
+    sent = []
+    for batch in (1, 7, 50):
+        outbox = Outbox([])
+        agg, counters = aggregation(outbox)
+        feed(agg, values, batch=batch)
+        asyncio.run(agg.flush())
+        assert counters.results == 50 and outbox.journal == ["partials 1", "commit results:0=50"]
+        sent.append(outbox.sent)
+    assert sent[0] == sent[1] == sent[2]
+
+
+def test_an_unreadable_or_refused_event_goes_to_the_dlq_and_the_batch_is_aggregated():
     journal: list[str] = []
     outbox = Outbox(journal)
     agg, counters = aggregation(outbox)
     future = make_result(9).model_copy(update={"ts": T0.replace(year=2099)})
-    feed(agg, journal, [b"not json", results(1)[0], encode(future), None])
+    feed(agg, [b"not json", results(1)[0], encode(future), None])
     reasons = [letter.reason for letter in outbox.letters]
     assert len(reasons) == 3 and "ts" in reasons[1]
     assert reasons[2] == "empty message (no value)"
@@ -122,7 +149,8 @@ def test_an_unreadable_or_refused_event_goes_to_the_dlq_and_is_still_acked():
     assert outbox.letters[0].original == b"not json"
     assert counters.dead_letters == 3 and counters.results == 1
     asyncio.run(agg.flush())
-    assert journal == ["partials 1", "ack 0", "ack 1", "ack 2", "ack 3", "commit"]
+    assert journal == ["partials 1", "commit results:0=4"]
+    assert outbox.sent[0].stats.count == 1
     assert outbox.sent[0].first_offset == 0 and outbox.sent[0].last_offset == 3
 
 
@@ -130,11 +158,27 @@ def test_a_rebalance_hands_over_what_was_read_and_forgets_the_partition():
     journal: list[str] = []
     outbox = Outbox(journal)
     agg, _ = aggregation(outbox)
-    feed(agg, journal, results(2), partition=0)
-    feed(agg, journal, results(1), partition=1)
+    feed(agg, results(2), partition=0)
+    feed(agg, results(1), partition=1)
     asyncio.run(agg.revoke({(RESULTS, 1)}))
-    assert journal == ["partials 2", "ack 0", "ack 1", "ack 0", "commit"]
+    assert journal == ["partials 2", "commit results:0=2 results:1=1"]
     assert set(agg.stage1.accumulators) == {(RESULTS, 0)}
+
+
+def test_a_rebalance_waits_for_a_flush_under_way_before_giving_the_partition_away():
+    journal: list[str] = []
+    agg, _ = aggregation(Outbox(journal, fail_partials=1))
+    feed(agg, results(2))
+
+    async def go() -> None:
+        flushing = asyncio.create_task(agg.flush())
+        await asyncio.sleep(0)  # the flush has drained the run and waits to send it again
+        await agg.revoke({(RESULTS, 0)})
+        journal.append("revoked")
+        await flushing
+
+    asyncio.run(go())
+    assert journal == ["refused", "partials 1", "commit results:0=2", "revoked"]
 
 
 def test_stage_two_judges_only_once_the_log_is_read_and_sends_what_fires():

@@ -254,3 +254,22 @@ def test_the_worker_warns_once_and_status_shows_the_open_warning(kafka_settings,
         assert split[0].observed == pytest.approx(0.4, abs=0.05) and split[0].threshold == 0.5
     finally:
         worker.stop()
+
+
+def test_units_of_a_partition_that_lags_behind_count_in_windows_already_taken():
+    """Partition 1 delivers its windows after partition 0 has moved the view two windows
+    on: its units still join the span (a union, each once), so the check sees them all."""
+    weight, traffic = 50, Traffic()
+    lagging = PartitionAccumulator("results", 1, WINDOW, WINDOW, max_future=10**10)
+    units = {0: [f"a{i}" for i in range(150)], 1: [f"b{i}" for i in range(150)]}
+    runs = {0: traffic.acc, 1: lagging}
+    for partition in (0, 1):  # partition 0's six windows first, then partition 1's
+        acc = runs[partition]
+        for window in range(6):
+            for unit in units[partition]:
+                system = "production" if to_candidate("kai", unit, weight) else "pipeline"
+                acc.add(traffic.offset, traffic.result(window, unit, system), now=T0.timestamp())
+            for partial in acc.drain():
+                traffic.stage2.apply(partial)
+    check = traffic.stage2.monitors["kai"].sample_ratio
+    assert sum(len(s) for s in check.units.values()) == 300  # before: 150 of partition 0

@@ -1,0 +1,122 @@
+"""Bare client loops over one topic: the ceilings a consumer of that topic is measured
+against. Each reads ``n`` records from the start in a fresh consumer group and does no
+work with them; it returns the events/s and the CPU microseconds an event, both from the
+first batch to the last (this process's CPU: run nothing else meanwhile), so ``n`` must
+span many fetches of ``FETCH`` records.
+
+confluent-kafka is measured only where it is installed (it is not a dependency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer
+
+FETCH = 5000  # records a poll at most, in every loop
+
+
+@dataclass
+class Span:
+    """Counts and clocks from the first record to the last."""
+
+    first: tuple[float, float] | None = None  # wall and CPU seconds at the first record
+    last: tuple[float, float] = (0.0, 0.0)
+    seen: int = 0
+
+    def add(self, records: int) -> None:
+        now = (time.perf_counter(), time.process_time())
+        if self.first is None:
+            self.first = now
+        self.seen += records
+        self.last = now
+
+    def rate(self, first_batch: int) -> tuple[float, float]:
+        """(events/s, CPU us an event) over all but the first batch (its wait is the
+        group's join, not the client's speed)."""
+        assert self.first is not None
+        counted = max(self.seen - first_batch, 1)
+        wall, cpu = (b - a for a, b in zip(self.first, self.last, strict=True))
+        return counted / max(wall, 1e-9), cpu / counted * 1e6
+
+
+def _group() -> str:
+    return f"bare-{uuid.uuid4().hex[:8]}"
+
+
+def _options(bootstrap: str) -> dict[str, object]:
+    """What kafka-python's and aiokafka's consumers take alike: a fresh group, from the
+    start, nothing committed."""
+    return {
+        "bootstrap_servers": bootstrap,
+        "group_id": _group(),
+        "auto_offset_reset": "earliest",
+        "enable_auto_commit": False,
+        "max_poll_records": FETCH,
+    }
+
+
+def kafka_python(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+    consumer = KafkaConsumer(topic, **_options(bootstrap))
+    span, first = Span(), 0
+    while span.seen < n:
+        for records in consumer.poll(timeout_ms=200).values():
+            first = first or len(records)
+            span.add(len(records))
+    consumer.close()
+    return span.rate(first)
+
+
+def aiokafka(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+    from aiokafka import AIOKafkaConsumer
+
+    async def go() -> tuple[float, float]:
+        consumer = AIOKafkaConsumer(topic, **_options(bootstrap))
+        await consumer.start()
+        span, first = Span(), 0
+        try:
+            while span.seen < n:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    first = first or len(records)
+                    span.add(len(records))
+        finally:
+            await consumer.stop()
+        return span.rate(first)
+
+    return asyncio.run(go())
+
+
+def confluent(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": _group(),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    span, first = Span(), 0
+    while span.seen < n:
+        records = consumer.consume(FETCH, timeout=0.2)
+        if records:
+            first = first or len(records)
+            span.add(len(records))
+    consumer.close()
+    return span.rate(first)
+
+
+def loops() -> dict[str, Callable[[str, str, int], tuple[float, float]]]:
+    """The bare loops this machine can run, by name."""
+    found = {"aiokafka getmany": aiokafka, "kafka-python poll": kafka_python}
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError:
+        return found
+    return {"confluent-kafka consume": confluent, **found}
