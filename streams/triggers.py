@@ -33,12 +33,15 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from rollout.state import WORKER, RolloutState
 from rollout.steering import step_back
-from schemas.events import Alert, AlertAction, AlertWindow, RolloutEvent
+from schemas.events import Alert, AlertAction, AlertWindow, Attribution, RolloutEvent
 from schemas.metrics import quantile_of
 from schemas.plan import Plan, Trigger
 from schemas.stats import split_p_value
+from streams.attribution import attribute, figures
 from streams.evidence import Evidence, RunSketch, WindowMarks
-from streams.sequential import Cusum
+from streams.guardrails import Guardrail, reference, span, tolerated
+from streams.guardrails import observed as observed_in
+from streams.sequential import Cusum, RatioCusum
 from streams.windows import RolloutView, to_datetime, window_start
 
 Output = Alert | RolloutEvent
@@ -64,6 +67,8 @@ class RolloutMonitor:
     plan: Plan
     window_seconds: int
     cusums: dict[str, Cusum] = field(default_factory=dict)
+    guards: dict[str, Guardrail] = field(default_factory=dict)
+    guarded: int = -1  # the last window the guardrails judged
     runs: dict[str, RunSketch] = field(default_factory=dict)  # latency bins of each run
     run_start: dict[str, int | None] = field(default_factory=dict)
     incidents: dict[str, Incident] = field(default_factory=dict)
@@ -74,7 +79,9 @@ class RolloutMonitor:
     split_checked: int = -1  # end of the span the last sample ratio check covered
 
     def __post_init__(self) -> None:
-        self.marks = WindowMarks(self.plan.rollback)
+        self.fixed = [t for t in self.plan.rollback if not t.guardrail]
+        self.marks = WindowMarks(self.fixed)
+        self.view = RolloutView(self.rollout, self.window_seconds)
         self.recent: deque[Evidence] = deque(maxlen=RECENT)
         self.reset()
 
@@ -82,8 +89,12 @@ class RolloutMonitor:
         """Forget the evidence (a new phase is judged on its own events)."""
         h = self.plan.sequential.threshold(len(self.plan.statistical_triggers))
         self.cusums = {
-            t.name: Cusum(*t.shares(), threshold=h) for t in self.plan.statistical_triggers
+            t.name: Cusum(*t.shares(), threshold=h)
+            for t in self.plan.statistical_triggers
+            if not t.guardrail
         }
+        self.guards = {t.name: Guardrail(t, RatioCusum(threshold=h)) for t in self.plan.guardrails}
+        self.guarded = -1
         self.runs = {name: RunSketch() for name in self.cusums}
         self.run_start = dict.fromkeys(self.cusums)
         self.incidents = {}
@@ -103,6 +114,7 @@ class RolloutMonitor:
 
         ``state`` is the rollout log's fold; ``read_at`` when stage 1 read the events.
         """
+        self.view = view
         out = self._follow(self._acting(state))
         if system == self.plan.roles.candidate:
             stats = view.window(system, start)
@@ -112,6 +124,7 @@ class RolloutMonitor:
                 self.recent.append(evidence)
                 if self._counts(evidence):
                     out += self._judge(evidence, self._acting(state))
+        out += self._guard(self._acting(state))
         return out + self._sample_ratio(view, self._acting(state))
 
     def _acting(self, state: RolloutState | None) -> RolloutState | None:
@@ -152,17 +165,59 @@ class RolloutMonitor:
         """Feed every trigger; each acts on the state the ones before it left."""
         self.samples += evidence.n
         out: list[Output] = []
-        for trigger in self.plan.rollback:
+        for trigger in self.fixed:
             if trigger.metric == "critical_errors":
                 fired = self._critical(trigger, evidence, state)
             else:
                 fired = self._sequential(trigger, evidence, state)
-            for event in fired:
-                if isinstance(event, RolloutEvent) and state is not None:
-                    self.own.append(event)
-                    state = state.apply(event)
+            state = self._acted(fired, state)
             out += fired
         return out
+
+    def _acted(self, fired: list[Output], state: RolloutState | None) -> RolloutState | None:
+        """The state after the worker's own rollbacks in ``fired`` (kept until logged)."""
+        for event in fired:
+            if isinstance(event, RolloutEvent) and state is not None:
+                self.own.append(event)
+                state = state.apply(event)
+        return state
+
+    def _guard(self, state: RolloutState | None) -> list[Output]:
+        """Judge every closed window the guardrails have not judged yet, in order."""
+        view = self.view
+        if not self.guards or view.end is None:
+            return []
+        end, first = view.end - 2 * self.window_seconds, max(self.guarded + 1, self._split_from)
+        out: list[Output] = []
+        for start in view.starts(self.plan.roles.candidate):
+            if first <= start < end:
+                self.guarded = start
+                for guard in self.guards.values():
+                    fired = self._differential(guard, start, state)
+                    state = self._acted(fired, state)
+                    out += fired
+        return out
+
+    def _differential(
+        self, guard: Guardrail, start: int, state: RolloutState | None
+    ) -> list[Output]:
+        guard.judge(self.plan.roles, self.view, start)
+        trigger, cusum = guard.trigger, guard.cusum
+        incident = self.incidents.get(trigger.name)
+        roles = self.plan.roles
+        if incident is None and cusum.alarm and self.samples >= trigger.min_samples:
+            opened = guard.run_start or start
+            self.incidents[trigger.name] = Incident(trigger.name, opened)
+            cand = span(self.view, roles.candidate, opened, start)
+            base = span(self.view, roles.baseline, opened, start)
+            seen, limit = observed_in(trigger, cand), tolerated(trigger, base)
+            return self._fire(trigger, opened, start, seen, cand.count, state, limit)
+        if incident is not None and cusum.clear:
+            del self.incidents[trigger.name]
+            latest = self.view.window(roles.candidate, start)
+            seen = observed_in(trigger, latest)
+            return [self._recovered(trigger, incident, start, seen, latest.count)]
+        return []
 
     def _sequential(
         self, trigger: Trigger, evidence: Evidence, state: RolloutState | None
@@ -224,7 +279,11 @@ class RolloutMonitor:
         observed: float,
         samples: int,
         state: RolloutState | None,
+        threshold: float | None = None,
     ) -> list[Output]:
+        """The alert of an incident opened in window ``opened`` and fired in ``start``,
+        and the rollback it acts with, unless the plan holds it (a shared cause or a
+        dry run)."""
         key = f"{trigger.name}:{self._anchor_key}"
         event_id = incident_id(self.rollout, key, opened, ":rollback")
         if state is not None and state.has_applied(event_id):
@@ -234,25 +293,26 @@ class RolloutMonitor:
         if trigger.action == "partial":
             target_phase = step_back(self.plan, state.phase) if state is not None else None
         target = self.plan.phase(target_phase).weight if target_phase else 0  # type: ignore[union-attr]
-        acts = target_phase is not None and weight > target
-        if trigger.metric == "critical_errors":
-            kind = "critical_error"
-        elif trigger.action == "emergency":
-            kind = "emergency_rollback"
-        else:
-            kind = "partial_rollback" if acts else "gate_failed"
+        would = target_phase is not None and weight > target
+        attribution = self._attribution(trigger, opened, start)
+        held = attribution == "shared" and trigger.on_shared == "hold"
+        acts = would and not held and not trigger.dry_run
+        kind = _kind(trigger, would, held)
         alert = Alert(
             alert_id=incident_id(self.rollout, key, opened),
             rollout=self.rollout,
             system=self.plan.roles.candidate,
-            severity="critical" if trigger.action == "emergency" else "warning",
+            severity="critical" if trigger.action == "emergency" or held else "warning",
             kind=kind,
             metric=trigger.metric,
             observed=observed,
-            threshold=trigger.limit,
+            threshold=trigger.limit if threshold is None else threshold,
             window=self._window(opened, start),
             samples=samples,
             action=AlertAction(weight_from=weight, weight_to=target) if acts else None,
+            dry_run=trigger.dry_run,
+            attribution=attribution,
+            figures=self._figures(trigger, opened, start),
         )
         if not acts:
             return [alert]
@@ -271,6 +331,18 @@ class RolloutMonitor:
         )
         return [alert, event]
 
+    def _attribution(self, trigger: Trigger, opened: int, start: int) -> Attribution:
+        """Shared or candidate-specific, judged on the alert's last two windows."""
+        first, roles = max(opened, start - self.window_seconds), self.plan.roles
+        cand = span(self.view, roles.candidate, first, start)
+        base = span(self.view, roles.baseline, first, start)
+        return attribute(trigger, cand, base, reference(self.view, roles.baseline, first))
+
+    def _figures(self, trigger: Trigger, opened: int, start: int) -> list:
+        """Both systems' figures over the alert's window."""
+        systems = (self.plan.roles.candidate, self.plan.roles.baseline)
+        return figures(trigger, {s: span(self.view, s, opened, start) for s in systems})
+
     def _recovered(
         self, trigger: Trigger, incident: Incident, start: int, observed: float, samples: int
     ) -> Alert:
@@ -286,6 +358,7 @@ class RolloutMonitor:
             threshold=trigger.limit,
             window=self._window(incident.opened, start),
             samples=samples,
+            dry_run=trigger.dry_run,
         )
 
     # ------------------------------------------------------------------ sample ratio
@@ -363,6 +436,19 @@ class RolloutMonitor:
 
     def forget(self, before: int) -> None:
         self.marks.forget(before)
+
+
+def _kind(trigger: Trigger, would: bool, held: bool) -> str:
+    """The alert's kind: what fired, and what it does (or would do, in a dry run)."""
+    if held:
+        return "rollback_held"
+    if trigger.guardrail:
+        return "guardrail"
+    if trigger.metric == "critical_errors":
+        return "critical_error"
+    if trigger.action == "emergency":
+        return "emergency_rollback"
+    return "partial_rollback" if would else "gate_failed"
 
 
 def _observed(trigger: Trigger, n: int, bad: int, latency: RunSketch) -> float:
