@@ -205,13 +205,17 @@ class Sequential(PlanModel):
     For any traffic at least as good as "acceptable", the chance of a false alarm within
     the first ``horizon`` candidate events is then at most ``false_alarm`` in total
     (Ville's inequality for each start, and a union bound over starts and triggers).
+    A guardrail adds its evidence in steps of at least ``min_samples`` candidate events,
+    so it has ``horizon / min_samples`` starts to take the union over.
     """
 
     false_alarm: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01
     horizon: Annotated[int, Field(ge=1)] = 1_000_000
 
-    def threshold(self, triggers: int = 1) -> float:
-        return math.log(self.horizon * max(1, triggers) / self.false_alarm)
+    def threshold(self, triggers: int = 1, step: int = 1) -> float:
+        """The CUSUM's threshold; ``step``: candidate events each look adds at least (a
+        guardrail looks once per ``min_samples``: fewer starts to take the union over)."""
+        return math.log(self.horizon / max(1, step) * max(1, triggers) / self.false_alarm)
 
 
 class SampleRatio(PlanModel):

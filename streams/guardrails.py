@@ -80,11 +80,17 @@ def tolerated(trigger: Trigger, base: WindowStats) -> float:
 
 @dataclass
 class Guardrail:
-    """One guardrail's CUSUM over closed windows, and where its evidence run began."""
+    """One guardrail's CUSUM over closed windows, and where its evidence run began.
+
+    Windows add up (their log-ratios, each conditional on its own total) into steps of
+    at least ``min_samples`` candidate events; the CUSUM moves, and may fire, once a step.
+    """
 
     trigger: Trigger
     cusum: RatioCusum
     run_start: int | None = None
+    step: tuple[float, int, int] = (0.0, 0, 0)  # log-ratio, events, bad events so far
+    step_start: int | None = None
 
     def judge(self, roles: Roles, view: RolloutView, start: int) -> None:
         """Add window ``start`` (closed) to the evidence."""
@@ -92,8 +98,14 @@ class Guardrail:
         if test is None:
             return
         counts, psi0, psi1 = test
-        self.cusum.step(log_ratio(counts, psi0, psi1), counts[0], counts[1])
+        llr, n, bad = self.step
+        self.step = (llr + log_ratio(counts, psi0, psi1), n + counts[0], bad + counts[1])
+        self.step_start = start if self.step_start is None else self.step_start
+        if self.step[1] < self.trigger.min_samples:
+            return
+        self.cusum.step(*self.step)
         if self.cusum.clear:
             self.run_start = None
         elif self.run_start is None:
-            self.run_start = start
+            self.run_start = self.step_start
+        self.step, self.step_start = (0.0, 0, 0), None

@@ -46,6 +46,7 @@ from streams.windows import RolloutView, to_datetime, window_start
 
 Output = Alert | RolloutEvent
 RECENT = 1_000  # evidence kept to re-judge after a person's change arrives late
+GRACE = 10.0  # seconds (read time) a fired trigger waits at most for the baseline's events
 
 
 def incident_id(rollout: str, name: str, opened: int, suffix: str = "") -> UUID:
@@ -57,6 +58,18 @@ class Incident:
     name: str
     opened: int  # window start (epoch seconds) the incident opened in
     clean: int = 0  # critical errors: clean events since the last one
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A fired trigger, waiting until the baseline's events read as late are in."""
+
+    trigger: Trigger
+    opened: int
+    start: int
+    observed: float
+    samples: int
+    read_at: float | None
 
 
 @dataclass
@@ -77,6 +90,8 @@ class RolloutMonitor:
     anchor: RolloutEvent | None = None  # the last change a person made
     own: list[RolloutEvent] = field(default_factory=list)  # rollbacks the log lacks yet
     split_checked: int = -1  # end of the span the last sample ratio check covered
+    pending: list[Decision] = field(default_factory=list)  # fired, awaiting the baseline
+    read: dict[str, float] = field(default_factory=dict)  # system -> newest read time
 
     def __post_init__(self) -> None:
         self.fixed = [t for t in self.plan.rollback if not t.guardrail]
@@ -93,13 +108,36 @@ class RolloutMonitor:
             for t in self.plan.statistical_triggers
             if not t.guardrail
         }
-        self.guards = {t.name: Guardrail(t, RatioCusum(threshold=h)) for t in self.plan.guardrails}
+        k = len(self.plan.statistical_triggers)
+        self.guards = {
+            t.name: Guardrail(
+                t, RatioCusum(threshold=self.plan.sequential.threshold(k, t.min_samples))
+            )
+            for t in self.plan.guardrails
+        }
         self.guarded = -1
         self.runs = {name: RunSketch() for name in self.cusums}
         self.run_start = dict.fromkeys(self.cusums)
         self.incidents = {}
+        self.pending = []
         self.samples = 0
         self.critical = 0
+
+    def evidence(self) -> dict[str, dict]:
+        """Each statistical trigger's score against its threshold, for /status."""
+        cusums: dict[str, RatioCusum] = {**self.cusums}
+        cusums.update({name: guard.cusum for name, guard in self.guards.items()})
+        triggers = {t.name: t for t in self.plan.rollback}
+        return {
+            name: {
+                "score": c.score,
+                "threshold": c.threshold,
+                "run": c.run_n,
+                "compare": triggers[name].compare,
+                "dry_run": triggers[name].dry_run,
+            }
+            for name, c in cusums.items()
+        }
 
     # ------------------------------------------------------------------ observation
     def observe(
@@ -115,15 +153,18 @@ class RolloutMonitor:
         ``state`` is the rollout log's fold; ``read_at`` when stage 1 read the events.
         """
         self.view = view
+        when = None if read_at is None else read_at.timestamp()
+        if when is not None:
+            self.read[system] = max(self.read.get(system, when), when)
         out = self._follow(self._acting(state))
         if system == self.plan.roles.candidate:
             stats = view.window(system, start)
-            when = None if read_at is None else read_at.timestamp()
             evidence = self.marks.take(start, stats, when)
             if evidence is not None:
                 self.recent.append(evidence)
                 if self._counts(evidence):
                     out += self._judge(evidence, self._acting(state))
+        out += self._release(self._acting(state))
         out += self._guard(self._acting(state))
         return out + self._sample_ratio(view, self._acting(state))
 
@@ -236,7 +277,10 @@ class RolloutMonitor:
             opened = self.run_start[name] or evidence.start
             self.incidents[name] = Incident(name, opened)
             observed = _observed(trigger, cusum.run_n, cusum.run_bad, run)
-            return self._fire(trigger, opened, evidence.start, observed, cusum.run_n, state)
+            decision = Decision(
+                trigger, opened, evidence.start, observed, cusum.run_n, evidence.read_at
+            )
+            return self._decide(decision, state)
         if incident is not None and cusum.clear:
             del self.incidents[name]
             bad, latest = evidence.bad[name], RunSketch(evidence.bins)
@@ -254,8 +298,9 @@ class RolloutMonitor:
         if critical:
             if incident is None and self.critical > trigger.limit:
                 self.incidents[trigger.name] = Incident(trigger.name, evidence.start)
-                at = evidence.start
-                return self._fire(trigger, at, at, float(self.critical), self.samples, state)
+                at, n = evidence.start, self.samples
+                decision = Decision(trigger, at, at, float(self.critical), n, evidence.read_at)
+                return self._decide(decision, state)
             if incident is not None:
                 incident.clean = 0
             return []
@@ -268,6 +313,27 @@ class RolloutMonitor:
         return []
 
     # ------------------------------------------------------------------ outputs
+    def _decide(self, decision: Decision, state: RolloutState | None) -> list[Output]:
+        self.pending.append(decision)
+        return self._release(state)
+
+    def _release(self, state: RolloutState | None) -> list[Output]:
+        """Fire the decisions whose baseline events are in: read at least as late, or
+        :data:`GRACE` seconds have passed, or the baseline has no recent traffic
+        (attribution needs the same moments of both systems)."""
+        out: list[Output] = []
+        roles, ws = self.plan.roles, self.window_seconds
+        for d in list(self.pending):
+            newest = max(self.read.values(), default=0.0)
+            baseline = self.read.get(roles.baseline, float("-inf"))
+            idle = not span(self.view, roles.baseline, d.start - ws, d.start).count
+            if d.read_at is None or baseline >= d.read_at or newest - d.read_at >= GRACE or idle:
+                self.pending.remove(d)
+                fired = self._fire(d.trigger, d.opened, d.start, d.observed, d.samples, state)
+                state = self._acted(fired, state)
+                out += fired
+        return out
+
     def _window(self, first: int, last: int) -> AlertWindow:
         return AlertWindow(start=to_datetime(first), end=to_datetime(last + self.window_seconds))
 
