@@ -1,8 +1,9 @@
 """Guardrails: triggers that judge the candidate against the baseline, window by window.
 
-A guardrail (``compare = "baseline"`` in the plan) judges each window once it is closed
-(the two windows after it have begun, as the sample ratio check does), on both systems'
-counts in it, with the conditional test of ``streams.differential``:
+A guardrail (``compare = "baseline"`` in the plan) judges each window once the next one
+has begun, on both systems' counts in it then (events later than that are left out: when
+a window is judged depends on time alone, so the test stays valid), with the
+conditional test of ``streams.differential``:
 
 - ``success_rate``: bad events are failures. The tolerated and the alarm odds ratios
   come from the margin and ``detect`` at the baseline's failure share over the

@@ -228,7 +228,7 @@ class RolloutMonitor:
         view = self.view
         if not self.guards or view.end is None:
             return []
-        end, first = view.end - 2 * self.window_seconds, max(self.guarded + 1, self._split_from)
+        end, first = view.end - self.window_seconds, max(self.guarded + 1, self._split_from)
         out: list[Output] = []
         for start in view.starts(self.plan.roles.candidate):
             if first <= start < end:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-import random
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -48,14 +48,13 @@ def test_a_shared_drop_leaves_no_evidence():
 
 
 def _false_alarms(runs: int, windows: int, h: float, level) -> float:
-    rng, psi0, psi1, alarms = random.Random(7), 1.0, odds_ratio(0.03, 0.06), 0
+    rng, psi0, psi1, alarms = np.random.default_rng(7), 1.0, odds_ratio(0.03, 0.06), 0
     for _ in range(runs):
         cusum = RatioCusum(threshold=h)
         for w in range(windows):
             p = level(w)
             n = 200
-            x = sum(rng.random() < p for _ in range(n))
-            y = sum(rng.random() < p for _ in range(n))
+            x, y = (int(v) for v in rng.binomial(n, p, size=2))
             cusum.step(log_ratio((n, x, n, y), psi0, psi1), n, x)
             if cusum.alarm:
                 alarms += 1
