@@ -9,7 +9,7 @@ from kafka import KafkaProducer
 from typer.testing import CliRunner
 
 from phasegate.cli import app
-from phasegate.rollout_cli import read_state
+from phasegate.rollout_cli import _line, read_state
 from schemas.codec import encode
 from schemas.events import Alert, AlertWindow
 from tests.rollout import TEN_TO_HUNDRED
@@ -121,3 +121,20 @@ def test_alerts_tail_prints_each_alert_once(cli, kafka_settings):
     assert [json.loads(line)["alert_id"] for line in lines] == [str(alert.alert_id)]
     text = cli("alerts", "tail", "--no-follow")
     assert "CRITICAL emergency_rollback kai/production: success_rate 0.82 (limit 0.9)" in text
+
+
+def test_an_alert_line_marks_dry_runs_and_the_cause():
+    alert = Alert(
+        rollout="kai",
+        system="production",
+        severity="critical",
+        kind="rollback_held",
+        metric="success_rate",
+        observed=0.6,
+        threshold=0.9,
+        window=AlertWindow(start=T0, end=T0),
+        samples=80,
+        dry_run=True,
+        attribution="shared",
+    )
+    assert "CRITICAL dry-run rollback_held [shared] kai/production" in _line(alert)
