@@ -38,6 +38,7 @@ from schemas.metrics import quantile_of
 from schemas.plan import Plan, Trigger
 from schemas.stats import split_p_value
 from streams.attribution import attribute, figures
+from streams.baseline_watch import BaselineWatch, Degraded
 from streams.evidence import Evidence, RunSketch, WindowMarks
 from streams.guardrails import Guardrail, reference, span, tolerated
 from streams.guardrails import observed as observed_in
@@ -98,6 +99,7 @@ class RolloutMonitor:
         self.marks = WindowMarks(self.fixed)
         self.view = RolloutView(self.rollout, self.window_seconds)
         self.recent: deque[Evidence] = deque(maxlen=RECENT)
+        self.watch = BaselineWatch(self.plan)
         self.reset()
 
     def reset(self) -> None:
@@ -120,6 +122,7 @@ class RolloutMonitor:
         self.run_start = dict.fromkeys(self.cusums)
         self.incidents = {}
         self.pending = []
+        self.watch.reset()
         self.samples = 0
         self.critical = 0
 
@@ -164,6 +167,8 @@ class RolloutMonitor:
                 self.recent.append(evidence)
                 if self._counts(evidence):
                     out += self._judge(evidence, self._acting(state))
+        elif system == self.plan.roles.baseline:
+            out += self._watch(start, when)
         out += self._release(self._acting(state))
         out += self._guard(self._acting(state))
         return out + self._sample_ratio(view, self._acting(state))
@@ -408,6 +413,52 @@ class RolloutMonitor:
         """Both systems' figures over the alert's window."""
         systems = (self.plan.roles.candidate, self.plan.roles.baseline)
         return figures(trigger, {s: span(self.view, s, opened, start) for s in systems})
+
+    def _watch(self, start: int, when: float | None) -> list[Output]:
+        """The baseline's own triggers: alert a degradation the candidate does not share."""
+        baseline = self.plan.roles.baseline
+        evidence = self.watch.marks.take(start, self.view.window(baseline, start), when)
+        if evidence is None or not self._counts(evidence):
+            return []
+        out: list[Output] = []
+        for d in self.watch.judge(evidence):
+            key = f"{d.trigger.name}:baseline"
+            if d.cleared:
+                if self.incidents.pop(key, None) is not None:
+                    out.append(self._baseline_alert(d, "recovered"))
+            elif d.trigger.name not in self.incidents and not self._shared(d):
+                self.incidents[key] = Incident(key, d.opened)
+                out.append(self._baseline_alert(d, "baseline_degraded"))
+        return out
+
+    def _shared(self, d: Degraded) -> bool:
+        """Whether the candidate degraded with the baseline (the roles of attribution
+        swapped: the candidate against its own level, the baseline against it)."""
+        roles, first = self.plan.roles, max(d.opened, d.start - self.window_seconds)
+        base = span(self.view, roles.baseline, first, d.start)
+        cand = span(self.view, roles.candidate, first, d.start)
+        before = reference(self.view, roles.candidate, first)
+        return attribute(d.trigger, base, cand, before) == "shared"
+
+    def _baseline_alert(self, d: Degraded, kind: str) -> Alert:
+        key = f"{d.trigger.name}:baseline:{self._anchor_key}"
+        baseline = self.plan.roles.baseline
+        alerted = kind != "recovered"
+        return Alert(
+            alert_id=incident_id(self.rollout, key, d.opened, "" if alerted else ":recovered"),
+            rollout=self.rollout,
+            system=baseline,
+            severity="warning" if alerted else "info",
+            kind=kind,
+            metric=d.trigger.metric,
+            observed=observed_in(d.trigger, span(self.view, baseline, d.opened, d.start)),
+            threshold=d.trigger.limit,
+            window=self._window(d.opened, d.start),
+            samples=d.samples,
+            dry_run=d.trigger.dry_run,
+            attribution="baseline-only" if alerted else None,
+            figures=self._figures(d.trigger, d.opened, d.start) if alerted else [],
+        )
 
     def _recovered(
         self, trigger: Trigger, incident: Incident, start: int, observed: float, samples: int

@@ -98,3 +98,21 @@ def test_a_dry_run_trigger_alerts_and_never_acts():
     status = control_json(h.stage2, ROLLOUT)
     assert "success-emergency" in status["incidents"]
     assert status["evidence"]["success-emergency"]["dry_run"] is True
+
+
+def test_a_baseline_only_drop_warns_and_never_acts():
+    h = Harness(plan=load_plan())
+    healthy(h, 30)
+    for _ in range(20):
+        h.batch(100, h.success(0.97), baseline=h.success(0.75))
+    assert h.events() == []
+    (alert,) = h.alerts()
+    assert (alert.kind, alert.system, alert.severity, alert.attribution) == (
+        "baseline_degraded",
+        "pipeline",
+        "warning",
+        "baseline-only",
+    )
+    assert alert.action is None and alert.observed < 0.9
+    healthy(h, 30)
+    assert [a.kind for a in h.alerts()] == ["baseline_degraded", "recovered"]
