@@ -100,18 +100,23 @@ def test_a_10_25_50_100_plan_walks_every_phase_and_steps_back(cli, kafka_setting
     ]
 
 
+def _alert(**changes) -> Alert:
+    fields = {
+        "rollout": "kai",
+        "system": "production",
+        "severity": "critical",
+        "kind": "emergency_rollback",
+        "metric": "success_rate",
+        "observed": 0.82,
+        "threshold": 0.9,
+        "window": AlertWindow(start=T0, end=T0),
+        "samples": 240,
+    }
+    return Alert(**{**fields, **changes})
+
+
 def test_alerts_tail_prints_each_alert_once(cli, kafka_settings):
-    alert = Alert(
-        rollout="kai",
-        system="production",
-        severity="critical",
-        kind="emergency_rollback",
-        metric="success_rate",
-        observed=0.82,
-        threshold=0.9,
-        window=AlertWindow(start=T0, end=T0),
-        samples=240,
-    )
+    alert = _alert()
     producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
     for _ in range(2):  # a redelivery
         producer.send(kafka_settings.topics.alerts, key=b"kai", value=encode(alert))
@@ -124,17 +129,5 @@ def test_alerts_tail_prints_each_alert_once(cli, kafka_settings):
 
 
 def test_an_alert_line_marks_dry_runs_and_the_cause():
-    alert = Alert(
-        rollout="kai",
-        system="production",
-        severity="critical",
-        kind="rollback_held",
-        metric="success_rate",
-        observed=0.6,
-        threshold=0.9,
-        window=AlertWindow(start=T0, end=T0),
-        samples=80,
-        dry_run=True,
-        attribution="shared",
-    )
+    alert = _alert(kind="rollback_held", observed=0.6, dry_run=True, attribution="shared")
     assert "CRITICAL dry-run rollback_held [shared] kai/production" in _line(alert)
