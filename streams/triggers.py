@@ -1,9 +1,16 @@
-"""Rollback triggers in stage 2: emergency, partial, sample ratio mismatch, recovery.
+"""Rollback triggers in stage 2: emergency, partial, guardrails, sample ratio, recovery.
 
 One :class:`RolloutMonitor` per rollout watches the candidate's merged windows as partials
 arrive. Only events new to a window count (``streams.evidence``, so a replayed run is not
-evidence twice); they feed one CUSUM per statistical trigger of the plan
-(``streams.sequential``) and a count of critical errors.
+evidence twice); they feed one CUSUM per fixed-limit trigger of the plan
+(``streams.sequential``) and a count of critical errors. Guardrails judge each closed
+window against the baseline (``streams.guardrails``); the fixed-limit triggers also run
+on the baseline (``streams.baseline_watch``) to tell a baseline-only degradation.
+
+Every rollback alert says whether the cause is shared (``streams.attribution``, judged
+once the baseline's events read as late are in) and carries both systems' figures. A
+trigger acts unless it is a dry run (``dry_run``) or the cause is shared and the plan
+holds on one (``on_shared = "hold"``: a critical ``rollback_held`` alert instead).
 
 An incident opens when a trigger fires and produces one alert (and, for a rollback, one
 ``rollback`` event on the rollout log); it stays open, silent, until the evidence clears
