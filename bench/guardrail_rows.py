@@ -6,8 +6,8 @@ are not applied, so the same run also shows what today's rule (the fixed-limit
 triggers, rolling back on any cause) would have done: its first alert that acts.
 
 Columns: ``false rollbacks`` (before the onset; A/A: any), ``false guardrail`` (a
-guardrail alert before the onset), ``shared`` (alerts attributed to a shared cause, of
-all alerts), ``caught`` (within the row's goal, in candidate events after the onset: by
+guardrail alert before the onset), ``shared`` (fixed-limit alerts attributed to a
+shared cause, of all of them), ``caught`` (within the row's goal, in candidate events after the onset: by
 a guardrail for the candidate-only rows at 93.5% and the latency rows, by any rollback
 at 85%; today: by any fixed-limit alert) and the median delay.
 """
@@ -112,7 +112,7 @@ def _rules(row: Row, o: Outcome) -> dict[str, tuple[tuple[int, int] | None, tupl
     guardrail = _first(o, lambda a: a.kind == "guardrail")
     today = _first(o, lambda a: a.kind in ACTS)
     caught = guardrail if row.by_guardrail else rollback
-    fixed = _first(o, lambda a: a.kind != "guardrail")
+    fixed = _first(o, lambda a: a.kind in ACTS | {"gate_failed"})
     return {"phasegate": (rollback, caught), "today": (today, fixed)}
 
 
@@ -149,7 +149,7 @@ def _row(row: Row, outcomes: list[Outcome]) -> list[list[str]]:
             if row.goal and catch is not None and catch[0] >= onset:
                 delays.append(catch[1])
                 caught += catch[1] <= row.goal
-        alerts = [a for o in outcomes for _, a in o.alerts if a.kind != "guardrail"]
+        alerts = [a for o in outcomes for _, a in o.alerts if a.kind in ACTS]
         shared = sum(a.attribution == "shared" for a in alerts)
         out.append(
             [
