@@ -6,10 +6,10 @@ are not applied, so the same run also shows what today's rule (the fixed-limit
 triggers, rolling back on any cause) would have done: its first alert that acts.
 
 Columns: ``false rollbacks`` (before the onset; A/A: any), ``false guardrail`` (a
-guardrail alert before the onset), ``shared`` (fixed-limit alerts attributed to a
-shared cause, of all of them), ``caught`` (within the row's goal, in candidate events after the onset: by
-a guardrail for the candidate-only rows at 93.5% and the latency rows, by any rollback
-at 85%; today: by any fixed-limit alert) and the median delay.
+guardrail alert before the onset), ``shared`` (fixed-limit alerts attributed to a shared
+cause, of all of them), ``caught`` (within the row's goal, in candidate events after the
+onset: by a guardrail for the candidate-only rows at 93.5% and the latency rows, by any
+rollback at 85%; today: by any fixed-limit alert) and the median delay.
 """
 
 from __future__ import annotations
