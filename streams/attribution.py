@@ -1,9 +1,9 @@
 """Which system degraded when a trigger fires, and both systems' figures over its window.
 
-Attribution compares, over the alert's last two windows (where its evidence
-concentrates), the baseline with its own level over the windows before, and the
-candidate with the baseline, each a one-sided two-proportion test of the trigger's "bad"
-events at :data:`P_VALUE`:
+Attribution compares, over the moments that fired the alert (the read times of its
+evidence run; without them its last two windows), the baseline with its own level over
+the windows before, and the candidate with the baseline, each a one-sided
+two-proportion test of the trigger's "bad" events at :data:`P_VALUE`:
 
 - the baseline degraded and the candidate is not worse than it: ``shared``;
 - otherwise: ``candidate-specific``.
@@ -23,29 +23,31 @@ from streams.evidence import bad_events
 
 P_VALUE = 0.001
 
+Counts = tuple[float, int]  # bad events, events
 
-def _higher(bad_a: float, a: WindowStats, bad_b: float, b: WindowStats) -> bool:
+
+def counts(trigger: Trigger, stats: WindowStats) -> Counts:
+    return bad_events(trigger, stats), stats.count
+
+
+def _higher(a: Counts, b: Counts) -> bool:
     """Whether ``a``'s share of bad events is significantly above ``b``'s."""
-    test = two_proportions(bad_a, a.count, bad_b, b.count)
+    test = two_proportions(a[0], a[1], b[0], b[1])
     return test is not None and test.p_worse(lower_is_worse=False) < P_VALUE
 
 
-def attribute(
-    trigger: Trigger, cand: WindowStats, base: WindowStats, before: WindowStats
-) -> Attribution:
-    """``cand`` and ``base``: the alert's windows; ``before``: the baseline's windows before."""
-    if trigger.guardrail or not base.count:
+def attribute(trigger: Trigger, cand: Counts, base: Counts, before: Counts) -> Attribution:
+    """``cand`` and ``base``: the alert's moments; ``before``: the baseline's level."""
+    if trigger.guardrail or not base[1]:
         return "candidate-specific"
-    x, y = bad_events(trigger, cand), bad_events(trigger, base)
-    if before.count >= trigger.min_samples:
-        degraded = _higher(y, base, bad_events(trigger, before), before)
+    if before[1] >= trigger.min_samples:
+        degraded = _higher(base, before)
     elif trigger.metric == "critical_errors":  # no level of its own yet: any at all
-        degraded = y > 0
+        degraded = base[0] > 0
     else:  # no level of its own yet: the trigger's acceptable share
-        interval = wilson(y, base.count)
+        interval = wilson(*base)
         degraded = interval is not None and interval.low > trigger.shares()[0]
-    worse = _higher(x, cand, y, base)
-    return "shared" if degraded and not worse else "candidate-specific"
+    return "shared" if degraded and not _higher(cand, base) else "candidate-specific"
 
 
 def figures(trigger: Trigger, systems: dict[str, WindowStats]) -> list[Figure]:

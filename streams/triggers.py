@@ -44,7 +44,7 @@ from schemas.events import Alert, AlertAction, AlertWindow, Attribution, Rollout
 from schemas.metrics import quantile_of
 from schemas.plan import Plan, Trigger
 from schemas.stats import split_p_value
-from streams.attribution import attribute, figures
+from streams.attribution import Counts, attribute, counts, figures
 from streams.baseline_watch import BaselineWatch, Degraded
 from streams.evidence import Evidence, RunSketch, WindowMarks
 from streams.guardrails import Guardrail, reference, span, tolerated
@@ -78,6 +78,7 @@ class Decision:
     observed: float
     samples: int
     read_at: float | None
+    since: float | None = None  # read time of the evidence run's first events
 
 
 @dataclass
@@ -92,6 +93,7 @@ class RolloutMonitor:
     guarded: int = -1  # the last window the guardrails judged
     runs: dict[str, RunSketch] = field(default_factory=dict)  # latency bins of each run
     run_start: dict[str, int | None] = field(default_factory=dict)
+    run_read: dict[str, float | None] = field(default_factory=dict)  # the run's first read
     incidents: dict[str, Incident] = field(default_factory=dict)
     samples: int = 0  # candidate events since the last reset
     critical: int = 0  # critical errors since the last reset or recovery
@@ -127,6 +129,7 @@ class RolloutMonitor:
         self.guarded = -1
         self.runs = {name: RunSketch() for name in self.cusums}
         self.run_start = dict.fromkeys(self.cusums)
+        self.run_read = dict.fromkeys(self.cusums)
         self.incidents = {}
         self.pending = []
         self.watch.reset()
@@ -282,16 +285,15 @@ class RolloutMonitor:
             run.clear()
         else:
             if self.run_start[name] is None:
-                self.run_start[name] = evidence.start
+                self.run_start[name], self.run_read[name] = evidence.start, evidence.read_at
             run.add(evidence.bins)
         incident = self.incidents.get(name)
         if incident is None and cusum.alarm and self.samples >= trigger.min_samples:
             opened = self.run_start[name] or evidence.start
             self.incidents[name] = Incident(name, opened)
             observed = _observed(trigger, cusum.run_n, cusum.run_bad, run)
-            decision = Decision(
-                trigger, opened, evidence.start, observed, cusum.run_n, evidence.read_at
-            )
+            at, since = evidence.start, self.run_read[name]
+            decision = Decision(trigger, opened, at, observed, cusum.run_n, evidence.read_at, since)
             return self._decide(decision, state)
         if incident is not None and cusum.clear:
             del self.incidents[name]
@@ -341,7 +343,10 @@ class RolloutMonitor:
             idle = not span(self.view, roles.baseline, d.start - ws, d.start).count
             if d.read_at is None or baseline >= d.read_at or newest - d.read_at >= GRACE or idle:
                 self.pending.remove(d)
-                fired = self._fire(d.trigger, d.opened, d.start, d.observed, d.samples, state)
+                moments = (d.since, d.read_at) if d.since and d.read_at else None
+                fired = self._fire(
+                    d.trigger, d.opened, d.start, d.observed, d.samples, state, moments=moments
+                )
                 state = self._acted(fired, state)
                 out += fired
         return out
@@ -358,10 +363,11 @@ class RolloutMonitor:
         samples: int,
         state: RolloutState | None,
         threshold: float | None = None,
+        moments: tuple[float, float] | None = None,
     ) -> list[Output]:
         """The alert of an incident opened in window ``opened`` and fired in ``start``,
         and the rollback it acts with, unless the plan holds it (a shared cause or a
-        dry run)."""
+        dry run). ``moments``: the read times of the evidence that fired it."""
         key = f"{trigger.name}:{self._anchor_key}"
         event_id = incident_id(self.rollout, key, opened, ":rollback")
         if state is not None and state.has_applied(event_id):
@@ -372,7 +378,7 @@ class RolloutMonitor:
             target_phase = step_back(self.plan, state.phase) if state is not None else None
         target = self.plan.phase(target_phase).weight if target_phase else 0  # type: ignore[union-attr]
         would = target_phase is not None and weight > target
-        attribution = self._attribution(trigger, opened, start)
+        attribution = self._attribution(trigger, opened, start, moments)
         held = attribution == "shared" and trigger.on_shared == "hold"
         acts = would and not held and not trigger.dry_run
         kind = _kind(trigger, would, held)
@@ -409,12 +415,23 @@ class RolloutMonitor:
         )
         return [alert, event]
 
-    def _attribution(self, trigger: Trigger, opened: int, start: int) -> Attribution:
-        """Shared or candidate-specific, judged on the alert's last two windows."""
-        first, roles = max(opened, start - self.window_seconds), self.plan.roles
-        cand = span(self.view, roles.candidate, first, start)
-        base = span(self.view, roles.baseline, first, start)
-        return attribute(trigger, cand, base, reference(self.view, roles.baseline, first))
+    def _attribution(
+        self, trigger: Trigger, opened: int, start: int, moments: tuple[float, float] | None
+    ) -> Attribution:
+        """Shared or candidate-specific: on the events read in ``moments`` (both systems),
+        else on the alert's last two windows."""
+        roles = self.plan.roles
+        before = counts(trigger, reference(self.view, roles.baseline, opened))
+        if moments is not None and trigger in self.watch.triggers:
+            base = _read_in(self.watch.recent, trigger.name, moments)
+            if base[1]:
+                return attribute(
+                    trigger, _read_in(self.recent, trigger.name, moments), base, before
+                )
+        first = max(opened, start - self.window_seconds)
+        cand = counts(trigger, span(self.view, roles.candidate, first, start))
+        base = counts(trigger, span(self.view, roles.baseline, first, start))
+        return attribute(trigger, cand, base, before)
 
     def _figures(self, trigger: Trigger, opened: int, start: int) -> list:
         """Both systems' figures over the alert's window."""
@@ -445,7 +462,8 @@ class RolloutMonitor:
         base = span(self.view, roles.baseline, first, d.start)
         cand = span(self.view, roles.candidate, first, d.start)
         before = reference(self.view, roles.candidate, first)
-        return attribute(d.trigger, base, cand, before) == "shared"
+        swapped = counts(d.trigger, base), counts(d.trigger, cand), counts(d.trigger, before)
+        return attribute(d.trigger, *swapped) == "shared"
 
     def _baseline_alert(self, d: Degraded, kind: str) -> Alert:
         key = f"{d.trigger.name}:baseline:{self._anchor_key}"
@@ -560,6 +578,13 @@ class RolloutMonitor:
 
     def forget(self, before: int) -> None:
         self.marks.forget(before)
+
+
+def _read_in(evidence: deque[Evidence], name: str, moments: tuple[float, float]) -> Counts:
+    """Bad events of trigger ``name`` and events among the ``evidence`` read in ``moments``."""
+    first, last = moments
+    taken = [e for e in evidence if e.read_at is not None and first <= e.read_at <= last]
+    return sum(e.bad[name] for e in taken), sum(e.n for e in taken)
 
 
 def _kind(trigger: Trigger, would: bool, held: bool) -> str:
