@@ -19,6 +19,7 @@ from rollout.log import RolloutLog
 from rollout.state import RolloutState
 from rollout.steering import Refused, Request
 from rollout.writer import NotWritten, RolloutWriter
+from schemas.alert_text import why
 from schemas.base import now
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import Plan, load_plan
@@ -68,7 +69,8 @@ def weight_steps(state: RolloutState) -> list[Json]:
 
 
 def alert_json(alert: Alert) -> Json:
-    return alert.model_dump(mode="json", by_alias=True)
+    """The alert as the contract has it, plus ``why``: its top contributors in words."""
+    return alert.model_dump(mode="json", by_alias=True) | {"why": why(alert)}
 
 
 class Dashboard:

@@ -24,6 +24,7 @@ from typing import Any
 
 from kafka import KafkaConsumer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 from dashboard.terminal import render
@@ -31,6 +32,7 @@ from phasegate.stack import ManagedProcess, ensure_topics, free_port
 from phasegate.stack.broker import broker_process
 from producers import live
 from rollout.state import fold
+from schemas.alert_text import why
 from schemas.codec import DecodeError, decode
 from schemas.events import Alert, RolloutEvent
 from schemas.settings import Settings
@@ -93,6 +95,7 @@ def show_alert(alert: Alert) -> str:
         f"{alert.metric} {alert.observed:.3f} (threshold {alert.threshold:.2f}) "
         f"over {alert.samples} events "
         f"({alert.window.start:%H:%M:%S}-{alert.window.end:%H:%M:%S})"
+        + (f"\n  why: {escape(why(alert))}" if alert.contributors else "")
     )
 
 

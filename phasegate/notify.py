@@ -1,11 +1,13 @@
 """Webhook notifications: alerts as they are, phase changes as the plan's announcements.
 
 :class:`Webhook` POSTs one JSON body with a timeout and retries with exponential backoff;
-failures are counted and logged, never raised. :func:`announcement` turns a rollout event
-into the communication plan's text (the phase's ``announcement``, or the plan's
-``rollback_announcement`` for a rollback to 0). :func:`run` is ``phasegate notify``: a
-consumer group on the alerts and rollout topics, committing after each batch is handled,
-in its own process, so a slow or dead receiver never holds up the stream worker.
+failures are counted and logged, never raised. An alert goes as the contract has it, plus
+a ``text`` line naming its top contributors (:func:`alert_message`). :func:`announcement`
+turns a rollout event into the communication plan's text (the phase's ``announcement``, or
+the plan's ``rollback_announcement`` for a rollback to 0). :func:`run` is ``phasegate
+notify``: a consumer group on the alerts and rollout topics, committing after each batch
+is handled, in its own process, so a slow or dead receiver never holds up the stream
+worker.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.alert_text import headline
 from schemas.codec import DecodeError, decode
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import Plan
@@ -54,6 +57,12 @@ def announcement(plan: Plan, event: RolloutEvent) -> dict[str, Any] | None:
         "ts": event.ts.isoformat(),
         "text": texts,
     }
+
+
+def alert_message(alert: Alert) -> dict[str, Any]:
+    """The alert as the contract has it, plus ``text``: one line with its top contributors,
+    which chat webhooks (Slack, Mattermost) show as the message."""
+    return alert.model_dump(mode="json", by_alias=True) | {"text": headline(alert)}
 
 
 def body_of(message: BaseModel | dict[str, Any]) -> bytes:
@@ -141,7 +150,7 @@ class Notifier:
             self.recent[message.alert_id] = None
             if len(self.recent) > self.keep:
                 self.recent.popitem(last=False)
-            return self.webhook.deliver(message)
+            return self.webhook.deliver(alert_message(message))
         if isinstance(message, RolloutEvent):
             note = announcement(self.plan, message)
             return None if note is None else self.webhook.deliver(note)

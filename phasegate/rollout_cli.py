@@ -25,6 +25,7 @@ from rich.table import Table
 from dashboard.terminal import gate_table
 from rollout.state import RolloutState
 from rollout.steering import Refused, Request, decide
+from schemas.alert_text import headline
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import Plan, PlanError, load_plan
 from schemas.settings import Settings
@@ -221,19 +222,6 @@ def rollback(
     _steer(rollout, plan_file, request)
 
 
-def _line(alert: Alert) -> str:
-    action = ""
-    if alert.action is not None:
-        action = f" -> weight {alert.action.weight_from}% to {alert.action.weight_to}%"
-    dry = "dry-run " if alert.dry_run else ""
-    cause = f" [{alert.attribution}]" if alert.attribution else ""
-    return (
-        f"{alert.ts:%Y-%m-%d %H:%M:%S} {alert.severity.upper():8} {dry}{alert.kind}{cause} "
-        f"{alert.rollout}/{alert.system}: {alert.metric} {alert.observed:.4g} "
-        f"(limit {alert.threshold:.4g}) over {alert.samples} events{action}"
-    )
-
-
 @alerts_app.command("tail")
 def tail(
     rollout: str = typer.Option(None, "--rollout", "-r", help="only this rollout"),
@@ -253,7 +241,7 @@ def tail(
         if as_json:
             print(alert.model_dump_json(by_alias=True), flush=True)
         else:
-            console.print(escape(_line(alert)), highlight=False)
+            console.print(escape(headline(alert)), highlight=False)
 
     follower = Follower(settings, settings.topics.alerts, Alert, show, name="phasegate-alerts-tail")
     follower.start()

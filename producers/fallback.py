@@ -43,6 +43,7 @@ class Request:
     query_id: str
     unit_id: str
     weight: int = 100  # the candidate weight when routed (Router.weight)
+    segment: str | None = None  # a label to break results down by (language, category)
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,7 @@ def _emit(emitter: Sink, request: Request, **fields: Any) -> None:
                 query_id=request.query_id,
                 unit_id=request.unit_id,
                 weight=request.weight,
+                segment=request.segment,
                 **fields,
             )
         )

@@ -3,15 +3,17 @@
 The core (:class:`Traffic`) is deterministic for a seed and needs no Kafka: it picks a
 unit, and for the system that serves it draws success, confidence (beta), latency
 (log-normal), an error (type, critical share), the rules applied (Zipf-like usage) and
-maybe a user's verdict. :func:`generate` turns it into contract events with timestamps
-from an injectable clock, routing with the same sticky hash as the Router, so
-statistical benchmarks can simulate many rollouts in memory.
+maybe a user's verdict; each unit has a fixed language segment (60% "de", 40% "en").
+:func:`generate` turns it into contract events with timestamps from an injectable clock,
+routing with the same sticky hash as the Router, so statistical benchmarks can simulate
+many rollouts in memory.
 
-Scenarios (:data:`SCENARIOS`): ``healthy``, ``degrade`` (candidate success drops at the
-onset), ``latency`` (candidate latency, P95 included, +50% from the onset),
-``critical-burst`` (a short burst of critical candidate errors at the onset), ``outage``
-(from the onset every candidate request times out at 2 s) and ``aa`` (both systems
-identical, for false-alarm measurements). The onset is a fraction of the run.
+Scenarios (:data:`SCENARIOS`): ``healthy``, ``degrade`` (candidate success drops to about
+85% at the onset, mostly timeouts of "de" users), ``latency`` (candidate latency, P95
+included, +50% from the onset), ``critical-burst`` (a short burst of critical candidate
+errors at the onset), ``outage`` (from the onset every candidate request times out at
+2 s) and ``aa`` (both systems identical, for false-alarm measurements). The onset is a
+fraction of the run.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from producers.router import to_candidate
+from producers.router import BUCKETS, bucket, to_candidate
 from schemas.base import now
 from schemas.events import ErrorInfo, Feedback, Result
 
@@ -35,6 +37,7 @@ class SystemProfile:
     """How one system behaves."""
 
     success: float = 0.97
+    segment_success: tuple[tuple[str, float], ...] = ()  # overrides ``success`` per segment
     confidence: tuple[float, float] = (9.0, 1.5)  # beta(a, b): mean a / (a + b)
     latency_median_ms: float = 120.0
     latency_sigma: float = 0.35  # log-normal shape; P95 = median * exp(1.645 sigma)
@@ -66,13 +69,26 @@ class Scenario:
         return self.candidate
 
 
+def segment_of(unit_id: str) -> str:
+    """A simulated unit's language, fixed per unit: 60% "de", 40% "en"."""
+    return "de" if bucket("language", unit_id) < 0.6 * BUCKETS else "en"
+
+
 _BASELINE = SystemProfile(success=0.965, latency_median_ms=130.0, confidence=(8.0, 1.6))
 _CANDIDATE = SystemProfile(success=0.978, latency_median_ms=110.0, confidence=(10.0, 1.4))
 
 SCENARIOS: dict[str, Scenario] = {
     "healthy": Scenario("healthy", _BASELINE, _CANDIDATE),
     "degrade": Scenario(
-        "degrade", _BASELINE, _CANDIDATE, replace(_CANDIDATE, success=0.85), onset=0.5
+        "degrade",
+        _BASELINE,
+        _CANDIDATE,
+        replace(
+            _CANDIDATE,
+            segment_success=(("de", 0.78), ("en", 0.955)),  # about 85% overall
+            errors=(("timeout", 0.8), ("model_error", 0.1), ("invalid_output", 0.1)),
+        ),
+        onset=0.5,
     ),
     "latency": Scenario(
         "latency",
@@ -118,6 +134,7 @@ class Draw:
     error: tuple[str, bool] | None  # (type, critical)
     rules: tuple[str, ...]
     verdict: str | None
+    segment: str
 
 
 class Traffic:
@@ -134,7 +151,8 @@ class Traffic:
 
     def draw(self, unit_id: str, candidate: bool, profile: SystemProfile) -> Draw:
         rng = self.rng
-        success = rng.random() < profile.success
+        segment = segment_of(unit_id)
+        success = rng.random() < dict(profile.segment_success).get(segment, profile.success)
         confidence = rng.betavariate(*profile.confidence)
         latency = rng.lognormvariate(math.log(profile.latency_median_ms), profile.latency_sigma)
         error = None
@@ -152,7 +170,9 @@ class Traffic:
             p = profile.positive_if_success if success else profile.positive_if_failure
             u = rng.random()
             verdict = "correct" if u < p else ("incorrect" if u < p + (1 - p) * 0.8 else "unsure")
-        return Draw(unit_id, candidate, success, confidence, latency, error, rules, verdict)
+        return Draw(
+            unit_id, candidate, success, confidence, latency, error, rules, verdict, segment
+        )
 
 
 def virtual_clock(start: datetime | None = None, rate: float = 100.0) -> Clock:
@@ -211,6 +231,7 @@ def to_events(
         error=ErrorInfo(type=d.error[0], critical=d.error[1]) if d.error else None,
         rules=list(d.rules),
         weight=weight,
+        segment=d.segment,
     )
     if d.verdict is not None:
         yield Feedback(ts=ts, rollout=rollout, query_id=query_id, system=system, verdict=d.verdict)

@@ -24,6 +24,13 @@ class RuleState(ContractModel):
     successes: Count = 0
 
 
+class SegmentState(ContractModel):
+    """A segment's events and the bad (unsuccessful) ones among them."""
+
+    events: Count = 0
+    bad: Count = 0
+
+
 class WindowStatsState(ContractModel):
     """The wire form of ``streams.aggregate.WindowStats``: sums and counts that add up."""
 
@@ -42,6 +49,7 @@ class WindowStatsState(ContractModel):
     late: Count = 0
     weights: dict[int, Count] = {}  # events by the weight they were routed with
     units: dict[int, Count] = {}  # distinct units by routed weight, fallback copies left out
+    segments: dict[str, SegmentState] = {}  # by the results' segment label (optional)
 
 
 class Partial(ContractModel):

@@ -20,11 +20,13 @@ from phasegate.progress import progress_bar
 from schemas.kafka_security import refusal
 from schemas.plan import Plan, PlanError, load_plan
 from schemas.settings import Settings
+from sinks import backtest as backtests
 from sinks import render
 from sinks.consumer import BrokerUnavailable, Sink, SinkCounters
 from sinks.ddl import EVENT_TABLES
 from sinks.evaluate import as_text, latest_rollout
 from sinks.evaluate import evaluate as run_evaluation
+from sinks.history import Span
 from sinks.migrations import migrate
 from sinks.phase_report import NoSuchPhase, blocks, phase_report
 from sinks.replay import replay as rebuild
@@ -129,9 +131,9 @@ class Format(StrEnum):
     html = "html"
 
 
-def _plan(settings: Settings) -> Plan:
+def _plan(path: Path | str | None) -> Plan:
     try:
-        return load_plan(settings.plan)
+        return load_plan(path)
     except PlanError as exc:
         errors.print(f"[red]plan:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -160,7 +162,7 @@ def _phase_report(
     output: Path | None,
     final: bool,
 ) -> None:
-    plan = _plan(settings)
+    plan = _plan(settings.plan)
     gate = plan.phase(phase)
     if gate is None:
         errors.print(f"the plan {plan.name!r} has phases 1 to {len(plan.phases)}, not {phase}")
@@ -219,7 +221,7 @@ def evaluate(
 ) -> None:
     """Compare the systems over the last N results: winner and recommendations."""
     settings = Settings()
-    plan = _plan(settings)
+    plan = _plan(settings.plan)
     with open_history(settings, reading=True) as store:
         rollout = rollout or latest_rollout(store, settings.database)
         if rollout is None:
@@ -267,4 +269,44 @@ def replay(
     )
 
 
-__all__ = ["StoreUnavailable", "evaluate", "replay", "report", "sink"]
+def backtest(
+    rollout: str = typer.Option(..., "--rollout", "-r", help="the rollout id"),
+    plan_file: Path | None = typer.Option(
+        None, "--plan", metavar="FILE", help="the plan to try (default: the configured one)"
+    ),
+    since: str | None = typer.Option(None, help="from this time (ISO-8601; UTC if no zone)"),
+    until: str | None = typer.Option(None, help="before this time (ISO-8601; UTC if no zone)"),
+    html_out: Path | None = typer.Option(
+        None, "--html", metavar="OUT", help="also write the HTML report, a chart per trigger"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of the table"),
+) -> None:
+    """Replay a rollout's stored history through a plan: when it would have fired or passed."""
+    settings = Settings()
+    plan = _plan(plan_file or settings.plan)
+    span = Span(_when(since), _when(until))
+    with (
+        open_history(settings, reading=True) as store,
+        progress_bar(console, "backtest", "events") as bar,
+    ):
+        task = bar.add_task("backtest", total=None)
+        findings = backtests.backtest(
+            store,
+            settings,
+            plan,
+            rollout,
+            span,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+        live = backtests.live_alerts(store, settings.database, rollout, span)
+    if not findings.events:
+        errors.print(f"no results or feedback for rollout {rollout!r} in {settings.database}")
+        raise typer.Exit(1)
+    result = backtests.Report(rollout, plan, findings, live)
+    _emit((backtests.as_json if as_json else backtests.as_text)(result), None)
+    if html_out is not None:
+        html_out.write_text(backtests.as_html(result), encoding="utf-8")
+        errors.print(f"wrote {html_out}")
+
+
+__all__ = ["StoreUnavailable", "backtest", "evaluate", "replay", "report", "sink"]

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from rollout.state import fold, phase_periods
-from schemas.events import RolloutEvent
+from schemas.events import Alert, RolloutEvent
 from schemas.metrics import QUANTILES, feedback_total
 from sinks import ddl
 from sinks.report import REPORT_SQL, SystemReport
 from sinks.rollups import ERRORS, FEEDBACK, LATENCY_MERGE, RESULTS, RULES, Family, latency_merge
+from sinks.rows import model_of
 from sinks.store import Rows, Store
 
 
@@ -232,6 +233,19 @@ class History:
                 RESULTS, sql, span, group=step, step=step
             )
         ]
+
+    def alerts(self, span: Span) -> list[Alert]:
+        """The rollout's alerts raised in ``span`` (by their time), oldest first."""
+        where, params = ["rollout = %(rollout)s"], {"rollout": self.rollout}
+        for name, bound, op in (("start", span.start, ">="), ("end", span.end, "<")):
+            if bound is not None:
+                where.append(f"ts {op} %({name})s")
+                params[name] = bound
+        sql = (
+            f"SELECT * FROM {ddl.identifier(self.database)}.alerts FINAL "
+            f"WHERE {' AND '.join(where)} ORDER BY ts, alert_id"
+        )
+        return [model_of(Alert, row) for row in self.store.query(sql, params).dicts()]
 
     def time_range(self, span: Span) -> Span:
         """The first and last minute with results within ``span`` (to choose chart buckets)."""

@@ -1,11 +1,13 @@
-"""The go/no-go report of one phase: criteria, candidate vs baseline, regression against
-the previous phase, errors, feedback, rules, and (HTML) charts over time."""
+"""The go/no-go report of one phase: criteria, alerts and why, candidate vs baseline,
+regression against the previous phase, errors, feedback, rules, and (HTML) charts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from schemas.alert_text import why
+from schemas.events import Alert
 from schemas.metrics import Unit, metric
 from schemas.plan import Phase, Roles
 from schemas.stats import wilson
@@ -39,6 +41,7 @@ class PhaseReport:
     rules: list[RuleStats]
     points: list[Point]
     weights: list[tuple[datetime, int]]
+    alerts: list[Alert]
 
     @property
     def outcome(self) -> Outcome:
@@ -95,6 +98,7 @@ def phase_report(
         rules=stored.rule_stats(span),
         points=stored.series(span, chart_step(stored.time_range(span))),
         weights=history.weights(log, rollout),
+        alerts=stored.alerts(span),
     )
 
 
@@ -154,6 +158,26 @@ def _criteria(report: PhaseReport) -> Grid:
         "note",
     ]
     return Grid(headers, rows, frozenset({0, 6, 7}))
+
+
+def _alerts(report: PhaseReport) -> Grid:
+    """The worker's alerts in the span, each with its action and why."""
+    rows = [
+        [
+            _when(a.ts),
+            a.severity,
+            a.kind,
+            a.metric,
+            f"{a.observed:.4g}",
+            f"{a.threshold:.4g}",
+            str(a.samples),
+            f"{a.action.weight_from}% to {a.action.weight_to}%" if a.action else "-",
+            why(a, top=None) or "-",
+        ]
+        for a in report.alerts
+    ]
+    headers = ["time", "severity", "kind", "metric", "observed", "limit", "events", "action"]
+    return Grid([*headers, "why"], rows, frozenset({0, 1, 2, 3, 7, 8}))
 
 
 def _systems(sides: dict[str, Side]) -> Grid:
@@ -345,6 +369,12 @@ def blocks(report: PhaseReport, charts: bool = False) -> list[Block]:
             "else, or too few samples, is inconclusive."
         ),
         _criteria(report),
+        Heading("Alerts"),
+        Text(
+            "Why: the error types, rules and segments where the candidate's bad events "
+            "exceed what the baseline's rate predicts over the alert's windows."
+        ),
+        _alerts(report),
         Heading("Systems"),
         _systems(report.sides),
         *_versus(report),

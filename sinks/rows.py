@@ -1,12 +1,12 @@
-"""Contract models -> columns for the store: one function per table, one way to flatten."""
+"""Contract models <-> columns of the store: one function per table, one way to flatten."""
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -14,6 +14,7 @@ from schemas.events import Alert, Feedback, Result, RolloutEvent
 from sinks import ddl
 
 Columns = dict[str, list[Any]]
+M = TypeVar("M", bound=BaseModel)
 
 TABLE_OF: dict[type[BaseModel], ddl.Table] = {
     Result: ddl.RESULTS,
@@ -62,6 +63,27 @@ def columns(models: Iterable[BaseModel], table: ddl.Table) -> Columns:
 
 def _json(items: list[BaseModel]) -> str:
     return json.dumps([item.model_dump(mode="json") for item in items])
+
+
+def model_of(model: type[M], row: Mapping[str, Any]) -> M:
+    """The model a row of its table holds: the inverse of :func:`columns` (a nested model
+    whose columns are all NULL is None; a column the row lacks keeps the field's default)."""
+    table = TABLE_OF[model]
+    names = tuple(table.column_names)
+    fields: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for name, (field, sub) in zip(names, _paths(model, names), strict=True):
+        if field is None or name not in row:
+            continue
+        if name in table.json_columns:
+            fields[field] = json.loads(row[name] or "[]")
+        elif sub is None:
+            fields[field] = row[name]
+        else:
+            nested.setdefault(field, {})[sub] = row[name]
+    for field, parts in nested.items():
+        fields[field] = parts if any(v is not None for v in parts.values()) else None
+    return model.model_validate(fields)
 
 
 def result_columns(results: Iterable[Result]) -> Columns:

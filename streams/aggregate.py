@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from schemas.events import Feedback, Result
-from schemas.internal import RuleState, WindowStatsState
+from schemas.internal import RuleState, SegmentState, WindowStatsState
 from streams.sketch import LatencySketch
 
 TOP_RULES = 10
@@ -33,6 +33,8 @@ class WindowStats:
         "latency_sum",
         "rule_successes",
         "rule_uses",
+        "segment_bad",
+        "segment_events",
         "successes",
         "units",
         "weights",
@@ -57,6 +59,8 @@ class WindowStats:
         # distinct units by routed weight (no fallback copies); stage 1 counts them, since
         # a unit's events share its partition (the message key): partitions add up
         self.units: Counter[int] = Counter()
+        self.segment_events: Counter[str] = Counter()  # results with a segment label
+        self.segment_bad: Counter[str] = Counter()
 
     # -- updates ---------------------------------------------------------------------
     def update(self, result: Result) -> None:
@@ -77,6 +81,11 @@ class WindowStats:
         for rule in result.rules:
             self.rule_uses[rule] += 1
             self.rule_successes[rule] += ok
+        segment = result.segment
+        if segment is not None:
+            self.segment_events[segment] += 1
+            if not ok:
+                self.segment_bad[segment] += 1
 
     def update_feedback(self, feedback: Feedback) -> None:
         self.feedback[feedback.verdict] += 1
@@ -99,6 +108,8 @@ class WindowStats:
         self.late += other.late
         self.weights.update(other.weights)
         self.units.update(other.units)
+        self.segment_events.update(other.segment_events)
+        self.segment_bad.update(other.segment_bad)
         return self
 
     @classmethod
@@ -151,6 +162,10 @@ class WindowStats:
             late=self.late,
             weights=dict(self.weights),
             units=dict(self.units),
+            segments={
+                s: SegmentState(events=n, bad=self.segment_bad[s])
+                for s, n in self.segment_events.items()
+            },
         )
 
     @classmethod
@@ -173,4 +188,6 @@ class WindowStats:
         stats.late = state.late
         stats.weights = Counter(state.weights)
         stats.units = Counter(state.units)
+        stats.segment_events = Counter({s: c.events for s, c in state.segments.items()})
+        stats.segment_bad = Counter({s: c.bad for s, c in state.segments.items() if c.bad})
         return stats

@@ -46,6 +46,7 @@ from schemas.plan import Plan, Trigger
 from schemas.stats import split_p_value
 from streams.attribution import Counts, attribute, counts, figures
 from streams.baseline_watch import BaselineWatch, Degraded
+from streams.contributors import contributors
 from streams.evidence import Evidence, RunSketch, WindowMarks
 from streams.guardrails import Guardrail, reference, span, tolerated
 from streams.guardrails import observed as observed_in
@@ -397,6 +398,7 @@ class RolloutMonitor:
             dry_run=trigger.dry_run,
             attribution=attribution,
             figures=self._figures(trigger, opened, start),
+            contributors=contributors(self.view, self.plan.roles, opened, start),
         )
         if not acts:
             return [alert]

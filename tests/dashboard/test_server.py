@@ -15,13 +15,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 
 from dashboard.server import ASSETS, make_server, serve_in_thread
 from dashboard.service import Dashboard
 from phasegate.stack import free_port
 from rollout.writer import RolloutWriter
-from schemas.events import RolloutEvent
+from schemas.codec import encode
+from schemas.events import Contributor, RolloutEvent
 from schemas.settings import Settings
+from tests.dashboard.test_feeds import alert as feeds_alert
 from tests.streams.status_sample import sample_status
 
 TOKEN = "s3cret-token"
@@ -216,3 +219,19 @@ def test_promote_is_the_go_decision(board: Running) -> None:
     code, data = board.json("/api/summary")
     gates = data["rollouts"][0]["gates"]
     assert gates["outcome"] == "fail" and data["rollouts"][0]["incidents"] == ["critical-error"]
+
+
+def test_an_alert_shows_why(board: Running, kafka_settings: Settings) -> None:
+    de = Contributor(dimension="segment", value="de", candidate=38, baseline=1, expected=1.46)
+    alert = feeds_alert("kai-response").model_copy(update={"contributors": [de]})
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    producer.send(kafka_settings.topics.alerts, value=encode(alert))
+    producer.flush()
+    producer.close()
+    deadline = time.monotonic() + 10
+    while not board.board.alert_log.recent("kai-response") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _, data = board.json("/api/summary")
+    (shown,) = data["rollouts"][0]["alerts"]
+    assert shown["why"] == "segment de: 38 candidate vs 1 baseline (expected 1.5)"
+    assert shown["contributors"][0]["candidate"] == 38

@@ -19,6 +19,7 @@ from producers import live
 from schemas.codec import decode
 from schemas.events import Alert
 from sinks.consumer import Sink
+from sinks.history import History, Span
 from sinks.migrations import migrate
 from sinks.report import system_report
 from sinks.store import open_store
@@ -70,6 +71,14 @@ def test_emitted_event_is_counted_alerts_and_lands_in_clickhouse(settings, tmp_p
         reports = {r.system: r for r in system_report(store, settings.database, "kai")}
         for system, n in sent.items():
             assert reports[system].success_rate == pytest.approx(summary.successes[system] / n)
+
+        fired = emergencies[0]  # stored with why it fired; every result with its segment
+        history = History(store, settings.database, "kai")
+        worker.wait(lambda _: fired.alert_id in {a.alert_id for a in history.alerts(Span())})
+        (back,) = [a for a in history.alerts(Span()) if a.alert_id == fired.alert_id]
+        assert back.contributors == fired.contributors != []
+        sql = f"SELECT DISTINCT segment FROM {settings.database}.results FINAL ORDER BY segment"
+        assert store.query(sql).rows == [("de",), ("en",)]
     finally:
         stop.set()
         thread.join(10)
@@ -91,6 +100,7 @@ def test_demo_command_runs_the_whole_path_on_the_local_default(tmp_path):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "ALERT emergency_rollback kai-response/production" in out
+    assert "why: " in out and "segment de: " in out  # the candidate fails de users
     assert "ROLLOUT rollback kai-response: weight 0" in out
     assert "the rollout log ends at weight 0%" in out
     assert "4,000 of 4,000 results stored" in out

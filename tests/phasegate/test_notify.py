@@ -9,7 +9,7 @@ import pytest
 
 from phasegate.notify import Notifier, Webhook, announcement
 from phasegate.testing.webhook import Receiver
-from schemas.events import Alert, AlertWindow, RolloutEvent
+from schemas.events import Alert, AlertWindow, Contributor, RolloutEvent
 from schemas.plan import load_plan
 
 
@@ -78,10 +78,17 @@ def test_notifier_sends_alerts_and_announcements_of_its_rollout_only():
         threshold=0,
         samples=10,
         window=AlertWindow(start=start.ts, end=start.ts),
+        contributors=[
+            Contributor(dimension="error_type", value="oom", candidate=41, baseline=3, expected=2.1)
+        ],
     )
     assert notifier.handle(alert) is True
     assert notifier.handle(alert) is None  # raised again by a replay: not posted twice
     assert [s["kind"] for s in sent] == ["phase_started", "critical_error"]
+    assert sent[1]["contributors"][0]["value"] == "oom"
+    assert sent[1]["text"].endswith(
+        "why: error_type oom: 41 candidate vs 3 baseline (expected 2.1)"
+    )
 
 
 def test_http_errors_are_not_exceptions():

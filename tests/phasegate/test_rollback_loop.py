@@ -90,6 +90,9 @@ def test_degrading_candidate_is_rolled_back_once_and_the_router_follows(loop):
         assert (alert.system, alert.metric) == ("production", "success_rate")
         assert alert.observed < 0.9
         assert (alert.action.weight_from, alert.action.weight_to) == (50, 0)
+        why = {(c.dimension, c.value) for c in alert.contributors}  # degrade: de timeouts
+        assert {("segment", "de"), ("error_type", "timeout")} <= why
+        assert ("segment", "en") not in why
 
         state = read_state(settings, ROLLOUT)
         assert (state.weight, state.phase) == (0, 0) and state.last.actor == WORKER
@@ -102,7 +105,8 @@ def test_degrading_candidate_is_rolled_back_once_and_the_router_follows(loop):
         while time.monotonic() < deadline and len(receiver.bodies) < 3:
             time.sleep(0.1)
         kinds = [b.get("kind") for b in receiver.bodies]
-        assert str(alert.alert_id) in [b.get("alert_id") for b in receiver.bodies]
+        (body,) = [b for b in receiver.bodies if b.get("alert_id") == str(alert.alert_id)]
+        assert "why: " in body["text"] and "de: " in body["text"]
         assert kinds.count("emergency_rollback") == 1
         assert "phase_started" in kinds and "rollback" in kinds  # the announcements
     finally:

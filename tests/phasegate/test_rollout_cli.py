@@ -9,9 +9,10 @@ from kafka import KafkaProducer
 from typer.testing import CliRunner
 
 from phasegate.cli import app
-from phasegate.rollout_cli import _line, read_state
+from phasegate.rollout_cli import read_state
+from schemas.alert_text import headline
 from schemas.codec import encode
-from schemas.events import Alert, AlertWindow
+from schemas.events import Alert, AlertWindow, Contributor
 from tests.rollout import TEN_TO_HUNDRED
 from tests.streams.conftest import T0
 
@@ -116,7 +117,12 @@ def _alert(**changes) -> Alert:
 
 
 def test_alerts_tail_prints_each_alert_once(cli, kafka_settings):
-    alert = _alert()
+    alert = _alert(
+        contributors=[
+            Contributor(dimension="segment", value="de", candidate=38, baseline=1, expected=1.46),
+            Contributor(dimension="rule", value="r7", candidate=9, baseline=0, expected=0.0),
+        ],
+    )
     producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
     for _ in range(2):  # a redelivery
         producer.send(kafka_settings.topics.alerts, key=b"kai", value=encode(alert))
@@ -126,8 +132,12 @@ def test_alerts_tail_prints_each_alert_once(cli, kafka_settings):
     assert [json.loads(line)["alert_id"] for line in lines] == [str(alert.alert_id)]
     text = cli("alerts", "tail", "--no-follow")
     assert "CRITICAL emergency_rollback kai/production: success_rate 0.82 (limit 0.9)" in text
+    assert (
+        "why: segment de: 38 candidate vs 1 baseline (expected 1.5); "
+        "rule r7: 9 candidate vs 0 baseline (expected 0.0)"
+    ) in text
 
 
 def test_an_alert_line_marks_dry_runs_and_the_cause():
     alert = _alert(kind="rollback_held", observed=0.6, dry_run=True, attribution="shared")
-    assert "CRITICAL dry-run rollback_held [shared] kai/production" in _line(alert)
+    assert "CRITICAL dry-run rollback_held [shared] kai/production" in headline(alert)

@@ -41,7 +41,7 @@ def test_fallback_on_raise_and_timeout_reaches_the_broker(kafka_settings):
             serve(boom, lambda: "old", 1.0, emitter=emitter, request=REQ, classify=classify)
             == "old"
         )
-        req2 = Request(rollout="r", query_id="q2", unit_id="u2", weight=100)
+        req2 = Request(rollout="r", query_id="q2", unit_id="u2", weight=100, segment="de")
         t0 = time.perf_counter()
         assert serve(slow, lambda: "old", 0.1, emitter=emitter, request=req2) == "old"
         assert time.perf_counter() - t0 < 0.5
@@ -58,6 +58,7 @@ def test_fallback_on_raise_and_timeout_reaches_the_broker(kafka_settings):
     assert timed_out.error.type == "CandidateTimeout" and not timed_out.error.critical
     assert 100 <= timed_out.latency_ms < 500
     assert got["q2", "pipeline"].fallback
+    assert (crashed.segment, timed_out.segment, got["q2", "pipeline"].segment) == (None, "de", "de")
 
 
 def test_candidate_success_is_one_event_with_its_assessment():

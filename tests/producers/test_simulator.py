@@ -68,6 +68,22 @@ def test_degrade_drops_candidate_success_after_the_onset():
     assert abs(rate(base_before) - rate(base_after)) < 0.01
 
 
+def test_degrade_concentrates_on_de_timeouts_and_segments_are_sticky():
+    n = 40_000
+    rs = results("degrade", n)
+    _, after = split(rs, "production", n)
+    de = [r for r in after if r.segment == "de"]
+    en = [r for r in after if r.segment == "en"]
+    assert 0.55 < len(de) / len(after) < 0.65
+    assert rate(de) < 0.81 and rate(en) > 0.94
+    timeouts = sum(r.error.type == "timeout" for r in after if r.error)
+    assert timeouts > 0.75 * sum(1 for r in after if r.error)
+    by_unit: dict[str, set] = {}
+    for r in rs:
+        by_unit.setdefault(r.unit_id, set()).add(r.segment)
+    assert all(len(s) == 1 for s in by_unit.values())
+
+
 def test_latency_scenario_raises_candidate_p95_by_half():
     n = 40_000
     before, after = split(results("latency", n), "production", n)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from schemas import ErrorInfo, Feedback, Result, RolloutEvent
+from schemas import Alert, AlertWindow, ErrorInfo, Feedback, Result, RolloutEvent
+from schemas.events import Contributor
 from sinks import rows
 from sinks.store import Store
 from tests.sinks.conftest import T0
@@ -33,6 +34,7 @@ def results(system: str, start, count: int, success_pct: int, latency: float) ->
                 error=None if ok else ErrorInfo(type="timeout" if i % 2 else "parse"),
                 rules=rules,
                 weight=50,
+                segment="en" if i % 3 == 0 else "de",
             )
         )
     return out
@@ -59,6 +61,24 @@ class Rollout:
     feedback1: list[Feedback]
     feedback2: list[Feedback]
     log: list[RolloutEvent]
+    alerts: list[Alert]
+
+
+def alert(start, contributors: list[Contributor]) -> Alert:
+    """A step-back alert raised at ``start`` over the 10 minutes before it."""
+    return Alert(
+        ts=start,
+        rollout="kai",
+        system="production",
+        severity="warning",
+        kind="partial_rollback",
+        metric="success_rate",
+        observed=0.94,
+        threshold=0.95,
+        window=AlertWindow(start=start - timedelta(minutes=10), end=start),
+        samples=250,
+        contributors=contributors,
+    )
 
 
 def build() -> Rollout:
@@ -75,6 +95,17 @@ def build() -> Rollout:
             RolloutEvent(rollout="kai", type="phase_started", phase=2, weight=75, ts=T0 + HOUR),
             RolloutEvent(rollout="kai", type="weight_set", weight=60, ts=T0 + HOUR * 1.5),
         ],
+        alerts=[
+            alert(T0 + HOUR * 0.5, []),
+            alert(
+                T0 + HOUR * 1.5,
+                [
+                    Contributor(
+                        dimension="rule", value="flaky", candidate=15, baseline=2, expected=4.2
+                    )
+                ],
+            ),
+        ],
     )
 
 
@@ -87,4 +118,5 @@ def load(store: Store, database: str, redelivered: bool = True) -> Rollout:
         store.insert(f"{db}.results", rows.result_columns(data.phase2[:300]))
     store.insert(f"{db}.feedback", rows.feedback_columns(data.feedback1 + data.feedback2))
     store.insert(f"{db}.rollout_events", rows.rollout_columns(data.log))
+    store.insert(f"{db}.alerts", rows.alert_columns(data.alerts))
     return data

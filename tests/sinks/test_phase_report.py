@@ -92,6 +92,7 @@ def test_phase_2_fails_on_success_and_regression(
     uses = [r.uses for r in report.rules]
     assert uses == sorted(uses, reverse=True) and report.rules[0].uses == 1500
     assert worst_rules(report) == {("production", "flaky"), ("pipeline", "flaky")}
+    assert report.alerts == rollout.alerts[1:]  # the phase's own, read back whole
 
 
 def test_a_time_range_is_needed_without_a_phase_in_the_log(
@@ -108,9 +109,12 @@ def test_markdown_and_html_render_every_section(
 ) -> None:
     report = phase_report(store, database, "kai", 2, PLAN.phase(2), final=final)
     md = render.markdown(blocks(report))
-    for heading in ("## Criteria", "## production vs pipeline", "## Against phase 1",
-                    "## Error types", "## Feedback", "## Rules by use"):  # fmt: skip
+    for heading in ("## Criteria", "## Alerts", "## production vs pipeline",
+                    "## Against phase 1", "## Error types", "## Feedback",
+                    "## Rules by use"):  # fmt: skip
         assert heading in md
+    assert "| partial_rollback | success_rate | 0.94 | 0.95 | 250 | - |" in md
+    assert "| rule flaky: 15 candidate vs 2 baseline (expected 4.2) |" in md
     assert "| success_rate >= 0.96 | 94.00% |" in md
     assert "| production | flaky |" in md and "| worst |" in md
     page = render.html(blocks(report, charts=True), "report")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from schemas import Alert, AlertAction, AlertWindow, Feedback, RolloutEvent
+from schemas.events import Contributor, Result
 from sinks import ddl, rows
 from tests.sinks.conftest import make_result
 
@@ -22,26 +23,41 @@ def test_result_columns_flatten_the_error() -> None:
     assert cols["rules"] == [["r1"], []]
 
 
+ALERT = Alert(
+    rollout="r",
+    system="production",
+    severity="critical",
+    kind="emergency_rollback",
+    metric="success_rate",
+    observed=0.8,
+    threshold=0.9,
+    window=AlertWindow(start=T, end=T),
+    samples=120,
+    action=AlertAction(weight_from=75, weight_to=0),
+)
+
+
 def test_alert_columns_flatten_window_and_action() -> None:
-    window = AlertWindow(start=T, end=T)
-    alert = Alert(
-        rollout="r",
-        system="production",
-        severity="critical",
-        kind="emergency_rollback",
-        metric="success_rate",
-        observed=0.8,
-        threshold=0.9,
-        window=window,
-        samples=120,
-        action=AlertAction(weight_from=75, weight_to=0),
-    )
-    no_action = alert.model_copy(update={"action": None})
-    cols = rows.alert_columns([alert, no_action])
+    no_action = ALERT.model_copy(update={"action": None})
+    cols = rows.alert_columns([ALERT, no_action])
     assert list(cols) == ddl.ALERTS.column_names
     assert cols["window_start"] == [T, T]
     assert cols["action_weight_from"] == [75, None]
     assert cols["action_weight_to"] == [0, None]
+    assert cols["contributors"] == ["[]", "[]"]
+
+
+def _row(cols: rows.Columns) -> dict:
+    return {name: values[0] for name, values in cols.items()}
+
+
+def test_a_row_reads_back_as_its_model() -> None:
+    why = Contributor(dimension="rule", value="r1", candidate=9, baseline=1, expected=0.5)
+    explained = ALERT.model_copy(update={"contributors": [why]})
+    for alert in (explained, explained.model_copy(update={"action": None})):
+        assert rows.model_of(Alert, _row(rows.alert_columns([alert]))) == alert
+    result = make_result(21).model_copy(update={"segment": "de"})
+    assert rows.model_of(Result, _row(rows.result_columns([result]))) == result
 
 
 def test_feedback_and_rollout_columns_match_their_tables() -> None:

@@ -22,6 +22,7 @@ def make_result(
     rules: tuple[str, ...] = (),
     critical: bool = False,
     rollout: str = "kai",
+    segment: str | None = None,
 ) -> Result:
     return Result(
         rollout=rollout,
@@ -34,6 +35,7 @@ def make_result(
         latency_ms=latency_ms,
         error=None if success else ErrorInfo(type="Timeout", critical=critical),
         rules=list(rules),
+        segment=segment,
     )
 
 

@@ -3,6 +3,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.internal import SegmentState, WindowStatsState
 from schemas.metrics import METRICS, metric
 from streams.aggregate import WindowStats
 from streams.sketch import LatencySketch
@@ -14,6 +15,7 @@ events = st.lists(
         st.floats(0, 1),
         st.floats(0.0, 60_000.0),
         st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=3),
+        st.sampled_from([None, "de", "en"]),
     ),
     max_size=200,
 )
@@ -21,8 +23,10 @@ events = st.lists(
 
 def _results(rows):
     return [
-        make_result(i, success=ok, confidence=c, latency_ms=lat, rules=tuple(rules))
-        for i, (ok, c, lat, rules) in enumerate(rows)
+        make_result(
+            i, success=ok, confidence=c, latency_ms=lat, rules=tuple(rules), segment=segment
+        )
+        for i, (ok, c, lat, rules, segment) in enumerate(rows)
     ]
 
 
@@ -42,6 +46,7 @@ def test_merging_two_halves_equals_the_whole(rows, cut):
     a, b = whole.to_state(), merged.to_state()
     assert a.count == b.count and a.successes == b.successes
     assert a.errors == b.errors and a.rules == b.rules and a.critical == b.critical
+    assert a.segments == b.segments
     assert math.isclose(a.confidence_sum, b.confidence_sum, abs_tol=1e-9)
     assert math.isclose(a.latency_sum, b.latency_sum, rel_tol=1e-12, abs_tol=1e-6)
     for q in (0.5, 0.95, 0.99):
@@ -51,13 +56,18 @@ def test_merging_two_halves_equals_the_whole(rows, cut):
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.floats(0.5, 100_000.0), min_size=20, max_size=2000))
 def test_p95_within_one_percent_of_exact(latencies):
-    stats = _aggregate(_results([(True, 0.5, x, []) for x in latencies]))
+    stats = _aggregate(_results([(True, 0.5, x, [], None) for x in latencies]))
     exact = sorted(latencies)[math.floor(0.95 * (len(latencies) - 1))]
     assert abs(stats.latency_quantile(0.95) - exact) <= 0.01 * exact + 1e-9
 
 
 def test_state_round_trip_keeps_every_metric():
-    results = _results([(i % 5 != 0, i / 100, 10.0 + i, ["a"] * (i % 2)) for i in range(100)])
+    results = _results(
+        [
+            (i % 5 != 0, i / 100, 10.0 + i, ["a"] * (i % 2), ("de", "en", None)[i % 3])
+            for i in range(100)
+        ]
+    )
     stats = _aggregate(results)
     back = WindowStats.from_state(stats.to_state())
     assert back.to_state() == stats.to_state()
@@ -66,7 +76,7 @@ def test_state_round_trip_keeps_every_metric():
 
 
 def test_rates_and_intervals():
-    stats = _aggregate(_results([(i < 90, 0.8, 50.0, ["r"]) for i in range(100)]))
+    stats = _aggregate(_results([(i < 90, 0.8, 50.0, ["r"], None) for i in range(100)]))
     rate = metric("success_rate").estimate(stats)
     assert rate.value == 0.9 and rate.low < 0.9 < rate.high
     assert 0.82 < rate.low < 0.85 and 0.94 < rate.high < 0.96  # Wilson, n=100
@@ -87,3 +97,19 @@ def test_quantiles_in_one_pass_are_ddsketchs_own(latencies, levels):
     inner = sketch._sketch
     want = [inner.get_quantile_value(q) if latencies else None for q in levels]
     assert sketch.quantiles(levels) == want
+
+
+def test_segments_count_events_and_bad_ones():
+    rows = [(i % 4 != 0, 0.9, 50.0, [], "de" if i % 2 else "en") for i in range(8)] + [
+        (False, 0.9, 50.0, [], None)
+    ]
+    stats = _aggregate(_results(rows))
+    assert stats.to_state().segments == {
+        "de": SegmentState(events=4, bad=0),
+        "en": SegmentState(events=4, bad=2),
+    }
+
+
+def test_a_partial_without_segments_still_reads():
+    old = WindowStatsState.model_validate({"count": 3, "successes": 2})
+    assert WindowStats.from_state(old).segment_events == {}

@@ -122,6 +122,22 @@ def test_emergency_fires_once_with_a_rollback_to_zero():
     assert control_json(h.stage2, ROLLOUT)["incidents"] == ["success-emergency"]
 
 
+def test_a_rollback_alert_names_where_the_candidates_failures_concentrate():
+    h = Harness()
+
+    def german_failures(i: int) -> dict:
+        de = i % 2 == 1
+        return {"success": not de or h.rng.random() < 0.6, "segment": "de" if de else "en"}
+
+    for _ in range(20):
+        h.batch(100, german_failures)
+    (alert,) = h.alerts()
+    dims = [(c.dimension, c.value) for c in alert.contributors]
+    assert dims == [("error_type", "Timeout"), ("segment", "de")]
+    de = alert.contributors[1]
+    assert de.candidate >= 20 and (de.baseline, de.expected) == (0, 0.0)  # the baseline: no de
+
+
 def test_a_replayed_partial_is_not_evidence_twice():
     h = Harness()
     h.batch(100, h.success(0.5))

@@ -121,3 +121,15 @@ def test_partial_survives_the_codec():
 
     (p,) = _run(0, 9)
     assert decode(encode(p), Partial) == p
+
+
+def test_segments_add_up_across_partitions_through_stage_2():
+    runs = []
+    for partition in (0, 1):
+        acc = PartitionAccumulator("results", partition, window_seconds=60, lateness=30)
+        for o in range(4):
+            event = make_result(10 * partition + o, success=o != 0, segment="de" if o % 2 else "en")
+            acc.add(o, event, NOW)
+        runs += acc.drain()
+    stats = merge_views(runs, 60)["kai"].window("production", int(T0.timestamp()))
+    assert (stats.segment_events, stats.segment_bad) == ({"de": 4, "en": 4}, {"en": 2})

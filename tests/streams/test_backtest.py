@@ -1,0 +1,133 @@
+"""The backtest's replay core on a synthetic history: no broker, no store."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from rollout.state import WORKER, fold
+from schemas.codec import encode
+from schemas.events import Alert, Feedback, Result, RolloutEvent
+from schemas.plan import load_plan
+from streams.backtest import Findings, Stored, replay
+from streams.clock import ManualClock
+from streams.protocol import Aggregation, Counters, Judgement
+from streams.stage1 import Stage1
+from streams.stage2 import Stage2
+from tests.streams.conftest import T0, make_result
+from tests.streams.test_protocol import Ack, Msg, Outbox
+
+ROLLOUT = "kai"
+DROP = 150  # seconds after T0: the candidate drops from 98% to 70% success
+CADENCE = {"window_seconds": 10, "flush_seconds": 1.0, "lateness": 10, "retention": 3600}
+
+
+def history(seconds: int = 300, per_second: int = 20) -> list[Stored]:
+    """Both systems at ``per_second`` each over two partitions, in event-time order."""
+    out = []
+    for i in range(seconds * per_second):
+        at = i / per_second
+        dropped = at >= DROP
+        for system in ("pipeline", "production"):
+            ok = i % 50 != 0 if system == "pipeline" or not dropped else i % 10 not in (0, 3, 6)
+            result = make_result(i, system=system, success=ok, seconds=at, rollout=ROLLOUT)
+            result = result.model_copy(update={"weight": 50, "query_id": f"{system}{i}"})
+            out.append(Stored(("results", i % 2), result))
+    return out
+
+
+def person(type: str, seconds: float, **fields) -> RolloutEvent:
+    ts = T0 + timedelta(seconds=seconds)
+    return RolloutEvent(rollout=ROLLOUT, type=type, ts=ts, actor="alice", **fields)
+
+
+def run(log: list[RolloutEvent]) -> Findings:
+    return replay(load_plan(), ROLLOUT, log, history(), **CADENCE)
+
+
+def test_a_drop_fires_the_emergency_rollback_in_the_window_it_began():
+    findings = run([person("phase_started", -5, weight=50, phase=1)])
+    (alert,) = [a for a in findings.alerts if a.kind == "emergency_rollback"]
+    assert alert.window.start == T0 + timedelta(seconds=DROP)
+    assert alert.observed < 0.9
+    assert (alert.action.weight_from, alert.action.weight_to) == (50, 0)
+    (action,) = findings.actions
+    assert (action.type, action.weight, action.actor) == ("rollback", 0, WORKER)
+    # stamped with the simulated time of the flush that raised it, not the wall clock
+    assert T0 + timedelta(seconds=DROP) < action.ts < T0 + timedelta(seconds=DROP + 60)
+    assert alert.ts == action.ts
+    chart = findings.charts["success-emergency"]
+    assert max(chart.points.values()) == chart.threshold
+    assert findings.events == 2 * 300 * 20
+
+
+def test_the_live_workers_own_rollback_is_not_folded_but_a_persons_change_is():
+    live_rollback = person("rollback", 30, weight=0, phase=0).model_copy(update={"actor": WORKER})
+    log = [person("phase_started", -5, weight=50, phase=1), live_rollback]
+    (alert,) = [a for a in run(log).alerts if a.kind == "emergency_rollback"]
+    assert alert.action.weight_from == 50  # the stored rollback to 0 did not happen here
+
+    # a person's rollback before the drop: no weight left to roll back, so no action
+    log = [person("phase_started", -5, weight=50, phase=1), person("rollback", 30, weight=0)]
+    findings = run(log)
+    assert findings.actions == []
+    assert all(a.action is None for a in findings.alerts)
+
+
+def test_gate_changes_are_recorded_with_their_phase():
+    findings = run([person("phase_started", -5, weight=50, phase=1)])
+    assert findings.gates, "no gate verdict was recorded"
+    assert {g.phase for g in findings.gates} <= {0, 1}
+    assert findings.gates[0].phase == 1
+    assert all(g.verdicts for g in findings.gates if g.phase == 1)
+
+
+def worker_alerts(events: list[Stored], log: list[RolloutEvent]) -> list[Alert]:
+    """The worker's protocol (``streams.protocol``) on an in-memory broker, its flush
+    timer firing every second of a clock that follows the events; the log returns the
+    worker's rollbacks before the next flush."""
+    clock, outbox, journal = ManualClock(), Outbox([]), []
+    state = fold(log, ROLLOUT)
+    stage2 = Stage2(10, 3600, load_plan(), state_of=lambda rollout: state)
+    read = asyncio.Event()
+    read.set()
+    models = {"results": Result, "feedback": Feedback}
+    aggregation = Aggregation(Stage1(10, 10), models, outbox, Counters(), clock)
+    judgement = Judgement(stage2, outbox, Counters(), read)
+    offsets: dict[tuple[str, int], int] = {}
+
+    async def flush() -> None:
+        nonlocal state
+        await aggregation.flush()
+        for partial in outbox.sent:
+            await judgement.merge(Msg("partials", 0, 0, encode(partial)))
+        outbox.sent.clear()
+        for event in outbox.rollouts:
+            state = state.apply(event)
+
+    async def run() -> None:
+        tick = None
+        for stored in events:
+            t = stored.event.ts.timestamp()
+            if tick is not None and int(t) > tick:
+                clock.now = tick + 1.0
+                await flush()
+            tick, clock.now = int(t), t
+            offset = offsets[stored.source] = offsets.get(stored.source, -1) + 1
+            message = Msg(*stored.source, offset, encode(stored.event))
+            await aggregation.add(message, Ack(journal, offset))
+        await flush()
+
+    asyncio.run(run())
+    return outbox.alerts
+
+
+def test_the_replay_is_the_workers_protocol_at_the_same_cadence():
+    """Batch for batch the same evidence: the same alerts to the last figure."""
+    log = [person("phase_started", -5, weight=50, phase=1)]
+    events = history()
+    replayed = replay(load_plan(), ROLLOUT, log, events, **CADENCE).alerts
+    assert replayed, "nothing fired"
+    figures = ["alert_id", "kind", "window", "observed", "samples", "action", "threshold"]
+    as_worker = [a.model_dump(include=set(figures)) for a in worker_alerts(events, log)]
+    assert [a.model_dump(include=set(figures)) for a in replayed] == as_worker
