@@ -5,11 +5,12 @@ the generator and its parameters) through stage 2 with the default plan. Its rol
 are not applied, so the same run also shows what today's rule (the fixed-limit
 triggers, rolling back on any cause) would have done: its first alert that acts.
 
-Columns: ``false rollbacks`` (before the onset; A/A: any), ``false guardrail`` (a
-guardrail alert before the onset), ``shared`` (fixed-limit alerts attributed to a shared
-cause, of all of them), ``caught`` (within the row's goal, in candidate events after the
-onset: by a guardrail for the candidate-only rows at 93.5% and the latency rows, by any
-rollback at 85%; today: by any fixed-limit alert) and the median delay.
+Columns: ``false rollbacks`` (before the onset; A/A and shared causes: any), ``false
+guardrail`` (a guardrail alert, the same way), ``shared`` (fixed-limit alerts attributed
+to a shared cause, of all of them), ``caught`` (within the row's goal, in candidate
+events after the onset: by a guardrail for the candidate-only rows at 93.5% and the
+latency rows, by any rollback at 85%; today: by any fixed-limit alert) and the median
+delay.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def table(runs: int, jobs: int = 2) -> tuple[str, list[str], list[list[str]]]:
 
 
 def _row(row: Row, outcomes: list[Outcome]) -> list[list[str]]:
-    onset = row.course.onset or row.course.seconds
+    # without a goal (A/A, shared causes) any rollback or guardrail alert is false
+    onset = row.course.onset if row.goal and row.course.onset else row.course.seconds
     out = []
     for rule in ("phasegate", "today"):
         early = caught = guard_early = 0
