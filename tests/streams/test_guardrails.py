@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from schemas.plan import load_plan
+import pytest
+from pydantic import ValidationError
+
+from schemas.plan import Trigger, load_plan
 from streams.stage2 import control_json
 from tests.streams.test_triggers import ROLLOUT, Harness, replay
 
@@ -116,3 +119,21 @@ def test_a_baseline_only_drop_warns_and_never_acts():
     assert alert.action is None and alert.observed < 0.9
     healthy(h, 30)
     assert [a.kind for a in h.alerts()] == ["baseline_degraded", "recovered"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"metric": "success_rate", "compare": "baseline", "below": 0.9}, "not below/above"),
+        ({"metric": "success_rate", "below": 0.9, "margin": 0.01}, "need compare"),
+        (
+            {"metric": "success_rate", "compare": "baseline", "margin": 0.02, "detect": 0.01},
+            "detect",
+        ),
+        ({"metric": "critical_errors", "compare": "baseline"}, "no baseline comparison"),
+        ({"metric": "p95_latency_ms", "compare": "baseline", "detect": 0.5}, "bad_share"),
+    ],
+)
+def test_a_guardrail_takes_margins_not_limits(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        Trigger(name="t", action="emergency", **fields)
