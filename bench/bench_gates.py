@@ -17,7 +17,10 @@ Rules, on the same traffic: ``phasegate`` (the worker's CUSUM triggers,
 window checked at every look once it has the trigger's minimum sample: success < 90%,
 P95 > its limit, or a critical error).
 
-    python -m bench.bench_gates [--runs 200]
+The ``guardrails`` table (``bench.guardrail_rows``) runs two-system rollouts: the default
+plan's guardrails and attribution against today's fixed-limit rule.
+
+    python -m bench.bench_gates [--runs 200] [--jobs 2] [--only fixed|guardrails]
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
-from bench import gate_verdicts
+from bench import gate_verdicts, guardrail_rows
 from bench.common import median, print_table
 from producers.simulator import SCENARIOS, SystemProfile, Traffic
 from rollout.state import fold
@@ -221,16 +225,14 @@ def _pct(values: list[int], q: float) -> str:
     return f"{ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]:,}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=200, help="simulated rollouts per scenario")
-    args = parser.parse_args()
+def fixed_limit_table(runs: int, jobs: int) -> tuple[str, list[str], list[list[str]]]:
+    """The seed's triggers against the naive rule, candidate traffic alone (one process)."""
     plan = load_plan()
     h = plan.sequential.threshold(len(plan.statistical_triggers))
     rows = []
     began = time.perf_counter()
     for case in CASES.values():
-        for rule, o in run_case(case, args.runs, plan).items():
+        for rule, o in run_case(case, runs, plan).items():
             d = o.delays or []
             if case.onset is None:
                 rows.append([case.name, rule, _share(o.early, o.runs), "-", "-", "-"])
@@ -245,20 +247,37 @@ def main() -> None:
                     _pct(d, 0.95),
                 ]
             )
-    print_table(
-        f"Rollback decisions on {args.runs} simulated rollouts per scenario "
-        f"(CUSUM h = {h:.1f}; {time.perf_counter() - began:.0f} s)",
-        [
-            "scenario",
-            "rule",
-            "false rollbacks (95% CI)",
-            f"detected within {GOAL_EVENTS:,}",
-            "median delay",
-            "p95 delay",
-        ],
-        rows,
+    title = (
+        f"Rollback decisions on {runs} simulated rollouts per scenario "
+        f"(CUSUM h = {h:.1f}; {time.perf_counter() - began:.0f} s)"
     )
-    print_table(*gate_verdicts.rows(args.runs))  # the gate rows: false pass, flips
+    columns = [
+        "scenario",
+        "rule",
+        "false rollbacks (95% CI)",
+        f"detected within {GOAL_EVENTS:,}",
+        "median delay",
+        "p95 delay",
+    ]
+    return title, columns, rows
+
+
+# Each table: (runs, jobs) -> (title, columns, rows); other modules add theirs here.
+TABLES: dict[str, Callable[[int, int], tuple[str, list[str], list[list[str]]]]] = {
+    "fixed": fixed_limit_table,
+    "guardrails": guardrail_rows.table,
+    "gates": lambda runs, jobs: gate_verdicts.rows(runs, workers=jobs),  # false pass, flips
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200, help="simulated rollouts per scenario")
+    parser.add_argument("--jobs", type=int, default=2, help="processes (tables that use them)")
+    parser.add_argument("--only", choices=sorted(TABLES), action="append", help="these tables")
+    args = parser.parse_args()
+    for name in args.only or TABLES:
+        print_table(*TABLES[name](args.runs, args.jobs), width=160)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ def headline(alert: Alert) -> str:
     if alert.action is not None:
         action = f" -> weight {alert.action.weight_from}% to {alert.action.weight_to}%"
     reasons = why(alert)
+    dry = "dry-run " if alert.dry_run else ""
+    cause = f" [{alert.attribution}]" if alert.attribution else ""
     return (
-        f"{alert.ts:%Y-%m-%d %H:%M:%S} {alert.severity.upper():8} {alert.kind} "
+        f"{alert.ts:%Y-%m-%d %H:%M:%S} {alert.severity.upper():8} {dry}{alert.kind}{cause} "
         f"{alert.rollout}/{alert.system}: {alert.metric} {alert.observed:.4g} "
         f"(limit {alert.threshold:.4g}) over {alert.samples} events{action}"
         + (f"; why: {reasons}" if reasons else "")

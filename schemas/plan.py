@@ -122,6 +122,15 @@ class Trigger(PlanModel):
     ``1 - NN/100`` of the events are slower; ``bad_share`` is the share of slower events
     that counts as clearly over (default twice the allowed share).
     ``critical_errors``: fires on more than ``above`` (default 0) critical errors.
+
+    ``compare = "baseline"`` makes it a guardrail: the candidate against the baseline on
+    the same windows (``streams.guardrails``). ``margin`` is the worsening tolerated: for
+    ``success_rate`` in points of failure share (``relative``: a share of the baseline's
+    failure share), for a latency quantile in ms (``relative``: a share of the baseline's
+    quantile). ``detect`` is the worsening of the success rate to catch quickly (default
+    margin + 0.02, relative: margin + 1); for latency ``bad_share`` plays that part.
+    ``on_shared``: what a rollback does when the baseline degraded in the same windows
+    (``hold``: alert, critical, no action). ``dry_run``: judged and alerted, never acted on.
     """
 
     name: Annotated[str, Field(min_length=1, max_length=64)]
@@ -132,6 +141,17 @@ class Trigger(PlanModel):
     above: Annotated[float, Field(ge=0.0)] | None = None
     bad_share: Share | None = None
     min_samples: Annotated[int, Field(ge=1)] = 100
+    compare: Literal["baseline"] | None = None
+    margin: Annotated[float, Field(ge=0.0)] = 0.0
+    relative: bool = False
+    detect: Annotated[float, Field(gt=0.0)] | None = None
+    on_shared: Literal["hold", "rollback"] = "hold"
+    dry_run: bool = False
+
+    @property
+    def guardrail(self) -> bool:
+        """Judged against the baseline (``compare = "baseline"``)."""
+        return self.compare == "baseline"
 
     @property
     def _falls(self) -> bool:
@@ -140,6 +160,10 @@ class Trigger(PlanModel):
 
     @model_validator(mode="after")
     def _complete(self) -> Trigger:
+        if self.guardrail:
+            return self._differential()
+        if self.margin or self.relative or self.detect is not None:
+            raise ValueError('margin, relative and detect need compare = "baseline"')
         if self._falls:
             if self.below is None or self.above is not None:
                 raise ValueError(f"{self.metric} triggers take `below` (and `acceptable`)")
@@ -156,15 +180,53 @@ class Trigger(PlanModel):
                 raise ValueError(f"bad_share must exceed the allowed share {allowed:g}")
         return self
 
+    def _differential(self) -> Trigger:
+        if metric(self.metric).unit == "count":
+            raise ValueError(f"{self.metric} has no baseline comparison: give `above`")
+        if (self.below, self.above, self.acceptable) != (None, None, None):
+            raise ValueError("a guardrail takes margin (and detect), not below/above/acceptable")
+        if self._falls:
+            if self.bad_share is not None:
+                raise ValueError("bad_share is for latency; success guardrails take detect")
+            if self.detect is not None and self.detect <= self.margin:
+                raise ValueError("detect must exceed margin")
+            if not self.relative and self.margin >= 1:
+                raise ValueError("an absolute success margin is a share below 1")
+        elif self.detect is not None:
+            raise ValueError("latency guardrails take bad_share, not detect")
+        else:
+            allowed = 1 - quantile_of(self.metric)
+            if self.bad_share is not None and self.bad_share <= allowed:
+                raise ValueError(f"bad_share must exceed the allowed share {allowed:g}")
+        return self
+
+    def worse(self, base: float, by: float | None = None) -> float:
+        """The baseline's ``base`` (failure share, or quantile in ms) worsened by ``by``
+        (default: the margin), absolute or relative as the plan says."""
+        by = self.margin if by is None else by
+        return base * (1 + by) if self.relative else base + by
+
+    @property
+    def detect_by(self) -> float:
+        """The worsening of the success rate a guardrail is tuned to catch."""
+        if self.detect is not None:
+            return self.detect
+        return self.margin + (1.0 if self.relative else 0.02)
+
     @property
     def limit(self) -> float:
+        if self.guardrail:
+            return self.margin
         if self._falls:
             return self.below  # type: ignore[return-value]
         return self.above or 0.0
 
     def shares(self) -> tuple[float, float]:
-        """(acceptable, alarm) share of "bad" events: failures, or events over the limit."""
-        if self._falls:
+        """(acceptable, alarm) share of "bad" events: failures, or events over the limit.
+
+        For a latency guardrail: the baseline's share over its quantile, and the
+        candidate's share over the worsened quantile that must fire."""
+        if self._falls and not self.guardrail:
             ok = self.acceptable if self.acceptable is not None else min(0.999, self.limit + 0.05)
             return 1 - ok, 1 - self.limit
         allowed = 1 - quantile_of(self.metric)
@@ -179,13 +241,17 @@ class Sequential(PlanModel):
     For any traffic at least as good as "acceptable", the chance of a false alarm within
     the first ``horizon`` candidate events is then at most ``false_alarm`` in total
     (Ville's inequality for each start, and a union bound over starts and triggers).
+    A guardrail adds its evidence in steps of at least ``min_samples`` candidate events,
+    so it has ``horizon / min_samples`` starts to take the union over.
     """
 
     false_alarm: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01
     horizon: Annotated[int, Field(ge=1)] = 1_000_000
 
-    def threshold(self, triggers: int = 1) -> float:
-        return math.log(self.horizon * max(1, triggers) / self.false_alarm)
+    def threshold(self, triggers: int = 1, step: int = 1) -> float:
+        """The CUSUM's threshold; ``step``: candidate events each look adds at least (a
+        guardrail looks once per ``min_samples``: fewer starts to take the union over)."""
+        return math.log(self.horizon / max(1, step) * max(1, triggers) / self.false_alarm)
 
 
 class SampleRatio(PlanModel):
@@ -266,7 +332,12 @@ class Plan(PlanModel):
 
     @property
     def statistical_triggers(self) -> list[Trigger]:
+        """The triggers judged by a CUSUM (the ``false_alarm`` budget is shared by them)."""
         return [t for t in self.rollback if metric(t.metric).unit != "count"]
+
+    @property
+    def guardrails(self) -> list[Trigger]:
+        return [t for t in self.rollback if t.guardrail]
 
 
 class PlanError(ValueError):

@@ -141,6 +141,10 @@ def _control_families(f: _Families, rollout: str, control: Mapping[str, Any]) ->
             trigger, ev.get("score")
         )
         f("trigger_threshold", "score at which the trigger fires").add(trigger, ev.get("threshold"))
+    for name in control.get("dry_run") or []:
+        f("trigger_dry_run", "a dry-run trigger: judged and alerted, never acted on").add(
+            {**at, "trigger": name}, 1
+        )
     gates = control.get("gates")
     if not gates:
         return

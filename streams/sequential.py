@@ -25,34 +25,25 @@ import math
 from dataclasses import dataclass, field
 
 
-@dataclass
-class Cusum:
-    """Bernoulli CUSUM between an acceptable share ``p0`` and an alarm share ``p1``."""
+@dataclass(kw_only=True)
+class RatioCusum:
+    """A CUSUM of log-likelihood ratios: fires at ``threshold``, clears back at zero."""
 
-    p0: float
-    p1: float
     threshold: float
     score: float = 0.0
     # events and bad events since the score was last zero: the evidence of an incident
     run_n: int = 0
     run_bad: int = 0
     total: int = 0
-    _bad_step: float = field(init=False, repr=False)
-    _good_step: float = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if not 0 < self.p0 < self.p1 < 1:
-            raise ValueError(f"need 0 < p0 < p1 < 1 (got p0={self.p0}, p1={self.p1})")
-        self._bad_step = math.log(self.p1 / self.p0)
-        self._good_step = math.log((1 - self.p1) / (1 - self.p0))
+    def step(self, log_ratio: float, n: int, bad: int) -> float:
+        """Add a batch's log-likelihood ratio (``n`` events, ``bad`` bad); return the score.
 
-    def update(self, n: int, bad: int) -> float:
-        """Add a batch of ``n`` events, ``bad`` of them bad; return the score."""
-        if n <= 0:
-            return self.score
-        bad = min(max(bad, 0), n)
+        Any ratio whose exponential has expectation at most 1 under "acceptable" keeps the
+        guarantee (the differential guardrails add theirs, ``streams.differential``).
+        """
         self.total += n
-        score = self.score + bad * self._bad_step + (n - bad) * self._good_step
+        score = self.score + log_ratio
         if score <= 0:
             self.score, self.run_n, self.run_bad = 0.0, 0, 0
         else:
@@ -76,3 +67,26 @@ class Cusum:
 
     def reset(self) -> None:
         self.score, self.run_n, self.run_bad, self.total = 0.0, 0, 0, 0
+
+
+@dataclass
+class Cusum(RatioCusum):
+    """Bernoulli CUSUM between an acceptable share ``p0`` and an alarm share ``p1``."""
+
+    p0: float
+    p1: float
+    _bad_step: float = field(init=False, repr=False)
+    _good_step: float = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.p0 < self.p1 < 1:
+            raise ValueError(f"need 0 < p0 < p1 < 1 (got p0={self.p0}, p1={self.p1})")
+        self._bad_step = math.log(self.p1 / self.p0)
+        self._good_step = math.log((1 - self.p1) / (1 - self.p0))
+
+    def update(self, n: int, bad: int) -> float:
+        """Add a batch of ``n`` events, ``bad`` of them bad; return the score."""
+        if n <= 0:
+            return self.score
+        bad = min(max(bad, 0), n)
+        return self.step(bad * self._bad_step + (n - bad) * self._good_step, n, bad)

@@ -92,8 +92,6 @@ def control_json(stage2: Stage2, rollout: str) -> dict[str, Any]:
         "incidents": sorted([*monitor.incidents, *monitor.sample_ratio.incidents])
         if monitor
         else [],
-        "evidence": {
-            name: {"score": c.score, "threshold": c.threshold, "run": c.run_n}
-            for name, c in (monitor.cusums.items() if monitor else ())
-        },
+        "dry_run": sorted(t.name for t in stage2.plan.rollback if t.dry_run),
+        "evidence": monitor.evidence() if monitor else {},
     }

@@ -1,9 +1,16 @@
-"""Rollback triggers in stage 2: emergency, partial, recovery; and the sample ratio check.
+"""Rollback triggers in stage 2: emergency, partial, guardrails, recovery, sample ratio.
 
 One :class:`RolloutMonitor` per rollout watches the candidate's merged windows as partials
 arrive. Only events new to a window count (``streams.evidence``, so a replayed run is not
-evidence twice); they feed one CUSUM per statistical trigger of the plan
-(``streams.sequential``) and a count of critical errors.
+evidence twice); they feed one CUSUM per fixed-limit trigger of the plan
+(``streams.sequential``) and a count of critical errors. Guardrails judge each closed
+window against the baseline (``streams.guardrails``); the fixed-limit triggers also run
+on the baseline (``streams.baseline_watch``) to tell a baseline-only degradation.
+
+Every rollback alert says whether the cause is shared (``streams.attribution``, judged
+once the baseline's events read as late are in) and carries both systems' figures. A
+trigger acts unless it is a dry run (``dry_run``) or the cause is shared and the plan
+holds on one (``on_shared = "hold"``: a critical ``rollback_held`` alert instead).
 
 An incident opens when a trigger fires and produces one alert (and, for a rollback, one
 ``rollback`` event on the rollout log); it stays open, silent, until the evidence clears
@@ -32,17 +39,22 @@ from datetime import datetime
 
 from rollout.state import WORKER, RolloutState
 from rollout.steering import step_back
-from schemas.events import Alert, AlertAction, AlertWindow, RolloutEvent
+from schemas.events import Alert, AlertAction, AlertWindow, Attribution, RolloutEvent
 from schemas.metrics import quantile_of
 from schemas.plan import Plan, Trigger
+from streams.attribution import Counts, attribute, counts, figures
+from streams.baseline_watch import BaselineWatch, Degraded
 from streams.contributors import contributors
 from streams.evidence import Evidence, RunSketch, WindowMarks, incident_id
+from streams.guardrails import Guardrail, reference, span, tolerated
+from streams.guardrails import observed as observed_in
 from streams.sample_ratio import SampleRatioCheck
-from streams.sequential import Cusum
-from streams.windows import RolloutView, to_datetime
+from streams.sequential import Cusum, RatioCusum
+from streams.windows import RolloutView, to_datetime, window_start
 
 Output = Alert | RolloutEvent
 RECENT = 1_000  # evidence kept to re-judge after a person's change arrives late
+GRACE = 10.0  # seconds (read time) a fired trigger waits at most for the baseline's events
 
 
 @dataclass
@@ -50,6 +62,19 @@ class Incident:
     name: str
     opened: int  # window start (epoch seconds) the incident opened in
     clean: int = 0  # critical errors: clean events since the last one
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A fired trigger, waiting until the baseline's events read as late are in."""
+
+    trigger: Trigger
+    opened: int
+    start: int
+    observed: float
+    samples: int
+    read_at: float | None
+    since: float | None = None  # read time of the evidence run's first events
 
 
 @dataclass
@@ -60,31 +85,68 @@ class RolloutMonitor:
     plan: Plan
     window_seconds: int
     cusums: dict[str, Cusum] = field(default_factory=dict)
+    guards: dict[str, Guardrail] = field(default_factory=dict)
+    guarded: int = -1  # the last window the guardrails judged
     runs: dict[str, RunSketch] = field(default_factory=dict)  # latency bins of each run
     run_start: dict[str, int | None] = field(default_factory=dict)
+    run_read: dict[str, float | None] = field(default_factory=dict)  # the run's first read
     incidents: dict[str, Incident] = field(default_factory=dict)
     samples: int = 0  # candidate events since the last reset
     critical: int = 0  # critical errors since the last reset or recovery
     anchor: RolloutEvent | None = None  # the last change a person made
     own: list[RolloutEvent] = field(default_factory=list)  # rollbacks the log lacks yet
+    pending: list[Decision] = field(default_factory=list)  # fired, awaiting the baseline
+    read: dict[str, float] = field(default_factory=dict)  # system -> newest read time
 
     def __post_init__(self) -> None:
-        self.marks = WindowMarks(self.plan.rollback)
+        self.fixed = [t for t in self.plan.rollback if not t.guardrail]
+        self.marks = WindowMarks(self.fixed)
+        self.view = RolloutView(self.rollout, self.window_seconds)
         self.recent: deque[Evidence] = deque(maxlen=RECENT)
         self.sample_ratio = SampleRatioCheck(self.rollout, self.plan, self.window_seconds)
+        self.watch = BaselineWatch(self.plan)
         self.reset()
 
     def reset(self) -> None:
         """Forget the evidence (a new phase is judged on its own events)."""
         h = self.plan.sequential.threshold(len(self.plan.statistical_triggers))
         self.cusums = {
-            t.name: Cusum(*t.shares(), threshold=h) for t in self.plan.statistical_triggers
+            t.name: Cusum(*t.shares(), threshold=h)
+            for t in self.plan.statistical_triggers
+            if not t.guardrail
         }
+        k = len(self.plan.statistical_triggers)
+        self.guards = {
+            t.name: Guardrail(
+                t, RatioCusum(threshold=self.plan.sequential.threshold(k, t.min_samples))
+            )
+            for t in self.plan.guardrails
+        }
+        self.guarded = -1
         self.runs = {name: RunSketch() for name in self.cusums}
         self.run_start = dict.fromkeys(self.cusums)
+        self.run_read = dict.fromkeys(self.cusums)
         self.incidents = {}
+        self.pending = []
+        self.watch.reset()
         self.samples = 0
         self.critical = 0
+
+    def evidence(self) -> dict[str, dict]:
+        """Each statistical trigger's score against its threshold, for /status."""
+        cusums: dict[str, RatioCusum] = {**self.cusums}
+        cusums.update({name: guard.cusum for name, guard in self.guards.items()})
+        triggers = {t.name: t for t in self.plan.rollback}
+        return {
+            name: {
+                "score": c.score,
+                "threshold": c.threshold,
+                "run": c.run_n,
+                "compare": triggers[name].compare,
+                "dry_run": triggers[name].dry_run,
+            }
+            for name, c in cusums.items()
+        }
 
     # ------------------------------------------------------------------ observation
     def observe(
@@ -99,15 +161,22 @@ class RolloutMonitor:
 
         ``state`` is the rollout log's fold; ``read_at`` when stage 1 read the events.
         """
-        out = self._follow(view, self._acting(state))
+        self.view = view
+        when = None if read_at is None else read_at.timestamp()
+        if when is not None:
+            self.read[system] = max(self.read.get(system, when), when)
+        out = self._follow(self._acting(state))
         if system == self.plan.roles.candidate:
             stats = view.window(system, start)
-            when = None if read_at is None else read_at.timestamp()
             evidence = self.marks.take(start, stats, when)
             if evidence is not None:
                 self.recent.append(evidence)
                 if self._counts(evidence):
-                    out += self._judge(view, evidence, self._acting(state))
+                    out += self._judge(evidence, self._acting(state))
+        elif system == self.plan.roles.baseline:
+            out += self._watch(start, when)
+        out += self._release(self._acting(state))
+        out += self._guard(self._acting(state))
         return out + self.sample_ratio.observe(
             view, self._acting(state), self.anchor, (system, start)
         )
@@ -121,7 +190,7 @@ class RolloutMonitor:
             state = state.apply(event)
         return state
 
-    def _follow(self, view: RolloutView, state: RolloutState | None) -> list[Output]:
+    def _follow(self, state: RolloutState | None) -> list[Output]:
         """On a person's change: reset, and judge the evidence read since it again."""
         anchor = state.last_by_person if state is not None else None
         if (anchor and anchor.event_id) == (self.anchor and self.anchor.event_id):
@@ -131,7 +200,7 @@ class RolloutMonitor:
         out: list[Output] = []
         for evidence in self.recent:
             if self._counts(evidence):
-                out += self._judge(view, evidence, self._acting(state))
+                out += self._judge(evidence, self._acting(state))
         return out
 
     def _counts(self, evidence: Evidence) -> bool:
@@ -146,26 +215,66 @@ class RolloutMonitor:
     def _anchor_key(self) -> str:
         return str(self.anchor.event_id) if self.anchor is not None else "start"
 
-    def _judge(
-        self, view: RolloutView, evidence: Evidence, state: RolloutState | None
-    ) -> list[Output]:
+    def _judge(self, evidence: Evidence, state: RolloutState | None) -> list[Output]:
         """Feed every trigger; each acts on the state the ones before it left."""
         self.samples += evidence.n
         out: list[Output] = []
-        for trigger in self.plan.rollback:
+        for trigger in self.fixed:
             if trigger.metric == "critical_errors":
-                fired = self._critical(view, trigger, evidence, state)
+                fired = self._critical(trigger, evidence, state)
             else:
-                fired = self._sequential(view, trigger, evidence, state)
-            for event in fired:
-                if isinstance(event, RolloutEvent) and state is not None:
-                    self.own.append(event)
-                    state = state.apply(event)
+                fired = self._sequential(trigger, evidence, state)
+            state = self._acted(fired, state)
             out += fired
         return out
 
+    def _acted(self, fired: list[Output], state: RolloutState | None) -> RolloutState | None:
+        """The state after the worker's own rollbacks in ``fired`` (kept until logged)."""
+        for event in fired:
+            if isinstance(event, RolloutEvent) and state is not None:
+                self.own.append(event)
+                state = state.apply(event)
+        return state
+
+    def _guard(self, state: RolloutState | None) -> list[Output]:
+        """Judge every closed window the guardrails have not judged yet, in order."""
+        view = self.view
+        if not self.guards or view.end is None:
+            return []
+        end, first = view.end - self.window_seconds, max(self.guarded + 1, self._split_from)
+        out: list[Output] = []
+        for start in view.starts(self.plan.roles.candidate):
+            if first <= start < end:
+                self.guarded = start
+                for guard in self.guards.values():
+                    fired = self._differential(guard, start, state)
+                    state = self._acted(fired, state)
+                    out += fired
+        return out
+
+    def _differential(
+        self, guard: Guardrail, start: int, state: RolloutState | None
+    ) -> list[Output]:
+        guard.judge(self.plan.roles, self.view, start)
+        trigger, cusum = guard.trigger, guard.cusum
+        incident = self.incidents.get(trigger.name)
+        roles = self.plan.roles
+        if incident is None and cusum.alarm and self.samples >= trigger.min_samples:
+            opened = guard.run_start or start
+            self.incidents[trigger.name] = Incident(trigger.name, opened)
+            cand = span(self.view, roles.candidate, opened, start)
+            base = span(self.view, roles.baseline, opened, start)
+            seen, limit = observed_in(trigger, cand), tolerated(trigger, base)
+            return self._fire(trigger, opened, start, seen, cand.count, state, limit)
+        if incident is not None and cusum.clear:
+            del self.incidents[trigger.name]
+            latest = self.view.window(roles.candidate, start)
+            seen = observed_in(trigger, latest)
+            return [self._recovered(trigger, incident, start, seen, latest.count)]
+        return []
+
     def _sequential(
-        self, view: RolloutView, trigger: Trigger, evidence: Evidence, state: RolloutState | None
+        self, trigger: Trigger, evidence: Evidence, state: RolloutState | None
     ) -> list[Output]:
         name, cusum, run = trigger.name, self.cusums[trigger.name], self.runs[trigger.name]
         cusum.update(evidence.n, evidence.bad[name])
@@ -174,14 +283,16 @@ class RolloutMonitor:
             run.clear()
         else:
             if self.run_start[name] is None:
-                self.run_start[name] = evidence.start
+                self.run_start[name], self.run_read[name] = evidence.start, evidence.read_at
             run.add(evidence.bins)
         incident = self.incidents.get(name)
         if incident is None and cusum.alarm and self.samples >= trigger.min_samples:
             opened = self.run_start[name] or evidence.start
             self.incidents[name] = Incident(name, opened)
             observed = _observed(trigger, cusum.run_n, cusum.run_bad, run)
-            return self._fire(view, trigger, opened, evidence.start, observed, cusum.run_n, state)
+            at, since = evidence.start, self.run_read[name]
+            decision = Decision(trigger, opened, at, observed, cusum.run_n, evidence.read_at, since)
+            return self._decide(decision, state)
         if incident is not None and cusum.clear:
             del self.incidents[name]
             bad, latest = evidence.bad[name], RunSketch(evidence.bins)
@@ -190,7 +301,7 @@ class RolloutMonitor:
         return []
 
     def _critical(
-        self, view: RolloutView, trigger: Trigger, evidence: Evidence, state: RolloutState | None
+        self, trigger: Trigger, evidence: Evidence, state: RolloutState | None
     ) -> list[Output]:
         """Fires once the critical errors since the reset exceed ``above`` (cumulative)."""
         critical = evidence.bad[trigger.name]
@@ -199,9 +310,9 @@ class RolloutMonitor:
         if critical:
             if incident is None and self.critical > trigger.limit:
                 self.incidents[trigger.name] = Incident(trigger.name, evidence.start)
-                at = evidence.start
-                observed = float(self.critical)
-                return self._fire(view, trigger, at, at, observed, self.samples, state)
+                at, n = evidence.start, self.samples
+                decision = Decision(trigger, at, at, float(self.critical), n, evidence.read_at)
+                return self._decide(decision, state)
             if incident is not None:
                 incident.clean = 0
             return []
@@ -214,19 +325,47 @@ class RolloutMonitor:
         return []
 
     # ------------------------------------------------------------------ outputs
+    def _decide(self, decision: Decision, state: RolloutState | None) -> list[Output]:
+        self.pending.append(decision)
+        return self._release(state)
+
+    def _release(self, state: RolloutState | None) -> list[Output]:
+        """Fire the decisions whose baseline events are in: read at least as late, or
+        :data:`GRACE` seconds have passed, or the baseline has no recent traffic
+        (attribution needs the same moments of both systems)."""
+        out: list[Output] = []
+        roles, ws = self.plan.roles, self.window_seconds
+        for d in list(self.pending):
+            newest = max(self.read.values(), default=0.0)
+            baseline = self.read.get(roles.baseline, float("-inf"))
+            idle = not span(self.view, roles.baseline, d.start - ws, d.start).count
+            if d.read_at is None or baseline >= d.read_at or newest - d.read_at >= GRACE or idle:
+                self.pending.remove(d)
+                moments = (d.since, d.read_at) if d.since and d.read_at else None
+                fired = self._fire(
+                    d.trigger, d.opened, d.start, d.observed, d.samples, state, moments=moments
+                )
+                state = self._acted(fired, state)
+                out += fired
+        return out
+
     def _window(self, first: int, last: int) -> AlertWindow:
         return AlertWindow(start=to_datetime(first), end=to_datetime(last + self.window_seconds))
 
     def _fire(
         self,
-        view: RolloutView,
         trigger: Trigger,
         opened: int,
         start: int,
         observed: float,
         samples: int,
         state: RolloutState | None,
+        threshold: float | None = None,
+        moments: tuple[float, float] | None = None,
     ) -> list[Output]:
+        """The alert of an incident opened in window ``opened`` and fired in ``start``,
+        and the rollback it acts with, unless the plan holds it (a shared cause or a
+        dry run). ``moments``: the read times of the evidence that fired it."""
         key = f"{trigger.name}:{self._anchor_key}"
         event_id = incident_id(self.rollout, key, opened, ":rollback")
         if state is not None and state.has_applied(event_id):
@@ -236,26 +375,27 @@ class RolloutMonitor:
         if trigger.action == "partial":
             target_phase = step_back(self.plan, state.phase) if state is not None else None
         target = self.plan.phase(target_phase).weight if target_phase else 0  # type: ignore[union-attr]
-        acts = target_phase is not None and weight > target
-        if trigger.metric == "critical_errors":
-            kind = "critical_error"
-        elif trigger.action == "emergency":
-            kind = "emergency_rollback"
-        else:
-            kind = "partial_rollback" if acts else "gate_failed"
+        would = target_phase is not None and weight > target
+        attribution = self._attribution(trigger, opened, start, moments)
+        held = attribution == "shared" and trigger.on_shared == "hold"
+        acts = would and not held and not trigger.dry_run
+        kind = _kind(trigger, would, held)
         alert = Alert(
             alert_id=incident_id(self.rollout, key, opened),
             rollout=self.rollout,
             system=self.plan.roles.candidate,
-            severity="critical" if trigger.action == "emergency" else "warning",
+            severity="critical" if trigger.action == "emergency" or held else "warning",
             kind=kind,
             metric=trigger.metric,
             observed=observed,
-            threshold=trigger.limit,
+            threshold=trigger.limit if threshold is None else threshold,
             window=self._window(opened, start),
             samples=samples,
             action=AlertAction(weight_from=weight, weight_to=target) if acts else None,
-            contributors=contributors(view, self.plan.roles, opened, start),
+            dry_run=trigger.dry_run,
+            attribution=attribution,
+            figures=self._figures(trigger, opened, start),
+            contributors=contributors(self.view, self.plan.roles, opened, start),
         )
         if not acts:
             return [alert]
@@ -274,6 +414,76 @@ class RolloutMonitor:
         )
         return [alert, event]
 
+    def _attribution(
+        self, trigger: Trigger, opened: int, start: int, moments: tuple[float, float] | None
+    ) -> Attribution:
+        """Shared or candidate-specific: on the events read in ``moments`` (both systems),
+        else on the alert's last two windows."""
+        roles = self.plan.roles
+        before = counts(trigger, reference(self.view, roles.baseline, opened))
+        if moments is not None and trigger in self.watch.triggers:
+            base = _read_in(self.watch.recent, trigger.name, moments)
+            if base[1]:
+                return attribute(
+                    trigger, _read_in(self.recent, trigger.name, moments), base, before
+                )
+        first = max(opened, start - self.window_seconds)
+        cand = counts(trigger, span(self.view, roles.candidate, first, start))
+        base = counts(trigger, span(self.view, roles.baseline, first, start))
+        return attribute(trigger, cand, base, before)
+
+    def _figures(self, trigger: Trigger, opened: int, start: int) -> list:
+        """Both systems' figures over the alert's window."""
+        systems = (self.plan.roles.candidate, self.plan.roles.baseline)
+        return figures(trigger, {s: span(self.view, s, opened, start) for s in systems})
+
+    def _watch(self, start: int, when: float | None) -> list[Output]:
+        """The baseline's own triggers: alert a degradation the candidate does not share."""
+        baseline = self.plan.roles.baseline
+        evidence = self.watch.marks.take(start, self.view.window(baseline, start), when)
+        if evidence is None or not self._counts(evidence):
+            return []
+        out: list[Output] = []
+        for d in self.watch.judge(evidence):
+            key = f"{d.trigger.name}:baseline"
+            if d.cleared:
+                if self.incidents.pop(key, None) is not None:
+                    out.append(self._baseline_alert(d, "recovered"))
+            elif d.trigger.name not in self.incidents and not self._shared(d):
+                self.incidents[key] = Incident(key, d.opened)
+                out.append(self._baseline_alert(d, "baseline_degraded"))
+        return out
+
+    def _shared(self, d: Degraded) -> bool:
+        """Whether the candidate degraded with the baseline (the roles of attribution
+        swapped: the candidate against its own level, the baseline against it)."""
+        roles, first = self.plan.roles, max(d.opened, d.start - self.window_seconds)
+        base = span(self.view, roles.baseline, first, d.start)
+        cand = span(self.view, roles.candidate, first, d.start)
+        before = reference(self.view, roles.candidate, first)
+        swapped = counts(d.trigger, base), counts(d.trigger, cand), counts(d.trigger, before)
+        return attribute(d.trigger, *swapped) == "shared"
+
+    def _baseline_alert(self, d: Degraded, kind: str) -> Alert:
+        key = f"{d.trigger.name}:baseline:{self._anchor_key}"
+        baseline = self.plan.roles.baseline
+        alerted = kind != "recovered"
+        return Alert(
+            alert_id=incident_id(self.rollout, key, d.opened, "" if alerted else ":recovered"),
+            rollout=self.rollout,
+            system=baseline,
+            severity="warning" if alerted else "info",
+            kind=kind,
+            metric=d.trigger.metric,
+            observed=observed_in(d.trigger, span(self.view, baseline, d.opened, d.start)),
+            threshold=d.trigger.limit,
+            window=self._window(d.opened, d.start),
+            samples=d.samples,
+            dry_run=d.trigger.dry_run,
+            attribution="baseline-only" if alerted else None,
+            figures=self._figures(d.trigger, d.opened, d.start) if alerted else [],
+        )
+
     def _recovered(
         self, trigger: Trigger, incident: Incident, start: int, observed: float, samples: int
     ) -> Alert:
@@ -289,10 +499,38 @@ class RolloutMonitor:
             threshold=trigger.limit,
             window=self._window(incident.opened, start),
             samples=samples,
+            dry_run=trigger.dry_run,
         )
+
+    @property
+    def _split_from(self) -> int:
+        """The first window wholly after the anchor (events before it are not evidence)."""
+        if self.anchor is None:
+            return -1
+        return window_start(self.anchor.ts, self.window_seconds) + self.window_seconds
 
     def forget(self, before: int) -> None:
         self.marks.forget(before)
+
+
+def _read_in(evidence: deque[Evidence], name: str, moments: tuple[float, float]) -> Counts:
+    """Bad events of trigger ``name`` and events among the ``evidence`` read in ``moments``."""
+    first, last = moments
+    taken = [e for e in evidence if e.read_at is not None and first <= e.read_at <= last]
+    return sum(e.bad[name] for e in taken), sum(e.n for e in taken)
+
+
+def _kind(trigger: Trigger, would: bool, held: bool) -> str:
+    """The alert's kind: what fired, and what it does (or would do, in a dry run)."""
+    if held:
+        return "rollback_held"
+    if trigger.guardrail:
+        return "guardrail"
+    if trigger.metric == "critical_errors":
+        return "critical_error"
+    if trigger.action == "emergency":
+        return "emergency_rollback"
+    return "partial_rollback" if would else "gate_failed"
 
 
 def _observed(trigger: Trigger, n: int, bad: int, latency: RunSketch) -> float:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from phasegate.cli import app
 from phasegate.rollout_cli import read_state
+from schemas.alert_text import headline
 from schemas.codec import encode
 from schemas.events import Alert, AlertWindow, Contributor
 from tests.rollout import TEN_TO_HUNDRED
@@ -100,17 +101,23 @@ def test_a_10_25_50_100_plan_walks_every_phase_and_steps_back(cli, kafka_setting
     ]
 
 
+def _alert(**changes) -> Alert:
+    fields = {
+        "rollout": "kai",
+        "system": "production",
+        "severity": "critical",
+        "kind": "emergency_rollback",
+        "metric": "success_rate",
+        "observed": 0.82,
+        "threshold": 0.9,
+        "window": AlertWindow(start=T0, end=T0),
+        "samples": 240,
+    }
+    return Alert(**{**fields, **changes})
+
+
 def test_alerts_tail_prints_each_alert_once(cli, kafka_settings):
-    alert = Alert(
-        rollout="kai",
-        system="production",
-        severity="critical",
-        kind="emergency_rollback",
-        metric="success_rate",
-        observed=0.82,
-        threshold=0.9,
-        window=AlertWindow(start=T0, end=T0),
-        samples=240,
+    alert = _alert(
         contributors=[
             Contributor(dimension="segment", value="de", candidate=38, baseline=1, expected=1.46),
             Contributor(dimension="rule", value="r7", candidate=9, baseline=0, expected=0.0),
@@ -129,3 +136,8 @@ def test_alerts_tail_prints_each_alert_once(cli, kafka_settings):
         "why: segment de: 38 candidate vs 1 baseline (expected 1.5); "
         "rule r7: 9 candidate vs 0 baseline (expected 0.0)"
     ) in text
+
+
+def test_an_alert_line_marks_dry_runs_and_the_cause():
+    alert = _alert(kind="rollback_held", observed=0.6, dry_run=True, attribution="shared")
+    assert "CRITICAL dry-run rollback_held [shared] kai/production" in headline(alert)

@@ -109,3 +109,9 @@ def test_phase_weight_gates_and_triggers(status: dict[str, Any]) -> None:
         assert _get(samples, "gate_verdict", **gate, outcome=v["outcome"]) == 1
         if v["observed"] is not None:
             assert _get(samples, "gate_observed", **gate) == v["observed"]
+
+
+def test_dry_run_triggers_are_marked() -> None:
+    control = {"kai": {"weight": 50, "phase": 1, "incidents": [], "dry_run": ["success-guardrail"]}}
+    samples = _samples(prometheus_text({"control": control}))
+    assert _get(samples, "trigger_dry_run", rollout="kai", trigger="success-guardrail") == 1

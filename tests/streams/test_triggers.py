@@ -19,6 +19,11 @@ from tests.streams.conftest import T0, make_result
 ROLLOUT = "kai"
 
 
+def fixed_limits(plan: Plan) -> Plan:
+    """``plan`` without its guardrails: the seed's fixed-limit triggers alone."""
+    return plan.model_copy(update={"rollback": [t for t in plan.rollback if not t.guardrail]})
+
+
 class Harness:
     """Stage 2 on the default plan, fed batches of results through real partials."""
 
@@ -27,7 +32,7 @@ class Harness:
         self.state: RolloutState | None = fold(
             [self.event("phase_started", weight=weight, phase=phase, actor="alice")], ROLLOUT
         )
-        self.plan = plan or load_plan()
+        self.plan = plan or fixed_limits(load_plan())
         self.stage2 = Stage2(10, 3600, self.plan, state_of=lambda r: self.state)
         self.acc = PartitionAccumulator("results", 0, 10, 10, max_future=10**10)
 
@@ -40,15 +45,22 @@ class Harness:
         ts = T0 + timedelta(seconds=self.offset * 0.01)
         return RolloutEvent(rollout=ROLLOUT, type=type, ts=ts, **fields)
 
-    def batch(self, n: int, make: Callable[[int], dict], system: str = "production") -> list:
+    def batch(
+        self,
+        n: int,
+        make: Callable[[int], dict],
+        system: str = "production",
+        baseline: Callable[[int], dict] | None = None,
+    ) -> list:
         """``n`` candidate results (or of ``system``), plus the baseline's share if the
-        weight asks for one (so the split matches the weight)."""
+        weight asks for one (so the split matches the weight), made by ``baseline``
+        (default: all successes at 100 ms)."""
         weight = self.state.weight if self.state else 50
         results = [self._result(make, system, weight) for _ in range(n)]
         if system == "production" and 0 < weight < 100:
-            ok = {"success": True, "latency_ms": 100.0}
+            base = baseline or (lambda i: {"success": True, "latency_ms": 100.0})
             share = n * (100 - weight) // weight
-            results += [self._result(lambda i: ok, "pipeline", weight) for _ in range(share)]
+            results += [self._result(base, "pipeline", weight) for _ in range(share)]
         self.last = results
         return self.send(results, self.offset - len(results))
 
@@ -263,7 +275,7 @@ def test_an_emergency_and_a_step_back_in_one_evaluation_end_at_zero():
 
 
 def test_auto_advance_never_undoes_the_workers_rollback():
-    plan = load_plan().model_copy(update={"auto_advance": True})
+    plan = fixed_limits(load_plan()).model_copy(update={"auto_advance": True})
     h = Harness(phase=1, weight=50, plan=plan)
     h.apply(h.event("rollback", weight=0, phase=0, actor=WORKER))
     h.apply(h.event("phase_started", weight=50, phase=1, actor=WORKER))  # not a person

@@ -1,0 +1,70 @@
+"""The guardrails' conditional test: exact against scipy, valid under sequential looks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from streams.differential import log_pmf, log_ratio, odds_ratio
+from streams.sequential import RatioCusum
+
+
+@pytest.mark.parametrize(
+    ("x", "n_c", "n_b", "total", "psi"),
+    [(3, 100, 120, 10, 1.0), (0, 50, 60, 4, 2.5), (30, 600, 600, 45, 1.35), (7, 7, 900, 40, 0.5)],
+)
+def test_pmf_is_fishers_noncentral_hypergeometric(x, n_c, n_b, total, psi):
+    expected = stats.nchypergeom_fisher(n_c + n_b, n_c, total, psi).logpmf(x)
+    assert log_pmf(x, n_c, n_b, total, psi) == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_ratio_has_expectation_one_at_the_tolerated_odds_and_less_below():
+    n_c, n_b, total, psi0, psi1 = 300, 280, 25, 1.3, 2.0
+
+    def expectation(psi: float) -> float:
+        law = stats.nchypergeom_fisher(n_c + n_b, n_c, total, psi)
+        return sum(
+            law.pmf(x) * math.exp(log_ratio((n_c, x, n_b, total - x), psi0, psi1))
+            for x in range(0, total + 1)
+        )
+
+    assert expectation(psi0) == pytest.approx(1.0, rel=1e-9)
+    assert expectation(1.0) < 1.0
+
+
+def test_no_evidence_without_bad_events_or_without_a_baseline():
+    assert log_ratio((100, 0, 100, 0), 1.0, 2.0) == 0.0
+    assert log_ratio((100, 5, 0, 0), 1.0, 2.0) == 0.0
+    assert log_ratio((10, 10, 10, 10), 1.0, 2.0) == 0.0
+
+
+def test_a_shared_drop_leaves_no_evidence():
+    """Both systems at 60% instead of 97%: the candidate's share of the failures is as
+    usual, so the ratio favours "tolerated" (it only sees the odds ratio)."""
+    assert log_ratio((300, 120, 300, 120), odds_ratio(0.03, 0.04), odds_ratio(0.03, 0.06)) < 0
+
+
+def _false_alarms(runs: int, windows: int, h: float, level) -> float:
+    rng, psi0, psi1, alarms = np.random.default_rng(7), 1.0, odds_ratio(0.03, 0.06), 0
+    for _ in range(runs):
+        cusum = RatioCusum(threshold=h)
+        for w in range(windows):
+            p = level(w)
+            n = 200
+            x, y = (int(v) for v in rng.binomial(n, p, size=2))
+            cusum.step(log_ratio((n, x, n, y), psi0, psi1), n, x)
+            if cusum.alarm:
+                alarms += 1
+                break
+    return alarms / runs
+
+
+@pytest.mark.parametrize("level", [lambda w: 0.03, lambda w: 0.4 if w % 5 == 0 else 0.03])
+def test_false_alarms_stay_within_the_union_bound(level):
+    """h = ln(windows / alpha): at most alpha of A/A runs alarm within ``windows``, also
+    with shared blips (every fifth window at 40% failures in both systems)."""
+    windows, alpha = 30, 0.2
+    assert _false_alarms(300, windows, math.log(windows / alpha), level) <= alpha
