@@ -50,7 +50,7 @@ def test_an_older_schema_is_upgraded_and_rollups_are_backfilled_once(
     store.insert(f"{database}.results", rows.result_columns(old))
     store.insert(f"{database}.results", rows.result_columns(old[:30]))  # redelivered
 
-    assert migrate(store, database) == [2, 3, 4, 5]
+    assert migrate(store, database) == [2, 3, 4, 5, 6]
     assert migrate(store, database) == []
     for migration in MIGRATIONS:  # a rerun of any step does no harm
         migration.apply(store, database, ddl.Dialect(store.version))
@@ -59,12 +59,12 @@ def test_an_older_schema_is_upgraded_and_rollups_are_backfilled_once(
     assert set(ddl.LEDGER_COLUMNS) <= columns
     ledger = store.query(f"SELECT DISTINCT kafka_partition, kafka_offset FROM {database}.results")
     assert ledger.rows == [(-1, -1)]
-    for table in ("results_1m", "results_1h"):
+    for table in ("results_1s", "results_1m", "results_1h"):
         assert rollup(store, database, table) == expected(old)  # backfill read FINAL
 
     new = [make_result(i, "pipeline") for i in range(1000, 1050)]
     store.insert(f"{database}.results", rows.result_columns(new))  # through the views
-    for table in ("results_1m", "results_1h"):
+    for table in ("results_1s", "results_1m", "results_1h"):
         assert rollup(store, database, table) == expected(old + new)
 
 
@@ -115,12 +115,12 @@ def test_v4_builds_the_report_rollups_and_rebuilds_an_older_results_rollup(
     store.insert(table, rows.result_columns(results))
     store.insert(table, rows.result_columns(results[:40]))  # copies from before the ledger
     store.insert(f"{database}.feedback", rows.feedback_columns(feedback))
-    for step in rollups.ROLLUP_STEPS:  # the results rollups of an older release
+    for step in (60, 3600):  # the results rollups of an older release
         old = f"{database}.{rollups.RESULTS.rollup(step)}"
         for column in ("confidence_sq_sum", "latency_sq_sum"):
             store.execute(f"ALTER TABLE {old} DROP COLUMN {column}")
 
-    assert migrate(store, database) == [4, 5]
+    assert migrate(store, database) == [4, 5, 6]
     for family in rollups.FAMILIES:
         for step in rollups.ROLLUP_STEPS:
             events = f"({family.select(f'{database}.{family.table} FINAL', step)})"
@@ -141,7 +141,7 @@ def test_the_new_contract_columns_are_added_to_an_older_database(
     for table, names in added.items():
         for name in names:
             store.execute(f"ALTER TABLE {database}.{table} DROP COLUMN {name}")
-    assert migrate(store, database) == [5]
+    assert migrate(store, database) == [5, 6]
     window = AlertWindow(start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z")
     alert = Alert(
         rollout="r", system="production", severity="warning", kind="guardrail",
