@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -156,3 +157,29 @@ def test_the_new_contract_columns_are_added_to_an_older_database(
     dry_run, attribution, figures, contributors = stored.rows[0]
     assert (dry_run, attribution, contributors) == (1, "shared", "[]")
     assert [Figure.model_validate(f) for f in json.loads(figures)] == alert.figures
+
+
+def test_v6_fills_the_second_rollups_from_the_events_then_feeds_them(
+    store: Store, database: str
+) -> None:
+    """Migration 6 backfills ``_1s`` rollups from the events (each once) under views."""
+    migrate(store, database, upto=5)
+    start = datetime(2024, 5, 31, 23, 59, tzinfo=UTC)
+    results = [make_result(i, ts=start + timedelta(seconds=i * 0.7)) for i in range(300)]
+    feedback = [
+        Feedback(
+            rollout=r.rollout, query_id=r.query_id, system=r.system, ts=r.ts, verdict="correct"
+        )
+        for r in results[::4]
+    ]
+    store.insert(f"{database}.results", rows.result_columns(results))
+    store.insert(f"{database}.results", rows.result_columns(results[:25]))  # copies
+    store.insert(f"{database}.feedback", rows.feedback_columns(feedback))
+    assert migrate(store, database) == [6]
+    later = [make_result(i, "pipeline", ts=start + timedelta(seconds=i * 1.3)) for i in range(99)]
+    store.insert(f"{database}.results", rows.result_columns(later))  # through the views
+    for family in rollups.FAMILIES:
+        events = f"({family.select(f'{database}.{family.table} FINAL', 1)})"
+        want = totals(store, events, family)
+        assert want, family.name
+        assert totals(store, f"{database}.{family.rollup(1)}", family) == want
