@@ -8,9 +8,11 @@
    each of the sink's steps (``bench/sink_steps.py``) and of the ClickHouse server.
 2. Report time over ``--rows`` result rows (and a tenth as many feedback rows) generated
    server-side (``INSERT ... SELECT ... FROM numbers(N)``, through the rollup views): the
-   report query and the whole phase report (every query of ``phasegate report --phase``)
-   as they run, from the rollups, against the same with ``--final`` (every row read
-   ``FINAL``, how reports ran before the rollups), the baseline.
+   report query and the whole phase report (every query of ``phasegate report --phase``;
+   phases start and end mid-minute, at odd milliseconds) as they run, from the rollups,
+   against the same with ``--final`` (every row read ``FINAL``, how reports ran before
+   the rollups), the baseline, and against the report query over the whole range (whole
+   hours: rollups only).
 
     python bench/bench_sink.py [--events 100000] [--runs 3] [--rows 10000000]
         [--skip-sink] [--skip-reports]
@@ -192,16 +194,17 @@ def report_times(store: Store, n: int, runs: int) -> list[list[str]]:
     migrate(store, db)
     start = time.perf_counter()
     store.execute(GENERATE.format(db=db, n=n))
-    half = T0 + timedelta(seconds=n // 200)
-    log = [
-        RolloutEvent(rollout="kai", type="phase_started", phase=1, weight=50, ts=T0),
+    first, half = T0 + timedelta(seconds=0.625), T0 + timedelta(seconds=n // 200 + 0.375)
+    log = [  # phases starting and ending mid-minute, at odd milliseconds
+        RolloutEvent(rollout="kai", type="phase_started", phase=1, weight=50, ts=first),
         RolloutEvent(rollout="kai", type="phase_started", phase=2, weight=75, ts=half),
     ]
     store.insert(f"{db}.rollout_events", rows.rollout_columns(log))
     store.execute(GENERATE_FEEDBACK.format(db=db, n=n // 10))
     load = time.perf_counter() - start
     plan = load_plan()
-    out = [[f"generate {n:,} results, {n // 10:,} feedback (+ rollup views)", f"{load:.2f} s", ""]]
+    generated = f"generate {n:,} results, {n // 10:,} feedback (+ rollup views)"
+    out = [[generated, f"{load:.2f} s", "", ""]]
     edges = T0 + timedelta(seconds=n / 1000 + 0.5), T0 + timedelta(seconds=n / 120)
     cases = {
         "report query, --final (baseline)": lambda: system_report(store, db, "kai", final=True),
@@ -213,12 +216,13 @@ def report_times(store: Store, n: int, runs: int) -> list[list[str]]:
         "phase report, every query (phase 2)": lambda: phase_report(
             store, db, "kai", 2, plan.phase(2)
         ),
+        "phase report, every query (phase 1, both ends mid-minute)": lambda: phase_report(
+            store, db, "kai", 1, plan.phase(1)
+        ),
     }
-    base = None
-    for name, fn in cases.items():
-        seconds = timed(fn, runs)
-        base = base or seconds
-        out.append([name, f"{seconds:.3f} s", f"{seconds / base:.3f}x"])
+    times = {name: timed(fn, runs) for name, fn in cases.items()}
+    final, rollups = times["report query, --final (baseline)"], times["report query (rollups)"]
+    out += [[k, f"{s:.3f} s", f"{s / final:.3f}x", f"{s / rollups:.1f}x"] for k, s in times.items()]
     store.execute(f"DROP DATABASE {db}")
     return out
 
@@ -289,7 +293,7 @@ def main() -> None:
                 for name, store in (("ClickHouse 18.16 server", server), ("chdb 4.4", local)):
                     print_table(
                         f"reports over {args.rows:,} result rows, {name}, median of {args.runs}",
-                        ["what", "time", "vs --final"],
+                        ["what", "time", "vs --final", "vs rollups only"],
                         report_times(store, args.rows, args.runs),
                     )
             local.close()

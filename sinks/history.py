@@ -1,6 +1,6 @@
 """What a phase report reads from the store: one method per question over a time span.
 
-Every question is answered from its rollups with the event rows at the span's edges
+Every question is answered from its rollups per hour, minute and second
 (``sinks.rollups``), or, with ``final``, from the event tables read ``FINAL``."""
 
 from __future__ import annotations

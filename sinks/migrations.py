@@ -15,7 +15,9 @@ exist), so a run interrupted between its work and its record does no harm.
    and sums of squares in the results rollups (a rollup of an older shape is rebuilt);
 5. the columns contract v1 gained since (a result's ``segment``; an alert's ``dry_run``,
    ``attribution``, ``figures`` and ``contributors``): any column of the current event
-   tables that is missing is added.
+   tables that is missing is added;
+6. rollups per second (``results_1s`` and the others of ``sinks.rollups``), so a range
+   whose ends are not on whole minutes reads no event row.
 """
 
 from __future__ import annotations
@@ -73,10 +75,17 @@ def _new_columns(store: Store, database: str, dialect: ddl.Dialect) -> None:
                 store.execute(ddl.add_column(database, table.name, name, kind))
 
 
-def _build(store: Store, database: str, dialect: ddl.Dialect, family: rollups.Family) -> None:
-    """Create ``family``'s rollups, rebuilt if their columns are not the current ones."""
+def _build(
+    store: Store,
+    database: str,
+    dialect: ddl.Dialect,
+    family: rollups.Family,
+    steps: tuple[int, ...] = (60, 3600),
+) -> None:
+    """Create ``family``'s rollups of ``steps`` (seconds), rebuilt if their columns are not
+    the current ones."""
     db = ddl.identifier(database)
-    for step in rollups.ROLLUP_STEPS:
+    for step in steps:
         table, view = family.rollup(step), family.view(step)
         present = _columns(store, database, table)
         if present and present != set(family.columns):  # an older shape: rebuild it
@@ -98,12 +107,18 @@ def _report_rollups(store: Store, database: str, dialect: ddl.Dialect) -> None:
         _build(store, database, dialect, family)
 
 
+def _second_rollups(store: Store, database: str, dialect: ddl.Dialect) -> None:
+    for family in rollups.FAMILIES:
+        _build(store, database, dialect, family, steps=(1,))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event tables", _event_tables),
     Migration(2, "ingestion ledger", _ledger),
     Migration(3, "rollups per minute and hour", _results_rollups),
     Migration(4, "report rollups: rules, errors, feedback, squares", _report_rollups),
     Migration(5, "result segments, alert evidence", _new_columns),
+    Migration(6, "rollups per second", _second_rollups),
 )
 
 

@@ -1,8 +1,8 @@
 """The per-system report of one rollout over a time range, from the rollups.
 
-Whole hours and minutes come from ``results_1h`` / ``results_1m``, the minutes at the
-range's edges from ``results`` (``sinks.rollups``): exact counts and sums, P95 from the
-merged t-digests. ``final=True`` reads every row from ``results FINAL`` instead.
+Whole hours, minutes and seconds come from ``results_1h``, ``results_1m`` and
+``results_1s`` (``sinks.rollups``): exact counts and sums, P95 from the merged t-digests.
+``final=True`` reads every row from ``results FINAL`` instead.
 """
 
 from __future__ import annotations

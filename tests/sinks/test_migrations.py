@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_an_older_schema_is_upgraded_and_rollups_are_backfilled_once(
     store.insert(f"{database}.results", rows.result_columns(old))
     store.insert(f"{database}.results", rows.result_columns(old[:30]))  # redelivered
 
-    assert migrate(store, database) == [2, 3, 4, 5]
+    assert migrate(store, database) == [2, 3, 4, 5, 6]
     assert migrate(store, database) == []
     for migration in MIGRATIONS:  # a rerun of any step does no harm
         migration.apply(store, database, ddl.Dialect(store.version))
@@ -59,12 +60,12 @@ def test_an_older_schema_is_upgraded_and_rollups_are_backfilled_once(
     assert set(ddl.LEDGER_COLUMNS) <= columns
     ledger = store.query(f"SELECT DISTINCT kafka_partition, kafka_offset FROM {database}.results")
     assert ledger.rows == [(-1, -1)]
-    for table in ("results_1m", "results_1h"):
+    for table in ("results_1s", "results_1m", "results_1h"):
         assert rollup(store, database, table) == expected(old)  # backfill read FINAL
 
     new = [make_result(i, "pipeline") for i in range(1000, 1050)]
     store.insert(f"{database}.results", rows.result_columns(new))  # through the views
-    for table in ("results_1m", "results_1h"):
+    for table in ("results_1s", "results_1m", "results_1h"):
         assert rollup(store, database, table) == expected(old + new)
 
 
@@ -115,12 +116,12 @@ def test_v4_builds_the_report_rollups_and_rebuilds_an_older_results_rollup(
     store.insert(table, rows.result_columns(results))
     store.insert(table, rows.result_columns(results[:40]))  # copies from before the ledger
     store.insert(f"{database}.feedback", rows.feedback_columns(feedback))
-    for step in rollups.ROLLUP_STEPS:  # the results rollups of an older release
+    for step in (60, 3600):  # the results rollups of an older release
         old = f"{database}.{rollups.RESULTS.rollup(step)}"
         for column in ("confidence_sq_sum", "latency_sq_sum"):
             store.execute(f"ALTER TABLE {old} DROP COLUMN {column}")
 
-    assert migrate(store, database) == [4, 5]
+    assert migrate(store, database) == [4, 5, 6]
     for family in rollups.FAMILIES:
         for step in rollups.ROLLUP_STEPS:
             events = f"({family.select(f'{database}.{family.table} FINAL', step)})"
@@ -141,7 +142,7 @@ def test_the_new_contract_columns_are_added_to_an_older_database(
     for table, names in added.items():
         for name in names:
             store.execute(f"ALTER TABLE {database}.{table} DROP COLUMN {name}")
-    assert migrate(store, database) == [5]
+    assert migrate(store, database) == [5, 6]
     window = AlertWindow(start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z")
     alert = Alert(
         rollout="r", system="production", severity="warning", kind="guardrail",
@@ -156,3 +157,29 @@ def test_the_new_contract_columns_are_added_to_an_older_database(
     dry_run, attribution, figures, contributors = stored.rows[0]
     assert (dry_run, attribution, contributors) == (1, "shared", "[]")
     assert [Figure.model_validate(f) for f in json.loads(figures)] == alert.figures
+
+
+def test_v6_fills_the_second_rollups_from_the_events_then_feeds_them(
+    store: Store, database: str
+) -> None:
+    """Migration 6 backfills ``_1s`` rollups from the events (each once) under views."""
+    migrate(store, database, upto=5)
+    start = datetime(2024, 5, 31, 23, 59, tzinfo=UTC)
+    results = [make_result(i, ts=start + timedelta(seconds=i * 0.7)) for i in range(300)]
+    feedback = [
+        Feedback(
+            rollout=r.rollout, query_id=r.query_id, system=r.system, ts=r.ts, verdict="correct"
+        )
+        for r in results[::4]
+    ]
+    store.insert(f"{database}.results", rows.result_columns(results))
+    store.insert(f"{database}.results", rows.result_columns(results[:25]))  # copies
+    store.insert(f"{database}.feedback", rows.feedback_columns(feedback))
+    assert migrate(store, database) == [6]
+    later = [make_result(i, "pipeline", ts=start + timedelta(seconds=i * 1.3)) for i in range(99)]
+    store.insert(f"{database}.results", rows.result_columns(later))  # through the views
+    for family in rollups.FAMILIES:
+        events = f"({family.select(f'{database}.{family.table} FINAL', 1)})"
+        want = totals(store, events, family)
+        assert want, family.name
+        assert totals(store, f"{database}.{family.rollup(1)}", family) == want

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
 
 from phasegate.cli import app
+from schemas import Feedback, Result, RolloutEvent
 from schemas.confseq import cs_z
 from schemas.plan import load_plan
 from schemas.stats import wilson
-from sinks import render
+from sinks import render, rows
 from sinks.history import History, Span
 from sinks.migrations import migrate
 from sinks.phase_report import NoSuchPhase, blocks, phase_report, worst_rules
+from sinks.rollups import whole_second
 from sinks.store import Store
-from tests.sinks.conftest import T0, fresh_database, point_cli_at
+from tests.sinks.conftest import T0, fresh_database, make_result, point_cli_at
 from tests.sinks.phase_data import HOUR, Rollout, load
 
 PLAN = load_plan()  # the default plan: the seed's four phases
@@ -35,6 +38,19 @@ def final(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture(scope="module")
 def shared_database(shared_store: Store, final: bool) -> Iterator[str]:
     """A database per backend and reading: the copies stored differ with ``final``."""
+    with fresh_database(shared_store) as name:
+        yield name
+
+
+@pytest.fixture
+def store(shared_store: Store) -> Store:
+    """The module's store (chdb opens one folder per process: every test here shares it)."""
+    return shared_store
+
+
+@pytest.fixture
+def database(shared_store: Store) -> Iterator[str]:
+    """A fresh database on the module's store, for a test that writes its own rows."""
     with fresh_database(shared_store) as name:
         yield name
 
@@ -191,3 +207,89 @@ def test_chart_series_counts_each_event_in_its_bucket(
         if span.start <= r.ts < span.end
     )
     assert {(p.system, int(p.at.timestamp())): p.events for p in got} == want
+
+
+START = datetime(2024, 5, 31, 22, 59, tzinfo=UTC)
+EDGES = [
+    Span(START + timedelta(seconds=59.25), START + timedelta(hours=2, minutes=2, seconds=30.5)),
+    Span(START + timedelta(seconds=7), START + timedelta(seconds=38, milliseconds=999)),
+    Span(START + timedelta(hours=1, minutes=1, milliseconds=1), START + timedelta(hours=1.5)),
+    Span(START + timedelta(seconds=3.3), START + timedelta(seconds=3.9)),  # one second
+    Span(None, START + timedelta(hours=1, seconds=3.7)),  # across the month, open start
+    Span(START + timedelta(minutes=59, seconds=59.999), None),
+]
+
+
+def months_edge(store: Store, database: str) -> list[Result]:
+    """Results every 3.7 s of two systems from 22:59 on May 31 into June, with feedback."""
+    migrate(store, database)
+    results = [
+        make_result(i, system, ts=START + timedelta(seconds=i * 3.7))
+        for i in range(2000)
+        for system in ("production", "pipeline")
+    ]
+    verdicts = itertools.cycle(("correct", "incorrect", "unsure"))
+    feedback = [
+        Feedback(rollout=r.rollout, query_id=r.query_id, system=r.system, ts=r.ts, verdict=v)
+        for r, v in zip(results[::5], verdicts, strict=False)
+    ]
+    store.insert(f"{database}.results", rows.result_columns(results))
+    store.insert(f"{database}.feedback", rows.feedback_columns(feedback))
+    log = [
+        RolloutEvent(rollout="kai", type="phase_started", phase=1, weight=50, ts=EDGES[0].start),
+        RolloutEvent(rollout="kai", type="phase_started", phase=2, weight=75, ts=EDGES[4].end),
+    ]
+    store.insert(f"{database}.rollout_events", rows.rollout_columns(log))
+    return results
+
+
+def comparable(history: History, span: Span) -> tuple[tuple, list[float]]:
+    """What the report reads over ``span``: counts, and the sums (added in another order)."""
+    sides = history.sides(span)
+    rules = history.rule_stats(span)
+    counts = (
+        {s: (x.events, x.successes, x.critical_errors, x.fallbacks, x.feedback)
+         for s, x in sides.items()},
+        history.error_types(span),
+        [(r.system, r.rule, r.uses, r.successes) for r in rules],
+        [(p.system, p.at, p.events) for step in (60, 300) for p in history.series(span, step)],
+        history.time_range(span),
+    )  # fmt: skip
+    sums = [x.confidence_sum for x in sides.values()] + [x.latency_sq_sum for x in sides.values()]
+    return counts, sums + [r.mean_confidence for r in rules]
+
+
+@pytest.mark.parametrize("span", EDGES, ids=range(len(EDGES)))
+def test_ends_anywhere_read_what_the_event_rows_hold(
+    store: Store, database: str, span: Span
+) -> None:
+    """Ends at odd seconds and milliseconds, across a month: the rollups give the numbers
+    of the event rows (``final``), every event with ``whole_second(start) <= ts <
+    whole_second(end)``, as the store's literals always had it."""
+    results = months_edge(store, database)
+    rollups, events = History(store, database, "kai"), History(store, database, "kai", True)
+    (counts, sums), (want_counts, want_sums) = (comparable(h, span) for h in (rollups, events))
+    assert counts == want_counts and sums == pytest.approx(want_sums, rel=1e-9)
+    lo, hi = (whole_second(t) for t in (span.start, span.end))
+    want = Counter(
+        r.system for r in results if (lo is None or lo <= r.ts) and (hi is None or r.ts < hi)
+    )
+    assert {s: side.events for s, side in rollups.sides(span).items() if side.events} == want
+
+
+def test_a_phase_between_odd_milliseconds(store: Store, database: str) -> None:
+    months_edge(store, database)
+    for phase in (1, 2):
+        fast, slow = (
+            phase_report(store, database, "kai", phase, PLAN.phase(phase), final=final)
+            for final in (False, True)
+        )
+        assert [(v.criterion, v.outcome, v.samples) for v in fast.verdicts] == [
+            (v.criterion, v.outcome, v.samples) for v in slow.verdicts
+        ]
+        assert {s: x.events for s, x in fast.sides.items()} == {
+            s: x.events for s, x in slow.sides.items()
+        }
+        assert [(p.system, p.at, p.events) for p in fast.points] == [
+            (p.system, p.at, p.events) for p in slow.points
+        ]

@@ -1,14 +1,16 @@
-"""Rollups: a time range cut into hour, minute and event pieces covers it exactly once."""
+"""Rollups: a time range cut into hour, minute, second and event pieces covers it exactly
+once; ends in whole seconds need no event rows."""
 
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sinks.rollups import pieces
+from sinks.rollups import FAMILIES, pieces, whole_second
 
 BASE = datetime(2024, 5, 1, tzinfo=UTC)
 STEPS = (3600, 60)
@@ -55,3 +57,20 @@ def test_naive_times_are_utc() -> None:
     naive = datetime(2024, 5, 1, 10, 30), datetime(2024, 5, 1, 12, 0)
     aware = tuple(t.replace(tzinfo=UTC) for t in naive)
     assert pieces(*naive, STEPS) == pieces(*aware, STEPS)
+
+
+@given(offsets, offsets)
+def test_ends_in_whole_seconds_never_need_event_rows(start, end) -> None:
+    got = pieces(whole_second(start), whole_second(end), (3600, 60, 1))
+    assert all(step for step, _, _ in got)
+
+
+def test_a_range_not_on_minutes_reads_only_rollups() -> None:
+    start = datetime(2024, 5, 31, 23, 58, 59, 250_000, tzinfo=UTC)  # across a month
+    for family in FAMILIES:
+        for group in (0, 60, 300):
+            sql, _ = family.source(
+                "db", "kai", start, start + timedelta(minutes=3, seconds=1.5), group=group
+            )
+            read = {t for t in re.findall(r"FROM (\S+)", sql) if not t.startswith("(")}
+            assert read == {f"db.{family.rollup(step)}" for step in (1, 60)}, sql
