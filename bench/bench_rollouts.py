@@ -160,8 +160,10 @@ def main() -> None:
     ctx = get_context("spawn")  # a fresh interpreter per case: its RSS is its own
     for rate in args.rates:
         for n in args.rollouts:
-            with ctx.Pool(1) as pool:
-                r = pool.apply(case, (n, rate))
+            pool = ctx.Pool(1)
+            r = pool.apply(case, (n, rate))
+            pool.close()
+            pool.join()
             print(json.dumps(r), flush=True)
             rows.append(
                 [
