@@ -80,7 +80,7 @@ class Dashboard:
         self,
         settings: Settings,
         *,
-        fetch: Callable[[Settings], Mapping[str, Any]] = fetch_status,
+        fetch: Callable[[Settings, str | None], Mapping[str, Any]] = fetch_status,
         rollout_log: RolloutLog | None = None,
         alert_log: AlertLog | None = None,
         writer: RolloutWriter | None = None,
@@ -112,16 +112,16 @@ class Dashboard:
             self._writer = RolloutWriter(self.settings)
         return self._writer
 
-    def status(self) -> tuple[Mapping[str, Any] | None, str | None]:
-        """The worker's /status, or None and why not."""
+    def status(self, rollout: str | None = None) -> tuple[Mapping[str, Any] | None, str | None]:
+        """The worker's /status (of ``rollout`` only, if given), or None and why not."""
         try:
-            return self.fetch(self.settings), None
+            return self.fetch(self.settings, rollout), None
         except WorkerUnavailable as exc:
             return None, str(exc)
 
     def gates(self, rollout: str) -> Mapping[str, Any] | None:
         """The worker's gate report of ``rollout``; :class:`Refused` if it cannot be read."""
-        status, error = self.status()
+        status, error = self.status(rollout)
         if status is None:
             raise Refused(f"the gates cannot be read: {error}")
         return (status.get("control", {}).get(rollout) or {}).get("gates")

@@ -161,7 +161,7 @@ def screen(
 ) -> tuple[RenderableType, bool]:
     """The screen now, and whether the worker answered."""
     try:
-        return render(fetch_status(settings), rollout, span), True
+        return render(fetch_status(settings, rollout), rollout, span), True
     except WorkerUnavailable as exc:
         return unavailable(str(exc)), False
 

@@ -85,7 +85,7 @@ def gates_of(settings: Settings, rollout: str) -> dict[str, Any] | None:
     """The worker's gate report for ``rollout`` (None: the worker has none yet)."""
     from dashboard.worker_client import fetch_status
 
-    return (fetch_status(settings).get("control", {}).get(rollout) or {}).get("gates")
+    return (fetch_status(settings, rollout).get("control", {}).get(rollout) or {}).get("gates")
 
 
 def _steer(rollout: str, plan_file: Path | None, request: Request) -> None:

@@ -34,8 +34,8 @@ from streams.looplag import LoopLag
 from streams.metrics import CONTENT_TYPE, prometheus_text
 from streams.protocol import Aggregation, Counters, Judgement
 from streams.stage1 import Source, Stage1
-from streams.stage2 import Stage2, control_json
-from streams.status import view_json
+from streams.stage2 import Stage2
+from streams.status import status_json
 
 
 def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: Any) -> faust.App:
@@ -139,29 +139,29 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
 
     roles = (settings.rolling_seconds, settings.baseline_system, settings.candidate_system)
 
-    def snapshot() -> dict[str, Any]:
-        """The live picture that /status serves and /metrics exports."""
+    def snapshot(rollout: str | None = None) -> tuple[dict[str, Any], int]:
+        """The live picture that /status serves and /metrics exports (one rollout or all)."""
         faust_assigned = app.consumer.assignment() if app.consumer else set()
         assigned = sorted(fetch.assignment() | faust_assigned)
-        return {
+        worker = {
             "counters": counters.json(),
             "assignment": [f"{tp.topic}:{tp.partition}" for tp in assigned],
-            "rollouts": {r: view_json(v, *roles) for r, v in sorted(stage2.views.items())},
-            "control": {r: control_json(stage2, r) for r in sorted(stage2.views)},
             "rollout_log": {
                 "caught_up": rollout_log.caught_up.is_set(),
                 "error": rollout_log.error,
             },
             "loop_lag_ms": loop_lag.json(),
         }
+        return status_json(stage2, rollout, roles, worker)
 
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:
-        return web.json(snapshot())
+        body, code = snapshot(request.query.get("rollout"))
+        return web.json(body, status=code)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.text(prometheus_text(snapshot()), content_type=CONTENT_TYPE)
+        return web.text(prometheus_text(snapshot()[0]), content_type=CONTENT_TYPE)
 
     return app
 

@@ -8,6 +8,7 @@ from typing import Any
 from schemas.metrics import METRICS
 from schemas.stats import Estimate
 from streams.aggregate import WindowStats
+from streams.stage2 import Stage2, control_json
 from streams.windows import RolloutView, to_datetime
 
 
@@ -73,3 +74,26 @@ def view_json(
         "systems": systems,
         "rolling": spans,
     }
+
+
+def status_json(
+    stage2: Stage2,
+    rollout: str | None,
+    roles: tuple[list[int], str, str],
+    worker: Mapping[str, Any],
+) -> tuple[dict[str, Any], int]:
+    """``GET /status`` and its HTTP status: the ``worker`` sections, then the views and
+    control of every rollout, or of ``rollout`` only (404 with an ``error`` if the worker
+    has seen no partial of it)."""
+    if rollout is None:
+        names = sorted(stage2.views)
+    else:
+        names = [rollout] if rollout in stage2.views else []
+    body = {
+        **worker,
+        "rollouts": {r: view_json(stage2.views[r], *roles) for r in names},
+        "control": {r: control_json(stage2, r) for r in names},
+    }
+    if rollout is not None and not names:
+        return {**body, "error": f"the worker has seen no events of rollout {rollout!r}"}, 404
+    return body, 200

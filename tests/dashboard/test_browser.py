@@ -292,7 +292,9 @@ def test_a_10_25_50_100_plan_on_the_page(browser: Any, kafka_settings: Settings)
     from selenium.webdriver.support.ui import Select
 
     board = Dashboard(
-        kafka_settings, fetch=lambda s: sample_status(ROLLOUT), plan=load_plan(TEN_TO_HUNDRED)
+        kafka_settings,
+        fetch=lambda s, rollout=None: sample_status(ROLLOUT),
+        plan=load_plan(TEN_TO_HUNDRED),
     ).start()
     server = make_server(board, "127.0.0.1", 0)
     serve_in_thread(server)

@@ -67,7 +67,7 @@ class Running:
 def board(kafka_settings: Settings) -> Iterator[Running]:
     writer = RolloutWriter(kafka_settings)
     writer.append(RolloutEvent(rollout="kai-response", type="weight_set", weight=50, actor="t"))
-    running = Running(kafka_settings, fetch=lambda s: sample_status(), writer=writer)
+    running = Running(kafka_settings, fetch=lambda s, rollout=None: sample_status(), writer=writer)
     yield running
     running.close()
 
@@ -162,7 +162,7 @@ def test_bad_requests(board: Running) -> None:
 
 def test_token(kafka_settings: Settings) -> None:
     settings = kafka_settings.model_copy(update={"dashboard_token": TOKEN})
-    board = Running(settings, fetch=lambda s: sample_status())
+    board = Running(settings, fetch=lambda s, rollout=None: sample_status())
     try:
         assert request(board.url + "/")[0] == 200, "the page itself holds no data"
         code, data = board.json("/api/summary")

@@ -1,5 +1,9 @@
+from rollout.state import RolloutState
+from schemas.events import RolloutEvent
+from schemas.plan import load_plan
 from streams.aggregate import WindowStats
-from streams.status import deltas, view_json, window_json
+from streams.stage2 import Stage2
+from streams.status import deltas, status_json, view_json, window_json
 from streams.windows import PartitionAccumulator, RolloutView
 from tests.streams.conftest import T0, make_result
 
@@ -39,3 +43,49 @@ def test_view_json_has_windows_rolling_spans_and_deltas():
     assert data["rolling"]["120"]["systems"]["pipeline"]["count"] == 60
     assert round(data["rolling"]["600"]["delta"]["success_rate"], 9) == -0.2  # 80% vs 100%
     assert data["end"] == "2026-01-01T00:10:00+00:00"
+
+
+def _stage2(rollouts: list[str]) -> Stage2:
+    """Stage 2 after one minute of traffic of each rollout, each at phase 1."""
+    acc = PartitionAccumulator("results", 0, window_seconds=60, lateness=600)
+    now = T0.timestamp() + 60
+    for r, rollout in enumerate(rollouts):
+        for i in range(40):
+            system = "production" if i % 2 else "pipeline"
+            offset = r * 40 + i
+            acc.add(offset, make_result(offset, rollout=rollout, system=system, seconds=i), now)
+    states = {
+        r: RolloutState(r).apply(
+            RolloutEvent(rollout=r, type="phase_started", phase=1, weight=50, ts=T0)
+        )
+        for r in rollouts
+    }
+    stage2 = Stage2(60, 3600, load_plan(), state_of=states.get)
+    for partial in acc.drain():
+        stage2.apply(partial)
+    return stage2
+
+
+ROLES = ([300], "pipeline", "production")
+
+
+def test_status_of_one_rollout_holds_only_its_views_and_control():
+    stage2 = _stage2(["kai", "mia", "zoe"])
+    worker = {"counters": {"results": 120}}
+    whole, code = status_json(stage2, None, ROLES, worker)
+    assert code == 200 and sorted(whole["rollouts"]) == sorted(whole["control"]) == [
+        "kai",
+        "mia",
+        "zoe",
+    ]
+    one, code = status_json(stage2, "mia", ROLES, worker)
+    assert code == 200 and list(one["rollouts"]) == list(one["control"]) == ["mia"]
+    assert one["rollouts"]["mia"] == whole["rollouts"]["mia"]
+    assert one["control"]["mia"]["phase"] == 1 and one["counters"] == worker["counters"]
+
+
+def test_status_of_an_unknown_rollout_is_a_404_that_says_so():
+    body, code = status_json(_stage2(["kai"]), "nobody", ROLES, {"counters": {}})
+    assert code == 404
+    assert body["rollouts"] == body["control"] == {}
+    assert body["error"] == "the worker has seen no events of rollout 'nobody'"

@@ -18,6 +18,7 @@ import uuid
 import pytest
 from kafka.admin import NewTopic
 
+from dashboard.worker_client import fetch_status
 from phasegate.stack import ensure_topics
 from phasegate.stack.broker import admin_client
 from phasegate.testing.processes import WorkerProcess
@@ -99,5 +100,9 @@ def test_no_partial_is_judged_before_the_rollout_log_is_read(kafka_bootstrap, tm
         status = worker.wait(lambda s: "kai" in s["control"])
         assert (status["control"]["kai"]["phase"], status["control"]["kai"]["weight"]) == (1, 50)
         assert status["rollout_log"] == {"caught_up": True, "error": None}
+        one = fetch_status(worker.settings, "kai")  # /status?rollout=kai
+        assert list(one["rollouts"]) == list(one["control"]) == ["kai"]
+        unknown = fetch_status(worker.settings, "nobody")  # a 404 that says why
+        assert unknown["control"] == {} and "rollout 'nobody'" in unknown["error"]
     finally:
         worker.stop()

@@ -1,0 +1,197 @@
+"""Cost as work grows: 1, 100 and 1,000 concurrent rollouts through the real stage 2.
+
+One rollout's traffic (two systems, 50/50, ``rate`` results/s, unit ids drawn from a pool
+of 10,000 units) goes through the real stage 1 (``PartitionAccumulator``) once; its
+partials are then merged into one :class:`~streams.stage2.Stage2` (default plan, every
+rollout at phase 1) under each rollout's name. Each case runs in a fresh process:
+
+- memory: the resident set (RSS) after stage 2 holds a full retention (60 windows of 60 s)
+  of every rollout, minus the RSS before; per rollout. Stage 1 merged here one partial per
+  system and window, which leaves the same state as the worker's one a second.
+- CPU: a further minute at the worker's cadence (a partial per system each second, per
+  rollout), merged and judged (``Stage2.apply``); process CPU per partial.
+- ``/status`` (every rollout), ``/status?rollout=R`` and ``/metrics``: the handler's
+  work (``status_json``, JSON encoding, ``prometheus_text``), process CPU ms (the wall
+  time on a loaded machine is not the handler's) and bytes; no HTTP. The whole
+  ``/status`` and ``/metrics`` grow with the rollouts and are timed up to ``WHOLE_UP_TO``.
+
+    python -m bench.bench_rollouts [--rollouts 1 100 1000] [--rates 10 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import random
+import time
+from datetime import timedelta
+from multiprocessing import get_context
+from typing import Any
+
+from bench.common import print_table
+from rollout.state import RolloutState
+from schemas.events import Result, RolloutEvent
+from schemas.internal import Partial
+from schemas.plan import load_plan
+from schemas.settings import Settings
+from streams.metrics import prometheus_text
+from streams.stage2 import Stage2
+from streams.status import status_json
+from streams.windows import PartitionAccumulator, to_datetime
+
+DEFAULTS = Settings.model_fields
+WINDOW = DEFAULTS["window_seconds"].default
+RETENTION = DEFAULTS["retention_seconds"].default
+ROLES = (DEFAULTS["rolling_seconds"].default, "pipeline", "production")
+UNITS = 10_000
+T0 = 1_798_761_600  # 2027-01-01, a window boundary
+PAGE = 4096
+WHOLE_UP_TO = 100  # rollouts: above, the whole /status and /metrics are not timed
+
+
+def traffic(rate: int, start: int, seconds: int, flush: int) -> list[list[Partial]]:
+    """One rollout's partials, drained every ``flush`` seconds, through the real stage 1."""
+    rng = random.Random(rate)
+    acc = PartitionAccumulator("results", 0, window_seconds=WINDOW, lateness=WINDOW)
+    runs, offset = [], 0
+    for second in range(seconds):
+        ts = to_datetime(start + second)
+        for i in range(rate):
+            system = ("pipeline", "production")[i % 2]
+            result = Result(
+                rollout="r",
+                system=system,
+                query_id=f"q{offset}",
+                unit_id=f"u{rng.randrange(UNITS)}",
+                ts=ts + timedelta(seconds=i / rate),
+                success=rng.random() < 0.97,
+                confidence=0.9,
+                latency_ms=rng.lognormvariate(4.6, 0.4),
+                weight=50,
+            )
+            acc.add(offset, result, start + second + 1.0)
+            offset += 1
+        if (second + 1) % flush == 0:
+            runs.append(acc.drain())
+            acc.committed(offset)  # the worker commits once the partials are on the broker
+    return runs
+
+
+def renamed(partials: list[Partial], rollout: str) -> list[Partial]:
+    return [p.model_copy(update={"rollout": rollout}) for p in partials]
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def timed(fn: Any, rounds: int) -> tuple[float, Any]:
+    """Median process CPU seconds of ``fn()`` and its last value."""
+    times, value = [], None
+    for _ in range(rounds):
+        t = time.process_time()
+        value = fn()
+        times.append(time.process_time() - t)
+    return sorted(times)[len(times) // 2], value
+
+
+def case(n: int, rate: int) -> dict[str, float]:
+    """One row: ``n`` rollouts at ``rate`` results/s each (run in a fresh process)."""
+    history = [p for run in traffic(rate, T0, RETENTION, WINDOW) for p in run]
+    live = traffic(rate, T0 + RETENTION, 60, 1)
+    names = [f"rollout-{i:04d}" for i in range(n)]
+    event = RolloutEvent(rollout="r", type="phase_started", phase=1, weight=50)
+    states = {r: RolloutState(r).apply(event.model_copy(update={"rollout": r})) for r in names}
+    gc.collect()
+    before = rss()
+    stage2 = Stage2(WINDOW, RETENTION, load_plan(), state_of=states.get)
+    for name in names:
+        for partial in renamed(history, name):
+            stage2.apply(partial)
+    gc.collect()
+    per_rollout = (rss() - before) / n
+    runs = [[q for name in names for q in renamed(run, name)] for run in live]
+    cpu = time.process_time()
+    for run in runs:
+        for partial in run:
+            stage2.apply(partial)
+    cpu = time.process_time() - cpu
+    partials = sum(map(len, runs))
+    worker = {"counters": {"partials": partials}}
+
+    def status(rollout: str | None) -> dict[str, Any]:
+        return status_json(stage2, rollout, ROLES, worker)[0]
+
+    one_s, one = timed(lambda: json.dumps(status(names[-1])), 3)  # the first: every look
+    whole_s, whole, metrics_s, metrics = float("nan"), "", float("nan"), ""
+    if n <= WHOLE_UP_TO:
+        status(None)  # every rollout's first look at its gates, not timed
+        whole_s, whole = timed(lambda: json.dumps(status(None)), 1)
+        metrics_s, metrics = timed(lambda: prometheus_text(status(None)), 1)
+    return {
+        "rollouts": n,
+        "rate": rate,
+        "bytes_per_rollout": per_rollout,
+        "partials_per_s": partials / cpu,
+        "us_per_partial": cpu / partials * 1e6,
+        "status_ms": whole_s * 1e3,
+        "status_kb": len(whole) / 1e3,
+        "one_ms": one_s * 1e3,
+        "one_kb": len(one) / 1e3,
+        "metrics_ms": metrics_s * 1e3,
+        "metrics_kb": len(metrics) / 1e3,
+    }
+
+
+def cost(ms: float, kb: float) -> str:
+    return "not timed" if math.isnan(ms) else f"{ms:,.1f} / {kb:,.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rollouts", type=int, nargs="+", default=[1, 100, 1000])
+    parser.add_argument("--rates", type=int, nargs="+", default=[10, 100])
+    args = parser.parse_args()
+    rows = []
+    ctx = get_context("spawn")  # a fresh interpreter per case: its RSS is its own
+    for rate in args.rates:
+        for n in args.rollouts:
+            pool = ctx.Pool(1)
+            r = pool.apply(case, (n, rate))
+            pool.close()
+            pool.join()
+            print(json.dumps(r), flush=True)
+            rows.append(
+                [
+                    f"{n:,}",
+                    f"{rate}",
+                    f"{r['bytes_per_rollout'] / 1e6:.2f}",
+                    f"{r['partials_per_s']:,.0f}",
+                    f"{r['us_per_partial']:.0f}",
+                    cost(r["status_ms"], r["status_kb"]),
+                    cost(r["one_ms"], r["one_kb"]),
+                    cost(r["metrics_ms"], r["metrics_kb"]),
+                ]
+            )
+    print_table(
+        f"concurrent rollouts through stage 2 (pid {os.getpid()}; baseline: 1 rollout)",
+        [
+            "rollouts",
+            "results/s each",
+            "MB RSS per rollout",
+            "partials/s",
+            "CPU us/partial",
+            "/status ms / kB",
+            "/status?rollout=R ms / kB",
+            "/metrics ms / kB",
+        ],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
