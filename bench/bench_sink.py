@@ -35,7 +35,7 @@ from kafka import KafkaConsumer, KafkaProducer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import create_topics, median, print_table, tansu
-from bench.sink_steps import process_cpu, step_costs
+from bench.sink_steps import group_options, process_cpu, step_costs
 from phasegate.stack import free_ports
 from phasegate.stack.clickhouse import clickhouse_process, server_url
 from producers.simulator import generate, virtual_clock
@@ -74,12 +74,7 @@ def bare(settings: Settings, n: int, decode_too: str = "") -> float:
     ``"each"`` one call per message, ``"many"`` one per fetched batch, ``"fast"`` with
     ``fast_decode_many`` per fetched batch, as the Sink does)."""
     consumer = KafkaConsumer(
-        settings.topics.results,
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=f"bare-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_poll_records=5000,
+        settings.topics.results, max_poll_records=5000, **group_options(settings, "bare")
     )
     seen, start = 0, None
     while seen < n:
@@ -105,13 +100,7 @@ def bare_aiokafka(settings: Settings, n: int) -> float:
 
 
 async def _getmany(settings: Settings, n: int) -> float:
-    consumer = AIOKafkaConsumer(
-        settings.topics.results,
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=f"bare-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    consumer = AIOKafkaConsumer(settings.topics.results, **group_options(settings, "bare"))
     await consumer.start()
     seen, start = 0, None
     try:

@@ -39,16 +39,22 @@ def process_cpu(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def group_options(settings: Settings, name: str) -> dict[str, object]:
+    """A fresh consumer group ``name-...`` reading the results topic from its start, as
+    both bare loops and the step costs take it (kafka-python and aiokafka alike)."""
+    return {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "group_id": f"{name}-{uuid.uuid4().hex[:8]}",
+        "auto_offset_reset": "earliest",
+        "enable_auto_commit": False,
+    }
+
+
 def fetch(settings: Settings, n: int) -> tuple[Polls, float]:
     """``n`` records as the bare loop fetches them (per poll and partition), and the CPU
     seconds this process spent fetching them."""
     consumer = KafkaConsumer(
-        settings.topics.results,
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=f"steps-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_poll_records=5000,
+        settings.topics.results, max_poll_records=5000, **group_options(settings, "steps")
     )
     polls: Polls = []
     cpu = 0.0
@@ -69,13 +75,7 @@ def fetch_aiokafka(settings: Settings, n: int) -> float:
 
 
 async def _getmany(settings: Settings, n: int) -> float:
-    consumer = AIOKafkaConsumer(
-        settings.topics.results,
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=f"steps-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    consumer = AIOKafkaConsumer(settings.topics.results, **group_options(settings, "steps"))
     await consumer.start()
     seen, cpu = 0, 0.0
     try:
