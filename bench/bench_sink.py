@@ -21,7 +21,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -29,18 +31,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer
 from kafka import KafkaConsumer, KafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import create_topics, median, print_table, tansu
-from bench.sink_steps import process_cpu, step_costs
+from bench.sink_steps import group_options, process_cpu, step_costs
 from phasegate.stack import free_ports
 from phasegate.stack.clickhouse import clickhouse_process, server_url
 from producers.simulator import generate, virtual_clock
 from schemas import RolloutEvent, decode, encode
 from schemas.codec import decode_many
 from schemas.events import Result
+from schemas.fastcodec import fast_decode_many
 from schemas.plan import load_plan
 from schemas.settings import Settings
 from sinks import rows
@@ -69,14 +73,10 @@ def produce(settings: Settings, n: int) -> None:
 
 def bare(settings: Settings, n: int, decode_too: str = "") -> float:
     """Seconds for a consumer group to fetch ``n`` records (and decode them, if asked:
-    ``"each"`` one call per message, ``"many"`` one per fetched batch)."""
+    ``"each"`` one call per message, ``"many"`` one per fetched batch, ``"fast"`` with
+    ``fast_decode_many`` per fetched batch, as the Sink does)."""
     consumer = KafkaConsumer(
-        settings.topics.results,
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=f"bare-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_poll_records=5000,
+        settings.topics.results, max_poll_records=5000, **group_options(settings, "bare")
     )
     seen, start = 0, None
     while seen < n:
@@ -88,9 +88,32 @@ def bare(settings: Settings, n: int, decode_too: str = "") -> float:
                     decode(record.value, expect=Result)
             elif decode_too == "many":
                 decode_many([record.value for record in records], expect=Result)
+            elif decode_too == "fast":
+                fast_decode_many([record.value for record in records], expect=Result)
     elapsed = time.perf_counter() - (start or time.perf_counter())
     consumer.commit()
     consumer.close()
+    return elapsed
+
+
+def bare_aiokafka(settings: Settings, n: int) -> float:
+    """Seconds for an aiokafka consumer group to fetch ``n`` records with ``getmany``."""
+    return asyncio.run(_getmany(settings, n))
+
+
+async def _getmany(settings: Settings, n: int) -> float:
+    consumer = AIOKafkaConsumer(settings.topics.results, **group_options(settings, "bare"))
+    await consumer.start()
+    seen, start = 0, None
+    try:
+        while seen < n:
+            for records in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
+                start = start or time.perf_counter()
+                seen += len(records)
+        elapsed = time.perf_counter() - (start or time.perf_counter())
+        await consumer.commit()
+    finally:
+        await consumer.stop()
     return elapsed
 
 
@@ -116,7 +139,8 @@ def sink(settings: Settings, store: Store, n: int, batch: int | None) -> float:
 
 
 def _sink_child(settings: Settings, url: str, n: int, total, times) -> None:
-    """One sink process of a group: run until the group has read ``n`` messages."""
+    """One sink process of a group: run until the group has stored ``n`` rows (a message
+    read again after a rebalance is read twice and stored once: count the stored)."""
     store = ServerStore(url)
     runner = Sink(settings, store, group_id=f"sink-{settings.database}", batch_seconds=0.5)
     runner.start()
@@ -125,9 +149,10 @@ def _sink_child(settings: Settings, url: str, n: int, total, times) -> None:
         while total.value < n or runner.pending:
             if runner.poll_once(timeout_ms=200) and start is None:
                 start = time.perf_counter()
+            stored = sum(runner.counters.rows.values())
             with total.get_lock():
-                total.value += runner.counters.messages - seen
-            seen = runner.counters.messages
+                total.value += stored - seen
+            seen = stored
     finally:
         runner.close()
         store.close()
@@ -151,7 +176,8 @@ def sink_processes(settings: Settings, url: str, n: int, count: int) -> float:
     spans = [times.get(timeout=600) for _ in children]
     for child in children:
         child.join()
-    assert store.query(f"SELECT count() FROM {database}.results").scalar() == n
+    stored = store.query(f"SELECT count() FROM {database}.results FINAL").scalar()
+    assert stored == n, f"{stored} rows stored of {n}"
     store.execute(f"DROP DATABASE {database}")
     store.close()
     return max(end for _, end in spans) - min(start for start, _ in spans if start)
@@ -236,27 +262,35 @@ def sink_tables(
     n = args.events
     runs = range(args.runs)
     bare_s = [bare(settings, n) for _ in runs]
+    aio_s = [bare_aiokafka(settings, n) for _ in runs]
     each_s = [bare(settings, n, decode_too="each") for _ in runs]
     many_s = [bare(settings, n, decode_too="many") for _ in runs]
+    fast_s = [bare(settings, n, decode_too="fast") for _ in runs]
     server_cpu = process_cpu(server_pid)
     server_s = [sink(settings, server, n, args.batch) for _ in runs]
     server_cpu = process_cpu(server_pid) - server_cpu
     local_s = [sink(settings, local, n, args.batch) for _ in runs]
     two_s = [sink_processes(settings, server.url, n, 2) for _ in runs]
-    b = median(bare_s)
+    b, a = median(bare_s), median(aio_s)
     cases = {
-        "bare kafka-python fetch loop": bare_s,
-        "fetch + decode, one call per message": each_s,
-        "fetch + decode_many per fetched batch": many_s,
+        "bare kafka-python poll loop": bare_s,
+        "bare aiokafka getmany loop": aio_s,
+        "kafka-python fetch + decode, one call per message": each_s,
+        "kafka-python fetch + decode_many per fetched batch": many_s,
+        "kafka-python fetch + fast_decode_many (the Sink's decode)": fast_s,
         "Sink -> ClickHouse 18.16 server": server_s,
         "Sink -> chdb 4.4": local_s,
         "2 Sink processes, one group -> ClickHouse 18.16": two_s,
     }
-    table = [[k, f"{n / median(v):,.0f}", f"{b / median(v):.2f}"] for k, v in cases.items()]
+    table = [
+        [k, f"{n / median(v):,.0f}", f"{b / median(v):.2f}", f"{a / median(v):.2f}"]
+        for k, v in cases.items()
+    ]
     size = args.batch or BATCH_ROWS
-    title = f"results topic -> ClickHouse, {n:,} events, batches of {size:,}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    title = f"results topic -> ClickHouse, {n:,} events, batches of {size:,}, load {load}"
     print_table(f"{title}, median of {args.runs}",
-                ["consumer", "rows/s", "of bare"], table)  # fmt: skip
+                ["consumer", "rows/s", "of kafka-python", "of aiokafka"], table)  # fmt: skip
     costs = step_costs(settings, server, n, args.runs)
     costs.append(("ClickHouse 18.16 server (insert, rollup views, merges)",
                   server_cpu / (n * args.runs) * 1e6))  # fmt: skip

@@ -8,16 +8,19 @@ their ``/proc`` CPU counters. Minimum of ``runs`` runs (the least disturbed).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer
 from kafka import KafkaConsumer
 
 from schemas import Result, decode
 from schemas.codec import decode_many
+from schemas.fastcodec import fast_decode_many
 from schemas.settings import Settings
 from sinks import ddl
 from sinks.batch import Batch, entry_columns, refuse_times
@@ -36,16 +39,22 @@ def process_cpu(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def group_options(settings: Settings, name: str) -> dict[str, object]:
+    """A fresh consumer group ``name-...`` reading the results topic from its start, as
+    both bare loops and the step costs take it (kafka-python and aiokafka alike)."""
+    return {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "group_id": f"{name}-{uuid.uuid4().hex[:8]}",
+        "auto_offset_reset": "earliest",
+        "enable_auto_commit": False,
+    }
+
+
 def fetch(settings: Settings, n: int) -> tuple[Polls, float]:
     """``n`` records as the bare loop fetches them (per poll and partition), and the CPU
     seconds this process spent fetching them."""
     consumer = KafkaConsumer(
-        settings.topics.results,
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=f"steps-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_poll_records=5000,
+        settings.topics.results, max_poll_records=5000, **group_options(settings, "steps")
     )
     polls: Polls = []
     cpu = 0.0
@@ -57,6 +66,28 @@ def fetch(settings: Settings, n: int) -> tuple[Polls, float]:
         polls += list(got.items())
     consumer.close()
     return polls, cpu
+
+
+def fetch_aiokafka(settings: Settings, n: int) -> float:
+    """The CPU seconds this process spends fetching ``n`` records with aiokafka ``getmany``
+    (the whole loop's CPU, its background fetch task included)."""
+    return asyncio.run(_getmany(settings, n))
+
+
+async def _getmany(settings: Settings, n: int) -> float:
+    consumer = AIOKafkaConsumer(settings.topics.results, **group_options(settings, "steps"))
+    await consumer.start()
+    seen, cpu = 0, 0.0
+    try:
+        while seen < n:
+            start = process_cpu()
+            got = await consumer.getmany(timeout_ms=200, max_records=5000)
+            if got:
+                cpu += process_cpu() - start
+            seen += sum(len(m) for m in got.values())
+    finally:
+        await consumer.stop()
+    return cpu
 
 
 def _least(step: Callable[[], object], runs: int) -> float:
@@ -71,6 +102,7 @@ def _least(step: Callable[[], object], runs: int) -> float:
 def step_costs(settings: Settings, store: Store, n: int, runs: int) -> list[tuple[str, float]]:
     """(step, CPU microseconds per message) for the sink's steps after the fetch."""
     polls, fetch_cpu = fetch(settings, n)
+    aio_cpu = fetch_aiokafka(settings, n)
     values = [[m.value for m in messages] for _, messages in polls]
     decoded = [decode_many(v, Result) for v in values]
     batch = Batch()
@@ -97,10 +129,14 @@ def step_costs(settings: Settings, store: Store, n: int, runs: int) -> list[tupl
 
     steps = {
         "kafka-python fetch (the bare loop)": lambda: None,
+        "aiokafka getmany fetch (the bare loop)": lambda: None,
         "decode, one call per message (before)": lambda: [
             [decode(v, Result) for v in vs] for vs in values
         ],
         "decode_many, per fetched batch": lambda: [decode_many(v, Result) for v in values],
+        "fast_decode_many, per fetched batch (the Sink's)": lambda: [
+            fast_decode_many(v, Result) for v in values
+        ],
         "ts check + batch": lambda: (batch.clear(), add()),
         "ledger select + remember": ledger,
         "columns": lambda: entry_columns(ddl.RESULTS, entries),
@@ -108,5 +144,6 @@ def step_costs(settings: Settings, store: Store, n: int, runs: int) -> list[tupl
     }
     out = [(name, _least(fn, runs) / n * 1e6) for name, fn in steps.items()]
     out[0] = (out[0][0], fetch_cpu / n * 1e6)
+    out[1] = (out[1][0], aio_cpu / n * 1e6)
     store.execute(f"DROP DATABASE {database}")
     return out
