@@ -61,8 +61,11 @@ def test_emitted_event_is_counted_alerts_and_lands_in_clickhouse(settings, tmp_p
         assert [(a.rollout, a.system, a.metric) for a in emergencies] == [
             ("kai", "production", "success_rate")
         ], alerts
-        assert emergencies[0].observed < emergencies[0].threshold == 0.9
-        assert all(a.severity != "critical" for a in alerts if a not in emergencies), alerts
+        # The run that fired favours 10% failures over the acceptable 5%: its success rate is
+        # below the indifference point (92.8%), not necessarily below the 90% limit.
+        assert emergencies[0].observed < 0.928 and emergencies[0].threshold == 0.9
+        acted_on = {"emergency_rollback", "guardrail"}  # the candidate is worse than the baseline
+        assert all(a.severity != "critical" for a in alerts if a.kind not in acted_on), alerts
 
         def stored() -> dict[str, int]:
             return {r.system: r.events for r in system_report(store, settings.database, "kai")}
