@@ -32,7 +32,7 @@ from schemas.plan import Plan
 from schemas.stats import split_evidence
 from streams.evidence import incident_id
 from streams.units import UnitSample
-from streams.windows import RolloutView, to_datetime, window_start
+from streams.windows import RolloutView, first_window_after, to_datetime
 
 NAME = "sample-ratio"
 CAPACITY = 1 << 15
@@ -94,10 +94,7 @@ class SampleRatioCheck:
         roles = self.plan.roles
         self.span, self.first, self.warned = (key, weight), None, False
         self.units = {s: UnitSample(self.capacity) for s in (roles.candidate, roles.baseline)}
-        self.checked = -1
-        if anchor is not None:
-            self.checked = window_start(anchor.ts, self.window_seconds) + self.window_seconds
-        self.floor = self.checked
+        self.checked = self.floor = first_window_after(anchor and anchor.ts, self.window_seconds)
 
     def _take(self, view: RolloutView, start: int, weight: int) -> None:
         for system in self.units:

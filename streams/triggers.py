@@ -50,7 +50,7 @@ from streams.guardrails import Guardrail, reference, span, tolerated
 from streams.guardrails import observed as observed_in
 from streams.sample_ratio import SampleRatioCheck
 from streams.sequential import Cusum, RatioCusum
-from streams.windows import RolloutView, to_datetime, window_start
+from streams.windows import RolloutView, first_window_after, to_datetime
 
 Output = Alert | RolloutEvent
 RECENT = 1_000  # evidence kept to re-judge after a person's change arrives late
@@ -505,9 +505,7 @@ class RolloutMonitor:
     @property
     def _split_from(self) -> int:
         """The first window wholly after the anchor (events before it are not evidence)."""
-        if self.anchor is None:
-            return -1
-        return window_start(self.anchor.ts, self.window_seconds) + self.window_seconds
+        return first_window_after(self.anchor and self.anchor.ts, self.window_seconds)
 
     def forget(self, before: int) -> None:
         self.marks.forget(before)

@@ -31,6 +31,12 @@ def window_start(ts: datetime, size: int) -> int:
     return t - t % size
 
 
+def first_window_after(ts: datetime | None, size: int) -> int:
+    """Start of the first window wholly after ``ts`` (-1 when there is no ``ts``): where
+    the evidence after a person's change begins."""
+    return -1 if ts is None else window_start(ts, size) + size
+
+
 def to_datetime(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
