@@ -46,7 +46,7 @@ from streams.attribution import Counts, attribute, counts, figures
 from streams.baseline_watch import BaselineWatch, Degraded
 from streams.contributors import contributors
 from streams.evidence import Evidence, RunSketch, WindowMarks, incident_id
-from streams.guardrails import Guardrail, reference, span, tolerated
+from streams.guardrails import Guardrail, reference, samples, span, tolerated
 from streams.guardrails import observed as observed_in
 from streams.sample_ratio import SampleRatioCheck
 from streams.sequential import Cusum, RatioCusum
@@ -265,12 +265,12 @@ class RolloutMonitor:
             cand = span(self.view, roles.candidate, opened, start)
             base = span(self.view, roles.baseline, opened, start)
             seen, limit = observed_in(trigger, cand), tolerated(trigger, base)
-            return self._fire(trigger, opened, start, seen, cand.count, state, limit)
+            return self._fire(trigger, opened, start, seen, samples(trigger, cand), state, limit)
         if incident is not None and cusum.clear:
             del self.incidents[trigger.name]
             latest = self.view.window(roles.candidate, start)
             seen = observed_in(trigger, latest)
-            return [self._recovered(trigger, incident, start, seen, latest.count)]
+            return [self._recovered(trigger, incident, start, seen, samples(trigger, latest))]
         return []
 
     def _sequential(
