@@ -18,9 +18,10 @@ window checked at every look once it has the trigger's minimum sample: success <
 P95 > its limit, or a critical error).
 
 The ``guardrails`` table (``bench.guardrail_rows``) runs two-system rollouts: the default
-plan's guardrails and attribution against today's fixed-limit rule.
+plan's guardrails and attribution against today's fixed-limit rule; the ``confidence``
+table (``bench.confidence_rows``) the confidence and feedback guardrails a plan may add.
 
-    python -m bench.bench_gates [--runs 200] [--jobs 2] [--only fixed|guardrails]
+    python -m bench.bench_gates [--runs 200] [--jobs 2] [--only fixed|guardrails|confidence]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
-from bench import gate_verdicts, guardrail_rows
+from bench import confidence_rows, gate_verdicts, guardrail_rows
 from bench.common import median, print_table
 from producers.simulator import SCENARIOS, SystemProfile, Traffic
 from rollout.state import fold
@@ -266,6 +267,7 @@ def fixed_limit_table(runs: int, jobs: int) -> tuple[str, list[str], list[list[s
 TABLES: dict[str, Callable[[int, int], tuple[str, list[str], list[list[str]]]]] = {
     "fixed": fixed_limit_table,
     "guardrails": guardrail_rows.table,
+    "confidence": confidence_rows.confidence_table,  # confidence and feedback guardrails
     "gates": lambda runs, jobs: gate_verdicts.rows(runs, workers=jobs),  # false pass, flips
 }
 

@@ -22,7 +22,7 @@ from multiprocessing import Pool
 
 from bench.common import median
 from phasegate.testing.guardrails import Blips, Course, Outcome, Profile, run
-from schemas.plan import load_plan
+from schemas.plan import Plan, load_plan
 from schemas.stats import wilson
 
 SECONDS = 1800  # 30 min
@@ -35,9 +35,10 @@ class Row:
     course: Course
     goal: int | None = None  # candidate events after the onset to catch it within
     by_guardrail: bool = True  # caught: by a guardrail alert (else: by a rollback)
+    plan: Plan | None = None  # default: the packaged plan
 
 
-def _after(rate: int, events: int) -> int:
+def after(rate: int, events: int) -> int:
     """Seconds a course runs: the onset, then ``events`` candidate events and 3 windows."""
     return ONSET + math.ceil(events / rate) + 180
 
@@ -51,7 +52,7 @@ ROWS = [
         Course(
             "shared outage, both 97% -> 85%",
             10,
-            _after(10, 5000),
+            after(10, 5000),
             ONSET,
             baseline_after=Profile(success=0.85),
             candidate_after=Profile(success=0.85),
@@ -59,12 +60,12 @@ ROWS = [
     ),
     Row(
         Course(
-            "candidate 97% -> 93.5%", 10, _after(10, 5000), ONSET, candidate_after=Profile(0.935)
+            "candidate 97% -> 93.5%", 10, after(10, 5000), ONSET, candidate_after=Profile(0.935)
         ),
         5000,
     ),
     Row(
-        Course("candidate 97% -> 85%", 10, _after(10, 1000), ONSET, candidate_after=Profile(0.85)),
+        Course("candidate 97% -> 85%", 10, after(10, 1000), ONSET, candidate_after=Profile(0.85)),
         1000,
         by_guardrail=False,
     ),
@@ -72,7 +73,7 @@ ROWS = [
         Course(
             "candidate P95 +20%",
             10,
-            _after(10, 5000),
+            after(10, 5000),
             ONSET,
             candidate_after=Profile(median_ms=144),
         ),
@@ -82,7 +83,7 @@ ROWS = [
         Course(
             "candidate P95 +50%",
             10,
-            _after(10, 2000),
+            after(10, 2000),
             ONSET,
             candidate_after=Profile(median_ms=180),
         ),
@@ -119,20 +120,24 @@ def _rules(row: Row, o: Outcome) -> dict[str, tuple[tuple[int, int] | None, tupl
 
 def _one(args: tuple[Row, int]) -> Outcome:
     row, seed = args
-    return run(row.course, load_plan(), seed)
+    return run(row.course, row.plan or load_plan(), seed)
 
 
-def table(runs: int, jobs: int = 2) -> tuple[str, list[str], list[list[str]]]:
-    """The rows over ``runs`` rollouts each, ``jobs`` processes."""
+def table(
+    runs: int,
+    jobs: int = 2,
+    scenarios: list[Row] = ROWS,
+    title: str = "Guardrails and attribution",
+) -> tuple[str, list[str], list[list[str]]]:
+    """The ``scenarios`` over ``runs`` rollouts each, ``jobs`` processes."""
     rows = []
     with Pool(jobs) as pool:
-        for row in ROWS:
+        for row in scenarios:
             outcomes = pool.map(_one, [(row, seed) for seed in range(runs)])
             rows += _row(row, outcomes)
     columns = ["scenario", "events/s", "rule", "false rollbacks", "false guardrail", "shared"]
     columns += ["caught (goal)", "median delay"]
-    title = f"Guardrails and attribution on {runs} simulated rollouts per row (weight 50)"
-    return title, columns, rows
+    return f"{title} on {runs} simulated rollouts per row (weight 50)", columns, rows
 
 
 def _row(row: Row, outcomes: list[Outcome]) -> list[list[str]]:

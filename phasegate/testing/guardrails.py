@@ -4,7 +4,9 @@ A :class:`Course` says what the baseline and the candidate do over time: healthy
 blips (both systems drop together for a few seconds every few minutes), a shared
 outage, or a change of the candidate alone. :func:`run` feeds a course to stage 2 at the
 worker's cadence (one partial per system every second, read at the simulated clock)
-and reports the alerts and rollbacks. Latency is log-normal (the simulator's shape). Needs numpy.
+and reports the alerts and rollbacks. Latency is log-normal (the simulator's shape),
+confidence beta (concentration :data:`CONCENTRATION`), and :data:`FEEDBACK` of the
+results get a verdict, "incorrect" or "correct". Needs numpy.
 """
 
 from __future__ import annotations
@@ -30,15 +32,20 @@ ROLLOUT = "bench"
 WINDOW = 60
 WEIGHT = 50
 _MULTIPLIER = LogarithmicMapping(RELATIVE_ACCURACY)._multiplier  # key = ceil(log2(v) * it)
+CONCENTRATION = 12.0  # beta(c * mean, c * (1 - mean)): sd 0.1 at a mean of 0.85
+FEEDBACK = 0.1  # share of results with a verdict (the simulator's feedback_rate)
 
 
 @dataclass(frozen=True)
 class Profile:
-    """One system at one moment: success rate and log-normal latency."""
+    """One system at one moment: success rate, log-normal latency, mean confidence and
+    the share of its feedback verdicts that complain."""
 
     success: float = 0.97
     median_ms: float = 120.0
     sigma: float = 0.35
+    confidence: float = 0.85
+    complaints: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -79,8 +86,9 @@ class Course:
         return base, cand
 
 
-def stats(n: int, profile: Profile, rng) -> WindowStats:
-    """``n`` events of ``profile`` as a window aggregate (the sketch's bins computed at once)."""
+def stats(n: int, profile: Profile, rng, more) -> WindowStats:
+    """``n`` events of ``profile`` as a window aggregate (the sketch's bins computed at once);
+    confidence and feedback drawn from ``more`` (so success and latency draw as before)."""
     import numpy as np
 
     s = WindowStats()
@@ -91,7 +99,12 @@ def stats(n: int, profile: Profile, rng) -> WindowStats:
         bins=dict(zip(keys.astype(int).tolist(), counts.tolist(), strict=True))
     )
     s.latency_sum, s.latency_sq_sum = float(latencies.sum()), float((latencies**2).sum())
-    s.confidence_sum, s.confidence_sq_sum = 0.9 * n, 0.81 * n
+    c = CONCENTRATION
+    confidence = more.beta(c * profile.confidence, c * (1 - profile.confidence), n)
+    s.confidence_sum, s.confidence_sq_sum = float(confidence.sum()), float((confidence**2).sum())
+    verdicts = int(more.binomial(n, FEEDBACK))
+    incorrect = int(more.binomial(verdicts, profile.complaints))
+    s.feedback.update({"incorrect": incorrect, "correct": verdicts - incorrect})
     s.weights[WEIGHT] = n
     return s
 
@@ -111,7 +124,7 @@ def partials(course: Course, seed: int) -> Iterator[tuple[int, int, list[Partial
     """Per simulated second: (second, candidate events so far, that second's partials)."""
     import numpy as np  # only the simulation needs it
 
-    rng = np.random.default_rng(seed)
+    rng, more = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     offsets = dict.fromkeys(("pipeline", "production"), 0)
     candidate_events = 0
     for t in range(course.seconds):
@@ -136,7 +149,7 @@ def partials(course: Course, seed: int) -> Iterator[tuple[int, int, list[Partial
                     last_offset=first + n - 1,
                     committed_offset=first,
                     read_at=now + timedelta(seconds=1),
-                    stats=stats(n, profile, rng).to_state(),
+                    stats=stats(n, profile, rng, more).to_state(),
                 )
             )
         yield t, candidate_events, out

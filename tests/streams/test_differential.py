@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import optimize, stats
 
 from streams.differential import log_pmf, log_ratio, odds_ratio
 from streams.sequential import RatioCusum
@@ -68,3 +68,22 @@ def test_false_alarms_stay_within_the_union_bound(level):
     with shared blips (every fifth window at 40% failures in both systems)."""
     windows, alpha = 30, 0.2
     assert _false_alarms(300, windows, math.log(windows / alpha), level) <= alpha
+
+
+def test_the_documented_complaint_indifference_point():
+    """docs/statistics.md: margin 0, detect 0.1 at a baseline of 10% complaints, 60
+    verdicts per window and system: the expected ratio is zero at 14.2% complaints."""
+    n, base = 60, 0.1
+    psi1 = odds_ratio(base, base + 0.1)
+    y = np.arange(n + 1)
+
+    def drift(share: float) -> float:
+        px, py = stats.binom.pmf(y, n, share), stats.binom.pmf(y, n, base)
+        return sum(
+            px[i] * py[j] * log_ratio((n, i, n, j), 1.0, psi1)
+            for i in range(n + 1)
+            for j in range(n + 1)
+            if px[i] * py[j] > 1e-12
+        )
+
+    assert optimize.brentq(drift, 0.1, 0.2, xtol=1e-4) == pytest.approx(0.142, abs=0.001)

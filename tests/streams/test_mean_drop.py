@@ -147,3 +147,39 @@ def test_a_candidate_five_points_lower_is_caught():
     rng, h = np.random.default_rng(12), math.log(1e6 / 150 * 5 / 0.01)
     caught = sum(_run(rng, 40, h, lambda w: 0.80, lambda w: 0.85) for _ in range(100))
     assert caught >= 95
+
+
+def _growth(drop: float, sd: float, margin: float, detect: float, n: int = 600) -> float:
+    """Expected log e-value of a window of ``n`` values per system, the candidate
+    ``drop`` below a baseline at 0.85, both with ``sd``, centers at the true means."""
+    centers, var = (0.85 - drop, 0.85), sd * sd
+    k = bet((n, n), centers, (var, var), detect - margin, 1.0)
+    return (
+        k * (drop - margin)
+        - penalty(k / n, centers[1]) * n * var
+        - penalty(k / n, 1 - centers[0]) * n * var
+    )
+
+
+@pytest.mark.parametrize(
+    ("sd", "drop", "share"),
+    [
+        (0.1, 0.02, 0.73),
+        (0.1, 0.03, 0.63),
+        (0.1, 0.05, 0.49),
+        (0.05, 0.02, 0.37),
+        (0.05, 0.05, 0.19),
+    ],
+)
+def test_its_evidence_per_event_against_a_normal_test_that_knew_the_variance(sd, drop, share):
+    """docs/statistics.md: the share of a normal test's growth (drop^2 / (4 sd^2) per
+    pair of values) it draws, margin 0, detect the drop."""
+    n = 600
+    ratio = _growth(drop, sd, 0.0, drop, n) / (n * drop * drop / (4 * sd * sd))
+    assert ratio == pytest.approx(share, abs=0.01)
+
+
+def test_the_documented_indifference_point():
+    """Margin 0.02, detect 0.07, sd 0.1 at 0.85: it fires eventually from 0.036 below."""
+    point = optimize.brentq(lambda d: _growth(d, 0.1, 0.02, 0.07), 0.021, 0.07)
+    assert point == pytest.approx(0.036, abs=0.001)
