@@ -2,32 +2,18 @@
 
 The same two-system rollouts as ``bench.guardrail_rows`` (``phasegate.testing.guardrails``:
 confidence beta with sd 0.1 at a mean of 0.85, a verdict on 10% of the results), through
-stage 2 with the default plan plus :data:`CONFIDENCE` and :data:`COMPLAINTS`. ``today``:
+stage 2 with the default plan plus ``CONFIDENCE`` and ``COMPLAINTS`` (margin 0.02 on
+the mean; complaints: margin 0, detect 0.1, steps of 50 verdicts). ``today``:
 the fixed-limit triggers, which watch neither metric.
 """
 
 from __future__ import annotations
 
 from bench.guardrail_rows import ONSET, SECONDS, Row, after, table
-from phasegate.testing.guardrails import Course, Profile
-from schemas.plan import Trigger, load_plan
+from phasegate.testing.guardrails import COMPLAINTS, CONFIDENCE, Course, Profile, with_triggers
+from schemas.plan import load_plan
 
-CONFIDENCE = Trigger(
-    name="confidence-guardrail",
-    action="emergency",
-    metric="mean_confidence",
-    compare="baseline",
-    margin=0.02,  # detect: margin + 0.05
-)
-COMPLAINTS = Trigger(
-    name="complaint-guardrail",
-    action="emergency",
-    metric="complaint_rate",
-    compare="baseline",
-    detect=0.1,
-    min_samples=50,
-)
-PLAN = load_plan().model_copy(update={"rollback": [*load_plan().rollback, CONFIDENCE, COMPLAINTS]})
+PLAN = with_triggers(load_plan(), CONFIDENCE, COMPLAINTS)
 SHARED = Profile(confidence=0.6, complaints=0.3)
 
 ROWS = [

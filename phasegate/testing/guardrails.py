@@ -21,7 +21,7 @@ from ddsketch import LogarithmicMapping
 from rollout.state import fold
 from schemas.events import Alert, RolloutEvent
 from schemas.internal import Partial
-from schemas.plan import Plan
+from schemas.plan import Plan, Trigger
 from streams.aggregate import WindowStats
 from streams.sketch import RELATIVE_ACCURACY, LatencySketch
 from streams.stage2 import Stage2
@@ -34,6 +34,28 @@ WEIGHT = 50
 _MULTIPLIER = LogarithmicMapping(RELATIVE_ACCURACY)._multiplier  # key = ceil(log2(v) * it)
 CONCENTRATION = 12.0  # beta(c * mean, c * (1 - mean)): sd 0.1 at a mean of 0.85
 FEEDBACK = 0.1  # share of results with a verdict (the simulator's feedback_rate)
+
+CONFIDENCE = Trigger(
+    name="confidence-guardrail",
+    action="emergency",
+    metric="mean_confidence",
+    compare="baseline",
+    margin=0.02,  # detect: margin + 0.05
+)
+COMPLAINTS = Trigger(
+    name="complaint-guardrail",
+    action="emergency",
+    metric="complaint_rate",
+    compare="baseline",
+    detect=0.1,
+    min_samples=50,
+)
+"""The confidence and feedback guardrails of docs/statistics.md (no default plan has them)."""
+
+
+def with_triggers(plan: Plan, *extra: Trigger) -> Plan:
+    """``plan`` with the rollback triggers ``extra`` added after its own."""
+    return plan.model_copy(update={"rollback": [*plan.rollback, *extra]})
 
 
 @dataclass(frozen=True)

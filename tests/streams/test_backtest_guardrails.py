@@ -5,34 +5,14 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+from phasegate.testing.guardrails import COMPLAINTS, CONFIDENCE, with_triggers
 from schemas.events import Feedback
-from schemas.plan import Trigger, load_plan
+from schemas.plan import load_plan
 from streams.backtest import Stored, replay
 from tests.streams.conftest import make_result
 from tests.streams.test_backtest import CADENCE, DROP, ROLLOUT, person, worker_alerts
 
-PLAN = load_plan().model_copy(
-    update={
-        "rollback": [
-            *load_plan().rollback,
-            Trigger(
-                name="confidence-guardrail",
-                action="partial",
-                metric="mean_confidence",
-                compare="baseline",
-                margin=0.02,
-            ),
-            Trigger(
-                name="complaint-guardrail",
-                action="emergency",
-                metric="complaint_rate",
-                compare="baseline",
-                detect=0.15,
-                min_samples=50,
-            ),
-        ]
-    }
-)
+PLAN = with_triggers(load_plan(), CONFIDENCE, COMPLAINTS)
 
 
 def history(seconds: int = 300, per_second: int = 20) -> list[Stored]:

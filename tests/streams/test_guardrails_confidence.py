@@ -7,35 +7,20 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
+from phasegate.testing.guardrails import COMPLAINTS, CONFIDENCE, with_triggers
 from schemas.events import Feedback
 from schemas.plan import Plan, Trigger, load_plan
 from streams.stage2 import control_json
 from tests.streams.conftest import T0
 from tests.streams.test_triggers import ROLLOUT, Harness, replay
 
-CONFIDENCE = Trigger(
-    name="confidence-guardrail",
-    action="emergency",
-    metric="mean_confidence",
-    compare="baseline",
-    margin=0.02,
-)
-
 
 def feedback_guardrail(metric: str) -> Trigger:
-    return Trigger(
-        name="feedback-guardrail",
-        action="partial",
-        metric=metric,
-        compare="baseline",
-        detect=0.15,
-        min_samples=50,
-    )
+    return COMPLAINTS.model_copy(update={"metric": metric})
 
 
-def with_triggers(*extra: Trigger) -> Plan:
-    plan = load_plan()
-    return plan.model_copy(update={"rollback": [*plan.rollback, *extra]})
+def with_guardrail(trigger: Trigger) -> Plan:
+    return with_triggers(load_plan(), trigger)
 
 
 def confident(h: Harness, mean: float):
@@ -49,7 +34,7 @@ def confidences(h: Harness, batches: int, candidate: float, baseline: float) -> 
 
 
 def test_a_confidence_drop_against_the_baseline_rolls_back():
-    h = Harness(plan=with_triggers(CONFIDENCE))
+    h = Harness(plan=with_guardrail(CONFIDENCE))
     confidences(h, 30, 0.85, 0.85)
     assert h.out == []
     confidences(h, 40, 0.76, 0.85)
@@ -72,7 +57,7 @@ def test_a_confidence_drop_against_the_baseline_rolls_back():
 
 
 def test_a_confidence_drop_both_systems_share_is_no_evidence():
-    h = Harness(plan=with_triggers(CONFIDENCE))
+    h = Harness(plan=with_guardrail(CONFIDENCE))
     confidences(h, 30, 0.85, 0.85)
     confidences(h, 40, 0.55, 0.55)
     confidences(h, 20, 0.85, 0.85)
@@ -82,7 +67,7 @@ def test_a_confidence_drop_both_systems_share_is_no_evidence():
 
 
 def test_within_the_margin_it_stays_silent():
-    h = Harness(plan=with_triggers(CONFIDENCE))
+    h = Harness(plan=with_guardrail(CONFIDENCE))
     confidences(h, 30, 0.85, 0.85)
     confidences(h, 60, 0.84, 0.85)  # one point lower, the margin is two
     assert h.out == []
@@ -105,8 +90,8 @@ def verdicts(h: Harness, complaints: dict[str, float], per_system: int = 40) -> 
 
 
 @pytest.mark.parametrize("metric", ["complaint_rate", "feedback_positive_rate"])
-def test_more_negative_feedback_than_the_baseline_steps_back(metric):
-    h = Harness(phase=2, weight=75, plan=with_triggers(feedback_guardrail(metric)))
+def test_more_negative_feedback_than_the_baseline_rolls_back(metric):
+    h = Harness(phase=2, weight=75, plan=with_guardrail(feedback_guardrail(metric)))
     for _ in range(30):
         verdicts(h, {"production": 0.1, "pipeline": 0.1})
     assert h.out == []
@@ -126,11 +111,11 @@ def test_more_negative_feedback_than_the_baseline_steps_back(metric):
     assert worse
     events = sum(f.samples for f in alert.figures)
     assert alert.samples < events < 1000  # feedback verdicts, not results
-    assert [(e.weight, e.phase) for e in h.events()] == [(50, 1)]
+    assert [e.weight for e in h.events()] == [0]
 
 
 def test_shared_complaints_are_no_evidence():
-    h = Harness(phase=2, weight=75, plan=with_triggers(feedback_guardrail("complaint_rate")))
+    h = Harness(phase=2, weight=75, plan=with_guardrail(feedback_guardrail("complaint_rate")))
     for _ in range(30):
         verdicts(h, {"production": 0.1, "pipeline": 0.1})
     for _ in range(40):
