@@ -54,8 +54,9 @@ COMPLAINTS = Trigger(
 
 
 def with_triggers(plan: Plan, *extra: Trigger) -> Plan:
-    """``plan`` with the rollback triggers ``extra`` added after its own."""
-    return plan.model_copy(update={"rollback": [*plan.rollback, *extra]})
+    """``plan`` with the rollback triggers ``extra`` added after its own (validated)."""
+    triggers = [t.model_dump() for t in (*plan.rollback, *extra)]
+    return Plan.model_validate({**plan.model_dump(), "rollback": triggers})
 
 
 @dataclass(frozen=True)
