@@ -8,9 +8,9 @@ window against the baseline (``streams.guardrails``); the fixed-limit triggers a
 on the baseline (``streams.baseline_watch``) to tell a baseline-only degradation.
 
 Every rollback alert says whether the cause is shared (judged once the baseline's events
-read as late are in) and carries both systems' figures (``streams.alerts`` builds the
-alerts). A trigger acts unless it is a dry run (``dry_run``) or the cause is shared and the plan
-holds on one (``on_shared = "hold"``: a critical ``rollback_held`` alert instead).
+read as late are in) and carries both systems' figures; ``streams.alerts`` builds the
+alerts. A trigger acts unless it is a dry run (``dry_run``) or the cause is shared and
+the plan holds on one (``on_shared = "hold"``: a critical ``rollback_held`` alert instead).
 
 An incident opens when a trigger fires and produces one alert (and, for a rollback, one
 ``rollback`` event on the rollout log); it stays open, silent, until the evidence clears
