@@ -39,6 +39,7 @@ pytestmark = [pytest.mark.timeout(180), pytest.mark.service]
 LAG_MS = 100  # the goal: no 10 ms sleep of the worker's loop ends more than this late
 DOWN_S = 6
 STOP_S = 10.0  # the goal: SIGTERM to exit with the broker down (Faust's own stop: ~2 s)
+FLUSH_S = 10.0  # the stop test's flush interval: time to stop the broker between flushes
 
 
 @pytest.fixture
@@ -79,15 +80,21 @@ def test_the_worker_loop_never_waits_on_kafka(broker, tmp_path):
 
 
 def test_the_worker_stops_within_seconds_while_the_broker_is_down(broker, tmp_path):
+    """With partials pending (read, flushed while the broker is down) and its clients
+    retrying; before, Faust's stop waited for the producer and its consumer thread."""
     proc, settings = broker
+    settings = settings.model_copy(update={"flush_seconds": FLUSH_S})
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
         worker.wait(lambda s: bool(s["assignment"]) and s["rollout_log"]["caught_up"], 90)
         emit(settings, [make_result(i) for i in range(50)])
-        worker.wait(lambda s: s["counters"]["partials"] > 0)
-        proc.stop(timeout=5)
-        time.sleep(3)  # its clients retry
+        flushed = worker.wait(lambda s: s["counters"]["partials"] > 0)["counters"]["partials"]
+        emit(settings, [make_result(i) for i in range(50, 100)])  # the next flush: FLUSH_S on
+        worker.wait(lambda s: s["counters"]["results"] == 100)
+        proc.stop(timeout=0.5)
+        time.sleep(FLUSH_S)  # that flush: its partials wait for the broker
         assert worker.proc is not None and worker.proc.poll() is None, worker.tail()
+        assert (worker.status() or {})["counters"]["partials"] == flushed, worker.tail()
         began = time.monotonic()
         worker.proc.send_signal(signal.SIGTERM)
         try:
