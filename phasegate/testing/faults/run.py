@@ -272,6 +272,13 @@ class Run:
         self.problems.append(f"not caught up with {count} results")
         return None
 
+    def recovered(self, since: float | None = None) -> Outcome:
+        """After a fault: the outcome, with the seconds from ``since`` (default: now) until
+        ClickHouse and the worker held everything sent so far; the load ends first."""
+        recover = self.caught_up(self.sent.count, time.monotonic() if since is None else since)
+        self.join_load()
+        return self.outcome(recover)
+
     def settle(self, timeout: float = 120.0) -> None:
         """Wait until ClickHouse and the worker hold everything sent (or give up)."""
         want_ids, want_windows = len(self.expected_ids()), self.expected_windows()

@@ -45,9 +45,7 @@ def worker_kill(stack: Stack, size: Size, folder: Path) -> Outcome:
         run.mid_window()
         run.worker.stop(signal.SIGKILL)
         run.worker.start()
-        recover = run.caught_up(run.sent.count, time.monotonic())
-        run.join_load()
-        return run.outcome(recover)
+        return run.recovered()
 
 
 def sink_kill(stack: Stack, size: Size, folder: Path) -> Outcome:
@@ -63,9 +61,7 @@ def sink_kill(stack: Stack, size: Size, folder: Path) -> Outcome:
         assert code == -signal.SIGKILL, doomed.tail()
         inserted = run.ch("SELECT count() FROM {db}.results")
         run.sink.start()
-        recover = run.caught_up(run.sent.count, time.monotonic())
-        run.join_load()
-        out = run.outcome(recover)
+        out = run.recovered()
         out.notes.append(f"the killed sink stored {inserted} rows, committed none")
         return out
 
@@ -77,9 +73,7 @@ def _bounce(name: str, service: str) -> Scenario:
             run.load()
             run.at(0.3)
             restarted = stack.bounce(service, size.outage_s)
-            recover = run.caught_up(run.sent.count, restarted)
-            run.join_load()
-            return run.outcome(recover)
+            return run.recovered(restarted)
 
     scenario.__doc__ = f"stop {service}, wait, start it again while the load keeps emitting"
     return scenario
@@ -107,9 +101,7 @@ def worker_stop_broker_down(stack: Stack, size: Size, folder: Path) -> Outcome:
             run.problems.append(f"the worker did not stop within {STOP_S:g} s (exit {code})")
         broker.start(timeout=60)
         run.worker.start()
-        recover = run.caught_up(run.sent.count, time.monotonic())
-        run.join_load()
-        out = run.outcome(recover)
+        out = run.recovered()
         out.notes.append(f"the worker stopped in {took:.1f} s with the broker down")
         return out
 
@@ -126,9 +118,7 @@ def broker_hang(stack: Stack, size: Size, folder: Path) -> Outcome:
             run.load()
             run.at(0.3)
             resumed = stack.hang("broker", size.hang_s)
-            recover = run.caught_up(run.sent.count, resumed)
-            run.join_load()
-            out = run.outcome(recover)
+            out = run.recovered(resumed)
         finally:
             code = second.stop()
         if code not in (0, None):
