@@ -24,10 +24,11 @@ from bench.common import median
 from phasegate.testing.guardrails import Blips, Course, Outcome, Profile, run
 from schemas.plan import Plan, load_plan
 from schemas.stats import wilson
+from streams.alerts import FIXED_ROLLBACK_KINDS, GATE_FAILED, GUARDRAIL, HELD
 
 SECONDS = 1800  # 30 min
 ONSET = 300  # the change comes after 5 min
-ACTS = {"emergency_rollback", "partial_rollback", "critical_error", "rollback_held"}
+ACTS = FIXED_ROLLBACK_KINDS | {HELD}  # today's rule rolls back on any cause
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,10 @@ def _rules(row: Row, o: Outcome) -> dict[str, tuple[tuple[int, int] | None, tupl
     if o.rollbacks:
         second = next(s for s, (_, a) in zip(o.seconds, o.alerts, strict=True) if a.action)
         rollback = (second, o.rollbacks[0][0])
-    guardrail = _first(o, lambda a: a.kind == "guardrail")
+    guardrail = _first(o, lambda a: a.kind == GUARDRAIL)
     today = _first(o, lambda a: a.kind in ACTS)
     caught = guardrail if row.by_guardrail else rollback
-    fixed = _first(o, lambda a: a.kind in ACTS | {"gate_failed"})
+    fixed = _first(o, lambda a: a.kind in ACTS | {GATE_FAILED})
     return {"phasegate": (rollback, caught), "today": (today, fixed)}
 
 
@@ -151,7 +152,7 @@ def _row(row: Row, outcomes: list[Outcome]) -> list[list[str]]:
             rollback, catch = _rules(row, o)[rule]
             early += rollback is not None and rollback[0] < onset
             if rule == "phasegate":
-                g = _first(o, lambda a: a.kind == "guardrail")
+                g = _first(o, lambda a: a.kind == GUARDRAIL)
                 guard_early += g is not None and g[0] < onset
             if row.goal and catch is not None and catch[0] >= onset:
                 delays.append(catch[1])

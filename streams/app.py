@@ -36,6 +36,7 @@ from streams.protocol import Aggregation, Counters, Judgement
 from streams.stage1 import Source, Stage1
 from streams.stage2 import Stage2
 from streams.status import status_json
+from streams.transport import Transport
 
 
 def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: Any) -> faust.App:
@@ -62,6 +63,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
     # Faust's own group reads only the partials (never committed); stage 1's group keeps
     # the worker's name and its committed offsets.
     app = faust.App(f"{topics.prefix}worker-stage2", **options)
+    app.transport = Transport(app.conf.broker_consumer, app)  # a stop in seconds
     auth = credentials_to_aiokafka_auth(options["broker_credentials"])
 
     stage1 = Stage1(settings.window_seconds, settings.lateness_seconds, settings.max_future_seconds)
