@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -50,8 +51,9 @@ class Client(Protocol):
 
     compression: str
 
-    def send(self, record: Record) -> None:
-        """Hand over one record; raises if the client refuses it."""
+    def send(self, pending: deque[Record], most: int) -> None:
+        """Hand over up to ``most`` records from the head of ``pending``; raises if the
+        client refuses one (it stays at the head)."""
 
     def acks(self) -> Acks:
         """Completions since the last call."""
@@ -83,8 +85,6 @@ class KafkaPython:
     name: ClassVar[str] = "kafka-python"
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from collections import deque
-
         from kafka import KafkaProducer
 
         self.compression = config["compression_type"] or "none"
@@ -123,8 +123,12 @@ class KafkaPython:
             raise ValueError(f"{compression} compression needs the {package} package")
         return config
 
-    def send(self, record: Record) -> None:
-        self._futures.append((self._producer.send(record[0], record[2], key=record[1]), record))
+    def send(self, pending: deque[Record], most: int) -> None:
+        send, futures = self._producer.send, self._futures
+        for _ in range(min(most, len(pending))):
+            record = pending[0]
+            futures.append((send(record[0], record[2], key=record[1]), record))
+            pending.popleft()
 
     def acks(self) -> Acks:
         """Polling the futures at the head (no callback per record) keeps sends cheap."""
@@ -182,7 +186,7 @@ class ConfluentKafka:
         self._handed = self._done = 0
         callbacks = {"on_delivery": self._delivered, "error_cb": self._error}
         self._producer = Producer({**config, **callbacks, "logger": _DEBUG_ONLY})
-        self._produce, self._poll = self._producer.produce, self._producer.poll
+        self._poll = self._producer.poll
 
     @staticmethod
     def config(settings: Settings, tuning: Tuning, options: dict[str, Any]) -> dict[str, Any]:
@@ -213,9 +217,13 @@ class ConfluentKafka:
             raise ValueError(f"confluent-kafka refused its options: {exc}") from None
         return config
 
-    def send(self, record: Record) -> None:
-        self._produce(record[0], record[2], record[1])
-        self._handed += 1
+    def send(self, pending: deque[Record], most: int) -> None:
+        produce = self._producer.produce
+        for _ in range(min(most, len(pending))):
+            topic, key, value = pending[0]
+            produce(topic, value, key)
+            pending.popleft()
+            self._handed += 1
 
     def acks(self) -> Acks:
         self._poll(0)

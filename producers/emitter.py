@@ -59,6 +59,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from pydantic import ValidationError
@@ -112,10 +113,11 @@ class Emitter:
     ) -> None:
         """``producer_config``: more options for the client in use, by its own names."""
         self.settings = settings or Settings()
-        self._topics = {
-            Result: self.settings.topics.results,
-            Feedback: self.settings.topics.feedback,
-            RolloutEvent: self.settings.topics.rollout,
+        topics = self.settings.topics
+        self._routes = {  # event type: its topic, its key (the partition follows the key)
+            Result: (topics.results, attrgetter("unit_id")),
+            Feedback: (topics.feedback, attrgetter("query_id")),
+            RolloutEvent: (topics.rollout, attrgetter("rollout")),
         }
         self._max_events = max_events
         self._max_bytes = max_bytes
@@ -156,7 +158,7 @@ class Emitter:
                 self._queued += 1
                 if self._closed:
                     return self._drop_locked("closed")
-                if type(event) not in self._topics:
+                if type(event) not in self._routes:
                     return self._drop_locked("invalid")
                 if self._buffered >= self._max_events or self._bytes >= self._max_bytes:
                     return self._drop_locked("full")
@@ -296,7 +298,7 @@ class Emitter:
 
     def _encode_some(self, chunk: int = 256) -> None:
         """Move accepted models to the encoded buffer while the byte bound allows."""
-        models, pending, topics = self._models, self._pending, self._topics
+        models, pending, routes = self._models, self._pending, self._routes
         while models and self._bytes < self._max_bytes:
             size = unencodable = 0
             budget = self._max_bytes - self._bytes
@@ -310,8 +312,8 @@ class Emitter:
                     log.error("event not encodable, dropped: %s", exc)
                     unencodable += 1
                     continue
-                key = event.query_id if type(event) is Feedback else _key(event)
-                pending.append((topics[type(event)], key.encode(), value))
+                topic, key = routes[type(event)]
+                pending.append((topic, key(event).encode(), value))
                 size += len(value)
             with self._lock:
                 self._bytes += size
@@ -321,22 +323,18 @@ class Emitter:
                     self._reasons["unencodable"] += unencodable
 
     def _send_some(self, client: Client) -> bool:
-        """Hand encoded events to the client; ``False`` if the client refused one."""
-        pending, send = self._pending, client.send
-        handed = 0
+        """Hand encoded events to the client, reading acknowledgements every 1,024;
+        ``False`` if the client refused one."""
+        pending = self._pending
         while pending:
-            record = pending.popleft()
             if not client.inflight:
                 self._last_progress = time.monotonic()
             try:
-                send(record)
+                client.send(pending, 1024)
             except Exception as exc:
-                pending.appendleft(record)
                 self._count(Acks(error=exc))
                 return False
-            handed += 1
-            if handed & 1023 == 0:
-                self._reap()
+            self._reap()
             if not pending:
                 self._encode_some()
         return True
@@ -414,7 +412,3 @@ class Emitter:
             with self._lock:
                 self._failing_since = None
         return client
-
-
-def _key(event: Result | RolloutEvent) -> str:
-    return event.unit_id if type(event) is Result else event.rollout

@@ -190,35 +190,36 @@ def fast_decode_many(
 
 
 @functools.cache
-def _renames(model: type[BaseModel]) -> tuple[tuple[tuple[str, str], ...], bool]:
-    """The fields whose wire name differs (name, wire name), and whether they all lead
-    (then the wire dict is the model's, renamed in place, in field order)."""
-    names = [(name, info.alias or name) for name, info in model.model_fields.items()]
-    renamed = tuple((n, w) for n, w in names if n != w)
-    return renamed, names[: len(renamed)] == list(renamed)
+def _wire_names(model: type[BaseModel]) -> dict[str, str]:
+    """Field name -> wire name, for the fields whose differ."""
+    return {n: i.alias for n, i in model.model_fields.items() if i.alias and i.alias != n}
 
 
 def _wire(message: BaseModel) -> dict[str, Any]:
     """``message``'s fields by their wire names, in field order (msgspec's hook for
-    models: nested ones come back here)."""
-    fields = message.__dict__
-    renamed, leading = _renames(type(message))
-    if not renamed:
-        return fields
-    if not leading:
-        wire = dict(renamed)
-        return {wire.get(name, name): value for name, value in fields.items()}
-    out = {w: fields[n] for n, w in renamed}
-    out.update(fields)
-    for name, _ in renamed:
-        del out[name]
-    return out
+    models)."""
+    fields, names = message.__dict__, _wire_names(type(message))
+    return {names.get(n, n): v for n, v in fields.items()} if names else fields
+
+
+@functools.cache
+def _renamed_lead(model: type[BaseModel]) -> tuple[bytes, bytes] | None:
+    """If the one field renamed on the wire is the first (the contract's ``schema``), how
+    msgspec starts the model's fields, and how the wire form starts."""
+    names = _wire_names(model)
+    first = next(iter(model.model_fields))
+    if list(names) != [first]:
+        return None
+    return f'{{"{first}":'.encode(), f'{{"{names[first]}":'.encode()
 
 
 _encoder = msgspec.json.Encoder(enc_hook=_wire)
 
 
 def fast_encode(message: BaseModel) -> bytes:
-    """:func:`schemas.codec.encode`'s bytes, 2-2.5x faster; only a float of 1e16 or more
+    """:func:`schemas.codec.encode`'s bytes, 2-3x faster; only a float of 1e16 or more
     is spelt otherwise (``1e16``, not ``1e+16``: the same number)."""
-    return _encoder.encode(_wire(message))
+    lead = _renamed_lead(type(message))
+    if lead is None:
+        return _encoder.encode(_wire(message))
+    return lead[1] + _encoder.encode(message.__dict__)[len(lead[0]) :]

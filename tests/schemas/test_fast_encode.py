@@ -89,3 +89,22 @@ def test_the_emitted_events_encode_to_the_same_bytes(event):
 def test_any_contract_model_encodes_to_the_same_json(alert):
     assert json.loads(fast_encode(alert)) == json.loads(encode(alert))
     assert list(json.loads(fast_encode(alert))) == list(json.loads(encode(alert)))  # key order
+
+
+def test_a_renamed_field_anywhere_keeps_its_wire_name_and_place():
+    from pydantic import Field
+
+    from schemas.base import ContractModel
+
+    class Inner(ContractModel):
+        a: int = 1
+        b_: int = Field(2, alias="b")
+
+    class Outer(ContractModel):
+        first: str = "x"
+        inner: Inner = Inner()
+        tag_: str = Field("t", alias="tag")
+
+    assert (
+        fast_encode(Outer()) == encode(Outer()) == b'{"first":"x","inner":{"a":1,"b":2},"tag":"t"}'
+    )
