@@ -47,8 +47,9 @@ class Acks:
 
 
 class Client(Protocol):
-    """One producer connection; every method is called from the sender thread alone."""
+    """One producer connection, used by the sender thread alone (closed once it ended)."""
 
+    name: ClassVar[str]
     compression: str
 
     def send(self, pending: deque[Record], most: int) -> None:

@@ -146,7 +146,8 @@ class Emitter:
         self._last_progress = time.monotonic()
         self._last_error_log = float("-inf")
         self._last_drop_log = float("-inf")
-        self._client: Client | None = None
+        self._client: Client | None = None  # the sender thread's (for a look only)
+        self._close_wait = 0.0
         self._thread = threading.Thread(target=self._run, name="phasegate-emitter", daemon=True)
         self._thread.start()
 
@@ -214,7 +215,8 @@ class Emitter:
             return True
 
     def close(self, timeout: float = 10.0) -> bool:
-        """Stop accepting, deliver what is buffered within ``timeout``, drop the rest.
+        """Stop accepting, deliver what is buffered within ``timeout``, drop the rest
+        (closing the client may take up to 2 s more).
 
         Returns ``True`` if nothing had to be dropped at close.
         """
@@ -224,13 +226,11 @@ class Emitter:
             self._closed = True
         start = time.monotonic()
         delivered = self.flush(timeout)
+        self._close_wait = 1.0 if delivered else 0.0  # for the client, as the thread ends
         self._stop = True
         self._halt.set()
         self._wake.set()
-        self._thread.join(max(0.5, timeout - (time.monotonic() - start)))
-        client, self._client = self._client, None
-        if client is not None:
-            client.close(1.0 if delivered else 0.0)
+        self._thread.join(max(0.5, timeout - (time.monotonic() - start)) + 2.0)
         with self._lock:
             self._finished = True
             left = self._buffered
@@ -267,23 +267,27 @@ class Emitter:
         return False
 
     def _run(self) -> None:
+        """The sender thread: encode, send, count; the client is its own, closed at exit."""
         delay = self._backoff[0]
+        client: Client | None = None
         while not self._stop:
             try:
-                self._reap()
-                self._check_health()
+                if client is not None:
+                    self._reap(client)
+                self._check_health(client)
                 self._encode_some()
-                if self._client is None:
-                    self._client = self._connect()
-                if self._client is None or not self._send_some(self._client):
+                client = self._client = client or self._connect()
+                if client is None or not self._send_some(client):
                     self._halt.wait(delay)  # back off; only close() interrupts
                     delay = min(delay * 2, self._backoff[1])
                     continue
                 delay = self._backoff[0]
-                self._idle(0.005 if self._client.inflight else 0.1)
+                self._idle(0.005 if client.inflight else 0.1)
             except Exception as exc:  # pragma: no cover - keep the thread alive
                 log.exception("emitter thread error: %s", exc)
                 self._halt.wait(delay)
+        if client is not None:
+            client.close(self._close_wait)
 
     def _idle(self, seconds: float) -> None:
         """Sleep until emit(), flush() or close() has work for us (or ``seconds`` pass)."""
@@ -298,22 +302,23 @@ class Emitter:
 
     def _encode_some(self, chunk: int = 256) -> None:
         """Move accepted models to the encoded buffer while the byte bound allows."""
-        models, pending, routes = self._models, self._pending, self._routes
+        models, routes, encode = self._models, self._routes, fast_encode
+        take, put = models.popleft, self._pending.append
         while models and self._bytes < self._max_bytes:
             size = unencodable = 0
             budget = self._max_bytes - self._bytes
             for _ in range(min(chunk, len(models))):
                 if size >= budget:
                     break
-                event = models.popleft()
+                event = take()
                 try:
-                    value = fast_encode(event)
+                    value = encode(event)
                 except Exception as exc:
                     log.error("event not encodable, dropped: %s", exc)
                     unencodable += 1
                     continue
                 topic, key = routes[type(event)]
-                pending.append((topic, key(event).encode(), value))
+                put((topic, key(event).encode(), value))
                 size += len(value)
             with self._lock:
                 self._bytes += size
@@ -334,17 +339,15 @@ class Emitter:
             except Exception as exc:
                 self._count(Acks(error=exc))
                 return False
-            self._reap()
+            self._reap(client)
             if not pending:
                 self._encode_some()
         return True
 
-    def _reap(self) -> None:
+    def _reap(self, client: Client) -> None:
         """Account for the completed deliveries; a failed event goes back to the front of
         the buffer to be retried."""
-        if self._client is None:
-            return
-        acks = self._client.acks()
+        acks = client.acks()
         if acks.failed:
             self._pending.extendleft(reversed(acks.failed))
         if acks.sent or acks.error is not None:
@@ -368,7 +371,7 @@ class Emitter:
             if not self._buffered:
                 self._drained.notify_all()
 
-    def _check_health(self) -> None:
+    def _check_health(self, client: Client | None) -> None:
         """Log a failure lasting ``error_after_s`` at ERROR, once per ``error_interval_s``.
 
         Failing means failed attempts with no delivery since, or events in flight with no
@@ -377,7 +380,7 @@ class Emitter:
         """
         now = time.monotonic()
         since, cause = self._failing_since, self._last_exc
-        inflight = self._client is not None and self._client.inflight
+        inflight = client is not None and client.inflight
         if since is None and inflight and now - self._last_progress >= self._error_after:
             since, cause = self._last_progress, "no acknowledgement from the broker"
         if since is None:
