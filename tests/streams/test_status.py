@@ -1,4 +1,6 @@
+import asyncio
 import itertools
+import json
 import random
 from datetime import timedelta
 
@@ -7,6 +9,8 @@ from schemas.events import RolloutEvent
 from schemas.internal import Partial
 from schemas.plan import load_plan
 from streams.aggregate import WindowStats
+from streams.metrics import prometheus_text
+from streams.scrape import metrics_text, status_text
 from streams.stage2 import Stage2
 from streams.status import deltas, status_json, view_json, window_json
 from streams.windows import PartitionAccumulator, RolloutView, merge_views
@@ -154,3 +158,37 @@ def test_cached_views_and_gates_match_fresh_ones():
         assert report is not None and report.to_json() == afresh.gates("kai").to_json()  # type: ignore[union-attr]
         assert kept.gates("kai") is report  # nothing changed: the kept report
     assert report.phase == 2
+
+
+def test_the_whole_status_and_metrics_built_rollout_by_rollout_are_the_one_go_ones():
+    """``streams.scrape`` gives what ``status_json`` and ``prometheus_text`` give, and the
+    event loop runs between its rollouts."""
+    stage2 = _stage2(["kai", "mia", "zoe"])
+    worker = {"counters": {"results": 120}, "assignment": ["results:0"]}
+    whole, _ = status_json(stage2, None, ROLES, worker)
+    turns = 0
+
+    async def scrape() -> tuple[str, str]:
+        async def other_task() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(other_task())
+        await asyncio.sleep(0)
+        status = await status_text(stage2, ROLES, worker)
+        after_status = turns
+        metrics = await metrics_text(stage2, ROLES, worker)
+        task.cancel()
+        assert after_status >= 3 and turns - after_status >= 3  # a turn after each rollout
+        return status, metrics
+
+    status, metrics = asyncio.run(scrape())
+    assert status == json.dumps(whole)
+    assert metrics == prometheus_text(whole)
+    assert metrics == prometheus_text(
+        status_json(_stage2(["kai", "mia", "zoe"]), None, ROLES, worker)[0]
+    )
+    empty = Stage2(60, 3600, load_plan())
+    assert json.loads(asyncio.run(status_text(empty, ROLES, {}))) == {"rollouts": {}, "control": {}}
