@@ -15,8 +15,9 @@ rollout at phase 1) under each rollout's name. Each case runs in a fresh process
   rollout), process CPU ms (the wall time on a loaded machine is not the handler's) and
   bytes; no HTTP. Each is timed after one more second of partials of every rollout (what
   a scrape meets in the worker: every rollout's newest window changed, the rest kept);
-  ``/status?rollout=R`` the median of 3 such. "Loop held": the longest stretch between
-  two of the builders' loop turns (one rollout's part).
+  ``/status?rollout=R`` the median of 3 such. Every rollout's gates have had their
+  first look (untimed, as the worker's auto-advance timer takes it). "Loop held": the
+  longest stretch between two of the builders' loop turns (one rollout's part).
 
     python -m bench.bench_rollouts [--rollouts 1 100 1000] [--rates 10 100]
 """
@@ -135,7 +136,8 @@ def case(n: int, rate: int) -> dict[str, float]:
     cpu = time.process_time() - cpu
     partials = sum(map(len, runs[:-SCRAPES]))
     worker = {"counters": {"partials": partials}}
-    status_json(stage2, names[-1], ROLES, worker)  # the first look at its gates: every window
+    for name in names:  # the gates' first look (every window since the phase began), as
+        stage2.gates(name)  # the worker's auto-advance timer takes it
     ones = []
     for run in runs[-SCRAPES:]:
         for partial in run:
