@@ -205,15 +205,16 @@ class _WindowParts:
                 del runs[run]
                 self._total = None
 
-    def settle(self, source: Source, committed: int) -> None:
+    def settle(self, source: Source, committed: int) -> bool:
         """Fold ``source``'s runs that end below ``committed`` into the base (the total
-        stays as it is)."""
+        stays as it is); return whether none of its runs is left."""
         runs = self.runs.get(source)
         settled = [runs.pop(r) for r in [r for r in runs if r[1] < committed]] if runs else []
         if settled and self._shared:
             self.base, self._shared = WindowStats().merge(self.base), False
         for stats in settled:
             self.base.merge(stats)
+        return not runs
 
     def total(self) -> WindowStats:
         """Every part merged: one object until a part changes (never change it)."""
@@ -237,6 +238,8 @@ class RolloutView:
     Nothing is merged twice: a window's total is kept until a partial changes it, and a
     rolling merge keeps the merge of its windows but the newest, for the next span that
     begins with the same windows. ``version`` counts the changes (for the gates' cache).
+    A partial visits only the windows holding runs of its source, and the newest end and
+    each system's starts are kept as windows come and go.
     """
 
     def __init__(self, rollout: str, window_seconds: int) -> None:
@@ -246,6 +249,9 @@ class RolloutView:
         self._units: dict[tuple[str, int], dict[int, UnitSample]] = {}
         self._current: dict[Source, Run] = {}
         self._rolled: dict[tuple[str, int], tuple[tuple[WindowStats, ...], WindowStats]] = {}
+        self._open: dict[Source, set[tuple[str, int]]] = {}  # windows with runs of a source
+        self._starts: dict[str, list[int]] = {}  # per system, sorted (until a window comes)
+        self._end: int | None = None
         self.version = 0
 
     def apply(self, partial: Partial) -> tuple[str, int]:
@@ -253,17 +259,21 @@ class RolloutView:
         self.version += 1
         source = (partial.source_topic, partial.partition)
         run = (partial.first_offset, partial.last_offset)
+        holding = self._open.setdefault(source, set())
         if self._current.get(source) != run:
-            for parts in self._windows.values():
-                parts.supersede(source, partial.first_offset)
+            for key in holding:
+                self._windows[key].supersede(source, partial.first_offset)
             self._current[source] = run
         key = (partial.system, int(partial.window_start.timestamp()))
         parts = self._windows.get(key)
         if parts is None:
             parts = self._windows[key] = _WindowParts()
+            self._starts.clear()
+            self._end = max(self._end or 0, key[1] + self.window_seconds)
         parts.add(source, run, WindowStats.from_state(partial.stats))
-        for parts in self._windows.values():
-            parts.settle(source, partial.committed_offset)
+        holding.add(key)
+        for k in [k for k in holding if self._windows[k].settle(source, partial.committed_offset)]:
+            holding.discard(k)
         units = self._units.setdefault(key, {})
         for weight, sample in partial.stats.unit_sample.items():
             units.setdefault(weight, UnitSample()).merge(UnitSample.from_state(sample))
@@ -281,12 +291,15 @@ class RolloutView:
         return sorted({system for system, _ in self._windows})
 
     def starts(self, system: str) -> list[int]:
-        return sorted(start for s, start in self._windows if s == system)
+        starts = self._starts.get(system)
+        if starts is None:
+            starts = self._starts[system] = sorted(t for s, t in self._windows if s == system)
+        return list(starts)
 
     @property
     def end(self) -> int | None:
         """End of the newest window (event time): where rolling windows end."""
-        return max(s for _, s in self._windows) + self.window_seconds if self._windows else None
+        return self._end
 
     def rolling(self, system: str, span: int, end: int | None = None) -> WindowStats:
         """The windows of ``system`` starting in [end - span, end), merged.
@@ -322,6 +335,12 @@ class RolloutView:
         for k in old:
             del self._windows[k]
             self._units.pop(k, None)
+            for holding in self._open.values():
+                holding.discard(k)
+        self._starts.clear()
+        self._end = (
+            max(t for _, t in self._windows) + self.window_seconds if self._windows else None
+        )
         return len(old)
 
     def items(self) -> Iterator[tuple[str, int, WindowStats]]:

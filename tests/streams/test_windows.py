@@ -116,6 +116,9 @@ def test_rolling_merges_windows_and_expire_forgets():
     assert view.rolling("production", 120, end=start + 120).count == 120
     assert view.expire(start + 120) == 2
     assert _count(view) == 180
+    assert view.starts("production") == [start + 120, start + 180, start + 240]
+    assert view.end == start + 300 and view.rolling("production", 300).count == 180
+    assert view.expire(start + 600) == 3 and view.end is None and view.starts("production") == []
 
 
 def test_partial_survives_the_codec():
