@@ -17,7 +17,9 @@ rollout at phase 1) under each rollout's name. Each case runs in a fresh process
   a scrape meets in the worker: every rollout's newest window changed, the rest kept);
   ``/status?rollout=R`` the median of 3 such. Every rollout's gates have had their
   first look (untimed, as the worker's auto-advance timer takes it). "Loop held": the
-  longest stretch between two of the builders' loop turns (one rollout's part).
+  longest stretch between two of the builders' loop turns (one rollout's part), and in
+  brackets the longest pass of Python's cyclic garbage collector during the scrapes (a
+  full pass walks every object of the process: it may fall in any stretch).
 
     python -m bench.bench_rollouts [--rollouts 1 100 1000] [--rates 10 100]
 """
@@ -94,23 +96,34 @@ def rss() -> int:
 
 
 class Turns:
-    """A scrape builder's ``pause`` that records the CPU between two loop turns."""
+    """A scrape builder's ``pause`` that records the longest CPU stretch between two loop
+    turns, and the longest pass of Python's cyclic garbage collector meanwhile."""
 
     def __init__(self) -> None:
-        self.longest, self.last = 0.0, time.process_time()
+        self.longest = self.longest_gc = 0.0
+        self.last = self.gc_began = time.process_time()
 
     async def __call__(self) -> None:
         now = time.process_time()
         self.longest, self.last = max(self.longest, now - self.last), now
 
+    def collecting(self, phase: str, info: dict[str, int]) -> None:  # a gc.callbacks entry
+        now = time.process_time()
+        if phase == "start":
+            self.gc_began = now
+        else:
+            self.longest_gc = max(self.longest_gc, now - self.gc_began)
 
-def scraped(build: Callable[[Pause], Awaitable[str]]) -> tuple[float, float, str]:
-    """CPU seconds of one scrape built by ``build(pause)``, the longest hold of the loop,
-    and its text."""
+
+def scraped(build: Callable[[Pause], Awaitable[str]]) -> tuple[float, Turns, str]:
+    """CPU seconds of one scrape built by ``build(pause)``, its loop turns, and its text."""
     turns = Turns()
+    gc.callbacks.append(turns.collecting)
     t = time.process_time()
     text = asyncio.run(build(turns))
-    return time.process_time() - t, turns.longest, text
+    cpu = time.process_time() - t
+    gc.callbacks.remove(turns.collecting)
+    return cpu, turns, text
 
 
 def case(n: int, rate: int) -> dict[str, float]:
@@ -145,10 +158,10 @@ def case(n: int, rate: int) -> dict[str, float]:
         t = time.process_time()
         one = json.dumps(status_json(stage2, names[-1], ROLES, worker)[0])
         ones.append(time.process_time() - t)
-    whole_s, whole_held, whole = scraped(lambda p: status_text(stage2, ROLES, worker, p))
+    whole_s, whole_turns, whole = scraped(lambda p: status_text(stage2, ROLES, worker, p))
     for partial in runs[-1]:  # one more second: the scrape after
         stage2.apply(partial)
-    metrics_s, metrics_held, metrics = scraped(lambda p: metrics_text(stage2, ROLES, worker, p))
+    metrics_s, metrics_turns, metrics = scraped(lambda p: metrics_text(stage2, ROLES, worker, p))
     return {
         "rollouts": n,
         "rate": rate,
@@ -161,7 +174,8 @@ def case(n: int, rate: int) -> dict[str, float]:
         "one_kb": len(one) / 1e3,
         "metrics_ms": metrics_s * 1e3,
         "metrics_kb": len(metrics) / 1e3,
-        "held_ms": max(whole_held, metrics_held) * 1e3,
+        "held_ms": max(whole_turns.longest, metrics_turns.longest) * 1e3,
+        "gc_ms": max(whole_turns.longest_gc, metrics_turns.longest_gc) * 1e3,
     }
 
 
@@ -193,7 +207,7 @@ def main() -> None:
                     cost(r["status_ms"], r["status_kb"]),
                     cost(r["one_ms"], r["one_kb"]),
                     cost(r["metrics_ms"], r["metrics_kb"]),
-                    f"{r['held_ms']:.1f}",
+                    f"{r['held_ms']:,.1f} ({r['gc_ms']:,.0f})",
                 ]
             )
     print_table(
@@ -207,7 +221,7 @@ def main() -> None:
             "/status ms / kB",
             "/status?rollout=R ms / kB",
             "/metrics ms / kB",
-            "loop held ms",
+            "loop held ms (GC pass)",
         ],
         rows,
     )
