@@ -31,8 +31,9 @@ from streams.clock import Clock, wall_clock
 from streams.credentials import broker_credentials
 from streams.fetch import BatchConsumer
 from streams.looplag import LoopLag
-from streams.metrics import CONTENT_TYPE, prometheus_text
+from streams.metrics import CONTENT_TYPE
 from streams.protocol import Aggregation, Counters, Judgement
+from streams.scrape import metrics_text, status_text
 from streams.stage1 import Source, Stage1
 from streams.stage2 import Stage2
 from streams.status import status_json
@@ -141,11 +142,11 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
 
     roles = (settings.rolling_seconds, settings.baseline_system, settings.candidate_system)
 
-    def snapshot(rollout: str | None = None) -> tuple[dict[str, Any], int]:
-        """The live picture that /status serves and /metrics exports (one rollout or all)."""
+    def worker_sections() -> dict[str, Any]:
+        """The worker's own sections of /status (and of /metrics)."""
         faust_assigned = app.consumer.assignment() if app.consumer else set()
         assigned = sorted(fetch.assignment() | faust_assigned)
-        worker = {
+        return {
             "counters": counters.json(),
             "assignment": [f"{tp.topic}:{tp.partition}" for tp in assigned],
             "rollout_log": {
@@ -154,16 +155,20 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
             },
             "loop_lag_ms": loop_lag.json(),
         }
-        return status_json(stage2, rollout, roles, worker)
 
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:
-        body, code = snapshot(request.query.get("rollout"))
+        rollout = request.query.get("rollout")
+        if rollout is None:  # every rollout: built one at a time (streams.scrape)
+            text = await status_text(stage2, roles, worker_sections())
+            return web.text(text, content_type="application/json")
+        body, code = status_json(stage2, rollout, roles, worker_sections())
         return web.json(body, status=code)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.text(prometheus_text(snapshot()[0]), content_type=CONTENT_TYPE)
+        text = await metrics_text(stage2, roles, worker_sections())
+        return web.text(text, content_type=CONTENT_TYPE)
 
     return app
 

@@ -23,6 +23,7 @@ from streams.aggregate import WindowStats
 from streams.units import UnitSample, unit_hash
 
 Key = tuple[str, str, int]  # rollout, system, window start (epoch seconds)
+ROLLED = 16  # rolling merges a view keeps (spans shown, the gates' span, the last phase's)
 
 
 def window_start(ts: datetime, size: int) -> int:
@@ -184,17 +185,44 @@ Run = tuple[int, int]  # first offset, last offset
 
 @dataclass
 class _WindowParts:
-    """Stage 2's parts of one (system, window): a settled base plus replaceable runs."""
+    """Stage 2's parts of one (system, window): a settled base plus replaceable runs, and
+    their total once asked for (kept until a part changes)."""
 
     base: WindowStats = field(default_factory=WindowStats)
     runs: dict[Source, dict[Run, WindowStats]] = field(default_factory=dict)
+    _total: WindowStats | None = None
+    _shared: bool = False  # the base is a total handed out: copy it before adding to it
+
+    def add(self, source: Source, run: Run, stats: WindowStats) -> None:
+        self.runs.setdefault(source, {})[run] = stats
+        self._total = None
+
+    def supersede(self, source: Source, first: int) -> None:
+        """Drop ``source``'s runs from offset ``first`` on (a replay replaces them)."""
+        runs = self.runs.get(source)
+        if runs:
+            for run in [r for r in runs if r[0] >= first]:
+                del runs[run]
+                self._total = None
+
+    def settle(self, source: Source, committed: int) -> bool:
+        """Fold ``source``'s runs that end below ``committed`` into the base (the total
+        stays as it is); return whether none of its runs is left."""
+        runs = self.runs.get(source)
+        settled = [runs.pop(r) for r in [r for r in runs if r[1] < committed]] if runs else []
+        if settled and self._shared:
+            self.base, self._shared = WindowStats().merge(self.base), False
+        for stats in settled:
+            self.base.merge(stats)
+        return not runs
 
     def total(self) -> WindowStats:
-        total = WindowStats().merge(self.base)
-        for runs in self.runs.values():
-            for stats in runs.values():
-                total.merge(stats)
-        return total
+        """Every part merged: one object until a part changes (never change it)."""
+        if self._total is None:
+            runs = [stats for runs in self.runs.values() for stats in runs.values()]
+            self._shared = self._shared or not runs
+            self._total = WindowStats.merged([self.base, *runs]) if runs else self.base
+        return self._total
 
 
 class RolloutView:
@@ -206,6 +234,12 @@ class RolloutView:
     into the window's base. Each window's unit samples are a union (a replayed run adds
     the same units again), kept beside the sums so that merging windows never pays for
     them.
+
+    Nothing is merged twice: a window's total is kept until a partial changes it, and a
+    rolling merge keeps the merge of its windows but the newest, for the next span that
+    begins with the same windows. ``version`` counts the changes (for the gates' cache).
+    A partial visits only the windows holding runs of its source, and the newest end and
+    each system's starts are kept as windows come and go.
     """
 
     def __init__(self, rollout: str, window_seconds: int) -> None:
@@ -214,38 +248,36 @@ class RolloutView:
         self._windows: dict[tuple[str, int], _WindowParts] = {}
         self._units: dict[tuple[str, int], dict[int, UnitSample]] = {}
         self._current: dict[Source, Run] = {}
+        self._rolled: dict[tuple[str, int], tuple[tuple[WindowStats, ...], WindowStats]] = {}
+        self._open: dict[Source, set[tuple[str, int]]] = {}  # windows with runs of a source
+        self._starts: dict[str, list[int]] = {}  # per system, sorted (until a window comes)
+        self._end: int | None = None
+        self.version = 0
 
     def apply(self, partial: Partial) -> tuple[str, int]:
         """Merge one partial; return the (system, window start) it changed."""
+        self.version += 1
         source = (partial.source_topic, partial.partition)
         run = (partial.first_offset, partial.last_offset)
+        holding = self._open.setdefault(source, set())
         if self._current.get(source) != run:
-            self._supersede(source, partial.first_offset)
+            for key in holding:
+                self._windows[key].supersede(source, partial.first_offset)
             self._current[source] = run
         key = (partial.system, int(partial.window_start.timestamp()))
         parts = self._windows.get(key)
         if parts is None:
             parts = self._windows[key] = _WindowParts()
-        parts.runs.setdefault(source, {})[run] = WindowStats.from_state(partial.stats)
-        self._settle(source, partial.committed_offset)
+            self._starts.clear()
+            self._end = max(self._end or 0, key[1] + self.window_seconds)
+        parts.add(source, run, WindowStats.from_state(partial.stats))
+        holding.add(key)
+        for k in [k for k in holding if self._windows[k].settle(source, partial.committed_offset)]:
+            holding.discard(k)
         units = self._units.setdefault(key, {})
         for weight, sample in partial.stats.unit_sample.items():
             units.setdefault(weight, UnitSample()).merge(UnitSample.from_state(sample))
         return key
-
-    def _supersede(self, source: Source, first: int) -> None:
-        for parts in self._windows.values():
-            runs = parts.runs.get(source)
-            if runs:
-                for run in [r for r in runs if r[0] >= first]:
-                    del runs[run]
-
-    def _settle(self, source: Source, committed: int) -> None:
-        for parts in self._windows.values():
-            runs = parts.runs.get(source)
-            if runs:
-                for run in [r for r in runs if r[1] < committed]:
-                    parts.base.merge(runs.pop(run))
 
     def window(self, system: str, start: int) -> WindowStats:
         parts = self._windows.get((system, start))
@@ -259,12 +291,15 @@ class RolloutView:
         return sorted({system for system, _ in self._windows})
 
     def starts(self, system: str) -> list[int]:
-        return sorted(start for s, start in self._windows if s == system)
+        starts = self._starts.get(system)
+        if starts is None:
+            starts = self._starts[system] = sorted(t for s, t in self._windows if s == system)
+        return list(starts)
 
     @property
     def end(self) -> int | None:
         """End of the newest window (event time): where rolling windows end."""
-        return max(s for _, s in self._windows) + self.window_seconds if self._windows else None
+        return self._end
 
     def rolling(self, system: str, span: int, end: int | None = None) -> WindowStats:
         """The windows of ``system`` starting in [end - span, end), merged.
@@ -275,16 +310,37 @@ class RolloutView:
         if end is None:
             return WindowStats()
         span = max(span, self.window_seconds)
-        return WindowStats.merged(
-            [self.window(system, s) for s in self.starts(system) if end - span <= s < end]
-        )
+        windows = [self.window(system, s) for s in self.starts(system) if end - span <= s < end]
+        return WindowStats.merged([self._merged(system, end - span, windows[:-1]), *windows[-1:]])
+
+    def _merged(self, system: str, first: int, windows: list[WindowStats]) -> WindowStats:
+        """``windows`` (of ``system``, from ``first`` on) merged, starting from the last
+        merge of windows from ``first`` when ``windows`` begin with those (the same
+        objects: unchanged); the last few such merges are kept."""
+        key = (system, first)
+        held, merged = self._rolled.pop(key, ((), WindowStats()))
+        if tuple(windows[: len(held)]) != held:
+            held, merged = (), WindowStats()
+        if len(windows) > len(held):
+            held, merged = tuple(windows), WindowStats.merged([merged, *windows[len(held) :]])
+        self._rolled[key] = held, merged
+        while len(self._rolled) > ROLLED:
+            del self._rolled[next(iter(self._rolled))]
+        return merged
 
     def expire(self, before: int) -> int:
         """Forget windows that start before ``before``; return how many."""
         old = [k for k in self._windows if k[1] < before]
+        self.version += bool(old)
         for k in old:
             del self._windows[k]
             self._units.pop(k, None)
+            for holding in self._open.values():
+                holding.discard(k)
+        self._starts.clear()
+        self._end = (
+            max(t for _, t in self._windows) + self.window_seconds if self._windows else None
+        )
         return len(old)
 
     def items(self) -> Iterator[tuple[str, int, WindowStats]]:
