@@ -10,11 +10,10 @@ instead of counting it twice.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from uuid import UUID
 
 from schemas.events import Feedback, Result
 from schemas.internal import Partial, WindowStatsState
@@ -23,6 +22,7 @@ from streams.aggregate import WindowStats
 from streams.units import UnitSample, unit_hash
 
 Key = tuple[str, str, int]  # rollout, system, window start (epoch seconds)
+Event = Result | Feedback  # or its Struct from ``schemas.fastcodec``: the same fields
 
 
 def window_start(ts: datetime, size: int) -> int:
@@ -72,63 +72,94 @@ class PartitionAccumulator:
     _order: deque[int] = field(default_factory=deque, repr=False)
     _units: dict[Key, set[tuple[int, str]]] = field(default_factory=dict, repr=False)
 
-    def _first_time(self, event_id: UUID) -> bool:
-        """Whether ``event_id`` is new here; remember it (the last ``recent_ids``)."""
-        key = event_id.int
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        self._order.append(key)
-        if len(self._order) > self.recent_ids:
-            self._seen.discard(self._order.popleft())
-        return True
-
-    def _stats(self, key: Key, offset: int) -> WindowStats:
-        if self.first_offset is None:
-            self.first_offset = offset
-        self.last_offset = offset
-        stats = self.windows.get(key)
-        if stats is None:
-            stats = self.windows[key] = WindowStats()
-        return stats
-
     def add(self, offset: int, event: Result | Feedback, now: float) -> str | None:
-        """Aggregate one event read at ``offset``; return why it was refused, or None.
+        """Aggregate one event read at ``offset``; return why it was refused, or None."""
+        refused = self.add_batch([offset], [event], now, isinstance(event, Feedback))
+        return refused.get(offset)
+
+    def add_batch(
+        self,
+        offsets: Sequence[int],
+        events: Sequence[Event | None],
+        now: float,
+        feedback: bool = False,
+    ) -> dict[int, str]:
+        """Aggregate the events read at ``offsets`` (results, or ``feedback``; None: an
+        unreadable one, only covered); return why each refused one was, by its offset.
 
         An event stamped more than ``max_future`` seconds after ``now``, or before 1970,
         is refused (``schemas.timebounds``).
         """
-        self.read_at = now
-        refused = ts_refusal(event.ts, now, self.max_future)
-        if refused:
-            self.skip(offset)
-            return refused
-        if not self._first_time(event.event_id):
-            self.skip(offset)
-            return None
-        t = event.ts.timestamp()
-        key = (event.rollout, event.system, window_start(event.ts, self.window_seconds))
-        stats = self._stats(key, offset)
-        if t > self.watermark:
-            self.watermark = t
-        elif t < self.watermark - self.lateness:
-            stats.late += 1
-            return None
-        if isinstance(event, Result):
-            stats.update(event)
-            if not event.fallback:
-                self._sample_unit(event, key)
+        if not offsets:
+            return {}
+        if self.first_offset is None:
+            self.first_offset = offsets[0]
+        self.last_offset, self.read_at = offsets[-1], now
+        readable = [(o, e) for o, e in zip(offsets, events, strict=True) if e is not None]
+        times = [e.ts.timestamp() for _, e in readable]
+        refused: dict[int, str] = {}
+        if times and (min(times) < 0 or max(times) > now + self.max_future):
+            refused = {o: r for o, e in readable if (r := ts_refusal(e.ts, now, self.max_future))}
+            kept = [(e, t) for (o, e), t in zip(readable, times, strict=True) if o not in refused]
         else:
-            stats.update_feedback(event)
-        return None
+            kept = [(e, t) for (_, e), t in zip(readable, times, strict=True)]
+        fresh, late = self._windows_of(kept)
+        for key, events_in in fresh.items():
+            stats = self.windows.get(key)
+            if stats is None:
+                stats = self.windows[key] = WindowStats()
+            stats.late += late[key]
+            if feedback:
+                stats.add_feedback(events_in)
+            else:
+                stats.add_results(events_in)
+                self._sample_units(key, events_in)
+        return refused
 
-    def _sample_unit(self, result: Result, key: Key) -> None:
+    def _windows_of(
+        self, events: list[tuple[Event, float]]
+    ) -> tuple[dict[Key, list[Event]], Counter[Key]]:
+        """The events new here (an id not among the last ``recent_ids``) in time, by
+        window, and how many came late to each; the watermark moves on."""
+        seen, order, recent = self._seen, self._order, self.recent_ids
+        size, watermark, lateness = self.window_seconds, self.watermark, self.lateness
+        fresh: dict[Key, list[Event]] = {}
+        late: Counter[Key] = Counter()
+        for event, t in events:
+            key = event.event_id.int  # ids as integers: a C hash
+            if key in seen:
+                continue
+            seen.add(key)
+            order.append(key)
+            if len(order) > recent:
+                seen.discard(order.popleft())
+            start = int(t)
+            window = (event.rollout, event.system, start - start % size)
+            in_window = fresh.get(window)
+            if in_window is None:
+                in_window = fresh[window] = []
+            if t > watermark:
+                watermark = t
+            elif t < watermark - lateness:
+                late[window] += 1
+                continue
+            in_window.append(event)
+        self.watermark = watermark
+        return fresh, late
+
+    def _sample_units(self, key: Key, results: list[Event]) -> None:
+        """Sample the window's units not seen in it yet (fallbacks are no routed unit)."""
         units = self._units.setdefault(key, set())
-        unit = (result.weight, result.unit_id)
-        if unit not in units:
-            units.add(unit)
-            samples = self.samples.setdefault(key, {})
-            samples.setdefault(result.weight, UnitSample()).add(unit_hash(result.unit_id))
+        new = {(r.weight, r.unit_id) for r in results if not r.fallback} - units
+        if not new:
+            return
+        units |= new
+        hashes: dict[int, list[int]] = {}
+        for weight, unit in new:
+            hashes.setdefault(weight, []).append(unit_hash(unit))
+        samples = self.samples.setdefault(key, {})
+        for weight, found in hashes.items():
+            samples.setdefault(weight, UnitSample()).merge(UnitSample(hashes=found))
 
     def skip(self, offset: int) -> None:
         """Mark an offset as covered without aggregating it (a dead letter)."""
