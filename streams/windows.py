@@ -14,6 +14,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import accumulate, chain, compress, islice
 
 from schemas.events import Feedback, Result
 from schemas.internal import Partial, WindowStatsState
@@ -69,8 +70,11 @@ class PartitionAccumulator:
     samples: dict[Key, dict[int, UnitSample]] = field(default_factory=dict)  # new units
     recent_ids: int = 20_000
     _seen: set[int] = field(default_factory=set, repr=False)  # ids as integers: a C hash
-    _order: deque[int] = field(default_factory=deque, repr=False)
+    _order: deque[int] = field(init=False, repr=False)  # _seen's ids, oldest first
     _units: dict[Key, set[tuple[int, str]]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._order = deque(maxlen=self.recent_ids)
 
     def add(self, offset: int, event: Result | Feedback, now: float) -> str | None:
         """Aggregate one event read at ``offset``; return why it was refused, or None."""
@@ -95,15 +99,35 @@ class PartitionAccumulator:
         if self.first_offset is None:
             self.first_offset = offsets[0]
         self.last_offset, self.read_at = offsets[-1], now
-        readable = [(o, e) for o, e in zip(offsets, events, strict=True) if e is not None]
-        times = [e.ts.timestamp() for _, e in readable]
+        if None in events:
+            offsets = [o for o, e in zip(offsets, events, strict=True) if e is not None]
+            events = [e for e in events if e is not None]
+        times = [e.ts.timestamp() for e in events]
         refused: dict[int, str] = {}
-        if times and (min(times) < 0 or max(times) > now + self.max_future):
-            refused = {o: r for o, e in readable if (r := ts_refusal(e.ts, now, self.max_future))}
-            kept = [(e, t) for (o, e), t in zip(readable, times, strict=True) if o not in refused]
-        else:
-            kept = [(e, t) for (_, e), t in zip(readable, times, strict=True)]
-        fresh, late = self._windows_of(kept)
+        if times and (min(times) < 0 or max(times) > now + self.max_future):  # ts_refusal's
+            reasons = [ts_refusal(e.ts, now, self.max_future) for e in events]
+            refused = {o: r for o, r in zip(offsets, reasons, strict=True) if r}
+            kept = [r is None for r in reasons]
+            events, times = list(compress(events, kept)), list(compress(times, kept))
+        events, times = self._first_times(events, times)
+        if events:
+            self._aggregate(events, times, feedback)
+        return refused
+
+    def _aggregate(self, events: Sequence[Event], times: Sequence[float], feedback: bool) -> None:
+        """Add new events to their windows: late ones counted, the rest aggregated."""
+        in_time = self._in_time(times)
+        size = self.window_seconds
+        starts = [start - start % size for start in map(int, times)]
+        rollouts, systems = [e.rollout for e in events], [e.system for e in events]
+        keys = list(zip(rollouts, systems, starts, strict=True))
+        fresh: dict[Key, list[Event]] = {key: [] for key in dict.fromkeys(keys)}
+        late: Counter[Key] = Counter()
+        if in_time is not None:
+            late.update(compress(keys, [not ok for ok in in_time]))
+        pairs = zip(keys, events, strict=True)
+        for key, event in pairs if in_time is None else compress(pairs, in_time):
+            fresh[key].append(event)
         for key, events_in in fresh.items():
             stats = self.windows.get(key)
             if stats is None:
@@ -114,38 +138,41 @@ class PartitionAccumulator:
             else:
                 stats.add_results(events_in)
                 self._sample_units(key, events_in)
-        return refused
 
-    def _windows_of(
-        self, events: list[tuple[Event, float]]
-    ) -> tuple[dict[Key, list[Event]], Counter[Key]]:
-        """The events new here (an id not among the last ``recent_ids``) in time, by
-        window, and how many came late to each; the watermark moves on."""
-        seen, order, recent = self._seen, self._order, self.recent_ids
-        size, watermark, lateness = self.window_seconds, self.watermark, self.lateness
-        fresh: dict[Key, list[Event]] = {}
-        late: Counter[Key] = Counter()
-        for event, t in events:
-            key = event.event_id.int  # ids as integers: a C hash
-            if key in seen:
-                continue
-            seen.add(key)
-            order.append(key)
-            if len(order) > recent:
-                seen.discard(order.popleft())
-            start = int(t)
-            window = (event.rollout, event.system, start - start % size)
-            in_window = fresh.get(window)
-            if in_window is None:
-                in_window = fresh[window] = []
-            if t > watermark:
-                watermark = t
-            elif t < watermark - lateness:
-                late[window] += 1
-                continue
-            in_window.append(event)
-        self.watermark = watermark
-        return fresh, late
+    def _first_times(
+        self, events: Sequence[Event], times: Sequence[float]
+    ) -> tuple[Sequence[Event], Sequence[float]]:
+        """The events whose id is new here, remembered (the last ``recent_ids``)."""
+        ids = [e.event_id.int for e in events]  # ids as integers: a C hash
+        seen, order = self._seen, self._order
+        if len(set(ids)) == len(ids) and seen.isdisjoint(ids):  # the rule: all new
+            seen.update(ids)
+            excess = len(order) + len(ids) - self.recent_ids
+            if excess > 0:
+                seen.difference_update(islice(chain(order, ids), excess))
+            order.extend(ids)  # it keeps the last ``recent_ids``
+            return events, times
+        new = [self._first_time(key) for key in ids]
+        return list(compress(events, new)), list(compress(times, new))
+
+    def _first_time(self, key: int) -> bool:
+        """Whether the id ``key`` is new here; remember it."""
+        if key in self._seen:
+            return False
+        if len(self._order) == self.recent_ids:
+            self._seen.discard(self._order[0])
+        self._seen.add(key)
+        self._order.append(key)
+        return True
+
+    def _in_time(self, times: Sequence[float]) -> list[bool] | None:
+        """Which of ``times`` are not late (None: all); the watermark moves to the newest."""
+        before, lateness = self.watermark, self.lateness
+        self.watermark = max(before, max(times))
+        if min(times) >= self.watermark - lateness:
+            return None
+        marks = accumulate(times, max, initial=before)  # the watermark each event meets
+        return [t >= mark - lateness for t, mark in zip(times, marks, strict=False)]
 
     def _sample_units(self, key: Key, results: list[Event]) -> None:
         """Sample the window's units not seen in it yet (fallbacks are no routed unit)."""
@@ -160,12 +187,6 @@ class PartitionAccumulator:
         samples = self.samples.setdefault(key, {})
         for weight, found in hashes.items():
             samples.setdefault(weight, UnitSample()).merge(UnitSample(hashes=found))
-
-    def skip(self, offset: int) -> None:
-        """Mark an offset as covered without aggregating it (a dead letter)."""
-        if self.first_offset is None:
-            self.first_offset = offset
-        self.last_offset = offset
 
     @property
     def pending(self) -> bool:
