@@ -71,7 +71,7 @@ class PartitionAccumulator:
     recent_ids: int = 20_000
     _seen: set[int] = field(default_factory=set, repr=False)  # ids as integers: a C hash
     _order: deque[int] = field(init=False, repr=False)  # _seen's ids, oldest first
-    _units: dict[Key, set[tuple[int, str]]] = field(default_factory=dict, repr=False)
+    _units: dict[Key, dict[int, set[str]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._order = deque(maxlen=self.recent_ids)
@@ -175,18 +175,17 @@ class PartitionAccumulator:
         return [t >= mark - lateness for t, mark in zip(times, marks, strict=False)]
 
     def _sample_units(self, key: Key, results: list[Event]) -> None:
-        """Sample the window's units not seen in it yet (fallbacks are no routed unit)."""
-        units = self._units.setdefault(key, set())
-        new = {(r.weight, r.unit_id) for r in results if not r.fallback} - units
-        if not new:
-            return
-        units |= new
-        hashes: dict[int, list[int]] = {}
-        for weight, unit in new:
-            hashes.setdefault(weight, []).append(unit_hash(unit))
-        samples = self.samples.setdefault(key, {})
-        for weight, found in hashes.items():
-            samples.setdefault(weight, UnitSample()).merge(UnitSample(hashes=found))
+        """Sample the window's units not seen in it yet, by routed weight (a fallback
+        was not routed)."""
+        seen = self._units.setdefault(key, {})
+        for weight in {r.weight for r in results}:
+            units = {r.unit_id for r in results if r.weight == weight and not r.fallback}
+            new = units - seen.setdefault(weight, set())
+            if new:
+                seen[weight] |= new
+                found = UnitSample(hashes=[unit_hash(unit) for unit in new])
+                samples = self.samples.setdefault(key, {})
+                samples.setdefault(weight, UnitSample()).merge(found)
 
     @property
     def pending(self) -> bool:
