@@ -28,8 +28,13 @@ Event = Result | Feedback  # or its Struct from ``schemas.fastcodec``: the same 
 
 def window_start(ts: datetime, size: int) -> int:
     """Start (epoch seconds) of the tumbling window of ``size`` seconds holding ``ts``."""
-    t = int(ts.timestamp())
-    return t - t % size
+    return window_at(ts.timestamp(), size)
+
+
+def window_at(t: float, size: int) -> int:
+    """Start of the tumbling window of ``size`` seconds holding the epoch time ``t``."""
+    start = int(t)
+    return start - start % size
 
 
 def first_window_after(ts: datetime | None, size: int) -> int:
@@ -118,7 +123,7 @@ class PartitionAccumulator:
         """Add new events to their windows: late ones counted, the rest aggregated."""
         in_time = self._in_time(times)
         size = self.window_seconds
-        starts = [start - start % size for start in map(int, times)]
+        starts = [window_at(t, size) for t in times]
         rollouts, systems = [e.rollout for e in events], [e.system for e in events]
         keys = list(zip(rollouts, systems, starts, strict=True))
         fresh: dict[Key, list[Event]] = {key: [] for key in dict.fromkeys(keys)}
