@@ -178,14 +178,8 @@ def fast_decode_many(
     the garbage collector paused meanwhile. Other models go to ``decode_many``."""
     if expect not in _DECODERS:
         return decode_many(values, expect)
-    out: list[M | DecodeError] = []
     with collection_paused():
-        for value in values:
-            try:
-                out.append(fast_decode(value, expect))
-            except DecodeError as exc:
-                out.append(exc)
-    return out
+        return [_slow(value, expect) for value in values]
 
 
 _timestamps = msgspec.json.Decoder(list[Annotated[datetime, msgspec.Meta(tz=True)]]).decode
@@ -197,26 +191,38 @@ def fast_decode_structs(values: Sequence[bytes | str | None], expect: type[M]) -
     by their Python names, ``ts`` a UTC datetime) and no model; where the fast path leaves
     a value to pydantic, what :func:`fast_decode` gives (the model or the
     :class:`DecodeError`). The batch's timestamps are parsed in one call."""
-    decoder, out = _DECODERS[expect], []
+    decoder = _DECODERS[expect]
     with collection_paused():
-        for value in values:
-            try:
-                out.append(decoder.decode(value))
-            except (msgspec.DecodeError, TypeError):  # TypeError: no value
-                out.append(None)
-        fast = [i for i, struct in enumerate(out) if struct is not None]
-        for i, ts in zip(fast, _times([out[i].ts for i in fast]), strict=True):
-            if ts is None:
-                out[i] = None
-            else:
-                out[i].ts = ts
-        for i, struct in enumerate(out):
-            if struct is None:
-                try:
-                    out[i] = fast_decode(values[i], expect)
-                except DecodeError as exc:
-                    out[i] = exc
+        try:
+            out = list(map(decoder.decode, values))  # the rule: every value reads
+        except (msgspec.DecodeError, TypeError):  # TypeError: no value
+            out = [_struct(decoder, value) for value in values]
+        readable = [s for s in out if s is not None] if None in out else out
+        times = _times([struct.ts for struct in readable])
+        for struct, ts in zip(readable, times, strict=True):
+            struct.ts = ts
+        if len(readable) < len(out) or None in times:
+            out = [
+                s if s is not None and s.ts is not None else _slow(value, expect)
+                for s, value in zip(out, values, strict=True)
+            ]
     return out
+
+
+def _struct(decoder: msgspec.json.Decoder, value: bytes | str | None) -> Any:
+    """The Struct ``decoder`` reads from ``value``, or None."""
+    try:
+        return decoder.decode(value)
+    except (msgspec.DecodeError, TypeError):
+        return None
+
+
+def _slow(value: bytes | str | None, expect: type[M]) -> M | DecodeError:
+    """What :func:`fast_decode` gives for ``value``: the model or the DecodeError."""
+    try:
+        return fast_decode(value, expect)
+    except DecodeError as exc:
+        return exc
 
 
 def _times(raws: list[msgspec.Raw]) -> list[datetime | None]:
