@@ -84,7 +84,7 @@ CASES = {
 
 
 def as_result(draw) -> SimpleNamespace:
-    """A simulator draw with the attributes ``WindowStats.update`` reads."""
+    """A simulator draw with the attributes ``WindowStats.add_results`` reads."""
     error = None
     if draw.error is not None:
         error = SimpleNamespace(type=draw.error[0], critical=draw.error[1])
@@ -142,8 +142,7 @@ class Phasegate:
 
     def look(self, start: int, draws: list, partition: int) -> bool:
         stats = WindowStats()
-        for d in draws:
-            stats.update(as_result(d))  # type: ignore[arg-type]
+        stats.add_results([as_result(d) for d in draws])  # type: ignore[misc]
         partial = Partial(
             rollout="bench",
             system=self.monitor.plan.roles.candidate,

@@ -10,11 +10,11 @@ instead of counting it twice.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from uuid import UUID
+from itertools import accumulate, chain, compress, islice
 
 from schemas.events import Feedback, Result
 from schemas.internal import Partial, WindowStatsState
@@ -24,12 +24,18 @@ from streams.units import UnitSample, unit_hash
 
 Key = tuple[str, str, int]  # rollout, system, window start (epoch seconds)
 ROLLED = 16  # rolling merges a view keeps (spans shown, the gates' span, the last phase's)
+Event = Result | Feedback  # or its Struct from ``schemas.fastcodec``: the same fields
 
 
 def window_start(ts: datetime, size: int) -> int:
     """Start (epoch seconds) of the tumbling window of ``size`` seconds holding ``ts``."""
-    t = int(ts.timestamp())
-    return t - t % size
+    return window_at(ts.timestamp(), size)
+
+
+def window_at(t: float, size: int) -> int:
+    """Start of the tumbling window of ``size`` seconds holding the epoch time ``t``."""
+    start = int(t)
+    return start - start % size
 
 
 def first_window_after(ts: datetime | None, size: int) -> int:
@@ -70,72 +76,122 @@ class PartitionAccumulator:
     samples: dict[Key, dict[int, UnitSample]] = field(default_factory=dict)  # new units
     recent_ids: int = 20_000
     _seen: set[int] = field(default_factory=set, repr=False)  # ids as integers: a C hash
-    _order: deque[int] = field(default_factory=deque, repr=False)
-    _units: dict[Key, set[tuple[int, str]]] = field(default_factory=dict, repr=False)
+    _order: deque[int] = field(init=False, repr=False)  # _seen's ids, oldest first
+    _units: dict[Key, dict[int, set[str]]] = field(default_factory=dict, repr=False)
 
-    def _first_time(self, event_id: UUID) -> bool:
-        """Whether ``event_id`` is new here; remember it (the last ``recent_ids``)."""
-        key = event_id.int
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        self._order.append(key)
-        if len(self._order) > self.recent_ids:
-            self._seen.discard(self._order.popleft())
-        return True
-
-    def _stats(self, key: Key, offset: int) -> WindowStats:
-        if self.first_offset is None:
-            self.first_offset = offset
-        self.last_offset = offset
-        stats = self.windows.get(key)
-        if stats is None:
-            stats = self.windows[key] = WindowStats()
-        return stats
+    def __post_init__(self) -> None:
+        self._order = deque(maxlen=self.recent_ids)
 
     def add(self, offset: int, event: Result | Feedback, now: float) -> str | None:
-        """Aggregate one event read at ``offset``; return why it was refused, or None.
+        """Aggregate one event read at ``offset``; return why it was refused, or None."""
+        refused = self.add_batch([offset], [event], now, isinstance(event, Feedback))
+        return refused.get(offset)
+
+    def add_batch(
+        self,
+        offsets: Sequence[int],
+        events: Sequence[Event | None],
+        now: float,
+        feedback: bool = False,
+    ) -> dict[int, str]:
+        """Aggregate the events read at ``offsets`` (results, or ``feedback``; None: an
+        unreadable one, only covered); return why each refused one was, by its offset.
 
         An event stamped more than ``max_future`` seconds after ``now``, or before 1970,
         is refused (``schemas.timebounds``).
         """
-        self.read_at = now
-        refused = ts_refusal(event.ts, now, self.max_future)
-        if refused:
-            self.skip(offset)
-            return refused
-        if not self._first_time(event.event_id):
-            self.skip(offset)
-            return None
-        t = event.ts.timestamp()
-        key = (event.rollout, event.system, window_start(event.ts, self.window_seconds))
-        stats = self._stats(key, offset)
-        if t > self.watermark:
-            self.watermark = t
-        elif t < self.watermark - self.lateness:
-            stats.late += 1
-            return None
-        if isinstance(event, Result):
-            stats.update(event)
-            if not event.fallback:
-                self._sample_unit(event, key)
-        else:
-            stats.update_feedback(event)
-        return None
-
-    def _sample_unit(self, result: Result, key: Key) -> None:
-        units = self._units.setdefault(key, set())
-        unit = (result.weight, result.unit_id)
-        if unit not in units:
-            units.add(unit)
-            samples = self.samples.setdefault(key, {})
-            samples.setdefault(result.weight, UnitSample()).add(unit_hash(result.unit_id))
-
-    def skip(self, offset: int) -> None:
-        """Mark an offset as covered without aggregating it (a dead letter)."""
+        if not offsets:
+            return {}
         if self.first_offset is None:
-            self.first_offset = offset
-        self.last_offset = offset
+            self.first_offset = offsets[0]
+        self.last_offset, self.read_at = offsets[-1], now
+        if None in events:
+            offsets = [o for o, e in zip(offsets, events, strict=True) if e is not None]
+            events = [e for e in events if e is not None]
+        times = [e.ts.timestamp() for e in events]
+        refused: dict[int, str] = {}
+        if times and (min(times) < 0 or max(times) > now + self.max_future):  # ts_refusal's
+            reasons = [ts_refusal(e.ts, now, self.max_future) for e in events]
+            refused = {o: r for o, r in zip(offsets, reasons, strict=True) if r}
+            kept = [r is None for r in reasons]
+            events, times = list(compress(events, kept)), list(compress(times, kept))
+        events, times = self._first_times(events, times)
+        if events:
+            self._aggregate(events, times, feedback)
+        return refused
+
+    def _aggregate(self, events: Sequence[Event], times: Sequence[float], feedback: bool) -> None:
+        """Add new events to their windows: late ones counted, the rest aggregated."""
+        in_time = self._in_time(times)
+        size = self.window_seconds
+        starts = [window_at(t, size) for t in times]
+        rollouts, systems = [e.rollout for e in events], [e.system for e in events]
+        keys = list(zip(rollouts, systems, starts, strict=True))
+        fresh: dict[Key, list[Event]] = {key: [] for key in dict.fromkeys(keys)}
+        late: Counter[Key] = Counter()
+        if in_time is not None:
+            late.update(compress(keys, [not ok for ok in in_time]))
+        pairs = zip(keys, events, strict=True)
+        for key, event in pairs if in_time is None else compress(pairs, in_time):
+            fresh[key].append(event)
+        for key, events_in in fresh.items():
+            stats = self.windows.get(key)
+            if stats is None:
+                stats = self.windows[key] = WindowStats()
+            stats.late += late[key]
+            if feedback:
+                stats.add_feedback(events_in)
+            else:
+                stats.add_results(events_in)
+                self._sample_units(key, events_in)
+
+    def _first_times(
+        self, events: Sequence[Event], times: Sequence[float]
+    ) -> tuple[Sequence[Event], Sequence[float]]:
+        """The events whose id is new here, remembered (the last ``recent_ids``)."""
+        ids = [e.event_id.int for e in events]  # ids as integers: a C hash
+        seen, order = self._seen, self._order
+        if len(set(ids)) == len(ids) and seen.isdisjoint(ids):  # the rule: all new
+            seen.update(ids)
+            excess = len(order) + len(ids) - self.recent_ids
+            if excess > 0:
+                seen.difference_update(islice(chain(order, ids), excess))
+            order.extend(ids)  # it keeps the last ``recent_ids``
+            return events, times
+        new = [self._first_time(key) for key in ids]
+        return list(compress(events, new)), list(compress(times, new))
+
+    def _first_time(self, key: int) -> bool:
+        """Whether the id ``key`` is new here; remember it."""
+        if key in self._seen:
+            return False
+        if len(self._order) == self.recent_ids:
+            self._seen.discard(self._order[0])
+        self._seen.add(key)
+        self._order.append(key)
+        return True
+
+    def _in_time(self, times: Sequence[float]) -> list[bool] | None:
+        """Which of ``times`` are not late (None: all); the watermark moves to the newest."""
+        before, lateness = self.watermark, self.lateness
+        self.watermark = max(before, max(times))
+        if min(times) >= self.watermark - lateness:
+            return None
+        marks = accumulate(times, max, initial=before)  # the watermark each event meets
+        return [t >= mark - lateness for t, mark in zip(times, marks, strict=False)]
+
+    def _sample_units(self, key: Key, results: list[Event]) -> None:
+        """Sample the window's units not seen in it yet, by routed weight (a fallback
+        was not routed)."""
+        seen = self._units.setdefault(key, {})
+        for weight in {r.weight for r in results}:
+            units = {r.unit_id for r in results if r.weight == weight and not r.fallback}
+            new = units - seen.setdefault(weight, set())
+            if new:
+                seen[weight] |= new
+                found = UnitSample(hashes=[unit_hash(unit) for unit in new])
+                samples = self.samples.setdefault(key, {})
+                samples.setdefault(weight, UnitSample()).merge(found)
 
     @property
     def pending(self) -> bool:

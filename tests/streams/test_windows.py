@@ -1,4 +1,8 @@
+from collections import Counter, deque
 from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.internal import Partial
 from streams.windows import PartitionAccumulator, RolloutView, merge_views, window_start
@@ -63,6 +67,47 @@ def test_a_repeated_event_id_is_counted_once():
     (p,) = acc.drain()
     # the last copy of ``first`` came after two other ids: no longer remembered
     assert (p.first_offset, p.last_offset, p.stats.count) == (0, 4, 4)
+
+
+def _one_by_one(stream, recent: int, lateness: int = 30) -> dict[int, tuple[int, int]]:
+    """The rule, event by event: (counted, late) by window start."""
+    seen: deque = deque()
+    watermark, counted, late = float("-inf"), Counter(), Counter()
+    for event in stream:
+        if event.event_id in seen:
+            continue
+        seen.append(event.event_id)
+        if len(seen) > recent:
+            seen.popleft()
+        t, start = event.ts.timestamp(), window_start(event.ts, 60)
+        if t > watermark:
+            watermark = t
+        elif t < watermark - lateness:
+            late[start] += 1
+            continue
+        counted[start] += 1
+    return {start: (counted[start], late[start]) for start in counted | late}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from([0, 29, 30, 31, 59, 60, 61, 90, 91, 150]), min_size=1, max_size=8),
+    st.lists(st.integers(0, 7), max_size=60),  # the events in order, repeats among them
+    st.integers(1, 5),
+    st.lists(st.integers(1, 12), min_size=1, max_size=6),  # batch sizes, in turn
+)
+def test_batches_skip_repeats_and_count_late_events_as_the_rule(seconds, order, recent, sizes):
+    events = [make_result(i, seconds=s) for i, s in enumerate(seconds)]
+    stream = [events[i % len(events)] for i in order]
+    acc, start, turn = _acc(recent_ids=recent), 0, 0
+    while start < len(stream):
+        size = sizes[turn % len(sizes)]
+        acc.add_batch(
+            range(start, start + size)[: len(stream) - start], stream[start : start + size], NOW
+        )
+        start, turn = start + size, turn + 1
+    got = {int(p.window_start.timestamp()): (p.stats.count, p.stats.late) for p in acc.drain()}
+    assert got == _one_by_one(stream, recent)
 
 
 def _run(first, last, committed=0):
