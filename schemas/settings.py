@@ -36,6 +36,9 @@ class Settings(BaseSettings):
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated"
     )
     topic_prefix: str = Field("phasegate.", description="prefix of every topic name")
+    bootstrap_timeout_s: float = Field(
+        2.0, gt=0, description="how long a log reader waits for a broker before it retries"
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="how every Kafka client connects"
     )

@@ -193,6 +193,7 @@ def test_the_budget_over_levels_sums_to_the_p_value():
 
 
 # ---------------------------------------------------------------- simulated rollouts
+@pytest.mark.slow  # 100 rollouts, over 10 s: `make test`, not `make check`
 def test_healthy_rollouts_warn_within_the_budget():
     """100 healthy rollouts of 30 minutes at 10 events/s, weights 25/50/75, looked at every
     window: at p_value 0.05, at most 5 warn (the bound holds for each rollout)."""
