@@ -188,12 +188,18 @@ class Judgement:
             await self._send(out)
 
     async def advance(self) -> None:
-        """With ``auto_advance``: start each rollout's next phase once its gates pass."""
+        """With ``auto_advance``: start each rollout's next phase once its gates pass.
+
+        Judging a rollout's gates takes milliseconds: the loop gets a turn after each.
+        """
+        if not self.stage2.plan.auto_advance:
+            return
         for rollout in list(self.stage2.views):
             event = self.stage2.advance(rollout)
             if event is not None:
                 log.warning("rollout %s: auto-advance to phase %s", rollout, event.phase)
                 await self.outbox.rollout(event)
+            await asyncio.sleep(0)
 
     async def _send(self, out: Alert | RolloutEvent) -> None:
         if isinstance(out, Alert):

@@ -63,9 +63,11 @@ class Stage2:
 
         Never after the worker's own rollback: that holds until a person acts.
         """
+        if not self.plan.auto_advance:
+            return None
         report, state = self.gates(rollout), self.state_of(rollout)
         nxt = self.plan.phase(report.phase + 1) if report else None
-        if not self.plan.auto_advance or state is None or nxt is None or report is None:
+        if state is None or nxt is None or report is None:
             return None
         if state.held_by_worker:
             return None

@@ -210,6 +210,46 @@ def test_stage_two_judges_only_once_the_log_is_read_and_sends_what_fires():
     assert outbox.letters[0].source_topic == "partials"
 
 
+def test_auto_advance_gives_the_loop_a_turn_after_each_rollout():
+    rollouts = ["a", "b", "c"]
+    plan = load_plan().model_copy(update={"auto_advance": True})
+    states = {
+        r: fold([RolloutEvent(rollout=r, type="phase_started", weight=50, phase=1, ts=T0)], r)
+        for r in rollouts
+    }
+    stage2 = Stage2(10, 3600, plan, state_of=states.get)
+    judgement = Judgement(stage2, Outbox([]), Counters(), asyncio.Event())
+    acc = Stage1(10, 10, max_future=10**10).accumulator(RESULTS, 0, 0)
+    for i, rollout in enumerate(rollouts):
+        acc.add(i, make_result(i, seconds=1, rollout=rollout), now=T0.timestamp() + 5)
+    for partial in acc.drain():
+        list(stage2.apply(partial))
+    judged: list[str] = []
+    advance = stage2.advance
+    stage2.advance = lambda rollout: judged.append(rollout) or advance(rollout)  # type: ignore[method-assign]
+
+    async def go() -> list[int]:
+        seen: list[int] = []
+
+        async def other() -> None:
+            while True:
+                seen.append(len(judged))
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(other())
+        await asyncio.sleep(0)
+        await judgement.advance()
+        task.cancel()
+        return seen
+
+    assert sorted(set(asyncio.run(go()))) == [0, 1, 2, 3]  # the other task ran between each
+    assert sorted(judged) == rollouts
+    stage2.plan = load_plan()  # without auto_advance: nothing is judged
+    judged.clear()
+    asyncio.run(judgement.advance())
+    assert judged == []
+
+
 def test_feedback_batches_count_each_verdict_once_in_its_system_window():
     outbox = Outbox([])
     agg, counters = aggregation(outbox)
