@@ -212,18 +212,8 @@ def test_sink_holds_its_rows_while_another_process_migrates(
     assert count(server, table, final=False) == 30
 
 
-def test_a_sink_holding_a_batch_through_a_rebalance_loses_and_doubles_nothing(
-    settings: Settings, server: ServerStore
-) -> None:
-    """A second sink joins while the first holds an unstored batch. kafka-python 3 calls
-    the rebalance listener on its IO thread, where a commit raises: the first sink used
-    to die there ("User rebalance callback throws an error")."""
-    results = [make_result(i) for i in range(40)]
-    table = f"{settings.database}.results"
-    produce(settings, [(settings.topics.results, None, encode(r)) for r in results[:20]])
-    first = sink_for(settings, server, batch_seconds=3600)  # holds what it reads
-    first.start()
-    sinks, errors, stop = [first], [], threading.Event()
+def polling(stop: threading.Event, errors: list) -> Callable[[Sink], None]:
+    """A thread's target: poll ``sink`` until ``stop``; what it raises goes to ``errors``."""
 
     def run(sink: Sink) -> None:
         try:
@@ -232,12 +222,34 @@ def test_a_sink_holding_a_batch_through_a_rebalance_loses_and_doubles_nothing(
         except Exception as exc:  # the test reports it
             errors.append(exc)
 
-    def until(done: Callable[[], bool], timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not done():
-            assert not errors, errors
-            assert time.monotonic() < deadline, [s.counters for s in sinks]
-            time.sleep(0.05)
+    return run
+
+
+def drain_until(done: Callable[[], bool], errors: list, sinks: list[Sink]) -> None:
+    """Wait for ``done`` while ``sinks`` poll on their threads."""
+    deadline = time.monotonic() + 30
+    while not done():
+        assert not errors, errors
+        assert time.monotonic() < deadline, [s.counters for s in sinks]
+        time.sleep(0.05)
+
+
+def test_a_sink_holding_a_batch_through_a_rebalance_loses_and_doubles_nothing(
+    settings: Settings, server: ServerStore
+) -> None:
+    """A second sink joins while the first holds an unstored batch (a previous sink died
+    in its rebalance listener, called on another thread): the batch is read again from
+    the commit, stored once."""
+    results = [make_result(i) for i in range(40)]
+    table = f"{settings.database}.results"
+    produce(settings, [(settings.topics.results, None, encode(r)) for r in results[:20]])
+    first = sink_for(settings, server, batch_seconds=3600)  # holds what it reads
+    first.start()
+    sinks, errors, stop = [first], [], threading.Event()
+    run = polling(stop, errors)
+
+    def until(done: Callable[[], bool]) -> None:
+        drain_until(done, errors, sinks)
 
     threads = [threading.Thread(target=run, args=(first,))]
     try:
@@ -259,6 +271,62 @@ def test_a_sink_holding_a_batch_through_a_rebalance_loses_and_doubles_nothing(
         for sink in sinks:
             sink.close()
     assert not errors, errors
+    assert count(server, table, final=False) == 40
+
+
+class SlowStore(FlakyStore):
+    """The real store whose inserts wait until ``release`` is set."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.down, self.release = False, threading.Event()
+
+    def insert(self, table: str, columns: Mapping[str, Sequence]) -> int:
+        assert self.release.wait(30)
+        return super().insert(table, columns)
+
+
+def test_a_rebalance_waits_for_the_insert_in_flight_and_commits_it_before_the_partitions_go(
+    settings: Settings, server: ServerStore
+) -> None:
+    """A second sink joins while the first's insert is in flight: the first commits that
+    batch before its partitions go, so no member reads a stored message again."""
+    results = [make_result(i) for i in range(40)]
+    table = f"{settings.database}.results"
+    send = [(settings.topics.results, r.unit_id.encode(), encode(r)) for r in results]
+    produce(settings, send[:20])
+    slow = SlowStore(server)
+    first = sink_for(settings, slow, batch_rows=20, batch_seconds=0.2)
+    first.start()
+    sinks, errors, stop = [first], [], threading.Event()
+    run = polling(stop, errors)
+
+    threads = [threading.Thread(target=run, args=(first,))]
+    try:
+        threads[0].start()
+        drain_until(lambda: first.counters.messages == 20 and first.pending, errors, sinks)
+        second = sink_for(settings, server, batch_seconds=0.2)
+        second.start()
+        sinks.append(second)
+        threads.append(threading.Thread(target=run, args=(second,)))
+        threads[1].start()
+        time.sleep(3)  # the group rebalances; the first holds its revocation for the insert
+        slow.release.set()
+        drain_until(lambda: count(server, table) == 20, errors, sinks)
+        produce(settings, send[20:])
+        drain_until(
+            lambda: count(server, table) == 40 and not any(s.pending for s in sinks), errors, sinks
+        )
+    finally:
+        slow.release.set()
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        for sink in sinks:
+            sink.close()
+    assert not errors, errors
+    assert [s.counters.duplicates for s in sinks] == [0, 0]
+    assert sum(s.counters.messages for s in sinks) == 40  # none read twice
     assert count(server, table, final=False) == 40
 
 
