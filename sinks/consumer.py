@@ -223,7 +223,7 @@ class Sink(ConsumerRebalanceListener):
             with _quiet_kafka():  # its retry errors; one clear message below instead
                 await self._producer.start()
                 await self._consumer.start()
-        except (KafkaError, OSError):
+        except (KafkaError, OSError, KeyError, ValueError):  # a refused SCRAM login: the last two
             raise BrokerUnavailable(
                 f"no Kafka broker at {self.settings.bootstrap_servers}: start it "
                 "(`phasegate stack up`) or set PHASEGATE_BOOTSTRAP_SERVERS."
