@@ -38,6 +38,7 @@ from pydantic import BaseModel
 
 from schemas import DeadLetter, DecodeError, encode
 from schemas.backoff import Backoff
+from schemas.codec import collection_paused
 from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.fastcodec import fast_decode_many
 from schemas.kafka_security import aiokafka_options
@@ -265,13 +266,19 @@ class Sink(ConsumerRebalanceListener):
         """Fetch at most ``room`` records into the batch; a broker error is logged (the
         client reconnects by itself)."""
         try:
-            fetched = await consumer.getmany(timeout_ms=timeout_ms, max_records=room)
+            with collection_paused():  # thousands of records and events, all kept
+                return self._take_all(
+                    await consumer.getmany(timeout_ms=timeout_ms, max_records=room)
+                )
         except KafkaError as exc:
             if self.throttle.due():
                 log.warning("sink: cannot fetch (%s); trying again", exc)
-            await asyncio.sleep(timeout_ms / 1000)
-            return 0
-        # No await since getmany: every record is of a partition still assigned.
+        await asyncio.sleep(timeout_ms / 1000)
+        return 0
+
+    def _take_all(self, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> int:
+        """Fetched records into the batch (no await since ``getmany``: every record is
+        of a partition still assigned)."""
         taken, now = 0, time.time()
         for partition, records in fetched.items():
             self._take(partition, records, now)
