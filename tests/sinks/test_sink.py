@@ -212,26 +212,46 @@ def test_sink_holds_its_rows_while_another_process_migrates(
     assert count(server, table, final=False) == 30
 
 
-def polling(stop: threading.Event, errors: list) -> Callable[[Sink], None]:
-    """A thread's target: poll ``sink`` until ``stop``; what it raises goes to ``errors``."""
+class Polling:
+    """Sinks polling on threads of their own until the block ends; then stopped, joined
+    and closed. ``errors``: what they raised."""
 
-    def run(sink: Sink) -> None:
+    def __init__(self) -> None:
+        self.sinks: list[Sink] = []
+        self.threads: list[threading.Thread] = []
+        self.errors: list[Exception] = []
+        self.stop = threading.Event()
+
+    def add(self, sink: Sink) -> Sink:
+        sink.start()
+        self.sinks.append(sink)
+        self.threads.append(threading.Thread(target=self._run, args=(sink,)))
+        self.threads[-1].start()
+        return sink
+
+    def _run(self, sink: Sink) -> None:
         try:
-            while not stop.is_set():
+            while not self.stop.is_set():
                 sink.poll_once(timeout_ms=100)
         except Exception as exc:  # the test reports it
-            errors.append(exc)
+            self.errors.append(exc)
 
-    return run
+    def until(self, done: Callable[[], bool], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert not self.errors, self.errors
+            assert time.monotonic() < deadline, [s.counters for s in self.sinks]
+            time.sleep(0.05)
 
+    def __enter__(self) -> Polling:
+        return self
 
-def drain_until(done: Callable[[], bool], errors: list, sinks: list[Sink]) -> None:
-    """Wait for ``done`` while ``sinks`` poll on their threads."""
-    deadline = time.monotonic() + 30
-    while not done():
-        assert not errors, errors
-        assert time.monotonic() < deadline, [s.counters for s in sinks]
-        time.sleep(0.05)
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(10)
+        for sink in self.sinks:
+            sink.close()
 
 
 def test_a_sink_holding_a_batch_through_a_rebalance_loses_and_doubles_nothing(
@@ -243,34 +263,15 @@ def test_a_sink_holding_a_batch_through_a_rebalance_loses_and_doubles_nothing(
     results = [make_result(i) for i in range(40)]
     table = f"{settings.database}.results"
     produce(settings, [(settings.topics.results, None, encode(r)) for r in results[:20]])
-    first = sink_for(settings, server, batch_seconds=3600)  # holds what it reads
-    first.start()
-    sinks, errors, stop = [first], [], threading.Event()
-    run = polling(stop, errors)
-
-    def until(done: Callable[[], bool]) -> None:
-        drain_until(done, errors, sinks)
-
-    threads = [threading.Thread(target=run, args=(first,))]
-    try:
-        threads[0].start()
-        until(lambda: first.held >= 20)
-        second = sink_for(settings, server)
-        second.start()
-        sinks.append(second)
-        threads.append(threading.Thread(target=run, args=(second,)))
-        threads[1].start()
+    with Polling() as sinks:
+        first = sinks.add(sink_for(settings, server, batch_seconds=3600))  # holds what it reads
+        sinks.until(lambda: first.held >= 20)
+        second = sinks.add(sink_for(settings, server))
         produce(settings, [(settings.topics.results, None, encode(r)) for r in results[20:]])
-        until(lambda: second.counters.messages > 0)  # the group has rebalanced
+        sinks.until(lambda: second.counters.messages > 0)  # the group has rebalanced
         first.batch_seconds = 0.2
-        until(lambda: count(server, table) == 40 and not any(s.pending for s in sinks))
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(10)
-        for sink in sinks:
-            sink.close()
-    assert not errors, errors
+        sinks.until(lambda: count(server, table) == 40 and not first.pending and not second.pending)
+    assert not sinks.errors, sinks.errors
     assert count(server, table, final=False) == 40
 
 
@@ -296,37 +297,21 @@ def test_a_rebalance_waits_for_the_insert_in_flight_and_commits_it_before_the_pa
     send = [(settings.topics.results, r.unit_id.encode(), encode(r)) for r in results]
     produce(settings, send[:20])
     slow = SlowStore(server)
-    first = sink_for(settings, slow, batch_rows=20, batch_seconds=0.2)
-    first.start()
-    sinks, errors, stop = [first], [], threading.Event()
-    run = polling(stop, errors)
-
-    threads = [threading.Thread(target=run, args=(first,))]
-    try:
-        threads[0].start()
-        drain_until(lambda: first.counters.messages == 20 and first.pending, errors, sinks)
-        second = sink_for(settings, server, batch_seconds=0.2)
-        second.start()
-        sinks.append(second)
-        threads.append(threading.Thread(target=run, args=(second,)))
-        threads[1].start()
-        time.sleep(3)  # the group rebalances; the first holds its revocation for the insert
-        slow.release.set()
-        drain_until(lambda: count(server, table) == 20, errors, sinks)
+    with Polling() as sinks:
+        try:
+            first = sinks.add(sink_for(settings, slow, batch_rows=20, batch_seconds=0.2))
+            sinks.until(lambda: first.counters.messages == 20 and first.pending)
+            second = sinks.add(sink_for(settings, server, batch_seconds=0.2))
+            time.sleep(3)  # the group rebalances; the first holds its revocation for the insert
+        finally:
+            slow.release.set()  # (before the sinks close, whatever happened)
+        sinks.until(lambda: count(server, table) == 20)
         produce(settings, send[20:])
-        drain_until(
-            lambda: count(server, table) == 40 and not any(s.pending for s in sinks), errors, sinks
-        )
-    finally:
-        slow.release.set()
-        stop.set()
-        for thread in threads:
-            thread.join(10)
-        for sink in sinks:
-            sink.close()
-    assert not errors, errors
-    assert [s.counters.duplicates for s in sinks] == [0, 0]
-    assert sum(s.counters.messages for s in sinks) == 40  # none read twice
+        sinks.until(lambda: count(server, table) == 40 and not first.pending and not second.pending)
+    assert not sinks.errors, sinks.errors
+    assert [first.counters.duplicates, second.counters.duplicates] == [0, 0]
+    total = first.counters.messages + second.counters.messages
+    assert total == 40  # none read twice
     assert count(server, table, final=False) == 40
 
 
