@@ -32,10 +32,10 @@ system-deps:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi
 
-## check: lint and the tests that need no service (no broker, ClickHouse server, Node or Docker) and are not slow simulations
+## check: lint and the tests that need no service (no broker, ClickHouse server, Node or Docker) and are not slow simulations, on every core
 check: venv
 	$(BIN)/ruff check .
-	$(BIN)/pytest -m "not service and not slow" -q --durations=5
+	$(BIN)/pytest -n auto -m "not service and not slow" -q --durations=5
 
 ## test: lint and the whole suite (services start from the test fixtures)
 test: system-deps venv

@@ -1,20 +1,21 @@
-"""What the Emitter costs the application, per compression, against a bare producer loop.
+"""What the Emitter costs the application, per client and compression, against a bare loop.
 
-On a private Tansu broker, per ``emit_compression``, in ``--runs`` rounds (medians):
+On a private Tansu broker, per Kafka client (kafka-python; confluent-kafka when installed)
+and ``emit_compression``, in ``--runs`` rounds (medians):
 
 1. Delivered (acknowledged) events/s, CPU per event of the threads that send, and TCP
    bytes sent to the broker per event (``ss``), for the Emitter (``emit()`` a burst,
-   then ``flush()``) and for a bare ``KafkaProducer`` loop in the same round: the
-   Emitter's exact producer config, the same events pre-encoded, sent from the main
-   thread. The Emitter's CPU is its sender thread (encodes, hands records to the
-   producer) plus kafka-python's network thread (closes, compresses and sends batches):
-   what the application pays in the background. The bare loop's is its own thread plus
-   the network thread. The caller's CPU per ``emit()`` is reported beside them.
-   A reference row, no baseline: aiokafka's batch API (records appended to per-partition
-   batches by its Cython builder, each batch sent whole), what a batch transport costs.
-2. At ``--compression`` (default: the setting's default): ``emit()`` on the caller's
-   thread, every call timed (p50, p99, microseconds) vs an empty function timed the
-   same way, in a burst and paced at ``--rate``; and the same while the broker is down.
+   then ``flush()``) and for a bare producer loop of the same client in the same round:
+   the Emitter's exact producer config, the same events pre-encoded, sent from the main
+   thread, no delivery callback. The Emitter's CPU is its sender thread (encodes, hands
+   records to the client, counts acknowledgements) plus the client's own threads
+   (kafka-python's network thread; librdkafka's ``rdk:`` threads: batches, compresses,
+   sends): what the application pays in the background. The bare loop's is its own thread
+   plus the client's. The caller's CPU per ``emit()`` is reported beside them.
+2. With the default client at ``--compression`` (default: the setting's default):
+   ``emit()`` on the caller's thread, every call timed (p50, p99, microseconds) vs an
+   empty function timed the same way, in a burst and paced at ``--rate``; and the same
+   while the broker is down.
 
     python bench/bench_emit.py [--events 50000] [--runs 3] [--rate 10000]
 
@@ -25,9 +26,8 @@ bare loop; p99 emit() <= 50 us; p99 while the broker is down <= 2x up.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import functools
 import gc
+import importlib.util
 import os
 import re
 import subprocess
@@ -38,23 +38,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, get_args
-
-from aiokafka import AIOKafkaProducer
-from kafka import KafkaProducer
-from kafka.partitioner.default import murmur2
+from typing import get_args
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import create_topics, median, print_table, tansu
 from producers.emitter import Emitter
 from producers.simulator import generate
-from schemas.codec import encode
 from schemas.events import Result
+from schemas.fastcodec import fast_encode
 from schemas.settings import Settings
 
 COMPRESSIONS: tuple[str, ...] = get_args(Settings.model_fields["emit_compression"].annotation)
 DEFAULT_COMPRESSION: str = Settings.model_fields["emit_compression"].default
+CLIENTS: tuple[str, ...] = ("kafka-python",) + (
+    ("confluent-kafka",) if importlib.util.find_spec("confluent_kafka") else ()
+)
 Sample = dict[str, float]  # one run's measures
 
 
@@ -62,11 +61,14 @@ def results(n: int) -> list[Result]:
     return [e for e in generate("healthy", n * 2, seed=11) if isinstance(e, Result)][:n]
 
 
-def settings_for(bootstrap: str, compression: str = DEFAULT_COMPRESSION) -> Settings:
+def settings_for(
+    bootstrap: str, compression: str = DEFAULT_COMPRESSION, client: str = "auto"
+) -> Settings:
     settings = Settings(
         bootstrap_servers=bootstrap,
         topic_prefix=f"b{uuid.uuid4().hex[:6]}.",
         emit_compression=compression,
+        emit_client=client,
     )
     create_topics(settings)
     return settings
@@ -75,13 +77,26 @@ def settings_for(bootstrap: str, compression: str = DEFAULT_COMPRESSION) -> Sett
 # ---------------------------------------------------------------- what a run costs
 def thread_cpu_s(native_id: int) -> float:
     """CPU seconds one thread of this process has used (``schedstat``, ns)."""
-    with open(f"/proc/self/task/{native_id}/schedstat") as f:
-        return int(f.read().split()[0]) / 1e9
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat") as f:
+            return int(f.read().split()[0]) / 1e9
+    except FileNotFoundError:  # ended meanwhile (its last figures are lost)
+        return 0.0
 
 
-def thread_named(name: str) -> int:
-    (native_id,) = [t.native_id for t in threading.enumerate() if t.name == name]
-    return native_id
+def client_threads(client: str) -> list[int]:
+    """The client's own threads: kafka-python's network thread(s), librdkafka's ``rdk:``."""
+    if client == "kafka-python":
+        return [t.native_id for t in threading.enumerate() if t.name.endswith("-network-thread")]
+    tasks = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as f:
+                if f.read().startswith("rdk:"):
+                    tasks.append(int(task))
+        except FileNotFoundError:  # a thread that just ended
+            continue
+    return tasks
 
 
 def wire_bytes(bootstrap: str) -> int:
@@ -97,102 +112,81 @@ def wire_bytes(bootstrap: str) -> int:
     return sum(int(sent) for pid, sent in sockets if int(pid) == os.getpid())
 
 
-def kafka_python_threads(sender: int, client_id: str) -> dict[str, int]:
-    """The thread that calls ``KafkaProducer.send`` and the producer's network thread."""
-    return {"sender": sender, "network": thread_named(f"{client_id}-network-thread")}
-
-
 @contextmanager
-def measured(bootstrap: str, threads: dict[str, int], n: int) -> Iterator[Sample]:
-    """Events/s, CPU us per event of each of ``threads`` and in all, wire bytes per event.
-
-    ``caller us``: the CPU per event of the thread running this block.
-    """
+def measured(bootstrap: str, threads: dict[str, list[int]], n: int) -> Iterator[Sample]:
+    """Events/s, CPU us per event of each group of ``threads`` and in all, wire bytes per
+    event. ``caller us``: the CPU per event of the thread running this block."""
     sample: Sample = {}
-    cpu0 = {name: thread_cpu_s(tid) for name, tid in threads.items()}
+    cpu0 = {name: sum(map(thread_cpu_s, tids)) for name, tids in threads.items()}
     wire0, caller0 = wire_bytes(bootstrap), time.thread_time()
     t0 = time.perf_counter()
     yield sample
     elapsed = time.perf_counter() - t0
     sample["events/s"] = n / elapsed
-    for name, tid in threads.items():
-        sample[f"{name} us"] = (thread_cpu_s(tid) - cpu0[name]) / n * 1e6
+    for name, tids in threads.items():
+        sample[f"{name} us"] = (sum(map(thread_cpu_s, tids)) - cpu0[name]) / n * 1e6
     sample["cpu us"] = sum(sample[f"{name} us"] for name in threads)
     sample["caller us"] = (time.thread_time() - caller0) / n * 1e6
     sample["wire B"] = (wire_bytes(bootstrap) - wire0) / n
 
 
-def bare_loop(bootstrap: str, compression: str, events: list[Result]) -> Sample:
-    """A bare KafkaProducer loop with the Emitter's producer config, pre-encoded bytes."""
-    settings = settings_for(bootstrap, compression)
-    emitter = Emitter(settings)  # only to reuse its exact producer config
-    config = {**emitter._producer_config, "client_id": "bench-bare"}
+def bare_loop(
+    bootstrap: str, compression: str, client: str, events: list[Result], encoding: bool = False
+) -> Sample:
+    """The client's producer alone, with the Emitter's config, sending pre-encoded bytes
+    (``encoding``: encoding each event in the loop, as an application sending directly
+    would, with the Emitter's encoder)."""
+    settings = settings_for(bootstrap, compression, client)
+    emitter = Emitter(settings, client_id="bench-bare")  # only for its exact producer config
+    config = emitter._client_config
     emitter.close(0)
-    records = [(e.unit_id.encode(), encode(e)) for e in events]
-    producer = KafkaProducer(**config)
-    producer.send(settings.topics.results, b"warm-up", key=b"w").get(10)
-    threads = kafka_python_threads(threading.get_native_id(), "bench-bare")
+    topic = settings.topics.results
+    records = [(e.unit_id.encode(), fast_encode(e)) for e in events]
+    if client == "kafka-python":
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(**config)
+        producer.send(topic, b"warm-up", key=b"w").get(10)
+        send, done = producer.send, producer.flush
+    else:
+        from confluent_kafka import Producer
+
+        producer = Producer(config)
+        producer.produce(topic, b"warm-up", b"w")
+        producer.flush(10)
+        send, done = producer.produce, producer.flush
+    threads = {"sender": [threading.get_native_id()], "client": client_threads(client)}
     with measured(bootstrap, threads, len(records)) as sample:
-        for key, value in records:
-            producer.send(settings.topics.results, value, key=key)
-        producer.flush()
+        if encoding:
+            for e in events:
+                send(topic, fast_encode(e), key=e.unit_id.encode())
+        else:
+            for key, value in records:
+                send(topic, value, key=key)
+        done()
     producer.close()
     return sample
 
 
-def emitter_burst(bootstrap: str, compression: str, events: list[Result]) -> Sample:
+def bare_encoding_loop(
+    bootstrap: str, compression: str, client: str, events: list[Result]
+) -> Sample:
+    return bare_loop(bootstrap, compression, client, events, encoding=True)
+
+
+def emitter_burst(bootstrap: str, compression: str, client: str, events: list[Result]) -> Sample:
     """The Emitter: emit() every event at once, then flush()."""
-    with Emitter(settings_for(bootstrap, compression)) as emitter:
+    with Emitter(settings_for(bootstrap, compression, client)) as emitter:
         emitter.emit(events[0])
         assert emitter.flush(10)
-        threads = kafka_python_threads(emitter._thread.native_id, "phasegate-emitter")
+        assert emitter._client is not None and emitter._client.name == client
+        threads = {"sender": [emitter._thread.native_id], "client": client_threads(client)}
         with measured(bootstrap, threads, len(events)) as sample:
             for event in events:
                 emitter.emit(event)
             assert emitter.flush(60)
         assert emitter.stats().dropped == 0
     return sample
-
-
-def batch_api_loop(bootstrap: str, compression: str, events: list[Result]) -> Sample:
-    """Reference, not a baseline: aiokafka's batch API (Cython record builder) in one loop.
-
-    The same events pre-encoded, acks=all, 256 KiB batches built per partition (the
-    Emitter's key hash) and handed over whole; all its work is on this one thread.
-    """
-    settings = settings_for(bootstrap, compression)
-    topic = settings.topics.results
-    records = [(e.unit_id.encode(), encode(e)) for e in events]
-    key_hash = functools.cache(lambda key: murmur2(key) & 0x7FFFFFFF)  # the Emitter's
-
-    async def run() -> Sample:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=False,
-            compression_type=None if compression == "none" else compression,
-            max_batch_size=256 * 1024,
-        )
-        await producer.start()
-        await producer.send_and_wait(topic, b"warm-up", key=b"w")
-        partitions = sorted(await producer.partitions_for(topic))
-        with measured(bootstrap, {"loop": threading.get_native_id()}, len(records)) as sample:
-            batches: dict[int, Any] = {}
-            sent = []
-            for key, value in records:
-                p = partitions[key_hash(key) % len(partitions)]
-                batch = batches.get(p) or batches.setdefault(p, producer.create_batch())
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    sent.append(await producer.send_batch(batch, topic, partition=p))
-                    batches[p] = producer.create_batch()
-                    batches[p].append(key=key, value=value, timestamp=None)
-            for p, batch in batches.items():
-                sent.append(await producer.send_batch(batch, topic, partition=p))
-            await asyncio.gather(*sent)
-        await producer.stop()
-        return sample
-
-    return asyncio.run(run())
 
 
 # ---------------------------------------------------------------- emit() on the caller
@@ -253,6 +247,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=float, default=10_000, help="paced emit rate, calls/s")
     parser.add_argument("--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION)
+    parser.add_argument("--clients", nargs="+", choices=CLIENTS, default=CLIENTS)
     args = parser.parse_args()
     events = results(args.events)
     gc.collect()
@@ -264,11 +259,12 @@ def main() -> None:
 
     with tansu() as bootstrap:
         for i in range(args.runs):
-            for c in COMPRESSIONS if i % 2 == 0 else COMPRESSIONS[::-1]:
-                loops = (bare_loop, emitter_burst, batch_api_loop)
-                for fn in loops if i % 2 == 0 else loops[::-1]:
-                    for measure, value in fn(bootstrap, c, events).items():
-                        add(f"{fn.__name__} {c} {measure}", value)
+            order = 1 if i % 2 == 0 else -1  # alternate the order of everything per round
+            for client in args.clients[::order]:
+                for c in COMPRESSIONS[::order]:
+                    for fn in (bare_loop, bare_encoding_loop, emitter_burst)[::order]:
+                        for measure, value in fn(bootstrap, c, client, events).items():
+                            add(f"{fn.__name__}|{client}|{c}|{measure}", value)
             for label, rate in (("burst", None), ("paced", args.rate)):
                 noop_costs = timed_calls(noop, events, rate)
                 add(f"noop {label} p50", median(noop_costs))
@@ -290,40 +286,43 @@ def main() -> None:
 
 def print_compressions(m: dict[str, float], args: argparse.Namespace) -> None:
     rows = []
-    for c in COMPRESSIONS:
-        em = {k.split(" ", 2)[2]: v for k, v in m.items() if k.startswith(f"emitter_burst {c} ")}
-        bare = {k.split(" ", 2)[2]: v for k, v in m.items() if k.startswith(f"bare_loop {c} ")}
-        ref = {k.split(" ", 2)[2]: v for k, v in m.items() if k.startswith(f"batch_api_loop {c} ")}
-        rows.append(
-            [
-                c + (" (default)" if c == DEFAULT_COMPRESSION else ""),
-                f"{em['events/s']:,.0f}",
-                f"{bare['events/s']:,.0f}",
-                f"{em['events/s'] / bare['events/s']:.0%}",
-                f"{em['cpu us']:.1f} ({em['sender us']:.1f}, {em['network us']:.1f})",
-                f"{bare['cpu us']:.1f} ({bare['sender us']:.1f}, {bare['network us']:.1f})",
-                f"{em['caller us']:.2f}",
-                f"{em['wire B']:.0f}",
-                f"{ref['events/s']:,.0f}",
-                f"{ref['cpu us']:.1f}",
-            ]
-        )
+    for client in args.clients:
+        for c in COMPRESSIONS:
+            em, bare, encoding = (
+                {k.split("|")[3]: v for k, v in m.items() if k.startswith(f"{fn}|{client}|{c}|")}
+                for fn in ("emitter_burst", "bare_loop", "bare_encoding_loop")
+            )
+            default = client == CLIENTS[-1] and c == DEFAULT_COMPRESSION
+            rows.append(
+                [
+                    f"{client} {c}" + (" (default)" if default else ""),
+                    f"{em['events/s']:,.0f}",
+                    f"{bare['events/s']:,.0f} ({em['events/s'] / bare['events/s']:.0%})",
+                    f"{encoding['events/s']:,.0f} ({em['events/s'] / encoding['events/s']:.0%})",
+                    f"{em['sender us']:.1f}",
+                    f"{em['client us']:.1f}",
+                    f"{bare['sender us']:.1f} + {bare['client us']:.1f}",
+                    f"{encoding['sender us']:.1f} + {encoding['client us']:.1f}",
+                    f"{em['caller us']:.2f}",
+                    f"{em['wire B']:.0f}",
+                ]
+            )
     print_table(
-        f"Emitter vs a bare KafkaProducer loop: {args.events:,} results, medians of {args.runs}",
+        f"Emitter vs a bare producer loop: {args.events:,} results, medians of {args.runs}",
         [
-            "compression",
+            "client, compression",
             "Emitter events/s",
-            "bare events/s",
-            "ratio",
-            "Emitter CPU us/event (sender, network thread)",
-            "bare CPU us/event (loop, network thread)",
+            "bare loop, pre-encoded: events/s (Emitter's ratio)",
+            "bare loop, encoding: events/s (ratio)",
+            "Emitter sender thread CPU us/event",
+            "client threads CPU us/event",
+            "bare pre-encoded CPU us/event (loop + client)",
+            "bare encoding CPU us/event (loop + client)",
             "emit() caller CPU us",
             "wire bytes/event",
-            "ref: aiokafka batch API events/s",
-            "ref CPU us/event",
         ],
         rows,
-        width=200,
+        width=220,
     )
 
 
@@ -345,7 +344,8 @@ def print_caller(m: dict[str, float], args: argparse.Namespace) -> None:
                 ]
             )
     print_table(
-        f"emit() on the caller's thread, {args.compression}; paced: {args.rate:,.0f}/s",
+        f"emit() on the caller's thread, {CLIENTS[-1]} {args.compression}; "
+        f"paced: {args.rate:,.0f}/s",
         ["measure", "phasegate", "baseline", "ratio"],
         rows,
     )

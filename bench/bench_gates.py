@@ -18,9 +18,10 @@ window checked at every look once it has the trigger's minimum sample: success <
 P95 > its limit, or a critical error).
 
 The ``guardrails`` table (``bench.guardrail_rows``) runs two-system rollouts: the default
-plan's guardrails and attribution against today's fixed-limit rule.
+plan's guardrails and attribution against today's fixed-limit rule; the ``confidence``
+table (``bench.confidence_rows``) the confidence and feedback guardrails a plan may add.
 
-    python -m bench.bench_gates [--runs 200] [--jobs 2] [--only fixed|guardrails]
+    python -m bench.bench_gates [--runs 200] [--jobs 2] [--only fixed|guardrails|confidence]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
-from bench import gate_verdicts, guardrail_rows
+from bench import confidence_rows, gate_verdicts, guardrail_rows
 from bench.common import median, print_table
 from producers.simulator import SCENARIOS, SystemProfile, Traffic
 from rollout.state import fold
@@ -83,7 +84,7 @@ CASES = {
 
 
 def as_result(draw) -> SimpleNamespace:
-    """A simulator draw with the attributes ``WindowStats.update`` reads."""
+    """A simulator draw with the attributes ``WindowStats.add_results`` reads."""
     error = None
     if draw.error is not None:
         error = SimpleNamespace(type=draw.error[0], critical=draw.error[1])
@@ -100,10 +101,11 @@ def as_result(draw) -> SimpleNamespace:
 
 
 class Naive:
-    """The point estimate of the current window, checked at every look."""
+    """The point estimate of the current window against each fixed limit, at every look
+    (a guardrail has no fixed limit: it is left out)."""
 
     def __init__(self, plan: Plan) -> None:
-        self.triggers = plan.rollback
+        self.triggers = [t for t in plan.rollback if not t.guardrail]
         self.start: int | None = None
         self.latencies: list[float] = []
         self.n = self.fails = self.critical = 0
@@ -141,8 +143,7 @@ class Phasegate:
 
     def look(self, start: int, draws: list, partition: int) -> bool:
         stats = WindowStats()
-        for d in draws:
-            stats.update(as_result(d))  # type: ignore[arg-type]
+        stats.add_results([as_result(d) for d in draws])  # type: ignore[misc]
         partial = Partial(
             rollout="bench",
             system=self.monitor.plan.roles.candidate,
@@ -266,6 +267,7 @@ def fixed_limit_table(runs: int, jobs: int) -> tuple[str, list[str], list[list[s
 TABLES: dict[str, Callable[[int, int], tuple[str, list[str], list[list[str]]]]] = {
     "fixed": fixed_limit_table,
     "guardrails": guardrail_rows.table,
+    "confidence": confidence_rows.confidence_table,  # confidence and feedback guardrails
     "gates": lambda runs, jobs: gate_verdicts.rows(runs, workers=jobs),  # false pass, flips
 }
 

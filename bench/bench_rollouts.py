@@ -11,9 +11,15 @@ rollout at phase 1) under each rollout's name. Each case runs in a fresh process
 - CPU: a further minute at the worker's cadence (a partial per system each second, per
   rollout), merged and judged (``Stage2.apply``); process CPU per partial.
 - ``/status`` (every rollout), ``/status?rollout=R`` and ``/metrics``: the handler's
-  work (``status_json``, JSON encoding, ``prometheus_text``), process CPU ms (the wall
-  time on a loaded machine is not the handler's) and bytes; no HTTP. The whole
-  ``/status`` and ``/metrics`` grow with the rollouts and are timed up to ``WHOLE_UP_TO``.
+  work (``streams.scrape``'s builders; ``status_json`` and JSON encoding for one
+  rollout), process CPU ms (the wall time on a loaded machine is not the handler's) and
+  bytes; no HTTP. Each is timed after one more second of partials of every rollout (what
+  a scrape meets in the worker: every rollout's newest window changed, the rest kept);
+  ``/status?rollout=R`` the median of 3 such. Every rollout's gates have had their
+  first look (untimed, as the worker's auto-advance timer takes it). "Loop held": the
+  longest stretch between two of the builders' loop turns (one rollout's part), and in
+  brackets the longest pass of Python's cyclic garbage collector during the scrapes (a
+  full pass walks every object of the process: it may fall in any stretch).
 
     python -m bench.bench_rollouts [--rollouts 1 100 1000] [--rates 10 100]
 """
@@ -21,15 +27,15 @@ rollout at phase 1) under each rollout's name. Each case runs in a fresh process
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
-import math
 import os
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from multiprocessing import get_context
-from typing import Any
 
 from bench.common import print_table
 from rollout.state import RolloutState
@@ -37,7 +43,7 @@ from schemas.events import Result, RolloutEvent
 from schemas.internal import Partial
 from schemas.plan import load_plan
 from schemas.settings import Settings
-from streams.metrics import prometheus_text
+from streams.scrape import Pause, metrics_text, status_text
 from streams.stage2 import Stage2
 from streams.status import status_json
 from streams.windows import PartitionAccumulator, to_datetime
@@ -49,7 +55,7 @@ ROLES = (DEFAULTS["rolling_seconds"].default, "pipeline", "production")
 UNITS = 10_000
 T0 = 1_798_761_600  # 2027-01-01, a window boundary
 PAGE = 4096
-WHOLE_UP_TO = 100  # rollouts: above, the whole /status and /metrics are not timed
+SCRAPES = 3  # seconds of partials kept back for the scrapes
 
 
 def traffic(rate: int, start: int, seconds: int, flush: int) -> list[list[Partial]]:
@@ -89,20 +95,41 @@ def rss() -> int:
         return int(f.read().split()[1]) * PAGE
 
 
-def timed(fn: Any, rounds: int) -> tuple[float, Any]:
-    """Median process CPU seconds of ``fn()`` and its last value."""
-    times, value = [], None
-    for _ in range(rounds):
-        t = time.process_time()
-        value = fn()
-        times.append(time.process_time() - t)
-    return sorted(times)[len(times) // 2], value
+class Turns:
+    """A scrape builder's ``pause`` that records the longest CPU stretch between two loop
+    turns, and the longest pass of Python's cyclic garbage collector meanwhile."""
+
+    def __init__(self) -> None:
+        self.longest = self.longest_gc = 0.0
+        self.last = self.gc_began = time.process_time()
+
+    async def __call__(self) -> None:
+        now = time.process_time()
+        self.longest, self.last = max(self.longest, now - self.last), now
+
+    def collecting(self, phase: str, info: dict[str, int]) -> None:  # a gc.callbacks entry
+        now = time.process_time()
+        if phase == "start":
+            self.gc_began = now
+        else:
+            self.longest_gc = max(self.longest_gc, now - self.gc_began)
+
+
+def scraped(build: Callable[[Pause], Awaitable[str]]) -> tuple[float, Turns, str]:
+    """CPU seconds of one scrape built by ``build(pause)``, its loop turns, and its text."""
+    turns = Turns()
+    gc.callbacks.append(turns.collecting)
+    t = time.process_time()
+    text = asyncio.run(build(turns))
+    cpu = time.process_time() - t
+    gc.callbacks.remove(turns.collecting)
+    return cpu, turns, text
 
 
 def case(n: int, rate: int) -> dict[str, float]:
     """One row: ``n`` rollouts at ``rate`` results/s each (run in a fresh process)."""
     history = [p for run in traffic(rate, T0, RETENTION, WINDOW) for p in run]
-    live = traffic(rate, T0 + RETENTION, 60, 1)
+    live = traffic(rate, T0 + RETENTION, 60 + SCRAPES, 1)
     names = [f"rollout-{i:04d}" for i in range(n)]
     event = RolloutEvent(rollout="r", type="phase_started", phase=1, weight=50)
     states = {r: RolloutState(r).apply(event.model_copy(update={"rollout": r})) for r in names}
@@ -116,22 +143,25 @@ def case(n: int, rate: int) -> dict[str, float]:
     per_rollout = (rss() - before) / n
     runs = [[q for name in names for q in renamed(run, name)] for run in live]
     cpu = time.process_time()
-    for run in runs:
+    for run in runs[:-SCRAPES]:
         for partial in run:
             stage2.apply(partial)
     cpu = time.process_time() - cpu
-    partials = sum(map(len, runs))
+    partials = sum(map(len, runs[:-SCRAPES]))
     worker = {"counters": {"partials": partials}}
-
-    def status(rollout: str | None) -> dict[str, Any]:
-        return status_json(stage2, rollout, ROLES, worker)[0]
-
-    one_s, one = timed(lambda: json.dumps(status(names[-1])), 3)  # the first: every look
-    whole_s, whole, metrics_s, metrics = float("nan"), "", float("nan"), ""
-    if n <= WHOLE_UP_TO:
-        status(None)  # every rollout's first look at its gates, not timed
-        whole_s, whole = timed(lambda: json.dumps(status(None)), 1)
-        metrics_s, metrics = timed(lambda: prometheus_text(status(None)), 1)
+    for name in names:  # the gates' first look (every window since the phase began), as
+        stage2.gates(name)  # the worker's auto-advance timer takes it
+    ones = []
+    for run in runs[-SCRAPES:]:
+        for partial in run:
+            stage2.apply(partial)
+        t = time.process_time()
+        one = json.dumps(status_json(stage2, names[-1], ROLES, worker)[0])
+        ones.append(time.process_time() - t)
+    whole_s, whole_turns, whole = scraped(lambda p: status_text(stage2, ROLES, worker, p))
+    for partial in runs[-1]:  # one more second: the scrape after
+        stage2.apply(partial)
+    metrics_s, metrics_turns, metrics = scraped(lambda p: metrics_text(stage2, ROLES, worker, p))
     return {
         "rollouts": n,
         "rate": rate,
@@ -140,15 +170,17 @@ def case(n: int, rate: int) -> dict[str, float]:
         "us_per_partial": cpu / partials * 1e6,
         "status_ms": whole_s * 1e3,
         "status_kb": len(whole) / 1e3,
-        "one_ms": one_s * 1e3,
+        "one_ms": sorted(ones)[len(ones) // 2] * 1e3,
         "one_kb": len(one) / 1e3,
         "metrics_ms": metrics_s * 1e3,
         "metrics_kb": len(metrics) / 1e3,
+        "held_ms": max(whole_turns.longest, metrics_turns.longest) * 1e3,
+        "gc_ms": max(whole_turns.longest_gc, metrics_turns.longest_gc) * 1e3,
     }
 
 
 def cost(ms: float, kb: float) -> str:
-    return "not timed" if math.isnan(ms) else f"{ms:,.1f} / {kb:,.0f}"
+    return f"{ms:,.1f} / {kb:,.0f}"
 
 
 def main() -> None:
@@ -175,6 +207,7 @@ def main() -> None:
                     cost(r["status_ms"], r["status_kb"]),
                     cost(r["one_ms"], r["one_kb"]),
                     cost(r["metrics_ms"], r["metrics_kb"]),
+                    f"{r['held_ms']:,.1f} ({r['gc_ms']:,.0f})",
                 ]
             )
     print_table(
@@ -188,6 +221,7 @@ def main() -> None:
             "/status ms / kB",
             "/status?rollout=R ms / kB",
             "/metrics ms / kB",
+            "loop held ms (GC pass)",
         ],
         rows,
     )

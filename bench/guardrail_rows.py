@@ -22,12 +22,13 @@ from multiprocessing import Pool
 
 from bench.common import median
 from phasegate.testing.guardrails import Blips, Course, Outcome, Profile, run
-from schemas.plan import load_plan
+from schemas.plan import Plan, load_plan
 from schemas.stats import wilson
+from streams.alerts import FIXED_ROLLBACK_KINDS, GATE_FAILED, GUARDRAIL, HELD
 
 SECONDS = 1800  # 30 min
 ONSET = 300  # the change comes after 5 min
-ACTS = {"emergency_rollback", "partial_rollback", "critical_error", "rollback_held"}
+ACTS = FIXED_ROLLBACK_KINDS | {HELD}  # today's rule rolls back on any cause
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,10 @@ class Row:
     course: Course
     goal: int | None = None  # candidate events after the onset to catch it within
     by_guardrail: bool = True  # caught: by a guardrail alert (else: by a rollback)
+    plan: Plan | None = None  # default: the packaged plan
 
 
-def _after(rate: int, events: int) -> int:
+def after(rate: int, events: int) -> int:
     """Seconds a course runs: the onset, then ``events`` candidate events and 3 windows."""
     return ONSET + math.ceil(events / rate) + 180
 
@@ -51,7 +53,7 @@ ROWS = [
         Course(
             "shared outage, both 97% -> 85%",
             10,
-            _after(10, 5000),
+            after(10, 5000),
             ONSET,
             baseline_after=Profile(success=0.85),
             candidate_after=Profile(success=0.85),
@@ -59,12 +61,12 @@ ROWS = [
     ),
     Row(
         Course(
-            "candidate 97% -> 93.5%", 10, _after(10, 5000), ONSET, candidate_after=Profile(0.935)
+            "candidate 97% -> 93.5%", 10, after(10, 5000), ONSET, candidate_after=Profile(0.935)
         ),
         5000,
     ),
     Row(
-        Course("candidate 97% -> 85%", 10, _after(10, 1000), ONSET, candidate_after=Profile(0.85)),
+        Course("candidate 97% -> 85%", 10, after(10, 1000), ONSET, candidate_after=Profile(0.85)),
         1000,
         by_guardrail=False,
     ),
@@ -72,7 +74,7 @@ ROWS = [
         Course(
             "candidate P95 +20%",
             10,
-            _after(10, 5000),
+            after(10, 5000),
             ONSET,
             candidate_after=Profile(median_ms=144),
         ),
@@ -82,7 +84,7 @@ ROWS = [
         Course(
             "candidate P95 +50%",
             10,
-            _after(10, 2000),
+            after(10, 2000),
             ONSET,
             candidate_after=Profile(median_ms=180),
         ),
@@ -110,29 +112,33 @@ def _rules(row: Row, o: Outcome) -> dict[str, tuple[tuple[int, int] | None, tupl
     if o.rollbacks:
         second = next(s for s, (_, a) in zip(o.seconds, o.alerts, strict=True) if a.action)
         rollback = (second, o.rollbacks[0][0])
-    guardrail = _first(o, lambda a: a.kind == "guardrail")
+    guardrail = _first(o, lambda a: a.kind == GUARDRAIL)
     today = _first(o, lambda a: a.kind in ACTS)
     caught = guardrail if row.by_guardrail else rollback
-    fixed = _first(o, lambda a: a.kind in ACTS | {"gate_failed"})
+    fixed = _first(o, lambda a: a.kind in ACTS | {GATE_FAILED})
     return {"phasegate": (rollback, caught), "today": (today, fixed)}
 
 
 def _one(args: tuple[Row, int]) -> Outcome:
     row, seed = args
-    return run(row.course, load_plan(), seed)
+    return run(row.course, row.plan or load_plan(), seed)
 
 
-def table(runs: int, jobs: int = 2) -> tuple[str, list[str], list[list[str]]]:
-    """The rows over ``runs`` rollouts each, ``jobs`` processes."""
+def table(
+    runs: int,
+    jobs: int = 2,
+    scenarios: list[Row] = ROWS,
+    title: str = "Guardrails and attribution",
+) -> tuple[str, list[str], list[list[str]]]:
+    """The ``scenarios`` over ``runs`` rollouts each, ``jobs`` processes."""
     rows = []
     with Pool(jobs) as pool:
-        for row in ROWS:
+        for row in scenarios:
             outcomes = pool.map(_one, [(row, seed) for seed in range(runs)])
             rows += _row(row, outcomes)
     columns = ["scenario", "events/s", "rule", "false rollbacks", "false guardrail", "shared"]
     columns += ["caught (goal)", "median delay"]
-    title = f"Guardrails and attribution on {runs} simulated rollouts per row (weight 50)"
-    return title, columns, rows
+    return f"{title} on {runs} simulated rollouts per row (weight 50)", columns, rows
 
 
 def _row(row: Row, outcomes: list[Outcome]) -> list[list[str]]:
@@ -146,7 +152,7 @@ def _row(row: Row, outcomes: list[Outcome]) -> list[list[str]]:
             rollback, catch = _rules(row, o)[rule]
             early += rollback is not None and rollback[0] < onset
             if rule == "phasegate":
-                g = _first(o, lambda a: a.kind == "guardrail")
+                g = _first(o, lambda a: a.kind == GUARDRAIL)
                 guard_early += g is not None and g[0] < onset
             if row.goal and catch is not None and catch[0] >= onset:
                 delays.append(catch[1])

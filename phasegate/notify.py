@@ -7,7 +7,8 @@ turns a rollout event into the communication plan's text (the phase's ``announce
 the plan's ``rollback_announcement`` for a rollback to 0). :func:`run` is ``phasegate
 notify``: a consumer group on the alerts and rollout topics, committing after each batch
 is handled, in its own process, so a slow or dead receiver never holds up the stream
-worker.
+worker. While the broker cannot be reached it tries again (:func:`connect`), and a stop
+is honoured within :data:`CONNECT_MS`.
 """
 
 from __future__ import annotations
@@ -24,15 +25,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
 from pydantic import BaseModel
 
 from schemas.alert_text import headline
+from schemas.backoff import Backoff
 from schemas.codec import DecodeError, decode
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import Plan
 from schemas.settings import Settings
 
 log = logging.getLogger("phasegate.notify")
+CONNECT_MS = 2000
+"""The longest one connection attempt waits for the broker (and so holds up a stop)."""
 
 
 def announcement(plan: Plan, event: RolloutEvent) -> dict[str, Any] | None:
@@ -157,6 +163,46 @@ class Notifier:
         return None
 
 
+class _Consumer(KafkaConsumer):
+    """A KafkaConsumer that stops its I/O thread when it cannot connect (kafka-python 3
+    leaves it running when the constructor raises)."""
+
+    def __init__(self, *topics: str, **config: Any) -> None:
+        try:
+            super().__init__(*topics, **config)
+        except BaseException:
+            if (client := getattr(self, "_client", None)) is not None:
+                client.close()
+            raise
+
+
+def connect(
+    settings: Settings, topics: list[str], group: str, stop: threading.Event
+) -> KafkaConsumer | None:
+    """A consumer of ``topics`` in ``group`` once the broker answers; None if ``stop``
+    comes first. Each attempt waits :data:`CONNECT_MS` at most, then doubling pauses."""
+    backoff = Backoff(first=0.5, most=5.0)
+    while not stop.is_set():
+        try:
+            return _Consumer(
+                *topics,
+                bootstrap_servers=[s.strip() for s in settings.bootstrap_servers.split(",")],
+                bootstrap_timeout_ms=CONNECT_MS,
+                group_id=group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=6000,
+                heartbeat_interval_ms=1000,
+                client_id="phasegate-notify",
+                **settings.kafka_options(),
+            )
+        except KafkaError as exc:
+            delay = backoff.failed()
+            log.warning("broker unreachable (%s); trying again in %.1f s", exc, delay)
+            stop.wait(delay)
+    return None
+
+
 def run(
     settings: Settings, notifier: Notifier, stop: threading.Event, group: str = "notify"
 ) -> None:
@@ -164,21 +210,11 @@ def run(
 
     One group per webhook: two notifiers sharing a group split the messages between them.
     """
-    from kafka import KafkaConsumer
-
     topics = settings.topics
     models = {topics.alerts: Alert, topics.rollout: RolloutEvent}
-    consumer = KafkaConsumer(
-        *models,
-        bootstrap_servers=[s.strip() for s in settings.bootstrap_servers.split(",")],
-        group_id=f"{topics.prefix}{group}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-        client_id="phasegate-notify",
-        **settings.kafka_options(),
-    )
+    consumer = connect(settings, list(models), f"{topics.prefix}{group}", stop)
+    if consumer is None:
+        return
     try:
         while not stop.is_set():
             batches = consumer.poll(timeout_ms=200)

@@ -22,6 +22,15 @@ from rollout.reading import FollowerBase
 CLOSE_S = 5.0  # the longest wait for the consumer to close
 
 
+async def close_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop ``consumer`` within ``CLOSE_S``, its errors ignored but never a cancel (3.11's
+    ``asyncio.wait_for`` drops a cancel that arrives as the close ends: a worker stopping
+    would go on retrying)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CLOSE_S):
+            await consumer.stop()
+
+
 class AsyncFollower(FollowerBase):
     """Follow ``topic`` from its start; ``on_message(model)`` for each message, in order.
 
@@ -52,8 +61,7 @@ class AsyncFollower(FollowerBase):
             except Exception as exc:
                 self.failed(exc)
             finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(consumer.stop(), CLOSE_S)
+                await close_consumer(consumer)
             await asyncio.sleep(self.retry_s)
 
     def _consumer(self) -> AIOKafkaConsumer:

@@ -65,7 +65,7 @@ class Follower(FollowerBase):
 
         consumer = KafkaConsumer(
             **self.consumer_options(),
-            bootstrap_timeout_ms=2000,
+            bootstrap_timeout_ms=int(self.settings.bootstrap_timeout_s * 1000),
             reconnect_backoff_max_ms=1000,
             **self.settings.kafka_options(),
         )

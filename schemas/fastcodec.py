@@ -1,4 +1,5 @@
-"""The hot topics' decoder: results and feedback through msgspec, to the same models.
+"""The hot paths' codec: results and feedback decoded through msgspec to the same models;
+any contract model encoded through msgspec to the same bytes (:func:`fast_encode`).
 
 A typed msgspec Struct per hot model, derived from the pydantic model, holds exactly the
 contract's constraints (strict types, no NaN or infinity, string and list bounds, enums,
@@ -178,11 +179,102 @@ def fast_decode_many(
     the garbage collector paused meanwhile. Other models go to ``decode_many``."""
     if expect not in _DECODERS:
         return decode_many(values, expect)
-    out: list[M | DecodeError] = []
     with collection_paused():
-        for value in values:
-            try:
-                out.append(fast_decode(value, expect))
-            except DecodeError as exc:
-                out.append(exc)
+        return [_slow(value, expect) for value in values]
+
+
+_timestamps = msgspec.json.Decoder(list[Annotated[datetime, msgspec.Meta(tz=True)]]).decode
+_SHORT = 29  # bytes of a timestamp with no room for a seventh fractional digit (_utc)
+
+
+def fast_decode_structs(values: Sequence[bytes | str | None], expect: type[M]) -> list[Any]:
+    """Per value of a hot model, its typed Struct (``STRUCTS[expect]``: the model's fields
+    by their Python names, ``ts`` a UTC datetime) and no model; where the fast path leaves
+    a value to pydantic, what :func:`fast_decode` gives (the model or the
+    :class:`DecodeError`). The batch's timestamps are parsed in one call."""
+    decoder = _DECODERS[expect]
+    with collection_paused():
+        try:
+            out = list(map(decoder.decode, values))  # the rule: every value reads
+        except (msgspec.DecodeError, TypeError):  # TypeError: no value
+            out = [_struct(decoder, value) for value in values]
+        readable = [s for s in out if s is not None] if None in out else out
+        times = _times([struct.ts for struct in readable])
+        for struct, ts in zip(readable, times, strict=True):
+            struct.ts = ts
+        if len(readable) < len(out) or None in times:
+            out = [
+                s if s is not None and s.ts is not None else _slow(value, expect)
+                for s, value in zip(out, values, strict=True)
+            ]
     return out
+
+
+def _struct(decoder: msgspec.json.Decoder, value: bytes | str | None) -> Any:
+    """The Struct ``decoder`` reads from ``value``, or None."""
+    try:
+        return decoder.decode(value)
+    except (msgspec.DecodeError, TypeError):
+        return None
+
+
+def _slow(value: bytes | str | None, expect: type[M]) -> M | DecodeError:
+    """What :func:`fast_decode` gives for ``value``: the model or the DecodeError."""
+    try:
+        return fast_decode(value, expect)
+    except DecodeError as exc:
+        return exc
+
+
+def _times(raws: list[msgspec.Raw]) -> list[datetime | None]:
+    """What :func:`_utc` gives for each of ``raws`` (None where it leaves it to pydantic),
+    parsed in one call when none is longer than ``_SHORT``."""
+    if raws and max(map(len, raws)) <= _SHORT:
+        try:
+            times = _timestamps(b"[" + b",".join(raws) + b"]")
+            return [t if t.tzinfo is UTC else t.astimezone(UTC) for t in times]
+        except (ValueError, OverflowError):
+            pass  # read one by one, for which one
+    out: list[datetime | None] = []
+    for raw in raws:
+        try:
+            out.append(_utc(raw))
+        except (ValueError, OverflowError):
+            out.append(None)
+    return out
+
+
+@functools.cache
+def _wire_names(model: type[BaseModel]) -> dict[str, str]:
+    """Field name -> wire name, for the fields whose differ."""
+    return {n: i.alias for n, i in model.model_fields.items() if i.alias and i.alias != n}
+
+
+def _wire(message: BaseModel) -> dict[str, Any]:
+    """``message``'s fields by their wire names, in field order (msgspec's hook for
+    models)."""
+    fields, names = message.__dict__, _wire_names(type(message))
+    return {names.get(n, n): v for n, v in fields.items()} if names else fields
+
+
+@functools.cache
+def _renamed_lead(model: type[BaseModel]) -> tuple[bytes, bytes] | None:
+    """If the one field renamed on the wire is the first (the contract's ``schema``), how
+    msgspec starts the model's fields, and how the wire form starts."""
+    names = _wire_names(model)
+    first = next(iter(model.model_fields))
+    if list(names) != [first]:
+        return None
+    return f'{{"{first}":'.encode(), f'{{"{names[first]}":'.encode()
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_wire)
+
+
+def fast_encode(message: BaseModel) -> bytes:
+    """:func:`schemas.codec.encode`'s bytes, 2-3x faster; only a float of 1e16 or more
+    is spelt otherwise (``1e16``, not ``1e+16``: the same number)."""
+    lead = _renamed_lead(type(message))
+    if lead is None:
+        return _encoder.encode(_wire(message))
+    return lead[1] + _encoder.encode(message.__dict__)[len(lead[0]) :]

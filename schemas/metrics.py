@@ -151,7 +151,7 @@ class Metric:
     better: Better
     estimator: Estimator
     feedback: bool = False  # computed from feedback verdicts (sample: ``min_feedback``)
-    trigger: bool = False  # a rollback trigger may watch it
+    trigger: bool = False  # a rollback trigger (fixed-limit or guardrail) may watch it
 
     @property
     def lower_is_better(self) -> bool:
@@ -212,9 +212,16 @@ METRICS: dict[str, Metric] = {
             "higher",
             _verdicts("correct"),
             feedback=True,
+            trigger=True,
         ),
         Metric(
-            "complaint_rate", "complaints", "share", "lower", _verdicts("incorrect"), feedback=True
+            "complaint_rate",
+            "complaints",
+            "share",
+            "lower",
+            _verdicts("incorrect"),
+            feedback=True,
+            trigger=True,
         ),
         Metric(
             "fallback_rate",
@@ -242,6 +249,7 @@ METRICS: dict[str, Metric] = {
                 lambda t: (t.confidence_sum, t.confidence_sq_sum, t.events),
                 "sum(confidence_sum) / sum(events)",
             ),
+            trigger=True,
         ),
         *(_latency(q) for q in (0.5, 0.9, 0.95, 0.99)),
         Metric(

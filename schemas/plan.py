@@ -26,12 +26,14 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.metrics import NAMES, TRIGGER_NAMES, metric, quantile_of
+from schemas.metrics import NAMES, QUANTILES, TRIGGER_NAMES, Mean, metric, quantile_of
 
 DEFAULT_PLAN = "default.toml"
 
 GateMetric = Literal[NAMES]  # type: ignore[valid-type]
 TriggerMetric = Literal[TRIGGER_NAMES]  # type: ignore[valid-type]
+FIXED_LIMIT = ("success_rate", *QUANTILES, "critical_errors")
+"""The metrics a fixed-limit trigger counts bad events of (the others: guardrails only)."""
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Texts = dict[str, str]  # language -> text
@@ -124,11 +126,13 @@ class Trigger(PlanModel):
     ``critical_errors``: fires on more than ``above`` (default 0) critical errors.
 
     ``compare = "baseline"`` makes it a guardrail: the candidate against the baseline on
-    the same windows (``streams.guardrails``). ``margin`` is the worsening tolerated: for
-    ``success_rate`` in points of failure share (``relative``: a share of the baseline's
-    failure share), for a latency quantile in ms (``relative``: a share of the baseline's
-    quantile). ``detect`` is the worsening of the success rate to catch quickly (default
-    margin + 0.02, relative: margin + 1); for latency ``bad_share`` plays that part.
+    the same windows (``streams.guardrails``); ``mean_confidence``, ``complaint_rate``
+    and ``feedback_positive_rate`` are guardrails only. ``margin`` is the worsening
+    tolerated: for a rate in points of its bad share (failures; complaints; feedback
+    other than "correct"), for ``mean_confidence`` in points of confidence, for a
+    latency quantile in ms; ``relative``: a share of the baseline's value. ``detect`` is
+    the worsening to catch quickly (default margin + 0.02 for a rate, relative: margin
+    + 1; margin + 0.05 for confidence); for latency ``bad_share`` plays that part.
     ``on_shared``: what a rollback does when the baseline degraded in the same windows
     (``hold``: alert, critical, no action). ``dry_run``: judged and alerted, never acted on.
     """
@@ -158,12 +162,22 @@ class Trigger(PlanModel):
         """Fires when the metric falls (a share where higher is better: ``below``)."""
         return metric(self.metric).better == "higher"
 
+    @property
+    def _mean(self) -> bool:
+        """A mean where lower is worse (``mean_confidence``): the margin lowers it."""
+        return isinstance(metric(self.metric).estimator, Mean)
+
     @model_validator(mode="after")
     def _complete(self) -> Trigger:
         if self.guardrail:
             return self._differential()
         if self.margin or self.relative or self.detect is not None:
             raise ValueError('margin, relative and detect need compare = "baseline"')
+        if self.metric not in FIXED_LIMIT:
+            raise ValueError(
+                f'{self.metric} has no fixed-limit trigger: give compare = "baseline" and a '
+                f"margin (fixed limits: {', '.join(FIXED_LIMIT)})"
+            )
         if self._falls:
             if self.below is None or self.above is not None:
                 raise ValueError(f"{self.metric} triggers take `below` (and `acceptable`)")
@@ -185,32 +199,36 @@ class Trigger(PlanModel):
             raise ValueError(f"{self.metric} has no baseline comparison: give `above`")
         if (self.below, self.above, self.acceptable) != (None, None, None):
             raise ValueError("a guardrail takes margin (and detect), not below/above/acceptable")
-        if self._falls:
-            if self.bad_share is not None:
-                raise ValueError("bad_share is for latency; success guardrails take detect")
-            if self.detect is not None and self.detect <= self.margin:
-                raise ValueError("detect must exceed margin")
-            if not self.relative and self.margin >= 1:
-                raise ValueError("an absolute success margin is a share below 1")
-        elif self.detect is not None:
-            raise ValueError("latency guardrails take bad_share, not detect")
-        else:
+        if self.metric in QUANTILES:
+            if self.detect is not None:
+                raise ValueError("latency guardrails take bad_share, not detect")
             allowed = 1 - quantile_of(self.metric)
             if self.bad_share is not None and self.bad_share <= allowed:
                 raise ValueError(f"bad_share must exceed the allowed share {allowed:g}")
+            return self
+        if self.bad_share is not None:
+            raise ValueError(f"bad_share is for latency; {self.metric} guardrails take detect")
+        if self.detect is not None and self.detect <= self.margin:
+            raise ValueError("detect must exceed margin")
+        if (not self.relative or self._mean) and self.detect_by >= 1:
+            raise ValueError(f"{self.metric}: margin and detect are shares below 1 here")
         return self
 
     def worse(self, base: float, by: float | None = None) -> float:
-        """The baseline's ``base`` (failure share, or quantile in ms) worsened by ``by``
-        (default: the margin), absolute or relative as the plan says."""
+        """The baseline's ``base`` worsened by ``by`` (default: the margin), absolute or
+        relative as the plan says: a bad share or a latency quantile raised, a mean
+        confidence lowered."""
         by = self.margin if by is None else by
-        return base * (1 + by) if self.relative else base + by
+        step = base * by if self.relative else by
+        return base - step if self._mean else base + step
 
     @property
     def detect_by(self) -> float:
-        """The worsening of the success rate a guardrail is tuned to catch."""
+        """The worsening a rate or confidence guardrail is tuned to catch."""
         if self.detect is not None:
             return self.detect
+        if self._mean:
+            return self.margin + 0.05
         return self.margin + (1.0 if self.relative else 0.02)
 
     @property
@@ -241,8 +259,9 @@ class Sequential(PlanModel):
     For any traffic at least as good as "acceptable", the chance of a false alarm within
     the first ``horizon`` candidate events is then at most ``false_alarm`` in total
     (Ville's inequality for each start, and a union bound over starts and triggers).
-    A guardrail adds its evidence in steps of at least ``min_samples`` candidate events,
-    so it has ``horizon / min_samples`` starts to take the union over.
+    A guardrail adds its evidence in steps of at least ``min_samples`` candidate samples
+    (events; feedback verdicts for feedback), so it has ``horizon / min_samples`` starts
+    to take the union over.
     """
 
     false_alarm: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from functools import reduce
+from itertools import chain, compress
+from operator import add, mul
 
 from schemas.events import Feedback, Result
 from schemas.internal import RuleState, SegmentState, WindowStatsState
@@ -60,31 +63,45 @@ class WindowStats:
 
     # -- updates ---------------------------------------------------------------------
     def update(self, result: Result) -> None:
-        self.count += 1
-        ok = result.success
-        self.successes += ok
-        c = result.confidence
-        self.confidence_sum += c
-        self.confidence_sq_sum += c * c
-        self.latency_sum += result.latency_ms
-        self.latency_sq_sum += result.latency_ms * result.latency_ms
-        self.latency.update(result.latency_ms)
-        if result.error is not None:
-            self.errors[result.error.type] += 1
-            self.critical += result.error.critical
-        self.fallbacks += result.fallback
-        self.weights[result.weight] += 1
-        for rule in result.rules:
-            self.rule_uses[rule] += 1
-            self.rule_successes[rule] += ok
-        segment = result.segment
-        if segment is not None:
-            self.segment_events[segment] += 1
-            if not ok:
-                self.segment_bad[segment] += 1
+        self.add_results((result,))
+
+    def add_results(self, results: Sequence[Result]) -> None:
+        """Add a batch of results (the models or ``schemas.fastcodec``'s Structs of them:
+        the same fields), a pass a field; float sums add in order, as one by one."""
+        ok = [r.success for r in results]
+        confidences = [r.confidence for r in results]
+        latencies = [r.latency_ms for r in results]
+        self.count += len(results)
+        self.successes += sum(ok)
+        self.confidence_sum = reduce(add, confidences, self.confidence_sum)
+        self.confidence_sq_sum = reduce(
+            add, map(mul, confidences, confidences), self.confidence_sq_sum
+        )
+        self.latency_sum = reduce(add, latencies, self.latency_sum)
+        self.latency_sq_sum = reduce(add, map(mul, latencies, latencies), self.latency_sq_sum)
+        self.latency.update_many(latencies)
+        errors = [r.error for r in results if r.error is not None]
+        if errors:
+            self.errors.update([e.type for e in errors])
+            self.critical += sum([e.critical for e in errors])
+        self.fallbacks += sum([r.fallback for r in results])
+        self.weights.update([r.weight for r in results])
+        rules = [r.rules for r in results]
+        self.rule_uses.update(chain.from_iterable(rules))
+        self.rule_successes.update(chain.from_iterable(compress(rules, ok)))
+        segments = [r.segment for r in results]
+        if any(segments):
+            self.segment_events.update([s for s in segments if s is not None])
+            self.segment_bad.update(
+                [s for s, good in zip(segments, ok, strict=True) if s is not None and not good]
+            )
 
     def update_feedback(self, feedback: Feedback) -> None:
-        self.feedback[feedback.verdict] += 1
+        self.add_feedback((feedback,))
+
+    def add_feedback(self, feedback: Sequence[Feedback]) -> None:
+        """Add a batch of feedback (the models or their Structs)."""
+        self.feedback.update([f.verdict for f in feedback])
 
     def merge(self, other: WindowStats) -> WindowStats:
         """Add ``other`` into this aggregate; return self."""

@@ -31,11 +31,13 @@ from streams.clock import Clock, wall_clock
 from streams.credentials import broker_credentials
 from streams.fetch import BatchConsumer
 from streams.looplag import LoopLag
-from streams.metrics import CONTENT_TYPE, prometheus_text
+from streams.metrics import CONTENT_TYPE
 from streams.protocol import Aggregation, Counters, Judgement
+from streams.scrape import metrics_text, status_text
 from streams.stage1 import Source, Stage1
 from streams.stage2 import Stage2
 from streams.status import status_json
+from streams.transport import Transport
 
 
 def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: Any) -> faust.App:
@@ -62,6 +64,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
     # Faust's own group reads only the partials (never committed); stage 1's group keeps
     # the worker's name and its committed offsets.
     app = faust.App(f"{topics.prefix}worker-stage2", **options)
+    app.transport = Transport(app.conf.broker_consumer, app)  # a stop in seconds
     auth = credentials_to_aiokafka_auth(options["broker_credentials"])
 
     stage1 = Stage1(settings.window_seconds, settings.lateness_seconds, settings.max_future_seconds)
@@ -139,11 +142,11 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
 
     roles = (settings.rolling_seconds, settings.baseline_system, settings.candidate_system)
 
-    def snapshot(rollout: str | None = None) -> tuple[dict[str, Any], int]:
-        """The live picture that /status serves and /metrics exports (one rollout or all)."""
+    def worker_sections() -> dict[str, Any]:
+        """The worker's own sections of /status (and of /metrics)."""
         faust_assigned = app.consumer.assignment() if app.consumer else set()
         assigned = sorted(fetch.assignment() | faust_assigned)
-        worker = {
+        return {
             "counters": counters.json(),
             "assignment": [f"{tp.topic}:{tp.partition}" for tp in assigned],
             "rollout_log": {
@@ -152,16 +155,20 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
             },
             "loop_lag_ms": loop_lag.json(),
         }
-        return status_json(stage2, rollout, roles, worker)
 
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:
-        body, code = snapshot(request.query.get("rollout"))
+        rollout = request.query.get("rollout")
+        if rollout is None:  # every rollout: built one at a time (streams.scrape)
+            text = await status_text(stage2, roles, worker_sections())
+            return web.text(text, content_type="application/json")
+        body, code = status_json(stage2, rollout, roles, worker_sections())
         return web.json(body, status=code)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.text(prometheus_text(snapshot()[0]), content_type=CONTENT_TYPE)
+        text = await metrics_text(stage2, roles, worker_sections())
+        return web.text(text, content_type=CONTENT_TYPE)
 
     return app
 

@@ -59,7 +59,11 @@ def figures(trigger: Trigger, systems: dict[str, WindowStats]) -> list[Figure]:
         if est is not None:
             out.append(
                 Figure(
-                    system=system, value=est.value, low=est.low, high=est.high, samples=stats.count
+                    system=system,
+                    value=est.value,
+                    low=est.low,
+                    high=est.high,
+                    samples=meaning.samples(stats),
                 )
             )
     return out

@@ -1,8 +1,9 @@
 """The backtest's replay core: stored events through stage 1 and stage 2, in event time.
 
 :class:`Replay` is the worker without Kafka: events go into the same stage-1
-accumulators (``streams.stage1``) in the order given (event time), the simulated clock
-is each event's time, and every ``flush_seconds`` of it the pending runs are drained
+accumulators (``streams.stage1``) in the order given (event time), a batch a source
+partition at each flush as the worker's fetch reads them, the simulated clock at the
+batch's newest event; every ``flush_seconds`` of it the pending runs are drained
 into partials that :class:`streams.stage2.Stage2` merges and judges with the plan given:
 the same triggers, gates and alert ids as the worker. A source partition keeps its
 stored partition; offsets count the events read from it (stage 2 only needs them in
@@ -98,6 +99,7 @@ class Replay:
         self.pending_log = deque(sorted(people, key=lambda e: e.ts))
         self.state = RolloutState(rollout)
         self.offsets: dict[Source, int] = {}
+        self.unread: dict[Source, tuple[list[int], list[Result | Feedback]]] = {}
         self.tick: int | None = None
         self.next_advance = self.next_expire = float("-inf")
         self.chart_step = chart_step or window_seconds
@@ -115,9 +117,19 @@ class Replay:
         self.tick = tick if self.tick is None else max(tick, self.tick)
         offset = self.offsets.get(stored.source, 0)
         self.offsets[stored.source] = offset + 1
-        acc = self.stage1.accumulator(*stored.source, offset)
-        acc.add(offset, stored.event, t)
+        offsets, events = self.unread.setdefault(stored.source, ([], []))
+        offsets.append(offset)
+        events.append(stored.event)
         self.findings.events += 1
+
+    def _read(self) -> None:
+        """Add the events read since the last flush, a batch a source (as the worker's
+        fetch does), the clock at the newest of them."""
+        for source, (offsets, events) in self.unread.items():
+            acc = self.stage1.accumulator(*source, offsets[0])
+            now = events[-1].ts.timestamp()
+            acc.add_batch(offsets, events, now, isinstance(events[0], Feedback))
+        self.unread = {}
 
     def finish(self) -> Findings:
         """Flush what is pending and return the findings."""
@@ -127,6 +139,7 @@ class Replay:
 
     def flush(self, now: float) -> None:
         """What the worker does at a flush at ``now``: partials merged and judged."""
+        self._read()
         self._read_log(now)
         for source, partials, next_offset in self.stage1.drain():
             for partial in partials:

@@ -12,7 +12,6 @@ commit). It runs as a task of the Faust app, which starts and stops it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -20,12 +19,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from rollout.async_follower import close_consumer
 from streams.protocol import Aggregation
 from streams.stage1 import Source
 
 log = logging.getLogger("phasegate.streams")
 BATCH = 2000  # records per fetch: a few milliseconds of the loop's time
-CLOSE_S = 5.0  # the longest wait for the consumer to close
 RETRY_S = 2.0  # the wait before a failed consumer's successor joins
 
 
@@ -62,8 +61,7 @@ class BatchConsumer(ConsumerRebalanceListener):
             except Exception as exc:
                 log.warning("stage 1 cannot read %s (%s); retrying", self.topics, exc)
             finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(consumer.stop(), CLOSE_S)
+                await close_consumer(consumer)
             await aggregation.revoke(set(aggregation.stage1.accumulators))
             await asyncio.sleep(RETRY_S)
 

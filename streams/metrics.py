@@ -24,18 +24,21 @@ Labels = Mapping[str, str]
 
 @dataclass
 class Family:
-    """One metric family: its samples as (labels, value)."""
+    """One metric family: its samples, each as its exposition line (rendered as it is
+    added, so a scrape built rollout by rollout leaves only the joining to the end)."""
 
     name: str
     help: str
     kind: str = "gauge"
-    samples: list[tuple[Labels, float]] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
 
     def add(self, labels: Labels, value: Any) -> None:
         if isinstance(value, bool):
             value = int(value)
         if isinstance(value, int | float):
-            self.samples.append((labels, float(value)))
+            body = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
+            name, number = PREFIX + self.name, _number(float(value))
+            self.samples.append(f"{name}{{{body}}} {number}" if body else f"{name} {number}")
 
 
 def _escape(value: str) -> str:
@@ -54,16 +57,9 @@ def render(families: Iterable[Family]) -> str:
     """The text exposition of ``families``; families without samples are omitted."""
     lines: list[str] = []
     for fam in families:
-        if not fam.samples:
-            continue
-        name = PREFIX + fam.name
-        lines.append(f"# HELP {name} {fam.help}")
-        lines.append(f"# TYPE {name} {fam.kind}")
-        for labels, value in fam.samples:
-            body = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
-            lines.append(
-                f"{name}{{{body}}} {_number(value)}" if body else f"{name} {_number(value)}"
-            )
+        if fam.samples:
+            name = PREFIX + fam.name
+            lines += (f"# HELP {name} {fam.help}", f"# TYPE {name} {fam.kind}", *fam.samples)
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -71,7 +67,7 @@ def _value(estimate: Mapping[str, float] | None, key: str = "value") -> float | 
     return None if estimate is None else estimate.get(key)
 
 
-class _Families:
+class Families:
     """The families of one scrape, created on first use in a stable order."""
 
     def __init__(self) -> None:
@@ -83,7 +79,7 @@ class _Families:
         return self.by_name[name]
 
 
-def _window_families(f: _Families, labels: dict[str, str], w: Mapping[str, Any]) -> None:
+def _window_families(f: Families, labels: dict[str, str], w: Mapping[str, Any]) -> None:
     f("window_events", "events in the rolling window").add(labels, w.get("count"))
     for name, m in METRICS.items():  # each metric by its registry name, unit and interval
         estimate = w.get(name)
@@ -103,30 +99,46 @@ def _window_families(f: _Families, labels: dict[str, str], w: Mapping[str, Any])
 
 def families(status: Mapping[str, Any]) -> Iterator[Family]:
     """Every family of one ``/status`` snapshot."""
-    f = _Families()
-    for name, count in sorted((status.get("counters") or {}).items()):
+    f = Families()
+    worker_families(f, status)
+    views, controls = status.get("rollouts") or {}, status.get("control") or {}
+    for rollout in sorted({*views, *controls}):
+        control = (controls[rollout] or {}) if rollout in controls else None
+        rollout_families(f, rollout, views.get(rollout), control)
+    yield from f.by_name.values()
+
+
+def worker_families(f: Families, worker: Mapping[str, Any]) -> None:
+    """The worker's counters and assignment (the ``worker`` sections of ``/status``)."""
+    for name, count in sorted((worker.get("counters") or {}).items()):
         f(f"worker_{name}_total", f"{name} counted by this worker since it started", "counter").add(
             {}, count
         )
     f("worker_assigned_partitions", "partitions this worker owns").add(
-        {}, len(status.get("assignment") or [])
+        {}, len(worker.get("assignment") or [])
     )
-    for rollout, view in sorted((status.get("rollouts") or {}).items()):
-        for span, rolling in sorted((view.get("rolling") or {}).items(), key=lambda s: int(s[0])):
-            for system, w in sorted((rolling.get("systems") or {}).items()):
-                _window_families(f, {"rollout": rollout, "system": system, "window": span}, w)
-            delta = f("delta", "candidate minus baseline in the rolling window, by metric")
-            for metric, value in sorted((rolling.get("delta") or {}).items()):
-                delta.add({"rollout": rollout, "window": span, "metric": metric}, value)
-    for rollout, control in sorted((status.get("control") or {}).items()):
-        _control_families(f, rollout, control or {})
-    yield from f.by_name.values()
+
+
+def rollout_families(
+    f: Families, rollout: str, view: Mapping[str, Any] | None, control: Mapping[str, Any] | None
+) -> None:
+    """One rollout's rolling windows (``view``: ``streams.status.view_json``) and control."""
+    for span, rolling in sorted(
+        ((view or {}).get("rolling") or {}).items(), key=lambda s: int(s[0])
+    ):
+        for system, w in sorted((rolling.get("systems") or {}).items()):
+            _window_families(f, {"rollout": rollout, "system": system, "window": span}, w)
+        delta = f("delta", "candidate minus baseline in the rolling window, by metric")
+        for metric, value in sorted((rolling.get("delta") or {}).items()):
+            delta.add({"rollout": rollout, "window": span, "metric": metric}, value)
+    if control is not None:
+        _control_families(f, rollout, control)
 
 
 OUTCOMES = ("pass", "fail", "inconclusive")
 
 
-def _control_families(f: _Families, rollout: str, control: Mapping[str, Any]) -> None:
+def _control_families(f: Families, rollout: str, control: Mapping[str, Any]) -> None:
     """Phase, weight, gate verdicts, open incidents and trigger evidence of one rollout."""
     at = {"rollout": rollout}
     f("rollout_weight", "candidate weight in percent (the worker's fold of the rollout log)").add(

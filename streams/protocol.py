@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from schemas.backoff import Backoff
-from schemas.codec import DecodeError, decode
+from schemas.codec import DecodeError, collection_paused, decode
 from schemas.events import Alert, Feedback, Result, RolloutEvent
-from schemas.fastcodec import fast_decode_many
+from schemas.fastcodec import fast_decode_structs
 from schemas.internal import DeadLetter, Partial
 from streams.clock import Clock
 from streams.retry import until_sent
@@ -110,25 +110,31 @@ class Aggregation:
         committed until its partials are on the broker."""
         if not messages:
             return
+        with collection_paused():  # re-enabled once the batch's temporaries are gone
+            reasons = self._aggregate(messages)
+        if self.models[messages[0].topic] is Result:
+            self.counters.results += len(messages) - len(reasons)
+        else:
+            self.counters.feedback += len(messages) - len(reasons)
+        for message in messages if reasons else ():
+            if message.offset in reasons:
+                await self._dead_letter(message, reasons[message.offset])
+
+    def _aggregate(self, messages: Sequence[Message]) -> dict[int, str]:
+        """Decode and aggregate one partition's batch; why each offset it refuses was."""
         first = messages[0]
         acc = self.stage1.accumulator(first.topic, first.partition, first.offset)
         model = self.models[first.topic]
-        decoded = fast_decode_many([m.value for m in messages], model)
-        now, counted, letters = self.clock(), 0, []
-        for message, event in zip(messages, decoded, strict=True):
-            if isinstance(event, DecodeError):
-                letters.append((message, event.reason))
-                acc.skip(message.offset)
-            elif refused := acc.add(message.offset, event, now):
-                letters.append((message, refused))
-            else:
-                counted += 1
-        if model is Result:
-            self.counters.results += counted
-        else:
-            self.counters.feedback += counted
-        for message, reason in letters:
-            await self._dead_letter(message, reason)
+        decoded = fast_decode_structs([m.value for m in messages], model)
+        unreadable = {
+            m.offset: e.reason
+            for m, e in zip(messages, decoded, strict=True)
+            if isinstance(e, DecodeError)
+        }
+        if unreadable:
+            decoded = [None if isinstance(e, DecodeError) else e for e in decoded]
+        offsets = [m.offset for m in messages]
+        return acc.add_batch(offsets, decoded, self.clock(), model is Feedback) | unreadable
 
     async def _dead_letter(self, message: Message, reason: str) -> None:
         self.counters.dead_letters += 1

@@ -1,18 +1,21 @@
 """Mergeable latency quantiles: DDSketch (1% relative accuracy) with a portable state.
 
-Built through ddsketch's public constructor (``BaseDDSketch(mapping, store,
-negative_store, zero_count)``); the mapping and the positive store it was given are kept
-to read the buckets.
+ddsketch's ``LogarithmicMapping`` maps a value to its bucket and back, its ``DenseStore``
+holds the buckets; values at or below the mapping's smallest (latencies are >= 0) count
+as zeros, as in ddsketch's ``BaseDDSketch``. :meth:`LatencySketch.update_many` maps a
+whole batch with the mapping's own formula and adds each bucket's count once: the
+buckets are those of ddsketch's ``add`` value by value (tested against it).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Sequence
 from itertools import accumulate
+from math import ceil, log
 
 from ddsketch import LogarithmicMapping
-from ddsketch.ddsketch import BaseDDSketch
 from ddsketch.store import DenseStore
 
 from schemas.internal import SketchState
@@ -23,7 +26,7 @@ RELATIVE_ACCURACY = 0.01
 class LatencySketch:
     """Latency quantiles within 1% of the true value, mergeable across partitions."""
 
-    __slots__ = ("_mapping", "_sketch", "_store")
+    __slots__ = ("_mapping", "_store", "_zeros")
 
     def __init__(
         self,
@@ -35,22 +38,29 @@ class LatencySketch:
         self._store = DenseStore()
         for key, weight in (bins or {}).items():
             self._store.add(key, weight)
-        self._sketch = BaseDDSketch(
-            mapping=self._mapping,
-            store=self._store,
-            negative_store=DenseStore(),  # latencies are >= 0: it stays empty
-            zero_count=zero_count,
-        )
+        self._zeros = zero_count
 
     def update(self, value: float) -> None:
-        self._sketch.add(value)
+        self.update_many((value,))
+
+    def update_many(self, values: Sequence[float]) -> None:
+        """Add ``values`` (>= 0): ``LogarithmicMapping.key`` inlined, one add a bucket."""
+        mapping, store = self._mapping, self._store
+        smallest, multiplier, offset = mapping.min_possible, mapping._multiplier, mapping._offset
+        keys = Counter([int(ceil(log(v, 2) * multiplier) + offset) for v in values if v > smallest])
+        for key, n in keys.items():
+            store.add(key, float(n))
+        self._zeros += len(values) - keys.total()
 
     def merge(self, other: LatencySketch) -> None:
-        self._sketch.merge(other._sketch)
+        if other._mapping.gamma != self._mapping.gamma:
+            raise ValueError("cannot merge sketches of different accuracies")
+        self._store.merge(other._store)
+        self._zeros += other._zeros
 
     @property
     def count(self) -> float:
-        return self._sketch.count
+        return self._zeros + self._store.count
 
     def quantile(self, q: float) -> float | None:
         """The ``q`` quantile (0..1), or None when empty."""
@@ -62,15 +72,14 @@ class LatencySketch:
         count, store = self.count, self._store
         if not count:
             return [None] * len(levels)
-        zeros = count - store.count
         running = list(accumulate(store.bins))
         out: list[float | None] = []
         for q in levels:
             rank = q * (count - 1)
-            if rank < zeros:
+            if rank < self._zeros:
                 out.append(0.0)
                 continue
-            i = bisect_right(running, rank - zeros)  # the first bin holding the rank
+            i = bisect_right(running, rank - self._zeros)  # the first bin holding the rank
             out.append(self._mapping.value(i + store.offset if i < len(running) else store.max_key))
         return out
 
@@ -88,7 +97,7 @@ class LatencySketch:
     def to_state(self) -> SketchState:
         return SketchState(
             relative_accuracy=self._mapping.relative_accuracy,
-            zero_count=self.count - self._store.count,
+            zero_count=self._zeros,
             bins=dict(self._bins()),
         )
 

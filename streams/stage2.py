@@ -24,6 +24,10 @@ class Stage2:
     views: dict[str, RolloutView] = field(default_factory=dict)
     monitors: dict[str, RolloutMonitor] = field(default_factory=dict)
     looks: dict[str, Looks] = field(default_factory=dict)  # the gates' memory per rollout
+    # the last gate report per rollout, with the view's version and the state it judged
+    reports: dict[str, tuple[tuple[int, RolloutState], GateReport | None]] = field(
+        default_factory=dict
+    )
     # the rollout log's fold of a rollout (None: not known yet)
     state_of: Callable[[str], RolloutState | None] = lambda rollout: None
 
@@ -39,13 +43,19 @@ class Stage2:
         return self.monitors[rollout].observe(view, system, start, state, partial.read_at)
 
     def gates(self, rollout: str) -> GateReport | None:
-        """The current phase's gate verdicts for ``rollout`` (None if it is not running)."""
+        """The current phase's gate verdicts for ``rollout`` (None if it is not running),
+        judged again only once its windows or its state changed."""
         view, state = self.views.get(rollout), self.state_of(rollout)
         if not view or not state:
             return None
+        key = (view.version, state)
+        held = self.reports.get(rollout)
+        if held is not None and held[0] == key:
+            return held[1]
         report, self.looks[rollout] = evaluate(
             self.plan, view, state, self.looks.get(rollout, Looks())
         )
+        self.reports[rollout] = key, report
         return report
 
     def advance(self, rollout: str) -> RolloutEvent | None:

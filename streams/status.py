@@ -46,11 +46,12 @@ def deltas(
 
 
 def view_json(
-    view: RolloutView, rolling: list[int], baseline: str, candidate: str
+    view: RolloutView, rolling: list[int], baseline: str, candidate: str, *, windows: bool = True
 ) -> dict[str, Any]:
-    """Tumbling windows per system, then each rolling span with candidate-minus-baseline."""
+    """Tumbling windows per system (``systems``; left out unless ``windows``: /metrics
+    exports only the rolling ones), then each rolling span with candidate-minus-baseline."""
     systems: dict[str, list[dict[str, Any]]] = {}
-    for system, start, stats in view.items():
+    for system, start, stats in view.items() if windows else ():
         entry = {
             "start": to_datetime(start).isoformat(),
             "end": to_datetime(start + view.window_seconds).isoformat(),
@@ -71,7 +72,7 @@ def view_json(
         "end": None if end is None else to_datetime(end).isoformat(),
         "baseline": baseline,
         "candidate": candidate,
-        "systems": systems,
+        **({"systems": systems} if windows else {}),
         "rolling": spans,
     }
 

@@ -7,10 +7,10 @@ evidence twice); they feed one CUSUM per fixed-limit trigger of the plan
 window against the baseline (``streams.guardrails``); the fixed-limit triggers also run
 on the baseline (``streams.baseline_watch``) to tell a baseline-only degradation.
 
-Every rollback alert says whether the cause is shared (``streams.attribution``, judged
-once the baseline's events read as late are in) and carries both systems' figures. A
-trigger acts unless it is a dry run (``dry_run``) or the cause is shared and the plan
-holds on one (``on_shared = "hold"``: a critical ``rollback_held`` alert instead).
+Every rollback alert says whether the cause is shared (judged once the baseline's events
+read as late are in) and carries both systems' figures; ``streams.alerts`` builds the
+alerts. A trigger acts unless it is a dry run (``dry_run``) or the cause is shared and
+the plan holds on one (``on_shared = "hold"``: a critical ``rollback_held`` alert instead).
 
 An incident opens when a trigger fires and produces one alert (and, for a rollback, one
 ``rollback`` event on the rollout log); it stays open, silent, until the evidence clears
@@ -39,18 +39,18 @@ from datetime import datetime
 
 from rollout.state import WORKER, RolloutState
 from rollout.steering import step_back
-from schemas.events import Alert, AlertAction, AlertWindow, Attribution, RolloutEvent
+from schemas.events import Alert, AlertAction, RolloutEvent
 from schemas.metrics import quantile_of
 from schemas.plan import Plan, Trigger
-from streams.attribution import Counts, attribute, counts, figures
-from streams.baseline_watch import BaselineWatch, Degraded
-from streams.contributors import contributors
+from streams.alerts import Alerts, Firing, read_in, rollback_reason
+from streams.attribution import Counts
+from streams.baseline_watch import BaselineWatch
 from streams.evidence import Evidence, RunSketch, WindowMarks, incident_id
-from streams.guardrails import Guardrail, reference, span, tolerated
+from streams.guardrails import Guardrail, samples, span, tolerated
 from streams.guardrails import observed as observed_in
 from streams.sample_ratio import SampleRatioCheck
 from streams.sequential import Cusum, RatioCusum
-from streams.windows import RolloutView, first_window_after, to_datetime
+from streams.windows import RolloutView, first_window_after
 
 Output = Alert | RolloutEvent
 RECENT = 1_000  # evidence kept to re-judge after a person's change arrives late
@@ -68,11 +68,7 @@ class Incident:
 class Decision:
     """A fired trigger, waiting until the baseline's events read as late are in."""
 
-    trigger: Trigger
-    opened: int
-    start: int
-    observed: float
-    samples: int
+    firing: Firing
     read_at: float | None
     since: float | None = None  # read time of the evidence run's first events
 
@@ -105,6 +101,7 @@ class RolloutMonitor:
         self.recent: deque[Evidence] = deque(maxlen=RECENT)
         self.sample_ratio = SampleRatioCheck(self.rollout, self.plan, self.window_seconds)
         self.watch = BaselineWatch(self.plan)
+        self.alerts = Alerts(self.rollout, self.plan, self.window_seconds)
         self.reset()
 
     def reset(self) -> None:
@@ -265,12 +262,13 @@ class RolloutMonitor:
             cand = span(self.view, roles.candidate, opened, start)
             base = span(self.view, roles.baseline, opened, start)
             seen, limit = observed_in(trigger, cand), tolerated(trigger, base)
-            return self._fire(trigger, opened, start, seen, cand.count, state, limit)
+            firing = Firing(trigger, opened, start, seen, samples(trigger, cand), limit)
+            return self._fire(firing, state)
         if incident is not None and cusum.clear:
             del self.incidents[trigger.name]
             latest = self.view.window(roles.candidate, start)
             seen = observed_in(trigger, latest)
-            return [self._recovered(trigger, incident, start, seen, latest.count)]
+            return [self._recovered(trigger, incident, start, seen, samples(trigger, latest))]
         return []
 
     def _sequential(
@@ -290,8 +288,8 @@ class RolloutMonitor:
             opened = self.run_start[name] or evidence.start
             self.incidents[name] = Incident(name, opened)
             observed = _observed(trigger, cusum.run_n, cusum.run_bad, run)
-            at, since = evidence.start, self.run_read[name]
-            decision = Decision(trigger, opened, at, observed, cusum.run_n, evidence.read_at, since)
+            firing = Firing(trigger, opened, evidence.start, observed, cusum.run_n)
+            decision = Decision(firing, evidence.read_at, self.run_read[name])
             return self._decide(decision, state)
         if incident is not None and cusum.clear:
             del self.incidents[name]
@@ -311,8 +309,8 @@ class RolloutMonitor:
             if incident is None and self.critical > trigger.limit:
                 self.incidents[trigger.name] = Incident(trigger.name, evidence.start)
                 at, n = evidence.start, self.samples
-                decision = Decision(trigger, at, at, float(self.critical), n, evidence.read_at)
-                return self._decide(decision, state)
+                firing = Firing(trigger, at, at, float(self.critical), n)
+                return self._decide(Decision(firing, evidence.read_at), state)
             if incident is not None:
                 incident.clean = 0
             return []
@@ -338,36 +336,25 @@ class RolloutMonitor:
         for d in list(self.pending):
             newest = max(self.read.values(), default=0.0)
             baseline = self.read.get(roles.baseline, float("-inf"))
-            idle = not span(self.view, roles.baseline, d.start - ws, d.start).count
+            start = d.firing.start
+            idle = not span(self.view, roles.baseline, start - ws, start).count
             if d.read_at is None or baseline >= d.read_at or newest - d.read_at >= GRACE or idle:
                 self.pending.remove(d)
                 moments = (d.since, d.read_at) if d.since and d.read_at else None
-                fired = self._fire(
-                    d.trigger, d.opened, d.start, d.observed, d.samples, state, moments=moments
-                )
+                fired = self._fire(d.firing, state, moments)
                 state = self._acted(fired, state)
                 out += fired
         return out
 
-    def _window(self, first: int, last: int) -> AlertWindow:
-        return AlertWindow(start=to_datetime(first), end=to_datetime(last + self.window_seconds))
-
     def _fire(
-        self,
-        trigger: Trigger,
-        opened: int,
-        start: int,
-        observed: float,
-        samples: int,
-        state: RolloutState | None,
-        threshold: float | None = None,
-        moments: tuple[float, float] | None = None,
+        self, f: Firing, state: RolloutState | None, moments: tuple[float, float] | None = None
     ) -> list[Output]:
-        """The alert of an incident opened in window ``opened`` and fired in ``start``,
-        and the rollback it acts with, unless the plan holds it (a shared cause or a
-        dry run). ``moments``: the read times of the evidence that fired it."""
+        """The alert of a fired trigger, and the rollback it acts with, unless the plan
+        holds it (a shared cause or a dry run). ``moments``: the read times of the evidence
+        that fired it."""
+        trigger = f.trigger
         key = f"{trigger.name}:{self._anchor_key}"
-        event_id = incident_id(self.rollout, key, opened, ":rollback")
+        event_id = incident_id(self.rollout, key, f.opened, ":rollback")
         if state is not None and state.has_applied(event_id):
             return []  # a replay: this incident's rollback is in the log already
         weight = state.weight if state is not None else 0
@@ -376,66 +363,34 @@ class RolloutMonitor:
             target_phase = step_back(self.plan, state.phase) if state is not None else None
         target = self.plan.phase(target_phase).weight if target_phase else 0  # type: ignore[union-attr]
         would = target_phase is not None and weight > target
-        attribution = self._attribution(trigger, opened, start, moments)
+        read = self._read(trigger, moments)
+        attribution = self.alerts.attribution(self.view, trigger, f.opened, f.start, read)
         held = attribution == "shared" and trigger.on_shared == "hold"
         acts = would and not held and not trigger.dry_run
-        kind = _kind(trigger, would, held)
-        alert = Alert(
-            alert_id=incident_id(self.rollout, key, opened),
-            rollout=self.rollout,
-            system=self.plan.roles.candidate,
-            severity="critical" if trigger.action == "emergency" or held else "warning",
-            kind=kind,
-            metric=trigger.metric,
-            observed=observed,
-            threshold=trigger.limit if threshold is None else threshold,
-            window=self._window(opened, start),
-            samples=samples,
-            action=AlertAction(weight_from=weight, weight_to=target) if acts else None,
-            dry_run=trigger.dry_run,
-            attribution=attribution,
-            figures=self._figures(trigger, opened, start),
-            contributors=contributors(self.view, self.plan.roles, opened, start),
-        )
+        action = AlertAction(weight_from=weight, weight_to=target) if acts else None
+        alert = self.alerts.fired(self.view, f, key, attribution, would, held, action)
         if not acts:
             return [alert]
-        reason = (
-            f"{trigger.action} rollback by trigger {trigger.name}: {trigger.metric} "
-            f"{observed:.4g} (limit {trigger.limit:g}) over {samples} events"
-        )
         event = RolloutEvent(
             event_id=event_id,
             rollout=self.rollout,
             type="rollback",
             weight=target,
             phase=target_phase,
-            reason=reason,
+            reason=rollback_reason(trigger, f.observed, f.samples),
             actor=WORKER,
         )
         return [alert, event]
 
-    def _attribution(
-        self, trigger: Trigger, opened: int, start: int, moments: tuple[float, float] | None
-    ) -> Attribution:
-        """Shared or candidate-specific: on the events read in ``moments`` (both systems),
-        else on the alert's last two windows."""
-        roles = self.plan.roles
-        before = counts(trigger, reference(self.view, roles.baseline, opened))
-        if moments is not None and trigger in self.watch.triggers:
-            base = _read_in(self.watch.recent, trigger.name, moments)
-            if base[1]:
-                return attribute(
-                    trigger, _read_in(self.recent, trigger.name, moments), base, before
-                )
-        first = max(opened, start - self.window_seconds)
-        cand = counts(trigger, span(self.view, roles.candidate, first, start))
-        base = counts(trigger, span(self.view, roles.baseline, first, start))
-        return attribute(trigger, cand, base, before)
-
-    def _figures(self, trigger: Trigger, opened: int, start: int) -> list:
-        """Both systems' figures over the alert's window."""
-        systems = (self.plan.roles.candidate, self.plan.roles.baseline)
-        return figures(trigger, {s: span(self.view, s, opened, start) for s in systems})
+    def _read(
+        self, trigger: Trigger, moments: tuple[float, float] | None
+    ) -> tuple[Counts, Counts] | None:
+        """The candidate's and the baseline's evidence read in ``moments``, if the baseline
+        watches ``trigger`` (attribution judges on the same moments of both systems)."""
+        if moments is None or trigger not in self.watch.triggers:
+            return None
+        name = trigger.name
+        return read_in(self.recent, name, moments), read_in(self.watch.recent, name, moments)
 
     def _watch(self, start: int, when: float | None) -> list[Output]:
         """The baseline's own triggers: alert a degradation the candidate does not share."""
@@ -448,59 +403,17 @@ class RolloutMonitor:
             key = f"{d.trigger.name}:baseline"
             if d.cleared:
                 if self.incidents.pop(key, None) is not None:
-                    out.append(self._baseline_alert(d, "recovered"))
-            elif d.trigger.name not in self.incidents and not self._shared(d):
+                    out.append(self.alerts.baseline(self.view, d, self._anchor_key))
+            elif d.trigger.name not in self.incidents and not self.alerts.shared(self.view, d):
                 self.incidents[key] = Incident(key, d.opened)
-                out.append(self._baseline_alert(d, "baseline_degraded"))
+                out.append(self.alerts.baseline(self.view, d, self._anchor_key))
         return out
-
-    def _shared(self, d: Degraded) -> bool:
-        """Whether the candidate degraded with the baseline (the roles of attribution
-        swapped: the candidate against its own level, the baseline against it)."""
-        roles, first = self.plan.roles, max(d.opened, d.start - self.window_seconds)
-        base = span(self.view, roles.baseline, first, d.start)
-        cand = span(self.view, roles.candidate, first, d.start)
-        before = reference(self.view, roles.candidate, first)
-        swapped = counts(d.trigger, base), counts(d.trigger, cand), counts(d.trigger, before)
-        return attribute(d.trigger, *swapped) == "shared"
-
-    def _baseline_alert(self, d: Degraded, kind: str) -> Alert:
-        key = f"{d.trigger.name}:baseline:{self._anchor_key}"
-        baseline = self.plan.roles.baseline
-        alerted = kind != "recovered"
-        return Alert(
-            alert_id=incident_id(self.rollout, key, d.opened, "" if alerted else ":recovered"),
-            rollout=self.rollout,
-            system=baseline,
-            severity="warning" if alerted else "info",
-            kind=kind,
-            metric=d.trigger.metric,
-            observed=observed_in(d.trigger, span(self.view, baseline, d.opened, d.start)),
-            threshold=d.trigger.limit,
-            window=self._window(d.opened, d.start),
-            samples=d.samples,
-            dry_run=d.trigger.dry_run,
-            attribution="baseline-only" if alerted else None,
-            figures=self._figures(d.trigger, d.opened, d.start) if alerted else [],
-        )
 
     def _recovered(
         self, trigger: Trigger, incident: Incident, start: int, observed: float, samples: int
     ) -> Alert:
         key = f"{trigger.name}:{self._anchor_key}"
-        return Alert(
-            alert_id=incident_id(self.rollout, key, incident.opened, ":recovered"),
-            rollout=self.rollout,
-            system=self.plan.roles.candidate,
-            severity="info",
-            kind="recovered",
-            metric=trigger.metric,
-            observed=observed,
-            threshold=trigger.limit,
-            window=self._window(incident.opened, start),
-            samples=samples,
-            dry_run=trigger.dry_run,
-        )
+        return self.alerts.recovered(trigger, key, incident.opened, start, observed, samples)
 
     @property
     def _split_from(self) -> int:
@@ -509,26 +422,6 @@ class RolloutMonitor:
 
     def forget(self, before: int) -> None:
         self.marks.forget(before)
-
-
-def _read_in(evidence: deque[Evidence], name: str, moments: tuple[float, float]) -> Counts:
-    """Bad events of trigger ``name`` and events among the ``evidence`` read in ``moments``."""
-    first, last = moments
-    taken = [e for e in evidence if e.read_at is not None and first <= e.read_at <= last]
-    return sum(e.bad[name] for e in taken), sum(e.n for e in taken)
-
-
-def _kind(trigger: Trigger, would: bool, held: bool) -> str:
-    """The alert's kind: what fired, and what it does (or would do, in a dry run)."""
-    if held:
-        return "rollback_held"
-    if trigger.guardrail:
-        return "guardrail"
-    if trigger.metric == "critical_errors":
-        return "critical_error"
-    if trigger.action == "emergency":
-        return "emergency_rollback"
-    return "partial_rollback" if would else "gate_failed"
 
 
 def _observed(trigger: Trigger, n: int, bad: int, latency: RunSketch) -> float:

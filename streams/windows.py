@@ -10,11 +10,11 @@ instead of counting it twice.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from uuid import UUID
+from itertools import accumulate, chain, compress, islice
 
 from schemas.events import Feedback, Result
 from schemas.internal import Partial, WindowStatsState
@@ -23,12 +23,19 @@ from streams.aggregate import WindowStats
 from streams.units import UnitSample, unit_hash
 
 Key = tuple[str, str, int]  # rollout, system, window start (epoch seconds)
+ROLLED = 16  # rolling merges a view keeps (spans shown, the gates' span, the last phase's)
+Event = Result | Feedback  # or its Struct from ``schemas.fastcodec``: the same fields
 
 
 def window_start(ts: datetime, size: int) -> int:
     """Start (epoch seconds) of the tumbling window of ``size`` seconds holding ``ts``."""
-    t = int(ts.timestamp())
-    return t - t % size
+    return window_at(ts.timestamp(), size)
+
+
+def window_at(t: float, size: int) -> int:
+    """Start of the tumbling window of ``size`` seconds holding the epoch time ``t``."""
+    start = int(t)
+    return start - start % size
 
 
 def first_window_after(ts: datetime | None, size: int) -> int:
@@ -69,72 +76,122 @@ class PartitionAccumulator:
     samples: dict[Key, dict[int, UnitSample]] = field(default_factory=dict)  # new units
     recent_ids: int = 20_000
     _seen: set[int] = field(default_factory=set, repr=False)  # ids as integers: a C hash
-    _order: deque[int] = field(default_factory=deque, repr=False)
-    _units: dict[Key, set[tuple[int, str]]] = field(default_factory=dict, repr=False)
+    _order: deque[int] = field(init=False, repr=False)  # _seen's ids, oldest first
+    _units: dict[Key, dict[int, set[str]]] = field(default_factory=dict, repr=False)
 
-    def _first_time(self, event_id: UUID) -> bool:
-        """Whether ``event_id`` is new here; remember it (the last ``recent_ids``)."""
-        key = event_id.int
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        self._order.append(key)
-        if len(self._order) > self.recent_ids:
-            self._seen.discard(self._order.popleft())
-        return True
-
-    def _stats(self, key: Key, offset: int) -> WindowStats:
-        if self.first_offset is None:
-            self.first_offset = offset
-        self.last_offset = offset
-        stats = self.windows.get(key)
-        if stats is None:
-            stats = self.windows[key] = WindowStats()
-        return stats
+    def __post_init__(self) -> None:
+        self._order = deque(maxlen=self.recent_ids)
 
     def add(self, offset: int, event: Result | Feedback, now: float) -> str | None:
-        """Aggregate one event read at ``offset``; return why it was refused, or None.
+        """Aggregate one event read at ``offset``; return why it was refused, or None."""
+        refused = self.add_batch([offset], [event], now, isinstance(event, Feedback))
+        return refused.get(offset)
+
+    def add_batch(
+        self,
+        offsets: Sequence[int],
+        events: Sequence[Event | None],
+        now: float,
+        feedback: bool = False,
+    ) -> dict[int, str]:
+        """Aggregate the events read at ``offsets`` (results, or ``feedback``; None: an
+        unreadable one, only covered); return why each refused one was, by its offset.
 
         An event stamped more than ``max_future`` seconds after ``now``, or before 1970,
         is refused (``schemas.timebounds``).
         """
-        self.read_at = now
-        refused = ts_refusal(event.ts, now, self.max_future)
-        if refused:
-            self.skip(offset)
-            return refused
-        if not self._first_time(event.event_id):
-            self.skip(offset)
-            return None
-        t = event.ts.timestamp()
-        key = (event.rollout, event.system, window_start(event.ts, self.window_seconds))
-        stats = self._stats(key, offset)
-        if t > self.watermark:
-            self.watermark = t
-        elif t < self.watermark - self.lateness:
-            stats.late += 1
-            return None
-        if isinstance(event, Result):
-            stats.update(event)
-            if not event.fallback:
-                self._sample_unit(event, key)
-        else:
-            stats.update_feedback(event)
-        return None
-
-    def _sample_unit(self, result: Result, key: Key) -> None:
-        units = self._units.setdefault(key, set())
-        unit = (result.weight, result.unit_id)
-        if unit not in units:
-            units.add(unit)
-            samples = self.samples.setdefault(key, {})
-            samples.setdefault(result.weight, UnitSample()).add(unit_hash(result.unit_id))
-
-    def skip(self, offset: int) -> None:
-        """Mark an offset as covered without aggregating it (a dead letter)."""
+        if not offsets:
+            return {}
         if self.first_offset is None:
-            self.first_offset = offset
-        self.last_offset = offset
+            self.first_offset = offsets[0]
+        self.last_offset, self.read_at = offsets[-1], now
+        if None in events:
+            offsets = [o for o, e in zip(offsets, events, strict=True) if e is not None]
+            events = [e for e in events if e is not None]
+        times = [e.ts.timestamp() for e in events]
+        refused: dict[int, str] = {}
+        if times and (min(times) < 0 or max(times) > now + self.max_future):  # ts_refusal's
+            reasons = [ts_refusal(e.ts, now, self.max_future) for e in events]
+            refused = {o: r for o, r in zip(offsets, reasons, strict=True) if r}
+            kept = [r is None for r in reasons]
+            events, times = list(compress(events, kept)), list(compress(times, kept))
+        events, times = self._first_times(events, times)
+        if events:
+            self._aggregate(events, times, feedback)
+        return refused
+
+    def _aggregate(self, events: Sequence[Event], times: Sequence[float], feedback: bool) -> None:
+        """Add new events to their windows: late ones counted, the rest aggregated."""
+        in_time = self._in_time(times)
+        size = self.window_seconds
+        starts = [window_at(t, size) for t in times]
+        rollouts, systems = [e.rollout for e in events], [e.system for e in events]
+        keys = list(zip(rollouts, systems, starts, strict=True))
+        fresh: dict[Key, list[Event]] = {key: [] for key in dict.fromkeys(keys)}
+        late: Counter[Key] = Counter()
+        if in_time is not None:
+            late.update(compress(keys, [not ok for ok in in_time]))
+        pairs = zip(keys, events, strict=True)
+        for key, event in pairs if in_time is None else compress(pairs, in_time):
+            fresh[key].append(event)
+        for key, events_in in fresh.items():
+            stats = self.windows.get(key)
+            if stats is None:
+                stats = self.windows[key] = WindowStats()
+            stats.late += late[key]
+            if feedback:
+                stats.add_feedback(events_in)
+            else:
+                stats.add_results(events_in)
+                self._sample_units(key, events_in)
+
+    def _first_times(
+        self, events: Sequence[Event], times: Sequence[float]
+    ) -> tuple[Sequence[Event], Sequence[float]]:
+        """The events whose id is new here, remembered (the last ``recent_ids``)."""
+        ids = [e.event_id.int for e in events]  # ids as integers: a C hash
+        seen, order = self._seen, self._order
+        if len(set(ids)) == len(ids) and seen.isdisjoint(ids):  # the rule: all new
+            seen.update(ids)
+            excess = len(order) + len(ids) - self.recent_ids
+            if excess > 0:
+                seen.difference_update(islice(chain(order, ids), excess))
+            order.extend(ids)  # it keeps the last ``recent_ids``
+            return events, times
+        new = [self._first_time(key) for key in ids]
+        return list(compress(events, new)), list(compress(times, new))
+
+    def _first_time(self, key: int) -> bool:
+        """Whether the id ``key`` is new here; remember it."""
+        if key in self._seen:
+            return False
+        if len(self._order) == self.recent_ids:
+            self._seen.discard(self._order[0])
+        self._seen.add(key)
+        self._order.append(key)
+        return True
+
+    def _in_time(self, times: Sequence[float]) -> list[bool] | None:
+        """Which of ``times`` are not late (None: all); the watermark moves to the newest."""
+        before, lateness = self.watermark, self.lateness
+        self.watermark = max(before, max(times))
+        if min(times) >= self.watermark - lateness:
+            return None
+        marks = accumulate(times, max, initial=before)  # the watermark each event meets
+        return [t >= mark - lateness for t, mark in zip(times, marks, strict=False)]
+
+    def _sample_units(self, key: Key, results: list[Event]) -> None:
+        """Sample the window's units not seen in it yet, by routed weight (a fallback
+        was not routed)."""
+        seen = self._units.setdefault(key, {})
+        for weight in {r.weight for r in results}:
+            units = {r.unit_id for r in results if r.weight == weight and not r.fallback}
+            new = units - seen.setdefault(weight, set())
+            if new:
+                seen[weight] |= new
+                found = UnitSample(hashes=[unit_hash(unit) for unit in new])
+                samples = self.samples.setdefault(key, {})
+                samples.setdefault(weight, UnitSample()).merge(found)
 
     @property
     def pending(self) -> bool:
@@ -184,17 +241,44 @@ Run = tuple[int, int]  # first offset, last offset
 
 @dataclass
 class _WindowParts:
-    """Stage 2's parts of one (system, window): a settled base plus replaceable runs."""
+    """Stage 2's parts of one (system, window): a settled base plus replaceable runs, and
+    their total once asked for (kept until a part changes)."""
 
     base: WindowStats = field(default_factory=WindowStats)
     runs: dict[Source, dict[Run, WindowStats]] = field(default_factory=dict)
+    _total: WindowStats | None = None
+    _shared: bool = False  # the base is a total handed out: copy it before adding to it
+
+    def add(self, source: Source, run: Run, stats: WindowStats) -> None:
+        self.runs.setdefault(source, {})[run] = stats
+        self._total = None
+
+    def supersede(self, source: Source, first: int) -> None:
+        """Drop ``source``'s runs from offset ``first`` on (a replay replaces them)."""
+        runs = self.runs.get(source)
+        if runs:
+            for run in [r for r in runs if r[0] >= first]:
+                del runs[run]
+                self._total = None
+
+    def settle(self, source: Source, committed: int) -> bool:
+        """Fold ``source``'s runs that end below ``committed`` into the base (the total
+        stays as it is); return whether none of its runs is left."""
+        runs = self.runs.get(source)
+        settled = [runs.pop(r) for r in [r for r in runs if r[1] < committed]] if runs else []
+        if settled and self._shared:
+            self.base, self._shared = WindowStats().merge(self.base), False
+        for stats in settled:
+            self.base.merge(stats)
+        return not runs
 
     def total(self) -> WindowStats:
-        total = WindowStats().merge(self.base)
-        for runs in self.runs.values():
-            for stats in runs.values():
-                total.merge(stats)
-        return total
+        """Every part merged: one object until a part changes (never change it)."""
+        if self._total is None:
+            runs = [stats for runs in self.runs.values() for stats in runs.values()]
+            self._shared = self._shared or not runs
+            self._total = WindowStats.merged([self.base, *runs]) if runs else self.base
+        return self._total
 
 
 class RolloutView:
@@ -206,6 +290,12 @@ class RolloutView:
     into the window's base. Each window's unit samples are a union (a replayed run adds
     the same units again), kept beside the sums so that merging windows never pays for
     them.
+
+    Nothing is merged twice: a window's total is kept until a partial changes it, and a
+    rolling merge keeps the merge of its windows but the newest, for the next span that
+    begins with the same windows. ``version`` counts the changes (for the gates' cache).
+    A partial visits only the windows holding runs of its source, and the newest end and
+    each system's starts are kept as windows come and go.
     """
 
     def __init__(self, rollout: str, window_seconds: int) -> None:
@@ -214,38 +304,36 @@ class RolloutView:
         self._windows: dict[tuple[str, int], _WindowParts] = {}
         self._units: dict[tuple[str, int], dict[int, UnitSample]] = {}
         self._current: dict[Source, Run] = {}
+        self._rolled: dict[tuple[str, int], tuple[tuple[WindowStats, ...], WindowStats]] = {}
+        self._open: dict[Source, set[tuple[str, int]]] = {}  # windows with runs of a source
+        self._starts: dict[str, list[int]] = {}  # per system, sorted (until a window comes)
+        self._end: int | None = None
+        self.version = 0
 
     def apply(self, partial: Partial) -> tuple[str, int]:
         """Merge one partial; return the (system, window start) it changed."""
+        self.version += 1
         source = (partial.source_topic, partial.partition)
         run = (partial.first_offset, partial.last_offset)
+        holding = self._open.setdefault(source, set())
         if self._current.get(source) != run:
-            self._supersede(source, partial.first_offset)
+            for key in holding:
+                self._windows[key].supersede(source, partial.first_offset)
             self._current[source] = run
         key = (partial.system, int(partial.window_start.timestamp()))
         parts = self._windows.get(key)
         if parts is None:
             parts = self._windows[key] = _WindowParts()
-        parts.runs.setdefault(source, {})[run] = WindowStats.from_state(partial.stats)
-        self._settle(source, partial.committed_offset)
+            self._starts.clear()
+            self._end = max(self._end or 0, key[1] + self.window_seconds)
+        parts.add(source, run, WindowStats.from_state(partial.stats))
+        holding.add(key)
+        for k in [k for k in holding if self._windows[k].settle(source, partial.committed_offset)]:
+            holding.discard(k)
         units = self._units.setdefault(key, {})
         for weight, sample in partial.stats.unit_sample.items():
             units.setdefault(weight, UnitSample()).merge(UnitSample.from_state(sample))
         return key
-
-    def _supersede(self, source: Source, first: int) -> None:
-        for parts in self._windows.values():
-            runs = parts.runs.get(source)
-            if runs:
-                for run in [r for r in runs if r[0] >= first]:
-                    del runs[run]
-
-    def _settle(self, source: Source, committed: int) -> None:
-        for parts in self._windows.values():
-            runs = parts.runs.get(source)
-            if runs:
-                for run in [r for r in runs if r[1] < committed]:
-                    parts.base.merge(runs.pop(run))
 
     def window(self, system: str, start: int) -> WindowStats:
         parts = self._windows.get((system, start))
@@ -259,12 +347,15 @@ class RolloutView:
         return sorted({system for system, _ in self._windows})
 
     def starts(self, system: str) -> list[int]:
-        return sorted(start for s, start in self._windows if s == system)
+        starts = self._starts.get(system)
+        if starts is None:
+            starts = self._starts[system] = sorted(t for s, t in self._windows if s == system)
+        return list(starts)
 
     @property
     def end(self) -> int | None:
         """End of the newest window (event time): where rolling windows end."""
-        return max(s for _, s in self._windows) + self.window_seconds if self._windows else None
+        return self._end
 
     def rolling(self, system: str, span: int, end: int | None = None) -> WindowStats:
         """The windows of ``system`` starting in [end - span, end), merged.
@@ -275,16 +366,37 @@ class RolloutView:
         if end is None:
             return WindowStats()
         span = max(span, self.window_seconds)
-        return WindowStats.merged(
-            [self.window(system, s) for s in self.starts(system) if end - span <= s < end]
-        )
+        windows = [self.window(system, s) for s in self.starts(system) if end - span <= s < end]
+        return WindowStats.merged([self._merged(system, end - span, windows[:-1]), *windows[-1:]])
+
+    def _merged(self, system: str, first: int, windows: list[WindowStats]) -> WindowStats:
+        """``windows`` (of ``system``, from ``first`` on) merged, starting from the last
+        merge of windows from ``first`` when ``windows`` begin with those (the same
+        objects: unchanged); the last few such merges are kept."""
+        key = (system, first)
+        held, merged = self._rolled.pop(key, ((), WindowStats()))
+        if tuple(windows[: len(held)]) != held:
+            held, merged = (), WindowStats()
+        if len(windows) > len(held):
+            held, merged = tuple(windows), WindowStats.merged([merged, *windows[len(held) :]])
+        self._rolled[key] = held, merged
+        while len(self._rolled) > ROLLED:
+            del self._rolled[next(iter(self._rolled))]
+        return merged
 
     def expire(self, before: int) -> int:
         """Forget windows that start before ``before``; return how many."""
         old = [k for k in self._windows if k[1] < before]
+        self.version += bool(old)
         for k in old:
             del self._windows[k]
             self._units.pop(k, None)
+            for holding in self._open.values():
+                holding.discard(k)
+        self._starts.clear()
+        self._end = (
+            max(t for _, t in self._windows) + self.window_seconds if self._windows else None
+        )
         return len(old)
 
     def items(self) -> Iterator[tuple[str, int, WindowStats]]:

@@ -158,6 +158,14 @@ def kafka_settings(kafka_bootstrap: str, tmp_path) -> Settings:
 
 
 @pytest.fixture
+def no_broker_settings(tmp_path) -> Settings:
+    """Settings for a port where no broker listens; a log reader gives up on it in 0.2 s."""
+    return Settings(
+        bootstrap_servers=f"{LOCAL}:{free_port()}", bootstrap_timeout_s=0.2, state_dir=tmp_path
+    )
+
+
+@pytest.fixture
 def settings(kafka_settings: Settings, clickhouse_url: str) -> Iterator[Settings]:
     """``kafka_settings`` plus the session's ClickHouse server; its database dropped after."""
     with_server = kafka_settings.model_copy(update={"clickhouse_url": clickhouse_url})

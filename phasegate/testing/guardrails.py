@@ -4,7 +4,9 @@ A :class:`Course` says what the baseline and the candidate do over time: healthy
 blips (both systems drop together for a few seconds every few minutes), a shared
 outage, or a change of the candidate alone. :func:`run` feeds a course to stage 2 at the
 worker's cadence (one partial per system every second, read at the simulated clock)
-and reports the alerts and rollbacks. Latency is log-normal (the simulator's shape). Needs numpy.
+and reports the alerts and rollbacks. Latency is log-normal (the simulator's shape),
+confidence beta (concentration :data:`CONCENTRATION`), and :data:`FEEDBACK` of the
+results get a verdict, "incorrect" or "correct". Needs numpy.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ddsketch import LogarithmicMapping
 from rollout.state import fold
 from schemas.events import Alert, RolloutEvent
 from schemas.internal import Partial
-from schemas.plan import Plan
+from schemas.plan import Plan, Trigger
 from streams.aggregate import WindowStats
 from streams.sketch import RELATIVE_ACCURACY, LatencySketch
 from streams.stage2 import Stage2
@@ -30,15 +32,43 @@ ROLLOUT = "bench"
 WINDOW = 60
 WEIGHT = 50
 _MULTIPLIER = LogarithmicMapping(RELATIVE_ACCURACY)._multiplier  # key = ceil(log2(v) * it)
+CONCENTRATION = 12.0  # beta(c * mean, c * (1 - mean)): sd 0.1 at a mean of 0.85
+FEEDBACK = 0.1  # share of results with a verdict (the simulator's feedback_rate)
+
+CONFIDENCE = Trigger(
+    name="confidence-guardrail",
+    action="emergency",
+    metric="mean_confidence",
+    compare="baseline",
+    margin=0.02,  # detect: margin + 0.05
+)
+COMPLAINTS = Trigger(
+    name="complaint-guardrail",
+    action="emergency",
+    metric="complaint_rate",
+    compare="baseline",
+    detect=0.1,
+    min_samples=50,
+)
+"""The confidence and feedback guardrails of docs/statistics.md (no default plan has them)."""
+
+
+def with_triggers(plan: Plan, *extra: Trigger) -> Plan:
+    """``plan`` with the rollback triggers ``extra`` added after its own (validated)."""
+    triggers = [t.model_dump() for t in (*plan.rollback, *extra)]
+    return Plan.model_validate({**plan.model_dump(), "rollback": triggers})
 
 
 @dataclass(frozen=True)
 class Profile:
-    """One system at one moment: success rate and log-normal latency."""
+    """One system at one moment: success rate, log-normal latency, mean confidence and
+    the share of its feedback verdicts that complain."""
 
     success: float = 0.97
     median_ms: float = 120.0
     sigma: float = 0.35
+    confidence: float = 0.85
+    complaints: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -79,8 +109,9 @@ class Course:
         return base, cand
 
 
-def stats(n: int, profile: Profile, rng) -> WindowStats:
-    """``n`` events of ``profile`` as a window aggregate (the sketch's bins computed at once)."""
+def stats(n: int, profile: Profile, rng, more) -> WindowStats:
+    """``n`` events of ``profile`` as a window aggregate (the sketch's bins computed at once);
+    confidence and feedback drawn from ``more`` (so success and latency draw as before)."""
     import numpy as np
 
     s = WindowStats()
@@ -91,7 +122,12 @@ def stats(n: int, profile: Profile, rng) -> WindowStats:
         bins=dict(zip(keys.astype(int).tolist(), counts.tolist(), strict=True))
     )
     s.latency_sum, s.latency_sq_sum = float(latencies.sum()), float((latencies**2).sum())
-    s.confidence_sum, s.confidence_sq_sum = 0.9 * n, 0.81 * n
+    c = CONCENTRATION
+    confidence = more.beta(c * profile.confidence, c * (1 - profile.confidence), n)
+    s.confidence_sum, s.confidence_sq_sum = float(confidence.sum()), float((confidence**2).sum())
+    verdicts = int(more.binomial(n, FEEDBACK))
+    incorrect = int(more.binomial(verdicts, profile.complaints))
+    s.feedback.update({"incorrect": incorrect, "correct": verdicts - incorrect})
     s.weights[WEIGHT] = n
     return s
 
@@ -111,7 +147,7 @@ def partials(course: Course, seed: int) -> Iterator[tuple[int, int, list[Partial
     """Per simulated second: (second, candidate events so far, that second's partials)."""
     import numpy as np  # only the simulation needs it
 
-    rng = np.random.default_rng(seed)
+    rng, more = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     offsets = dict.fromkeys(("pipeline", "production"), 0)
     candidate_events = 0
     for t in range(course.seconds):
@@ -136,7 +172,7 @@ def partials(course: Course, seed: int) -> Iterator[tuple[int, int, list[Partial
                     last_offset=first + n - 1,
                     committed_offset=first,
                     read_at=now + timedelta(seconds=1),
-                    stats=stats(n, profile, rng).to_state(),
+                    stats=stats(n, profile, rng, more).to_state(),
                 )
             )
         yield t, candidate_events, out

@@ -11,7 +11,6 @@ import pytest
 from kafka import KafkaProducer
 
 from dashboard.feeds import AlertLog
-from phasegate.stack import free_port
 from phasegate.testing.topics import read_values
 from rollout.log import RolloutLog
 from rollout.writer import NotWritten, RolloutWriter
@@ -89,8 +88,8 @@ def test_unreadable_messages_are_skipped_and_alerts_deduplicated(kafka_settings:
         log.follower.close()
 
 
-def test_no_broker(tmp_path) -> None:
-    settings = Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", state_dir=tmp_path)
+def test_no_broker(no_broker_settings) -> None:
+    settings = no_broker_settings
     log = RolloutLog(settings)
     log.follower.retry_s = 0.2
     log.follower.start()

@@ -16,6 +16,7 @@ from sinks.store import History, history
 from tests.sinks.test_local_readers import phasegate
 
 
+@pytest.mark.service  # starts a ClickHouse server
 @pytest.mark.skipif(server_binary() is None, reason="no clickhouse-server")
 def test_the_stack_s_server_holds_history_while_it_runs(tmp_path: Path) -> None:
     settings = Settings(

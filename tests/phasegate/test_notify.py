@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 import urllib.error
 
 import pytest
 
 from phasegate.notify import Notifier, Webhook, announcement
+from phasegate.stack import free_port
+from phasegate.testing.processes import NotifyProcess, wait_for
 from phasegate.testing.webhook import Receiver
 from schemas.events import Alert, AlertWindow, Contributor, RolloutEvent
 from schemas.plan import load_plan
+from schemas.settings import Settings
+
+STOP_S = 5.0  # the longest a stop may take, broker or not
 
 
 @pytest.fixture
@@ -96,3 +103,22 @@ def test_http_errors_are_not_exceptions():
         raise urllib.error.HTTPError(url, 500, "no", None, None)
 
     assert not Webhook("http://x", post=boom, attempts=1).deliver({})
+
+
+def test_notify_stops_on_sigterm_while_the_broker_is_unreachable(tmp_path):
+    """No broker: the consumer cannot connect; SIGTERM still stops it within seconds,
+    with exit 0 and its counters (the connection is retried, not fatal)."""
+    settings = Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", state_dir=tmp_path)
+    notify = NotifyProcess(settings, "http://127.0.0.1:9/none", tmp_path / "notify.log", 1.0)
+    notify.start()
+    try:
+        wait_for(lambda: "notifying" in notify.tail(), "its start", 60, notify)
+        time.sleep(1.0)  # connecting
+        began = time.monotonic()
+        counters = notify.counters()
+        took = time.monotonic() - began
+    finally:
+        notify.stop(signal.SIGKILL)
+    assert counters == {"sent": 0, "failed": 0, "retries": 0, "exit": 0}, notify.tail()
+    assert took < STOP_S, notify.tail()
+    assert "Traceback" not in notify.tail(1000)

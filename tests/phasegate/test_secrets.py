@@ -4,6 +4,7 @@ real commands (against the real broker and server) appear nowhere they print or 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -28,8 +29,13 @@ GRACE_S = 5
 while its consumer cannot connect: it is killed, and what it printed before is checked)."""
 
 
+FIRST_S = 60
+"""Seconds a command has to print at all (its start alone takes seconds on a busy machine)."""
+
+
 def run(env: dict[str, str], args: list[str], cwd: Path, seconds: float = 15) -> str:
-    """Run ``phasegate ARGS``; stop it with SIGTERM after ``seconds``; its whole output."""
+    """Run ``phasegate ARGS``; stop it with SIGTERM ``seconds`` after it first printed; its
+    whole output."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "phasegate.cli", *args],
         env={**os.environ, **env},
@@ -37,6 +43,10 @@ def run(env: dict[str, str], args: list[str], cwd: Path, seconds: float = 15) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    assert proc.stdout is not None
+    first = b""
+    if select.select([proc.stdout], [], [], FIRST_S)[0]:
+        first = os.read(proc.stdout.fileno(), 1 << 16)
     try:
         out, _ = proc.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:
@@ -46,7 +56,7 @@ def run(env: dict[str, str], args: list[str], cwd: Path, seconds: float = 15) ->
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
-    return out.decode(errors="replace")
+    return (first + out).decode(errors="replace")
 
 
 def files_under(folder: Path) -> str:

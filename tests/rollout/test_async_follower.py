@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import gc
 
+from aiokafka import AIOKafkaConsumer
+
 from phasegate.stack import free_port
 from rollout.async_follower import AsyncFollower
 from rollout.state import Rollouts
@@ -61,3 +63,28 @@ def test_no_broker_keeps_the_error_and_the_loop_free(tmp_path):
         follower.error or ""
     )
     assert lag.held_max_ms < LAG_MS
+
+
+def test_a_cancel_as_the_consumer_closes_still_ends_the_follower(no_broker_settings, monkeypatch):
+    """The worker stops the follower by cancelling it: a cancel that arrives as the
+    consumer finishes closing must end it too, not be lost (it went on retrying)."""
+    close = AIOKafkaConsumer.stop
+
+    async def scenario() -> bool:
+        settings = no_broker_settings
+        follower = AsyncFollower(settings, settings.topics.rollout, RolloutEvent, print)
+        task = asyncio.create_task(follower.run())
+
+        async def close_then_cancel(consumer: AIOKafkaConsumer) -> None:
+            await close(consumer)
+            asyncio.get_running_loop().call_soon(task.cancel)  # with the close's own wake-up
+
+        monkeypatch.setattr(AIOKafkaConsumer, "stop", close_then_cancel)
+        await asyncio.wait([task], timeout=5)
+        ended = task.cancelled()
+        monkeypatch.undo()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return ended
+
+    assert asyncio.run(scenario())

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from phasegate.stack import free_port
 from rollout.follower import Follower
 from rollout.log import LogUnavailable, RolloutLog, current_state
 from rollout.state import Rollouts, RolloutState
@@ -87,25 +86,25 @@ def test_an_empty_log_is_caught_up_at_once(kafka_settings):
         assert log.rollouts() == [] and log.follower.error is None
 
 
-def test_no_broker_sets_the_error_and_never_catches_up(tmp_path):
-    settings = Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", state_dir=tmp_path)
+def test_no_broker_sets_the_error_and_never_catches_up(no_broker_settings):
+    settings = no_broker_settings
     log = RolloutLog(settings, retry_s=0.2)
     with log.follower:
         deadline = time.monotonic() + 15
         while log.follower.error is None and time.monotonic() < deadline:
-            time.sleep(0.05)  # the first attempt gives up after its 2 s bootstrap
+            time.sleep(0.05)  # the first attempt gives up after its bootstrap timeout
         assert f"cannot read phasegate.rollout at {settings.bootstrap_servers}" in (
             log.follower.error or ""
         )
         assert not log.follower.caught_up.is_set()
 
 
-def test_a_command_refuses_to_act_on_a_state_it_could_not_read(tmp_path):
-    settings = Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", state_dir=tmp_path)
+def test_a_command_refuses_to_act_on_a_state_it_could_not_read(no_broker_settings):
+    settings = no_broker_settings
     with pytest.raises(LogUnavailable) as refused:
-        current_state(settings, "kai", timeout_s=4)
+        current_state(settings, "kai", timeout_s=1)
     assert str(refused.value).startswith(
-        f"cannot establish the state of kai within 4 s: cannot read phasegate.rollout at "
+        f"cannot establish the state of kai within 1 s: cannot read phasegate.rollout at "
         f"{settings.bootstrap_servers}"
     )
     assert str(refused.value).endswith("; nothing was done")

@@ -9,6 +9,7 @@ import random
 from datetime import datetime
 from typing import Annotated, Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ from phasegate.testing.faults.hostile import MAKERS
 from schemas import DecodeError, Feedback, Result, decode, encode
 from schemas.base import ContractModel
 from schemas.events import ErrorInfo
-from schemas.fastcodec import _mirror, fast_decode, fast_decode_many
+from schemas.fastcodec import _mirror, fast_decode, fast_decode_many, fast_decode_structs
 
 FACTORY_FILLED = ("event_id", "ts")  # a fresh uuid4 / now() on every decode
 
@@ -39,7 +40,24 @@ def same(wire: bytes | None, model: type) -> object:
     """Both decoders agree on ``wire``; returns what they say."""
     fast = outcome(fast_decode, wire, model)
     assert fast == outcome(decode, wire, model)
+    assert fast == outcome(struct_as_model, wire, model)
     return fast
+
+
+def struct_as_model(wire: bytes | None, model: type) -> object:
+    """What :func:`fast_decode_structs` gives for ``wire``, a Struct made the model."""
+    [got] = fast_decode_structs([wire], model)
+    if isinstance(got, DecodeError):
+        raise got
+    return as_model(got, model)
+
+
+def as_model(got: Any, model: type) -> Any:
+    """``got`` (a Struct of ``model``, the model itself, or a DecodeError) as the model."""
+    if isinstance(got, model | DecodeError):  # left to pydantic
+        return got
+    assert got.ts.utcoffset().total_seconds() == 0
+    return model.model_validate(msgspec.to_builtins(got))
 
 
 def same_bytes(wire: bytes | None, model: type) -> None:
@@ -289,6 +307,19 @@ def test_many_is_one_by_one_and_other_models_go_to_decode_many() -> None:
     ]
     rollout = encode(RolloutEvent(rollout="k", type="weight_set", weight=5))
     assert fast_decode_many([rollout], RolloutEvent) == [decode(rollout, RolloutEvent)]
+
+
+def test_structs_of_a_batch_are_what_each_value_gives_alone() -> None:
+    good = encode(Result(rollout="k", system="s", query_id="q", unit_id="u", success=True,
+                         confidence=0.5, latency_ms=1.0))  # fmt: skip
+    values = [good, b"{", None, good.decode(), b"\xff"] + [
+        (VALID_TS % ts).encode()
+        for ts in ("2026-01-01T02:00:00+02:00", "2026-01-01T00:00:00.1234567Z", "noon")
+    ]
+    expected = [as_outcome(_reason_or_model(decode, v, Result)) for v in values]
+    for batch in (values, values[:1] + values[5:], values[5:6]):
+        got = [as_outcome(as_model(s, Result)) for s in fast_decode_structs(batch, Result)]
+        assert got == [expected[values.index(v)] for v in batch]
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,16 @@
 import math
 
+from ddsketch import DDSketch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.codec import encode
+from schemas.events import Result
+from schemas.fastcodec import fast_decode_structs
 from schemas.internal import SegmentState, WindowStatsState
 from schemas.metrics import METRICS, metric
 from streams.aggregate import WindowStats
-from streams.sketch import LatencySketch
+from streams.sketch import RELATIVE_ACCURACY, LatencySketch
 from tests.streams.conftest import make_result
 
 events = st.lists(
@@ -91,11 +95,11 @@ def test_rates_and_intervals():
     st.lists(st.floats(0, 1), min_size=1, max_size=5),
 )
 def test_quantiles_in_one_pass_are_ddsketchs_own(latencies, levels):
-    sketch = LatencySketch()
+    sketch, reference = LatencySketch(), DDSketch(RELATIVE_ACCURACY)
     for value in latencies:
         sketch.update(value)
-    inner = sketch._sketch
-    want = [inner.get_quantile_value(q) if latencies else None for q in levels]
+        reference.add(value)
+    want = [reference.get_quantile_value(q) if latencies else None for q in levels]
     assert sketch.quantiles(levels) == want
 
 
@@ -113,3 +117,24 @@ def test_segments_count_events_and_bad_ones():
 def test_a_partial_without_segments_still_reads():
     old = WindowStatsState.model_validate({"count": 3, "successes": 2})
     assert WindowStats.from_state(old).segment_events == {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(events, st.integers(1, 50))
+def test_batches_add_up_as_their_events_one_by_one(rows, size):
+    results = _results(rows)
+    batched = WindowStats()
+    for start in range(0, len(results), size):
+        batched.add_results(results[start : start + size])
+    assert batched.to_state() == _aggregate(results).to_state()
+
+
+@settings(max_examples=30, deadline=None)
+@given(events)
+def test_the_typed_structs_aggregate_as_the_models(rows):
+    results = _results(rows)
+    structs = fast_decode_structs([encode(r) for r in results], Result)
+    assert not any(isinstance(s, Result) for s in structs)  # the fast path, no model
+    from_structs = WindowStats()
+    from_structs.add_results(structs)
+    assert from_structs.to_state() == _aggregate(results).to_state()

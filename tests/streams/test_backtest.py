@@ -8,7 +8,7 @@ from datetime import timedelta
 from rollout.state import WORKER, fold
 from schemas.codec import encode
 from schemas.events import Alert, Feedback, Result, RolloutEvent
-from schemas.plan import load_plan
+from schemas.plan import Plan, load_plan
 from streams.backtest import Findings, Stored, replay
 from streams.clock import ManualClock
 from streams.protocol import Aggregation, Counters, Judgement
@@ -82,13 +82,15 @@ def test_gate_changes_are_recorded_with_their_phase():
     assert all(g.verdicts for g in findings.gates if g.phase == 1)
 
 
-def worker_alerts(events: list[Stored], log: list[RolloutEvent]) -> list[Alert]:
+def worker_alerts(
+    events: list[Stored], log: list[RolloutEvent], plan: Plan | None = None
+) -> list[Alert]:
     """The worker's protocol (``streams.protocol``) on an in-memory broker, its flush
     timer firing every second of a clock that follows the events; the log returns the
-    worker's rollbacks before the next flush."""
+    worker's rollbacks before the next flush. ``plan``: the default plan unless given."""
     clock, outbox = ManualClock(), Outbox([])
     state = fold(log, ROLLOUT)
-    stage2 = Stage2(10, 3600, load_plan(), state_of=lambda rollout: state)
+    stage2 = Stage2(10, 3600, plan or load_plan(), state_of=lambda rollout: state)
     read = asyncio.Event()
     read.set()
     models = {"results": Result, "feedback": Feedback}

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import optimize, stats
 
 from streams.differential import log_pmf, log_ratio, odds_ratio
 from streams.sequential import RatioCusum
@@ -47,14 +47,14 @@ def test_a_shared_drop_leaves_no_evidence():
     assert log_ratio((300, 120, 300, 120), odds_ratio(0.03, 0.04), odds_ratio(0.03, 0.06)) < 0
 
 
-def _false_alarms(runs: int, windows: int, h: float, level) -> float:
-    rng, psi0, psi1, alarms = np.random.default_rng(7), 1.0, odds_ratio(0.03, 0.06), 0
+def _false_alarms(runs: int, windows: int, h: float, level, n: int = 200) -> float:
+    """A/A runs of ``n`` samples per window and system at the bad share ``level(w)``."""
+    rng, alarms = np.random.default_rng(7), 0
+    psi0, psi1 = 1.0, odds_ratio(level(1), 2 * level(1))
     for _ in range(runs):
         cusum = RatioCusum(threshold=h)
         for w in range(windows):
-            p = level(w)
-            n = 200
-            x, y = (int(v) for v in rng.binomial(n, p, size=2))
+            x, y = (int(v) for v in rng.binomial(n, level(w), size=2))
             cusum.step(log_ratio((n, x, n, y), psi0, psi1), n, x)
             if cusum.alarm:
                 alarms += 1
@@ -62,9 +62,37 @@ def _false_alarms(runs: int, windows: int, h: float, level) -> float:
     return alarms / runs
 
 
-@pytest.mark.parametrize("level", [lambda w: 0.03, lambda w: 0.4 if w % 5 == 0 else 0.03])
-def test_false_alarms_stay_within_the_union_bound(level):
+@pytest.mark.parametrize(
+    ("level", "n"),
+    [
+        (lambda w: 0.03, 200),
+        (lambda w: 0.4 if w % 5 == 0 else 0.03, 200),
+        (lambda w: 0.1, 60),  # feedback: 60 verdicts a window, a tenth complaints
+        (lambda w: 0.5 if w % 5 == 0 else 0.1, 60),  # and a complaint wave on both
+    ],
+)
+def test_false_alarms_stay_within_the_union_bound(level, n):
     """h = ln(windows / alpha): at most alpha of A/A runs alarm within ``windows``, also
-    with shared blips (every fifth window at 40% failures in both systems)."""
+    with shared blips (every fifth window at 40% failures, or 50% complaints, in both
+    systems)."""
     windows, alpha = 30, 0.2
-    assert _false_alarms(300, windows, math.log(windows / alpha), level) <= alpha
+    assert _false_alarms(300, windows, math.log(windows / alpha), level, n) <= alpha
+
+
+def test_the_documented_complaint_indifference_point():
+    """docs/statistics.md: margin 0, detect 0.1 at a baseline of 10% complaints, 60
+    verdicts per window and system: the expected ratio is zero at 14.2% complaints."""
+    n, base = 60, 0.1
+    psi1 = odds_ratio(base, base + 0.1)
+    y = np.arange(n + 1)
+
+    def drift(share: float) -> float:
+        px, py = stats.binom.pmf(y, n, share), stats.binom.pmf(y, n, base)
+        return sum(
+            px[i] * py[j] * log_ratio((n, i, n, j), 1.0, psi1)
+            for i in range(n + 1)
+            for j in range(n + 1)
+            if px[i] * py[j] > 1e-12
+        )
+
+    assert optimize.brentq(drift, 0.1, 0.2, xtol=1e-4) == pytest.approx(0.142, abs=0.001)

@@ -208,3 +208,25 @@ def test_stage_two_judges_only_once_the_log_is_read_and_sends_what_fires():
     assert [(e.weight, e.phase) for e in outbox.rollouts] == [(0, 0)]
     assert (counters.alerts, counters.rollbacks, counters.dead_letters) == (1, 1, 1)
     assert outbox.letters[0].source_topic == "partials"
+
+
+def test_feedback_batches_count_each_verdict_once_in_its_system_window():
+    outbox = Outbox([])
+    agg, counters = aggregation(outbox)
+    verdicts = ["correct", "incorrect", "unsure", "correct"]
+    sent = [
+        Feedback(rollout="kai", system=("pipeline", "production")[i % 2], query_id=f"q{i}",
+                 verdict=v, ts=T0)
+        for i, v in enumerate(verdicts)
+    ]  # fmt: skip
+    values = [encode(f) for f in sent] + [encode(sent[0]), b"{}"]  # a retry, an unreadable one
+    messages = [Msg(FEEDBACK, 0, offset, value) for offset, value in enumerate(values)]
+    asyncio.run(agg.add_batch(messages))
+    asyncio.run(agg.flush())
+    got = {p.system: p.stats.feedback for p in outbox.sent}
+    assert got == {
+        "pipeline": {"correct": 1, "unsure": 1},
+        "production": {"incorrect": 1, "correct": 1},
+    }
+    assert (counters.feedback, counters.dead_letters) == (5, 1)
+    assert outbox.journal == ["partials 2", "commit feedback:0=6"]

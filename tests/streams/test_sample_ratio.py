@@ -168,7 +168,7 @@ def test_a_persons_change_starts_a_new_span():
     )
     state = RolloutState(rollout="kai", weight=50, phase=1)
     assert check.observe(t.stage2.views["kai"], state, anchor) == []
-    assert check.incidents == [] and check.units[PLAN.roles.candidate].hashes == set()
+    assert check.incidents == [] and len(check.units[PLAN.roles.candidate]) == 0
     assert len(first) == 1
 
 
@@ -183,7 +183,9 @@ def test_a_sampled_span_keeps_units_exactly_below_its_bound():
     assert level >= 3 and check.units["pipeline"].level == level
     for system, sample in check.units.items():
         served = [u for u in units(1000) if to_candidate("kai", u, 50) == (system == "production")]
-        assert sample.hashes == {h for h in map(unit_hash, served) if h < sample.bound}
+        assert set(sample.hashes.tolist()) == {
+            h for h in map(unit_hash, served) if h < sample.bound
+        }
 
 
 def test_the_budget_over_levels_sums_to_the_p_value():
@@ -191,6 +193,7 @@ def test_the_budget_over_levels_sums_to_the_p_value():
 
 
 # ---------------------------------------------------------------- simulated rollouts
+@pytest.mark.slow  # 100 rollouts, over 10 s: `make test`, not `make check`
 def test_healthy_rollouts_warn_within_the_budget():
     """100 healthy rollouts of 30 minutes at 10 events/s, weights 25/50/75, looked at every
     window: at p_value 0.05, at most 5 warn (the bound holds for each rollout)."""

@@ -89,3 +89,15 @@ def test_quantiles_in_one_pass_equal_ddsketchs_own_answer():
 def test_an_empty_sketch_has_no_quantile():
     assert LatencySketch().quantile(0.5) is None
     assert LatencySketch.from_state(LatencySketch().to_state()).count == 0
+
+
+def test_a_batch_lands_in_the_buckets_of_ddsketchs_own_add():
+    values = latencies(11).tolist()
+    sketch, reference = LatencySketch(), DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+    sketch.update_many(values[:2000])
+    sketch.update_many(values[2000:])
+    for v in values:
+        reference.add(v)
+    levels = [0.0, 0.01, 0.3, 0.5, 0.9, 0.99, 1.0]
+    assert sketch.quantiles(levels) == [reference.get_quantile_value(q) for q in levels]
+    assert sketch.count == reference.count and sketch.to_state() == sketch_of(values).to_state()

@@ -1,10 +1,19 @@
+import asyncio
+import itertools
+import json
+import random
+from datetime import timedelta
+
 from rollout.state import RolloutState
 from schemas.events import RolloutEvent
+from schemas.internal import Partial
 from schemas.plan import load_plan
 from streams.aggregate import WindowStats
+from streams.metrics import prometheus_text
+from streams.scrape import metrics_text, status_text
 from streams.stage2 import Stage2
 from streams.status import deltas, status_json, view_json, window_json
-from streams.windows import PartitionAccumulator, RolloutView
+from streams.windows import PartitionAccumulator, RolloutView, merge_views
 from tests.streams.conftest import T0, make_result
 
 
@@ -89,3 +98,97 @@ def test_status_of_an_unknown_rollout_is_a_404_that_says_so():
     assert code == 404
     assert body["rollouts"] == body["control"] == {}
     assert body["error"] == "the worker has seen no events of rollout 'nobody'"
+
+
+def _runs(seed: int) -> list[list[Partial]]:
+    """Two source partitions over 13 windows, each flushed every 20 events and committed
+    after its flush, delivered as stage 2 would see them: partition 1 six runs behind
+    (its partials change windows already closed), and partition 0 replaying two runs."""
+    rng = random.Random(seed)
+    accs = [PartitionAccumulator("results", p, window_seconds=60, lateness=900) for p in (0, 1)]
+    runs: list[list[list[Partial]]] = [[], []]
+    now = T0.timestamp() + 3600
+    for i in range(1600):
+        p, offset = i % 2, i // 2
+        result = make_result(
+            i,
+            system=rng.choice(["production", "pipeline"]),
+            success=rng.random() < 0.9,
+            latency_ms=rng.lognormvariate(4.6, 0.4),
+            rules=tuple(rng.sample(["a", "b", "c"], rng.randrange(3))),
+            seconds=i / 2,
+        )
+        accs[p].add(offset, result, now)
+        if offset % 20 == 19:
+            runs[p].append(accs[p].drain())
+            accs[p].committed(offset + 1)
+    ours, lagging = runs
+    delivered = [*ours[:10], ours[8], ours[9], *ours[10:]]  # a restart replays runs 8 and 9
+    late = [[], [], [], [], [], [], *lagging]
+    return [a + b for a, b in itertools.zip_longest(delivered, late, fillvalue=[])]
+
+
+def test_cached_views_and_gates_match_fresh_ones():
+    """A worker scraped after every run (its windows' totals, rolling merges and gate
+    reports kept between scrapes) shows what a worker fresh from the same partials
+    shows, and gates judged afresh at each scrape agree with the kept reports."""
+    runs = _runs(1)
+    started = RolloutState("kai").apply(
+        RolloutEvent(rollout="kai", type="phase_started", phase=1, weight=50, ts=T0)
+    )
+    advanced = started.apply(
+        RolloutEvent(
+            rollout="kai", type="phase_started", phase=2, weight=50, ts=T0 + timedelta(minutes=6)
+        )
+    )
+    state = {"kai": started}
+    kept = Stage2(60, 3600, load_plan(), state_of=state.get)
+    afresh = Stage2(60, 3600, load_plan(), state_of=state.get)
+    for n, run in enumerate(runs):
+        if n == len(runs) // 2:
+            state["kai"] = advanced
+        for partial in run:
+            kept.apply(partial)
+            afresh.apply(partial)
+        shown = view_json(kept.views["kai"], [120, 300, 600], "pipeline", "production")
+        fresh = merge_views([p for r in runs[: n + 1] for p in r], 60)["kai"]
+        assert shown == view_json(fresh, [120, 300, 600], "pipeline", "production")
+        report = kept.gates("kai")
+        afresh.reports.clear()
+        assert report is not None and report.to_json() == afresh.gates("kai").to_json()  # type: ignore[union-attr]
+        assert kept.gates("kai") is report  # nothing changed: the kept report
+    assert report.phase == 2
+
+
+def test_the_whole_status_and_metrics_built_rollout_by_rollout_are_the_one_go_ones():
+    """``streams.scrape`` gives what ``status_json`` and ``prometheus_text`` give, and the
+    event loop runs between its rollouts."""
+    stage2 = _stage2(["kai", "mia", "zoe"])
+    worker = {"counters": {"results": 120}, "assignment": ["results:0"]}
+    whole, _ = status_json(stage2, None, ROLES, worker)
+    turns = 0
+
+    async def scrape() -> tuple[str, str]:
+        async def other_task() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(other_task())
+        await asyncio.sleep(0)
+        status = await status_text(stage2, ROLES, worker)
+        after_status = turns
+        metrics = await metrics_text(stage2, ROLES, worker)
+        task.cancel()
+        assert after_status >= 3 and turns - after_status >= 3  # a turn after each rollout
+        return status, metrics
+
+    status, metrics = asyncio.run(scrape())
+    assert status == json.dumps(whole)
+    assert metrics == prometheus_text(whole)
+    assert metrics == prometheus_text(
+        status_json(_stage2(["kai", "mia", "zoe"]), None, ROLES, worker)[0]
+    )
+    empty = Stage2(60, 3600, load_plan())
+    assert json.loads(asyncio.run(status_text(empty, ROLES, {}))) == {"rollouts": {}, "control": {}}

@@ -77,10 +77,20 @@ def window(status: dict, system: str) -> dict | None:
     return windows[0] if windows else None
 
 
-def counted(total: int):
+def counted(events: list[Result | Feedback]):
+    """Whether a status holds every result and every verdict of ``events``.
+
+    Results and feedback come from different topics: a status holding every result may
+    not yet hold every verdict, so both are waited for.
+    """
+    results = sum(isinstance(e, Result) for e in events)
+    verdicts = len(events) - results
+
     def check(status: dict) -> bool:
-        systems = ("pipeline", "production")
-        return sum((window(status, s) or {}).get("count", 0) for s in systems) >= total
+        systems = [window(status, s) or {} for s in ("pipeline", "production")]
+        seen = sum(w.get("count", 0) for w in systems)
+        judged = sum(sum(w.get("feedback", {}).values()) for w in systems)
+        return seen >= results and judged >= verdicts
 
     return check
 
@@ -114,7 +124,7 @@ def test_windows_match_exact_values_alert_fires_once_and_bad_input_goes_to_dlq(
     raw.flush()
     raw.close()
 
-    status = worker.wait(lambda s: counted(2000)(s) and s["counters"]["dead_letters"] >= 2)
+    status = worker.wait(lambda s: counted(results)(s) and s["counters"]["dead_letters"] >= 2)
     assert_matches(status, results)
 
     topics = worker_settings.topics
@@ -139,12 +149,12 @@ def test_restart_after_kill_neither_loses_nor_doubles(worker_settings, workers):
     first.wait_assigned()
     results = simulate(3000, seed=2)
     emit(worker_settings, results[:1500])
-    first.wait(counted(sum(isinstance(r, Result) for r in results[:1500])))
+    first.wait(counted(results[:1500]))
     first.stop(signal.SIGKILL)  # no clean leave: offsets only as far as the last flush
 
     emit(worker_settings, results[1500:])
     second = workers("second")
-    status = second.wait(counted(3000), timeout=120)
+    status = second.wait(counted(results), timeout=120)
     assert_matches(status, results)
 
 
@@ -164,8 +174,8 @@ def test_two_workers_split_partitions_and_the_merge_stays_right(worker_settings,
     emit(worker_settings, results)
 
     def merged(_: dict) -> bool:
-        return any(counted(3000)(w.status() or {"rollouts": {}}) for w in (a, b))
+        return any(counted(results)(w.status() or {"rollouts": {}}) for w in (a, b))
 
     a.wait(merged, timeout=90)
-    owner = next(w for w in (a, b) if counted(3000)(w.status()))
+    owner = next(w for w in (a, b) if counted(results)(w.status()))
     assert_matches(owner.status(), results)

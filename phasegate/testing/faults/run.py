@@ -33,11 +33,11 @@ from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.internal import DeadLetter
 from sinks.migrations import migrate
 from sinks.store import Store, open_store
+from streams.alerts import ROLLBACK_KINDS
 from streams.triggers import WORKER
 from streams.windows import window_start
 
 ROLLOUT = "kai"
-ROLLBACK_KINDS = ("emergency_rollback", "partial_rollback")
 ROLLBACKS = {"degrade": 1, "outage": 1}  # the worker's rollbacks a load scenario calls for
 OPERATOR = "fault-operator"  # the person in the scenarios that steer a rollout
 
@@ -272,6 +272,13 @@ class Run:
         self.problems.append(f"not caught up with {count} results")
         return None
 
+    def recovered(self, since: float | None = None) -> Outcome:
+        """After a fault: the outcome, with the seconds from ``since`` (default: now) until
+        ClickHouse and the worker held everything sent so far; the load ends first."""
+        recover = self.caught_up(self.sent.count, time.monotonic() if since is None else since)
+        self.join_load()
+        return self.outcome(recover)
+
     def settle(self, timeout: float = 120.0) -> None:
         """Wait until ClickHouse and the worker hold everything sent (or give up)."""
         want_ids, want_windows = len(self.expected_ids()), self.expected_windows()
@@ -335,21 +342,9 @@ class Run:
             out.notes.append(f"{len(letters)} unexpected letters, e.g. {sample}")
 
     def _judge_alerts(self, out: Outcome, seen: Seen) -> None:
-        """Rollback alerts (distinct ids; a replayed copy keeps its id), each with its
-        rollback in the rollout log; ClickHouse holds each alert once."""
-        alerts: dict[UUID, Alert] = {}
-        for alert in seen.alerts:
-            known = alerts.get(alert.alert_id)
-            if known is None or known.action is None:  # keep a copy that acts
-                alerts[alert.alert_id] = alert
-        rollbacks = {e.event_id for e in seen.log if e.type == "rollback" and e.actor == WORKER}
-        rollback_alerts = [a for a in alerts.values() if a.kind in ROLLBACK_KINDS]
-        out.rollbacks = len(rollback_alerts)
+        """The rollbacks (:func:`judge_rollbacks`); ClickHouse holds each alert once."""
+        alerts = judge_rollbacks(seen.alerts, seen.log, out)
         out.rollbacks_expected = self.expected_rollbacks
-        if inert := sum(a.action is None for a in rollback_alerts):
-            out.problems.append(f"{inert} rollback alerts without their rollback")
-        if len(rollbacks) != out.rollbacks - inert:
-            out.problems.append(f"{len(rollbacks)} rollback events for {out.rollbacks} alerts")
         stored = self.ch("SELECT count() FROM {db}.alerts FINAL")
         out.alert_dups = max(0, stored - len(alerts))
         if stored < len(alerts):
@@ -389,3 +384,27 @@ def _decoded(value: bytes, model: type) -> Any:
 
 def _log(records: list[Any]) -> list[RolloutEvent]:
     return [e for e in (_decoded(r.value, RolloutEvent) for r in records) if e is not None]
+
+
+def judge_rollbacks(sent: list[Alert], log: list[RolloutEvent], out: Outcome) -> dict[UUID, Alert]:
+    """Count the worker's rollbacks into ``out``: the alerts that act (distinct ids; a
+    replayed copy keeps its id), each of a kind that rolls back, one for each rollback
+    event of the worker in the rollout ``log``. Return the distinct alerts.
+
+    An alert of such a kind that does not act is noted: a dry run, or a trigger that
+    fired after an earlier one had rolled back already."""
+    alerts: dict[UUID, Alert] = {}
+    for alert in sent:
+        known = alerts.get(alert.alert_id)
+        if known is None or known.action is None:  # keep a copy that acts
+            alerts[alert.alert_id] = alert
+    rollbacks = {e.event_id for e in log if e.type == "rollback" and e.actor == WORKER}
+    acting = [a for a in alerts.values() if a.action is not None]
+    out.rollbacks = len(acting)
+    if len(rollbacks) != out.rollbacks:
+        out.problems.append(f"{len(rollbacks)} rollback events for {out.rollbacks} alerts")
+    if odd := sorted({a.kind for a in acting} - ROLLBACK_KINDS):
+        out.problems.append(f"alerts of kinds {odd} act")
+    if inert := sum(a.kind in ROLLBACK_KINDS and a.action is None for a in alerts.values()):
+        out.notes.append(f"{inert} rollback alerts without a rollback (dry run, or done)")
+    return alerts

@@ -24,6 +24,7 @@ from schemas.events import RolloutEvent
 from streams.triggers import WORKER
 
 Scenario = Callable[[Stack, Size, Path], Outcome]
+STOP_S = 10.0  # the longest a worker may take to stop, broker or not
 
 
 @contextmanager
@@ -44,9 +45,7 @@ def worker_kill(stack: Stack, size: Size, folder: Path) -> Outcome:
         run.mid_window()
         run.worker.stop(signal.SIGKILL)
         run.worker.start()
-        recover = run.caught_up(run.sent.count, time.monotonic())
-        run.join_load()
-        return run.outcome(recover)
+        return run.recovered()
 
 
 def sink_kill(stack: Stack, size: Size, folder: Path) -> Outcome:
@@ -62,9 +61,7 @@ def sink_kill(stack: Stack, size: Size, folder: Path) -> Outcome:
         assert code == -signal.SIGKILL, doomed.tail()
         inserted = run.ch("SELECT count() FROM {db}.results")
         run.sink.start()
-        recover = run.caught_up(run.sent.count, time.monotonic())
-        run.join_load()
-        out = run.outcome(recover)
+        out = run.recovered()
         out.notes.append(f"the killed sink stored {inserted} rows, committed none")
         return out
 
@@ -76,9 +73,7 @@ def _bounce(name: str, service: str) -> Scenario:
             run.load()
             run.at(0.3)
             restarted = stack.bounce(service, size.outage_s)
-            recover = run.caught_up(run.sent.count, restarted)
-            run.join_load()
-            return run.outcome(recover)
+            return run.recovered(restarted)
 
     scenario.__doc__ = f"stop {service}, wait, start it again while the load keeps emitting"
     return scenario
@@ -86,6 +81,29 @@ def _bounce(name: str, service: str) -> Scenario:
 
 broker_restart = _bounce("broker restart", "broker")
 clickhouse_restart = _bounce("ClickHouse restart", "clickhouse")
+
+
+def worker_stop_broker_down(stack: Stack, size: Size, folder: Path) -> Outcome:
+    """SIGTERM to the worker while the broker is down: it exits (0) within
+    :data:`STOP_S`; a new worker, once the broker is back, counts every result once (what
+    the stopped one read but could not send was not committed)."""
+    with running(stack, "worker stop, broker down", size, folder) as run:
+        run.start()
+        run.load()
+        run.at(0.3)
+        broker = stack.processes["broker"]
+        broker.stop(timeout=10)
+        time.sleep(size.outage_s)  # the worker's clients retry
+        began = time.monotonic()
+        code = run.worker.stop(timeout=STOP_S)
+        took = time.monotonic() - began
+        if code != 0:
+            run.problems.append(f"the worker did not stop within {STOP_S:g} s (exit {code})")
+        broker.start(timeout=60)
+        run.worker.start()
+        out = run.recovered()
+        out.notes.append(f"the worker stopped in {took:.1f} s with the broker down")
+        return out
 
 
 def broker_hang(stack: Stack, size: Size, folder: Path) -> Outcome:
@@ -100,9 +118,7 @@ def broker_hang(stack: Stack, size: Size, folder: Path) -> Outcome:
             run.load()
             run.at(0.3)
             resumed = stack.hang("broker", size.hang_s)
-            recover = run.caught_up(run.sent.count, resumed)
-            run.join_load()
-            out = run.outcome(recover)
+            out = run.recovered(resumed)
         finally:
             code = second.stop()
         if code not in (0, None):
@@ -285,6 +301,7 @@ SCENARIOS: dict[str, Scenario] = {
     "worker_kill": worker_kill,
     "sink_kill": sink_kill,
     "broker_restart": broker_restart,
+    "worker_stop_broker_down": worker_stop_broker_down,
     "clickhouse_restart": clickhouse_restart,
     "broker_hang": broker_hang,
     "bad_input": bad_input,

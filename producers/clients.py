@@ -1,0 +1,322 @@
+"""The Kafka clients the Emitter's sender thread hands records to.
+
+``confluent-kafka`` (librdkafka: batching, compression and the network in C) when it is
+installed (``pip install 'phasegate[fast]'``): the sender thread costs 5-6 us of CPU an
+event at lz4, where with ``kafka-python``'s per-record ``send()`` it costs 30-50
+(bench/bench_emit.py).
+``kafka-python`` (a fixed dependency) otherwise, or when ``emit_client`` names it.
+Both get the same settings, send to the same partitions (the Java client's murmur2 of the
+key) and report each record's delivery to the Emitter, which counts and retries.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Record = tuple[str, bytes, bytes]  # topic, key, value
+_CODEC_PACKAGES = {"lz4": "lz4", "zstd": "zstandard", "snappy": "python-snappy"}
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What the Emitter asks of either client."""
+
+    client_id: str
+    linger_ms: int
+    batch_size: int
+    delivery_timeout_s: float
+    max_events: int
+    max_bytes: int
+
+
+@dataclass
+class Acks:
+    """Deliveries completed since the last look: acknowledged, or failed (to retry)."""
+
+    sent: int = 0
+    size: int = 0
+    failed: list[Record] = field(default_factory=list)
+    error: BaseException | None = None  # the last failure (a record's or the connection's)
+
+
+class Client(Protocol):
+    """One producer connection, used by the sender thread alone (closed once it ended)."""
+
+    name: ClassVar[str]
+    compression: str
+
+    def send(self, pending: deque[Record], most: int) -> None:
+        """Hand over up to ``most`` records from the head of ``pending``; raises if the
+        client refuses one (it stays at the head)."""
+
+    def acks(self) -> Acks:
+        """Completions since the last call."""
+
+    @property
+    def inflight(self) -> int:
+        """Records handed over and not yet completed."""
+
+    def close(self, timeout: float) -> None:
+        """Deliver within ``timeout``, then abandon the rest; never raises."""
+
+
+def client_class(settings: Settings) -> type[KafkaPython] | type[ConfluentKafka]:
+    """The client ``settings.emit_client`` names (``auto``: confluent-kafka if installed)."""
+    name = settings.emit_client
+    installed = importlib.util.find_spec("confluent_kafka") is not None
+    if name == "confluent-kafka" and not installed:
+        raise ValueError(
+            "emit_client confluent-kafka needs the confluent-kafka package "
+            "(pip install 'phasegate[fast]')"
+        )
+    fast = name == "confluent-kafka" or (name == "auto" and installed)
+    return ConfluentKafka if fast else KafkaPython
+
+
+class KafkaPython:
+    """kafka-python's ``KafkaProducer``; deliveries read off the futures, in order."""
+
+    name: ClassVar[str] = "kafka-python"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        from kafka import KafkaProducer
+
+        self.compression = config["compression_type"] or "none"
+        self._producer = KafkaProducer(**config)  # raises while no broker answers
+        self._futures: deque[tuple[Any, Record]] = deque()
+
+    @staticmethod
+    def config(settings: Settings, tuning: Tuning, options: dict[str, Any]) -> dict[str, Any]:
+        """The producer's options, checked: a misspelt option or missing codec raises now."""
+        from kafka import KafkaProducer, codec
+
+        compression = settings.emit_compression
+        config = {
+            "bootstrap_servers": _servers(settings),
+            "client_id": tuning.client_id,
+            "acks": "all",
+            "enable_idempotence": False,
+            "compression_type": None if compression == "none" else compression,
+            "linger_ms": tuning.linger_ms,
+            "batch_size": tuning.batch_size,
+            "max_block_ms": 1000,  # metadata waits block only the sender thread
+            "bootstrap_timeout_ms": 2000,
+            "request_timeout_ms": _request_timeout_ms(tuning),
+            "delivery_timeout_ms": int(tuning.delivery_timeout_s * 1000) + tuning.linger_ms,
+            "reconnect_backoff_ms": 100,
+            "reconnect_backoff_max_ms": 1000,
+            "partitioner": _hash_cached_partitioner(),
+            **settings.kafka_options(),
+            **options,
+        }
+        unknown = sorted(set(config) - set(KafkaProducer.DEFAULT_CONFIG))
+        if unknown:
+            raise ValueError(f"unknown KafkaProducer options: {', '.join(unknown)}")
+        if compression != "none" and not getattr(codec, f"has_{compression}")():
+            package = _CODEC_PACKAGES[compression]
+            raise ValueError(f"{compression} compression needs the {package} package")
+        return config
+
+    def send(self, pending: deque[Record], most: int) -> None:
+        send, futures = self._producer.send, self._futures
+        for _ in range(min(most, len(pending))):
+            record = pending[0]
+            futures.append((send(record[0], record[2], key=record[1]), record))
+            pending.popleft()
+
+    def acks(self) -> Acks:
+        """Polling the futures at the head (no callback per record) keeps sends cheap."""
+        futures, acks = self._futures, Acks()
+        while futures and futures[0][0].is_done:
+            future, record = futures.popleft()
+            if future.exception is None:
+                acks.sent += 1
+                acks.size += len(record[2])
+            else:
+                acks.failed.append(record)
+                acks.error = future.exception
+        return acks
+
+    @property
+    def inflight(self) -> int:
+        return len(self._futures)
+
+    def close(self, timeout: float) -> None:
+        """kafka-python's ``close()`` raises from its internal ``flush()`` when records are
+        still pending at the timeout, before it force-closes its network thread (which then
+        keeps reconnecting forever): abort the pending batches first in that case."""
+        producer = self._producer
+        try:
+            producer.close(timeout=timeout)
+            return
+        except Exception as exc:
+            log.debug("producer close: %s", exc)
+        sender = getattr(producer, "_sender", None)
+        try:
+            if sender is not None:
+                sender.force_close()
+                sender.join(1.0)
+            producer.close(timeout=0)
+        except Exception as exc:  # pragma: no cover - closing must not raise
+            log.debug("producer force close: %s", exc)
+
+
+class ConfluentKafka:
+    """confluent-kafka's ``Producer``; deliveries reported per record while polled.
+
+    librdkafka retries on its own until the delivery timeout; connection errors come
+    through ``error_cb``; its log lines go to the ``librdkafka`` logger at DEBUG (the
+    Emitter reports failures itself, once per interval).
+    """
+
+    name: ClassVar[str] = "confluent-kafka"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        from confluent_kafka import KafkaException, Producer
+
+        self.compression = config["compression.type"]
+        self._exception = KafkaException
+        self._acks = Acks()
+        self._handed = self._done = 0
+        callbacks = {"on_delivery": self._delivered, "error_cb": self._error}
+        self._producer = Producer({**config, **callbacks, "logger": _DEBUG_ONLY})
+        self._poll = self._producer.poll
+
+    @staticmethod
+    def config(settings: Settings, tuning: Tuning, options: dict[str, Any]) -> dict[str, Any]:
+        """The producer's options; librdkafka checks them as a producer is built: now."""
+        from confluent_kafka import KafkaException, Producer
+
+        config = {
+            "bootstrap.servers": ",".join(_servers(settings)),
+            "client.id": tuning.client_id,
+            "acks": "all",
+            "enable.idempotence": False,
+            "compression.type": settings.emit_compression,
+            "linger.ms": tuning.linger_ms,
+            "batch.size": tuning.batch_size,
+            "request.timeout.ms": _request_timeout_ms(tuning),
+            "message.timeout.ms": int(tuning.delivery_timeout_s * 1000) + tuning.linger_ms,
+            "reconnect.backoff.ms": 100,
+            "reconnect.backoff.max.ms": 1000,
+            "partitioner": "murmur2_random",  # the Java client's: kafka-python's partitions
+            "queue.buffering.max.messages": tuning.max_events + 1,  # the Emitter bounds it
+            "queue.buffering.max.kbytes": tuning.max_bytes // 1024 + 1024,
+            **_librdkafka_security(settings),
+            **options,
+        }
+        try:
+            Producer({**config, "logger": _DEBUG_ONLY})
+        except KafkaException as exc:
+            raise ValueError(f"confluent-kafka refused its options: {exc}") from None
+        return config
+
+    def send(self, pending: deque[Record], most: int) -> None:
+        produce = self._producer.produce
+        for _ in range(min(most, len(pending))):
+            topic, key, value = pending[0]
+            produce(topic, value, key)
+            pending.popleft()
+            self._handed += 1
+
+    def acks(self) -> Acks:
+        self._poll(0)
+        acks, self._acks = self._acks, Acks()
+        self._done += acks.sent + len(acks.failed)
+        return acks
+
+    @property
+    def inflight(self) -> int:
+        return self._handed - self._done
+
+    def close(self, timeout: float) -> None:
+        producer = self._producer
+        try:
+            if producer.flush(timeout):
+                producer.purge()
+                producer.flush(0)
+            producer.close()
+        except Exception as exc:  # pragma: no cover - closing must not raise
+            log.debug("producer close: %s", exc)
+
+    def _delivered(self, error: Any, message: Any) -> None:
+        acks = self._acks
+        if error is None:
+            acks.sent += 1
+            acks.size += len(message)
+        else:
+            acks.failed.append((message.topic(), message.key(), message.value()))
+            acks.error = self._exception(error)
+
+    def _error(self, error: Any) -> None:
+        self._acks.error = self._exception(error)
+
+
+class _DebugOnly:
+    """A ``logger`` for librdkafka: its lines at DEBUG on the ``librdkafka`` logger."""
+
+    def __init__(self) -> None:
+        self._log = logging.getLogger("librdkafka")
+
+    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._log.debug(msg, *args)
+
+
+_DEBUG_ONLY = _DebugOnly()
+
+
+def _servers(settings: Settings) -> list[str]:
+    return [s.strip() for s in settings.bootstrap_servers.split(",") if s.strip()]
+
+
+def _request_timeout_ms(tuning: Tuning) -> int:
+    return int(min(10.0, tuning.delivery_timeout_s / 2) * 1000)
+
+
+def _librdkafka_security(settings: Settings) -> dict[str, Any]:
+    """``Settings.kafka_options()`` under librdkafka's names."""
+    names = {
+        "security_protocol": "security.protocol",
+        "sasl_mechanism": "sasl.mechanism",
+        "sasl_plain_username": "sasl.username",
+        "sasl_plain_password": "sasl.password",
+        "ssl_cafile": "ssl.ca.location",
+        "ssl_certfile": "ssl.certificate.location",
+        "ssl_keyfile": "ssl.key.location",
+    }
+    return {names[k]: v for k, v in settings.kafka_options().items()}
+
+
+def _hash_cached_partitioner() -> Any:
+    """kafka-python's default partitioner (Java-compatible murmur2 of the key) with the
+    hash cached per key: units and queries repeat, and the pure-Python murmur2 costs
+    about 4 us per event, 10% of the sender's time."""
+    from kafka.partitioner.default import DefaultPartitioner, murmur2
+
+    class HashCachedPartitioner(DefaultPartitioner):
+        def __init__(self, limit: int = 100_000) -> None:
+            self._hashes: dict[bytes, int] = {}
+            self._limit = limit
+
+        def partition(self, topic, key, serialized_key, value, serialized_value, cluster):  # type: ignore[no-untyped-def]
+            if serialized_key is None:
+                return super().partition(topic, key, None, value, serialized_value, cluster)
+            idx = self._hashes.get(serialized_key)
+            if idx is None:
+                if len(self._hashes) >= self._limit:
+                    self._hashes.clear()
+                idx = self._hashes[serialized_key] = murmur2(serialized_key) & 0x7FFFFFFF
+            partitions = cluster.partitions_for_topic(topic)
+            if not partitions:
+                raise ValueError(f"Topic {topic} not found in ClusterMetadata")
+            return sorted(partitions)[idx % len(partitions)]
+
+    return HashCachedPartitioner()
