@@ -43,7 +43,7 @@ from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.fastcodec import fast_decode_many
 from schemas.kafka_security import aiokafka_options
 from schemas.settings import Settings
-from sinks import ddl, ledger, rows, schema_lock
+from sinks import ddl, ledger, repair, rows, schema_lock
 from sinks.batch import Batch, Throttle, entry_columns, refuse_times
 from sinks.store import Store, StoreError
 
@@ -352,7 +352,7 @@ class Sink(ConsumerRebalanceListener):
         try:
             await self._load_ledger()
             for table, entries in job.batch.tables():
-                fresh = self.ledger.select(table, entries)
+                fresh = await self._fresh(table, entries)
                 await self._in_thread(self._insert, table, fresh)
                 job.batch.stored(table)
                 self._remember(table, len(entries), fresh)
@@ -360,6 +360,7 @@ class Sink(ConsumerRebalanceListener):
             if self.after_insert is not None:
                 self.after_insert()
         except (StoreError, KafkaError) as exc:
+            self.ledger.assigned(job.batch.first)  # what landed is for the retry to find
             self._failed(exc)
             return False
         await self._commit(job.batch.offsets)
@@ -368,6 +369,16 @@ class Sink(ConsumerRebalanceListener):
         self.counters.batches += 1
         self._stored_again()
         return True
+
+    async def _fresh(self, table: ddl.Table, entries: ledger.Entries) -> ledger.Entries:
+        """``entries`` the store does not hold; those read again (at or below the stored
+        offset) are looked up first, and the rollups made to count them (``sinks.repair``)."""
+        again = self.ledger.again(entries)
+        if not again:
+            return self.ledger.select(table, entries)
+        database = self.settings.database
+        held = await self._in_thread(repair.reconcile, self.store, database, table, again)
+        return self.ledger.select(table, entries, held)
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)

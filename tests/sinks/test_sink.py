@@ -11,7 +11,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from schemas import DeadLetter, Feedback, RolloutEvent, decode, encode
 from schemas.settings import Settings
-from sinks import schema_lock
+from sinks import rollups, schema_lock
 from sinks.consumer import Sink
 from sinks.migrations import migrate
 from sinks.store import Rows, Store, StoreUnavailable
@@ -210,6 +210,77 @@ def test_sink_holds_its_rows_while_another_process_migrates(
     finally:
         sink.close()
     assert count(server, table, final=False) == 30
+
+
+class LandingStore(FlakyStore):
+    """The real server whose first insert into ``results`` stores its rows with the views
+    ``missed`` detached, then raises: a server stopped mid-insert, after the table's part
+    and some of its views (or all of them: the answer lost)."""
+
+    def __init__(self, inner: Store, database: str, missed: Sequence[str]) -> None:
+        super().__init__(inner)
+        self.down, self.database, self.missed = False, database, missed
+
+    def insert(self, table: str, columns: Mapping[str, Sequence]) -> int:
+        if self.refused or not table.endswith(".results"):
+            return super().insert(table, columns)
+        self.refused += 1  # once
+        for view in self.missed:
+            self.inner.execute(f"DETACH TABLE {self.database}.{view}")
+        try:
+            self.inner.insert(table, columns)
+        finally:
+            for view in self.missed:
+                self.inner.execute(f"ATTACH TABLE {self.database}.{view}")
+        raise StoreUnavailable("ClickHouse server is not reachable (test: after the part)")
+
+
+def rollups_agree(store: Store, database: str) -> dict[str, tuple[int, int]]:
+    """Per rollup of the results: its count and that of the event rows under FINAL."""
+    counts = {}
+    for family in rollups.FAMILIES:
+        if family.table == "results":
+            for step in rollups.ROLLUP_STEPS:
+                first = family.values[0].name
+                rows = family.select(f"{database}.results FINAL", step)
+                events = store.query(f"SELECT sum({first}) FROM ({rows})").scalar()
+                rolled = store.query(f"SELECT sum({first}) FROM {database}.{family.rollup(step)}")
+                counts[family.rollup(step)] = (int(rolled.scalar() or 0), int(events or 0))
+    return counts
+
+
+VIEWS = [f.view(s) for f in rollups.FAMILIES if f.table == "results" for s in rollups.ROLLUP_STEPS]
+
+
+@pytest.mark.parametrize(
+    "missed", [[], VIEWS, VIEWS[1::3]], ids=["answer-lost", "no-view", "some-views"]
+)
+def test_an_insert_that_raised_after_storing_rows_is_not_stored_again_and_rollups_count_once(
+    settings: Settings, server: ServerStore, missed: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows stored by an insert that raised are not inserted again when it is retried,
+    and each rollup that missed them (the server stopped before its view) gets them."""
+    results = [make_result(i, "production" if i % 3 else "pipeline") for i in range(60)]
+    produce(settings, [(settings.topics.results, None, encode(r)) for r in results])
+    landing = LandingStore(server, settings.database, missed)
+    sink = sink_for(settings, landing, batch_rows=30, retry_first=0.05, retry_most=0.2)
+    sink.start()
+    try:
+        drain(sink, flushed(sink, 60))
+    finally:
+        sink.close()
+    assert landing.refused == 1
+    db = settings.database
+    assert count(server, f"{db}.results", final=False) == 60
+    assert all(rolled == events for rolled, events in rollups_agree(server, db).values()), (
+        rollups_agree(server, db)
+    )
+    added = [
+        r.getMessage()
+        for r in caplog.records
+        if "of an insert that failed: added" in r.getMessage()
+    ]
+    assert len(added) == len(missed), added
 
 
 class Polling:
