@@ -40,7 +40,7 @@ from schemas import DeadLetter, DecodeError, encode
 from schemas.backoff import Backoff
 from schemas.codec import collection_paused
 from schemas.events import Alert, Feedback, Result, RolloutEvent
-from schemas.fastcodec import fast_decode_many
+from schemas.fastcodec import fast_decode_batch
 from schemas.kafka_security import aiokafka_options
 from schemas.settings import Settings
 from sinks import ddl, ledger, repair, rows, schema_lock
@@ -288,11 +288,11 @@ class Sink(ConsumerRebalanceListener):
 
     def _take(self, partition: TopicPartition, records: list[ConsumerRecord], now: float) -> None:
         """Decode one partition's records as a batch; the unreadable become dead letters."""
-        values = [r.value for r in records]
-        decoded = fast_decode_many(values, expect=self.models[partition.topic])
+        model = self.models[partition.topic]
+        decoded = fast_decode_batch([r.value for r in records], model)
         decoded = refuse_times(decoded, now, self.settings.max_future_seconds)
         if not any(type(d) is DecodeError for d in decoded):
-            self.batch.add_many(partition, [r.offset for r in records], decoded)  # type: ignore[arg-type]
+            self.batch.add_many(partition, [r.offset for r in records], decoded, model)
             return
         offsets, events = [], []
         for record, event in zip(records, decoded, strict=True):
@@ -302,7 +302,7 @@ class Sink(ConsumerRebalanceListener):
             else:
                 offsets.append(record.offset)
                 events.append(event)
-        self.batch.add_many(partition, offsets, events)  # type: ignore[arg-type]
+        self.batch.add_many(partition, offsets, events, model)
 
     @staticmethod
     def _letter(record: ConsumerRecord, error: DecodeError) -> DeadLetter:
