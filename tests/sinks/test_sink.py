@@ -11,12 +11,13 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from schemas import DeadLetter, Feedback, RolloutEvent, decode, encode
 from schemas.settings import Settings
-from sinks import rollups, schema_lock
+from sinks import schema_lock
 from sinks.consumer import Sink
 from sinks.migrations import migrate
 from sinks.store import Rows, Store, StoreUnavailable
 from sinks.store.server import ServerStore
 from tests.sinks.conftest import make_result
+from tests.sinks.test_repair import VIEWS, rollups_agree, views_detached
 
 BAD_JSON = b"{not json"
 
@@ -225,31 +226,9 @@ class LandingStore(FlakyStore):
         if self.refused or not table.endswith(".results"):
             return super().insert(table, columns)
         self.refused += 1  # once
-        for view in self.missed:
-            self.inner.execute(f"DETACH TABLE {self.database}.{view}")
-        try:
+        with views_detached(self.inner, self.database, self.missed):
             self.inner.insert(table, columns)
-        finally:
-            for view in self.missed:
-                self.inner.execute(f"ATTACH TABLE {self.database}.{view}")
         raise StoreUnavailable("ClickHouse server is not reachable (test: after the part)")
-
-
-def rollups_agree(store: Store, database: str) -> dict[str, tuple[int, int]]:
-    """Per rollup of the results: its count and that of the event rows under FINAL."""
-    counts = {}
-    for family in rollups.FAMILIES:
-        if family.table == "results":
-            for step in rollups.ROLLUP_STEPS:
-                first = family.values[0].name
-                rows = family.select(f"{database}.results FINAL", step)
-                events = store.query(f"SELECT sum({first}) FROM ({rows})").scalar()
-                rolled = store.query(f"SELECT sum({first}) FROM {database}.{family.rollup(step)}")
-                counts[family.rollup(step)] = (int(rolled.scalar() or 0), int(events or 0))
-    return counts
-
-
-VIEWS = [f.view(s) for f in rollups.FAMILIES if f.table == "results" for s in rollups.ROLLUP_STEPS]
 
 
 @pytest.mark.parametrize(
