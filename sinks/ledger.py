@@ -4,8 +4,10 @@ Two sources of duplicates, two checks (pure bookkeeping; the sink does the I/O):
 
 - A sink that stopped between its insert and its commit leaves rows whose offsets are
   read again by the partition's next owner. Every row carries ``kafka_partition`` and
-  ``kafka_offset``; on assignment the sink loads the highest stored offset per partition
-  (``ledger_sql``) and skips every message at or below it.
+  ``kafka_offset``; on assignment (and after an insert that raised) the sink loads the
+  highest stored offset per partition (``ledger_sql``); of the messages at or below it,
+  ``sinks.repair`` says which are stored (and makes the rollups count them), and those
+  are skipped.
 - A producer that retried a send leaves the same event twice in the log, at two offsets
   close together. The ids of the last ``recent`` events stored by this process (and of
   the batch in hand) are remembered, and an id seen there is skipped.
