@@ -101,8 +101,7 @@ def refuse_times(decoded: list[Any], now: float, max_future: int) -> list[Any]:
     ):
         return decoded
     refusals = (
-        None if type(d) is DecodeError else ts_refusal(d.ts, now, max_future)
-        for d in decoded
+        None if type(d) is DecodeError else ts_refusal(d.ts, now, max_future) for d in decoded
     )
     return [
         d if why is None else DecodeError(why) for d, why in zip(decoded, refusals, strict=True)

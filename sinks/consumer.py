@@ -1,7 +1,9 @@
 """The sink: results, feedback, alerts and rollout topics -> ClickHouse, at least once.
 
 Offsets are committed only after the rows they cover are stored; a redelivered event is
-not inserted again (``sinks.ledger``), and ``FINAL`` collapses any that slips by.
+not inserted again (``sinks.ledger``), and ``FINAL`` collapses any that slips by. Rows of
+an insert that raised, or that a predecessor stored without committing, are looked up
+before they are inserted, and the rollups made to count them once (``sinks.repair``).
 Undecodable messages go to the DLQ topic with the reason. While the store is down the
 sink pauses fetching, holds at most two bounded batches and retries with backoff, logging
 once per interval.
