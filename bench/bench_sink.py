@@ -1,11 +1,14 @@
 """The sink and the reports, on a private broker and ClickHouse 18.16 server.
 
-1. Rows/s from the results topic into ClickHouse: ``phasegate``'s Sink (decode, ledger,
-   columnar insert, commit) against a bare kafka-python loop that only fetches the same
-   records, each in its own consumer group over the same pre-produced topic; the fetch
-   plus strict decoding alone (one call per message, and ``decode_many`` per fetched
-   batch); the sink into chdb. Medians of ``--runs`` runs. Then the CPU per message of
-   each of the sink's steps (``bench/sink_steps.py``) and of the ClickHouse server.
+1. Rows/s and CPU per row from the results topic into ClickHouse: ``phasegate``'s Sink
+   (aiokafka fetch, decode, ledger, columnar insert, commit; into the 18.16 server and
+   into chdb) beside the bare client loops over the same pre-produced topic in the same
+   run (``bench/client_loops.py``: kafka-python poll, aiokafka getmany, confluent-kafka
+   where installed), each in its own consumer group, medians of ``--runs`` runs; each
+   timed from its first fetched batch to its last record (the sink: to its last
+   commit), the first batch not counted (it waits for the group's join). Then the CPU
+   per message of each of the sink's steps (``bench/sink_steps.py``) and of the
+   ClickHouse server.
 2. Report time over ``--rows`` result rows (and a tenth as many feedback rows) generated
    server-side (``INSERT ... SELECT ... FROM numbers(N)``, through the rollup views): the
    report query and the whole phase report (every query of ``phasegate report --phase``;
@@ -21,7 +24,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import multiprocessing
 import os
 import sys
@@ -31,20 +33,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import client_loops
 from bench.common import create_topics, median, print_table, tansu
-from bench.sink_steps import group_options, process_cpu, step_costs
+from bench.sink_steps import process_cpu, step_costs
 from phasegate.stack import free_ports
 from phasegate.stack.clickhouse import clickhouse_process, server_url
 from producers.simulator import generate, virtual_clock
-from schemas import RolloutEvent, decode, encode
-from schemas.codec import decode_many
+from schemas import RolloutEvent, encode
 from schemas.events import Result
-from schemas.fastcodec import fast_decode_many
 from schemas.plan import load_plan
 from schemas.settings import Settings
 from sinks import rows
@@ -71,71 +71,29 @@ def produce(settings: Settings, n: int) -> None:
     producer.close()
 
 
-def bare(settings: Settings, n: int, decode_too: str = "") -> float:
-    """Seconds for a consumer group to fetch ``n`` records (and decode them, if asked:
-    ``"each"`` one call per message, ``"many"`` one per fetched batch, ``"fast"`` with
-    ``fast_decode_many`` per fetched batch, as the Sink does)."""
-    consumer = KafkaConsumer(
-        settings.topics.results, max_poll_records=5000, **group_options(settings, "bare")
-    )
-    seen, start = 0, None
-    while seen < n:
-        for records in consumer.poll(timeout_ms=200).values():
-            start = start or time.perf_counter()
-            seen += len(records)
-            if decode_too == "each":
-                for record in records:
-                    decode(record.value, expect=Result)
-            elif decode_too == "many":
-                decode_many([record.value for record in records], expect=Result)
-            elif decode_too == "fast":
-                fast_decode_many([record.value for record in records], expect=Result)
-    elapsed = time.perf_counter() - (start or time.perf_counter())
-    consumer.commit()
-    consumer.close()
-    return elapsed
-
-
-def bare_aiokafka(settings: Settings, n: int) -> float:
-    """Seconds for an aiokafka consumer group to fetch ``n`` records with ``getmany``."""
-    return asyncio.run(_getmany(settings, n))
-
-
-async def _getmany(settings: Settings, n: int) -> float:
-    consumer = AIOKafkaConsumer(settings.topics.results, **group_options(settings, "bare"))
-    await consumer.start()
-    seen, start = 0, None
-    try:
-        while seen < n:
-            for records in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
-                start = start or time.perf_counter()
-                seen += len(records)
-        elapsed = time.perf_counter() - (start or time.perf_counter())
-        await consumer.commit()
-    finally:
-        await consumer.stop()
-    return elapsed
-
-
-def sink(settings: Settings, store: Store, n: int, batch: int | None) -> float:
-    """Seconds for the Sink to store and commit ``n`` results (first fetch to last commit)."""
+def sink(settings: Settings, store: Store, n: int, batch: int | None) -> tuple[float, float]:
+    """The Sink storing and committing ``n`` results: (rows/s, CPU us a row of this
+    process: the loop's thread and the insert thread) from its first fetched batch to its
+    last commit, the first batch not counted."""
     database = f"b{uuid.uuid4().hex[:8]}"
     migrate(store, database)
     mine = settings.model_copy(update={"database": database})
     sized = {"batch_rows": batch} if batch else {}
     runner = Sink(mine, store, group_id=f"sink-{database}", batch_seconds=0.5, **sized)
     runner.start()
-    start = None
+    span, first = client_loops.Span(), 0
     try:
         while runner.counters.messages < n or runner.pending:
-            if runner.poll_once(timeout_ms=200) and start is None:
-                start = time.perf_counter()
-        elapsed = time.perf_counter() - (start or time.perf_counter())
+            taken = runner.poll_once(timeout_ms=200)
+            if taken:
+                first = first or taken
+                span.add(taken)
+        span.add(0)  # the last commit
     finally:
         runner.close()
     assert store.query(f"SELECT count() FROM {database}.results").scalar() == n
     store.execute(f"DROP DATABASE {database}")
-    return elapsed
+    return span.rate(first)
 
 
 def _sink_child(settings: Settings, url: str, n: int, total, times) -> None:
@@ -256,41 +214,37 @@ def report_times(store: Store, n: int, runs: int) -> list[list[str]]:
 def sink_tables(
     args, settings: Settings, server: ServerStore, local: Store, server_pid: int
 ) -> None:
-    """Print the sink's rows/s against the bare loop, and its CPU per message by step."""
+    """Print the sink's rows/s and CPU per row beside the bare loops', and its CPU per
+    message by step."""
     create_topics(settings)
     produce(settings, args.events)
-    n = args.events
-    runs = range(args.runs)
-    bare_s = [bare(settings, n) for _ in runs]
-    aio_s = [bare_aiokafka(settings, n) for _ in runs]
-    each_s = [bare(settings, n, decode_too="each") for _ in runs]
-    many_s = [bare(settings, n, decode_too="many") for _ in runs]
-    fast_s = [bare(settings, n, decode_too="fast") for _ in runs]
-    server_cpu = process_cpu(server_pid)
-    server_s = [sink(settings, server, n, args.batch) for _ in runs]
-    server_cpu = process_cpu(server_pid) - server_cpu
-    local_s = [sink(settings, local, n, args.batch) for _ in runs]
-    two_s = [sink_processes(settings, server.url, n, 2) for _ in runs]
-    b, a = median(bare_s), median(aio_s)
+    n, topic, runs = args.events, settings.topics.results, range(args.runs)
     cases = {
-        "bare kafka-python poll loop": bare_s,
-        "bare aiokafka getmany loop": aio_s,
-        "kafka-python fetch + decode, one call per message": each_s,
-        "kafka-python fetch + decode_many per fetched batch": many_s,
-        "kafka-python fetch + fast_decode_many (the Sink's decode)": fast_s,
-        "Sink -> ClickHouse 18.16 server": server_s,
-        "Sink -> chdb 4.4": local_s,
-        "2 Sink processes, one group -> ClickHouse 18.16": two_s,
+        f"bare {name} loop": [loop(settings.bootstrap_servers, topic, n) for _ in runs]
+        for name, loop in client_loops.loops().items()
     }
-    table = [
-        [k, f"{n / median(v):,.0f}", f"{b / median(v):.2f}", f"{a / median(v):.2f}"]
-        for k, v in cases.items()
+    server_cpu = process_cpu(server_pid)
+    cases["Sink -> ClickHouse 18.16 server"] = [sink(settings, server, n, args.batch) for _ in runs]
+    server_cpu = process_cpu(server_pid) - server_cpu
+    cases["Sink -> chdb 4.4 (CPU: chdb's engine too)"] = [
+        sink(settings, local, n, args.batch) for _ in runs
     ]
+    two = median([sink_processes(settings, server.url, n, 2) for _ in runs])
+    rates = {k: median([rate for rate, _ in v]) for k, v in cases.items()}
+    kp, aio = rates["bare kafka-python poll loop"], rates["bare aiokafka getmany loop"]
+    table = [
+        [k, f"{rates[k]:,.0f}", f"{median([cpu for _, cpu in v]):.1f}",
+         f"{rates[k] / kp:.2f}", f"{rates[k] / aio:.2f}"]
+        for k, v in cases.items()
+    ]  # fmt: skip
+    table.append(["2 Sink processes, one group -> ClickHouse 18.16", f"{n / two:,.0f}", "",
+                  f"{n / two / kp:.2f}", f"{n / two / aio:.2f}"])  # fmt: skip
     size = args.batch or BATCH_ROWS
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     title = f"results topic -> ClickHouse, {n:,} events, batches of {size:,}, load {load}"
     print_table(f"{title}, median of {args.runs}",
-                ["consumer", "rows/s", "of kafka-python", "of aiokafka"], table)  # fmt: skip
+                ["consumer", "rows/s", "CPU us/row", "of kafka-python", "of aiokafka"],
+                table)  # fmt: skip
     costs = step_costs(settings, server, n, args.runs)
     costs.append(("ClickHouse 18.16 server (insert, rollup views, merges)",
                   server_cpu / (n * args.runs) * 1e6))  # fmt: skip

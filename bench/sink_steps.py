@@ -1,9 +1,11 @@
 """Where the sink's time goes: CPU per message of each step, on the same fetched records.
 
 Each step is timed with the CPU clock of the thread doing it (so other processes on a
-shared machine do not count), on the records of one fetch of the results topic, in
-fetched batches as the Sink sees them; the broker's and the server's share come from
-their ``/proc`` CPU counters. Minimum of ``runs`` runs (the least disturbed).
+shared machine do not count), on the records of one aiokafka fetch of the results topic,
+in fetched batches as the Sink sees them; the fetch itself by this process's CPU clock
+(aiokafka's background fetch task runs on the same loop); the broker's and the server's
+share come from their ``/proc`` CPU counters. Minimum of ``runs`` runs (the least
+disturbed).
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
-from kafka import KafkaConsumer
 
-from schemas import Result, decode
+from schemas import Result
 from schemas.codec import decode_many
-from schemas.fastcodec import fast_decode_many
+from schemas.fastcodec import fast_decode_batch, fast_decode_many
 from schemas.settings import Settings
 from sinks import ddl
 from sinks.batch import Batch, entry_columns, refuse_times
@@ -40,8 +41,7 @@ def process_cpu(pid: int | None = None) -> float:
 
 
 def group_options(settings: Settings, name: str) -> dict[str, object]:
-    """A fresh consumer group ``name-...`` reading the results topic from its start, as
-    both bare loops and the step costs take it (kafka-python and aiokafka alike)."""
+    """A fresh consumer group ``name-...`` reading the results topic from its start."""
     return {
         "bootstrap_servers": settings.bootstrap_servers,
         "group_id": f"{name}-{uuid.uuid4().hex[:8]}",
@@ -51,43 +51,26 @@ def group_options(settings: Settings, name: str) -> dict[str, object]:
 
 
 def fetch(settings: Settings, n: int) -> tuple[Polls, float]:
-    """``n`` records as the bare loop fetches them (per poll and partition), and the CPU
+    """``n`` records as the Sink fetches them (per ``getmany`` and partition), and the CPU
     seconds this process spent fetching them."""
-    consumer = KafkaConsumer(
-        settings.topics.results, max_poll_records=5000, **group_options(settings, "steps")
-    )
-    polls: Polls = []
-    cpu = 0.0
-    while sum(len(m) for _, m in polls) < n:
-        start = process_cpu()
-        got = consumer.poll(timeout_ms=200)
-        if got:
-            cpu += process_cpu() - start
-        polls += list(got.items())
-    consumer.close()
-    return polls, cpu
-
-
-def fetch_aiokafka(settings: Settings, n: int) -> float:
-    """The CPU seconds this process spends fetching ``n`` records with aiokafka ``getmany``
-    (the whole loop's CPU, its background fetch task included)."""
     return asyncio.run(_getmany(settings, n))
 
 
-async def _getmany(settings: Settings, n: int) -> float:
+async def _getmany(settings: Settings, n: int) -> tuple[Polls, float]:
     consumer = AIOKafkaConsumer(settings.topics.results, **group_options(settings, "steps"))
     await consumer.start()
-    seen, cpu = 0, 0.0
+    polls: Polls = []
+    cpu = 0.0
     try:
-        while seen < n:
+        while sum(len(m) for _, m in polls) < n:
             start = process_cpu()
             got = await consumer.getmany(timeout_ms=200, max_records=5000)
             if got:
                 cpu += process_cpu() - start
-            seen += sum(len(m) for m in got.values())
+            polls += list(got.items())
     finally:
         await consumer.stop()
-    return cpu
+    return polls, cpu
 
 
 def _least(step: Callable[[], object], runs: int) -> float:
@@ -102,16 +85,15 @@ def _least(step: Callable[[], object], runs: int) -> float:
 def step_costs(settings: Settings, store: Store, n: int, runs: int) -> list[tuple[str, float]]:
     """(step, CPU microseconds per message) for the sink's steps after the fetch."""
     polls, fetch_cpu = fetch(settings, n)
-    aio_cpu = fetch_aiokafka(settings, n)
     values = [[m.value for m in messages] for _, messages in polls]
-    decoded = [decode_many(v, Result) for v in values]
+    decoded = [fast_decode_batch(v, Result) for v in values]
     batch = Batch()
 
     def add() -> None:
         now = time.time()
         for (partition, messages), events in zip(polls, decoded, strict=True):
             events = refuse_times(events, now, settings.max_future_seconds)
-            batch.add_many(partition, [m.offset for m in messages], events)
+            batch.add_many(partition, [m.offset for m in messages], events, Result)
 
     def ledger() -> None:
         book = Ledger()
@@ -128,22 +110,20 @@ def step_costs(settings: Settings, store: Store, n: int, runs: int) -> list[tupl
         store.insert(f"{database}.{table.name}", {k: list(v) for k, v in columns.items()})
 
     steps = {
-        "kafka-python fetch (the bare loop)": lambda: None,
-        "aiokafka getmany fetch (the bare loop)": lambda: None,
-        "decode, one call per message (before)": lambda: [
-            [decode(v, Result) for v in vs] for vs in values
-        ],
-        "decode_many, per fetched batch": lambda: [decode_many(v, Result) for v in values],
-        "fast_decode_many, per fetched batch (the Sink's)": lambda: [
-            fast_decode_many(v, Result) for v in values
+        "fast_decode_batch (Structs), per fetched batch": lambda: [
+            fast_decode_batch(v, Result) for v in values
         ],
         "ts check + batch": lambda: (batch.clear(), add()),
         "ledger select + remember": ledger,
         "columns": lambda: entry_columns(ddl.RESULTS, entries),
         "clickhouse-driver: serialize and send": insert,
     }
-    out = [(name, _least(fn, runs) / n * 1e6) for name, fn in steps.items()]
-    out[0] = (out[0][0], fetch_cpu / n * 1e6)
-    out[1] = (out[1][0], aio_cpu / n * 1e6)
+    out = [("aiokafka getmany fetch", fetch_cpu / n * 1e6)]
+    out += [(name, _least(fn, runs) / n * 1e6) for name, fn in steps.items()]
+    out.append(("the sink's steps, summed", sum(us for _, us in out)))
+    out.append(("for comparison: fast_decode_many (models)", _least(
+        lambda: [fast_decode_many(v, Result) for v in values], runs) / n * 1e6))  # fmt: skip
+    out.append(("for comparison: decode_many (pydantic)", _least(
+        lambda: [decode_many(v, Result) for v in values], runs) / n * 1e6))  # fmt: skip
     store.execute(f"DROP DATABASE {database}")
     return out

@@ -210,6 +210,15 @@ def fast_decode_structs(values: Sequence[bytes | str | None], expect: type[M]) -
     return out
 
 
+def fast_decode_batch(values: Sequence[bytes | str | None], expect: type[M]) -> list[Any]:
+    """:func:`fast_decode_structs` for a hot model, :func:`fast_decode_many` for any other:
+    per value a Struct or a model, read by the model's field names, or the
+    :class:`DecodeError`."""
+    if expect in _DECODERS:
+        return fast_decode_structs(values, expect)
+    return fast_decode_many(values, expect)
+
+
 def _struct(decoder: msgspec.json.Decoder, value: bytes | str | None) -> Any:
     """The Struct ``decoder`` reads from ``value``, or None."""
     try:

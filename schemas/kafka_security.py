@@ -2,7 +2,8 @@
 
 :func:`ssl_context` is the TLS side of the settings for clients that take a context
 (aiokafka through Faust, the check below); kafka-python takes the same files through
-``Settings.kafka_options()``.
+``Settings.kafka_options()``; :func:`aiokafka_options` gives an aiokafka client (the
+sink's) the same settings as kafka-python's.
 
 kafka-python and aiokafka report a refused TLS handshake or SASL login as "cannot
 bootstrap", the same as a broker that is down. :func:`refusal` tells them apart for the
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from typing import Any
 
 from schemas.settings import Settings
 
@@ -73,6 +75,23 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
         keyfile = settings.kafka_ssl_keyfile
         context.load_cert_chain(str(settings.kafka_ssl_certfile), str(keyfile) if keyfile else None)
     return context
+
+
+def aiokafka_options(settings: Settings) -> dict[str, Any]:
+    """Security options for an aiokafka client: what ``Settings.kafka_options()`` gives
+    kafka-python, with the TLS files as :func:`ssl_context` (empty for PLAINTEXT)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.endswith("SSL"):
+        options["ssl_context"] = ssl_context(settings)
+    if protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism or "PLAIN"
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = None if password is None else password.get_secret_value()
+    return options
 
 
 def refusal(settings: Settings, timeout: float = 3.0) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -42,13 +43,15 @@ class Batch:
             self.started = self.clock()
 
     def add(self, partition: object, offset: int, event: BaseModel) -> None:
-        self.add_many(partition, [offset], [event])
+        self.add_many(partition, [offset], [event], type(event))
 
-    def add_many(self, partition: object, offsets: list[int], events: list[BaseModel]) -> None:
-        """Events of one model read from ``partition`` at ``offsets``."""
+    def add_many(
+        self, partition: object, offsets: list[int], events: list[Any], model: type[BaseModel]
+    ) -> None:
+        """Events of ``model`` (or its Structs) read from ``partition`` at ``offsets``."""
         if not events:
             return
-        table = rows.TABLE_OF[type(events[0])].name
+        table = rows.TABLE_OF[model].name
         self.events.setdefault(table, Entries()).extend(partition, offsets, events)
         self._mark(partition, min(offsets), max(offsets))
 
@@ -81,27 +84,24 @@ class Batch:
 
 def entry_columns(table: ddl.Table, entries: Entries) -> rows.Columns:
     """The table's columns for ``entries``, with the ledger columns (partition, offset)."""
-    columns = rows.columns(entries.events, table)  # type: ignore[arg-type]
+    columns = rows.columns(entries.events, table)
     numbers = {p: getattr(p, "partition", p) for p in entries.lowest}
     columns["kafka_partition"] = list(map(numbers.__getitem__, entries.partitions))
     columns["kafka_offset"] = list(entries.offsets)
     return columns
 
 
-def refuse_times(
-    decoded: list[BaseModel | DecodeError], now: float, max_future: int
-) -> list[BaseModel | DecodeError]:
+def refuse_times(decoded: list[Any], now: float, max_future: int) -> list[Any]:
     """``decoded`` with a :class:`DecodeError` for each event whose ``ts`` the store would
     refuse (``schemas.timebounds``); the earliest and latest are checked first, so a
     batch of ordinary times costs two checks."""
-    stamps = [d.ts for d in decoded if type(d) is not DecodeError]  # type: ignore[union-attr]
+    stamps = [d.ts for d in decoded if type(d) is not DecodeError]
     if not stamps or not (
         ts_refusal(min(stamps), now, max_future) or ts_refusal(max(stamps), now, max_future)
     ):
         return decoded
     refusals = (
-        None if type(d) is DecodeError else ts_refusal(d.ts, now, max_future)  # type: ignore[union-attr]
-        for d in decoded
+        None if type(d) is DecodeError else ts_refusal(d.ts, now, max_future) for d in decoded
     )
     return [
         d if why is None else DecodeError(why) for d, why in zip(decoded, refusals, strict=True)

@@ -1,41 +1,56 @@
 """The sink: results, feedback, alerts and rollout topics -> ClickHouse, at least once.
 
 Offsets are committed only after the rows they cover are stored; a redelivered event is
-not inserted again (``sinks.ledger``), and ``FINAL`` collapses any that slips by.
+not inserted again (``sinks.ledger``), and ``FINAL`` collapses any that slips by. Rows of
+an insert that raised, or that a predecessor stored without committing, are looked up
+before they are inserted, and the rollups made to count them once (``sinks.repair``).
 Undecodable messages go to the DLQ topic with the reason. While the store is down the
 sink pauses fetching, holds at most two bounded batches and retries with backoff, logging
 once per interval.
 
-Pipelined: a full batch goes to an insert thread (one batch in flight) while this thread
-fetches and decodes the next; this thread alone touches the consumer, and commits a
-batch's offsets once its insert succeeded, batches in order.
+One asyncio loop owns the aiokafka consumer and producer: it fetches (``getmany``),
+decodes each fetched batch (``schemas.fastcodec``) and fills the next batch while the one
+before is inserted on a thread (the stores are synchronous; one insert in flight). A
+batch lands in order: its rows are inserted, its dead letters sent, then its offsets
+committed. Before the group takes partitions away (``on_partitions_revoked``, awaited by
+aiokafka before it rejoins) the sink awaits the batch in flight, so its offsets are
+committed by this member, and drops what is not stored: the next owner reads it again
+from the commit. No thread but the loop's touches the clients.
+
+The synchronous methods (``start``, ``poll_once``, ``flush``, ``close``, ``run``) run the
+loop for one step each, from any one thread at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
-from kafka.errors import CommitFailedError, KafkaError
-from kafka.structs import OffsetAndMetadata
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel
 
 from schemas import DeadLetter, DecodeError, encode
 from schemas.backoff import Backoff
+from schemas.codec import collection_paused
 from schemas.events import Alert, Feedback, Result, RolloutEvent
-from schemas.fastcodec import fast_decode_many
+from schemas.fastcodec import fast_decode_batch
+from schemas.kafka_security import aiokafka_options
 from schemas.settings import Settings
-from sinks import ddl, ledger, rows, schema_lock
+from sinks import ddl, ledger, repair, rows, schema_lock
 from sinks.batch import Batch, Throttle, entry_columns, refuse_times
 from sinks.store import Store, StoreError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 GROUP = "sink"
 """The consumer group, after the topic prefix (``phasegate.sink``): one group per prefix."""
@@ -43,17 +58,21 @@ COMPONENT = "sink"
 BATCH_ROWS = 20_000
 """Rows per insert: the server's CPU per row falls with the insert's size (18.16, two rollup
 views: about 20 us at 5,000 rows, 7 at 20,000); a batch of results holds about 35 MB."""
+CLOSE_S = 10.0  # the longest wait for a client to leave
 
 
-@contextmanager
+@contextlib.contextmanager
 def _quiet_kafka() -> Iterator[None]:
-    kafka_log = logging.getLogger("kafka")
-    level = kafka_log.level
-    kafka_log.setLevel(logging.CRITICAL)
+    """The clients' own error logs off: the sink says what failed in one line."""
+    loggers = [logging.getLogger(name) for name in ("kafka", "aiokafka")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        kafka_log.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 class BrokerUnavailable(RuntimeError):
@@ -73,33 +92,15 @@ class SinkCounters:
 
 @dataclass
 class _Job:
-    """A batch handed to the insert thread. ``tables``: per table to store, the rows read
-    and those the ledger let through; ``stored``: the ones stored so far."""
+    """A batch being stored: ``landing`` inserts its rows, sends its dead letters,
+    commits its offsets and lets the job go (True), or fails (False: the job is kept, to
+    be tried again)."""
 
     batch: Batch
-    tables: list[tuple[ddl.Table, int, ledger.Entries]] = field(default_factory=list)
-    stored: list[tuple[ddl.Table, int, ledger.Entries]] = field(default_factory=list)
-    future: Future[None] | None = None  # None: not running (failed, to be tried again)
+    landing: asyncio.Task[bool] | None = None
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    """kafka-python (3.x) calls these on its IO thread while ``poll`` waits on the sink's
-    thread: they may not call a blocking consumer method (a commit raises there)."""
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-
-    def on_partitions_revoked(self, revoked: object) -> None:
-        self.sink._on_revoked(lost=False)
-
-    def on_partitions_lost(self, lost: object) -> None:
-        self.sink._on_revoked(lost=True)
-
-    def on_partitions_assigned(self, assigned: object) -> None:
-        self.sink._on_assigned(assigned)
-
-
-class Sink:
+class Sink(ConsumerRebalanceListener):
     """Consume the event topics into ``store`` (database ``settings.database``)."""
 
     grouped = True  # a consumer group with committed offsets
@@ -138,10 +139,10 @@ class Sink:
         }
         self.paused = False
         self._job: _Job | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self._consumer: KafkaConsumer | None = None
-        self._producer: KafkaProducer | None = None
-        self._rewind: dict[object, int] = {}  # the first uncommitted offset, at a rebalance
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: ThreadPoolExecutor | None = None  # the insert thread
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
 
     @property
     def pending(self) -> bool:
@@ -153,45 +154,23 @@ class Sink:
         """Messages in hand: the batch in flight and the one filling."""
         return len(self.batch) + (len(self._job.batch) if self._job else 0)
 
-    # -- lifecycle ---------------------------------------------------------------------
+    # -- the synchronous face: one loop, driven a step at a time -------------------------
+
+    def _call(self, step: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None
+        return self._loop.run_until_complete(step)
 
     def start(self) -> None:
-        """Connect to the broker and join the group."""
-        servers = self.settings.bootstrap_servers.split(",")
+        """Connect to the broker and join the group (once: a started sink stays so)."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.new_event_loop()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sink-insert")
         try:
-            with _quiet_kafka():  # its retry errors; one clear message below instead
-                self._producer = KafkaProducer(
-                    bootstrap_servers=servers,
-                    acks="all",
-                    # off, as in the Emitter: Tansu on s3:// answers an idempotent producer
-                    # with OutOfOrderSequenceNumber, then fails InitProducerId for good
-                    enable_idempotence=False,
-                    linger_ms=5,
-                    bootstrap_timeout_ms=5000,
-                    **self.settings.kafka_options(),
-                )
-                self._consumer = KafkaConsumer(
-                    bootstrap_servers=servers,
-                    group_id=self.group_id if self.grouped else None,
-                    bootstrap_timeout_ms=5000,
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    session_timeout_ms=6000,
-                    heartbeat_interval_ms=1000,
-                    max_poll_records=self.batch_rows,
-                    **self.settings.kafka_options(),
-                )
-        except KafkaError:
+            self._call(self._open())
+        except BaseException:
             self.close()
-            raise BrokerUnavailable(
-                f"no Kafka broker at {self.settings.bootstrap_servers}: start it "
-                "(`phasegate stack up`) or set PHASEGATE_BOOTSTRAP_SERVERS."
-            ) from None
-        self._attach(self._consumer)
-
-    def _attach(self, consumer: KafkaConsumer) -> None:
-        """Join the group on the event topics (``sinks.replay`` assigns partitions instead)."""
-        consumer.subscribe(list(self.models), listener=_Rebalance(self))
+            raise
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set, then store what is pending and leave the group."""
@@ -202,119 +181,215 @@ class Sink:
         finally:
             self.close()
 
+    def poll_once(self, timeout_ms: int = 200) -> int:
+        """Fetch once; hand the batch to the insert thread when it is full or old (after
+        the one before landed); return messages taken."""
+        return self._call(self.step(timeout_ms))
+
+    def flush(self) -> bool:
+        """Store and commit everything in hand, waiting for it; False if the store
+        refused (it is kept, to be tried again)."""
+        return self._call(self.land_all())
+
     def close(self) -> None:
         """Try to store what is in hand once, then leave the group cleanly."""
-        if self._consumer is not None:
-            if self.pending:
-                self.flush()
-            self._drop()
+        if self._loop is None:
+            return
+        try:
+            self._call(self._shut())
+        finally:
             if self._pool is not None:
                 self._pool.shutdown()
                 self._pool = None
-            self._consumer.close(autocommit=False)
-            self._consumer = None
-        if self._producer is not None:
-            self._producer.close(timeout=5)
-            self._producer = None
+            self._loop.close()
+            self._loop = None
 
-    # -- one step ----------------------------------------------------------------------
+    # -- lifecycle -----------------------------------------------------------------------
 
-    def poll_once(self, timeout_ms: int = 200) -> int:
-        """Fetch once; hand the batch to the insert thread when it is full or old (after
-        committing the one before); return messages taken."""
+    async def _open(self) -> None:
+        options = {"bootstrap_servers": self.settings.bootstrap_servers.split(",")}
+        try:
+            options |= aiokafka_options(self.settings)
+        except ValueError as exc:  # a TLS file is missing
+            raise BrokerUnavailable(str(exc)) from None
+        self._producer = AIOKafkaProducer(acks="all", linger_ms=5, **options)
+        self._consumer = AIOKafkaConsumer(
+            group_id=self.group_id if self.grouped else None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            fetch_max_wait_ms=200,
+            **options,
+        )
+        try:
+            with _quiet_kafka():  # its retry errors; one clear message below instead
+                await self._producer.start()
+                await self._consumer.start()
+        except (KafkaError, OSError, KeyError, ValueError):  # a refused SCRAM login: the last two
+            raise BrokerUnavailable(
+                f"no Kafka broker at {self.settings.bootstrap_servers}: start it "
+                "(`phasegate stack up`) or set PHASEGATE_BOOTSTRAP_SERVERS."
+            ) from None
+        await self._attach(self._consumer)
+
+    async def _attach(self, consumer: AIOKafkaConsumer) -> None:
+        """Join the group on the event topics (``sinks.replay`` assigns partitions instead)."""
+        consumer.subscribe(list(self.models), listener=self)
+
+    async def _shut(self) -> None:
+        if self._consumer is not None and self.pending:
+            await self.land_all()
+        self._drop()
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.stop(), CLOSE_S)
+        self._consumer = self._producer = None
+
+    # -- one step ------------------------------------------------------------------------
+
+    async def step(self, timeout_ms: int = 200) -> int:
+        """What :meth:`poll_once` does, on the loop."""
         consumer = self._require()
         if self.paused:
             if not self.backoff.ready():
                 wait = min(timeout_ms, int(self.backoff.wait() * 1000) + 1)
-                return self._take_all(consumer.poll(timeout_ms=wait))  # keeps the membership
-            if not self.flush():
+                return await self._fetch(consumer, wait, 1)  # paused: keeps the membership
+            if not await self.land_all():
                 return 0
-        elif self._job is not None and self._job.future is not None and self._job.future.done():
-            self._finish()  # commit early
         room = self.batch_rows - len(self.batch)
-        taken = 0
-        if room > 0:
-            taken = self._take_all(consumer.poll(timeout_ms=timeout_ms, max_records=room))
-        if self.batch.due(self.batch_rows, self.batch_seconds) and self._finish():
+        taken = await self._fetch(consumer, timeout_ms, room) if room > 0 else 0
+        if self.batch.due(self.batch_rows, self.batch_seconds) and await self._landed():
             self._hand_off()
         return taken
 
-    def _take_all(self, records: dict) -> int:
-        # While paused, poll returns nothing; whatever it does return is kept, not dropped.
+    async def _fetch(self, consumer: AIOKafkaConsumer, timeout_ms: int, room: int) -> int:
+        """Fetch at most ``room`` records into the batch; a broker error is logged (the
+        client reconnects by itself)."""
+        try:
+            with collection_paused():  # thousands of records and events, all kept
+                return self._take_all(
+                    await consumer.getmany(timeout_ms=timeout_ms, max_records=room)
+                )
+        except KafkaError as exc:
+            if self.throttle.due():
+                log.warning("sink: cannot fetch (%s); trying again", exc)
+        await asyncio.sleep(timeout_ms / 1000)
+        return 0
+
+    def _take_all(self, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> int:
+        """Fetched records into the batch (no await since ``getmany``: every record is
+        of a partition still assigned)."""
         taken, now = 0, time.time()
-        for partition, messages in records.items():
-            self._take(partition, messages, now)
-            taken += len(messages)
+        for partition, records in fetched.items():
+            self._take(partition, records, now)
+            taken += len(records)
         self.counters.messages += taken
         return taken
 
-    def _take(self, partition: object, messages: list, now: float) -> None:
-        """Decode one partition's messages as a batch; the unreadable become dead letters."""
-        values = [m.value for m in messages]
-        decoded = fast_decode_many(values, expect=self.models[messages[0].topic])
+    def _take(self, partition: TopicPartition, records: list[ConsumerRecord], now: float) -> None:
+        """Decode one partition's records as a batch; the unreadable become dead letters."""
+        model = self.models[partition.topic]
+        decoded = fast_decode_batch([r.value for r in records], model)
         decoded = refuse_times(decoded, now, self.settings.max_future_seconds)
         if not any(type(d) is DecodeError for d in decoded):
-            self.batch.add_many(partition, [m.offset for m in messages], decoded)  # type: ignore[arg-type]
+            self.batch.add_many(partition, [r.offset for r in records], decoded, model)
             return
         offsets, events = [], []
-        for message, event in zip(messages, decoded, strict=True):
+        for record, event in zip(records, decoded, strict=True):
             if type(event) is DecodeError:
-                self.batch.add_dead(partition, message.offset, self._letter(message, event))
+                self.batch.add_dead(partition, record.offset, self._letter(record, event))
                 self.counters.dead_letters += 1
             else:
-                offsets.append(message.offset)
+                offsets.append(record.offset)
                 events.append(event)
-        self.batch.add_many(partition, offsets, events)  # type: ignore[arg-type]
+        self.batch.add_many(partition, offsets, events, model)
 
     @staticmethod
-    def _letter(message: object, error: DecodeError) -> DeadLetter:
+    def _letter(record: ConsumerRecord, error: DecodeError) -> DeadLetter:
         return DeadLetter(
             component=COMPONENT,
-            source_topic=message.topic,  # type: ignore[attr-defined]
-            partition=message.partition,  # type: ignore[attr-defined]
-            offset=message.offset,  # type: ignore[attr-defined]
-            key=message.key,  # type: ignore[attr-defined]
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
             reason=error.reason[:4096],
-            original=message.value or b"",  # type: ignore[attr-defined]
+            original=record.value or b"",
         )
 
-    def flush(self) -> bool:
-        """Store and commit everything in hand (the batch in flight, then the one filling),
-        waiting for it; False if the store refused (it is kept, to be tried again)."""
-        if not self._finish():
+    async def land_all(self) -> bool:
+        """What :meth:`flush` does, on the loop."""
+        if not await self._landed():
             return False
         if self.batch.offsets:
             self._hand_off()
-            if not self._finish():
+            if not await self._landed():
                 return False
         self._stored_again()
         return True
 
-    # -- the insert thread -----------------------------------------------------------------
+    # -- landing a batch -----------------------------------------------------------------
 
     def _hand_off(self) -> None:
-        """The batch in hand goes to the insert thread (none may be in flight)."""
+        """The batch in hand starts landing (none may be in flight)."""
+        if not self.batch.offsets:
+            return  # dropped by a rebalance meanwhile
         self._job = _Job(self.batch)
         self.batch = Batch(clock=self.batch.clock)
-        self._start(self._job)
+        self._job.landing = asyncio.ensure_future(self._land(self._job))
 
-    def _start(self, job: _Job) -> None:
-        """Select the rows to store (the ledger, on this thread) and start the insert."""
-        self._load_ledger()
-        job.tables = [(t, len(e), self.ledger.select(t, e)) for t, e in job.batch.tables()]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="sink-insert")
-        job.future = self._pool.submit(self._store, job)
+    async def _landed(self) -> bool:
+        """Wait for the batch in flight (starting it again if it failed before); False
+        if the store refused it."""
+        job = self._job
+        if job is None:
+            return True
+        if job.landing is None or (job.landing.done() and not job.landing.result()):
+            job.landing = asyncio.ensure_future(self._land(job))
+        return await asyncio.shield(job.landing)
 
-    def _store(self, job: _Job) -> None:
-        """On the insert thread: each table's rows, then the batch's dead letters."""
-        for table, read, fresh in job.tables:
-            columns = entry_columns(table, fresh)
-            self._not_migrating()  # right before the insert: the migrator waits for it
-            self.store.insert(f"{self.settings.database}.{table.name}", columns)
-            job.batch.stored(table)
-            job.stored.append((table, read, fresh))
-        self._send_dead_letters(job.batch)
+    async def _land(self, job: _Job) -> bool:
+        """Insert ``job``'s rows (on the insert thread), send its dead letters, commit."""
+        try:
+            await self._load_ledger()
+            for table, entries in job.batch.tables():
+                fresh = await self._fresh(table, entries)
+                await self._in_thread(self._insert, table, fresh)
+                job.batch.stored(table)
+                self._remember(table, len(entries), fresh)
+            await self._send_dead_letters(job.batch)
+            if self.after_insert is not None:
+                self.after_insert()
+        except (StoreError, KafkaError) as exc:
+            self.ledger.assigned(job.batch.first)  # what landed is for the retry to find
+            self._failed(exc)
+            return False
+        await self._commit(job.batch.offsets)
+        if self._job is job:
+            self._job = None
+        self.counters.batches += 1
+        self._stored_again()
+        return True
+
+    async def _fresh(self, table: ddl.Table, entries: ledger.Entries) -> ledger.Entries:
+        """``entries`` the store does not hold; those read again (at or below the stored
+        offset) are looked up first, and the rollups made to count them (``sinks.repair``)."""
+        again = self.ledger.again(entries)
+        if not again:
+            return self.ledger.select(table, entries)
+        database = self.settings.database
+        held = await self._in_thread(repair.reconcile, self.store, database, table, again)
+        return self.ledger.select(table, entries, held)
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _insert(self, table: ddl.Table, entries: ledger.Entries) -> None:
+        """On the insert thread: ``table``'s rows, as columns."""
+        columns = entry_columns(table, entries)
+        self._not_migrating()  # right before the insert: the migrator waits for it
+        self.store.insert(f"{self.settings.database}.{table.name}", columns)
 
     def _not_migrating(self) -> None:
         """A migration fills rollups from the tables: no insert may land meanwhile."""
@@ -327,81 +402,50 @@ class Sink:
                 f"is gone: DROP TABLE {self.settings.database}.{schema_lock.LOCK_TABLE})"
             )
 
-    def _finish(self) -> bool:
-        """Wait for the batch in flight (starting it again if it failed before) and commit
-        its offsets; False if the store refused it."""
-        job = self._job
-        if job is None:
-            return True
-        if job.future is None:
-            self._start(job)
-        assert job.future is not None
-        try:
-            job.future.result()
-            if self.after_insert is not None:
-                self.after_insert()
-        except (StoreError, KafkaError) as exc:
-            job.future = None
-            self._remember(job)
-            self._failed(exc)
-            return False
-        self._remember(job)
-        self._commit(job.batch.offsets)
-        self._job = None
-        self.counters.batches += 1
-        self._stored_again()
-        return True
+    def _remember(self, table: ddl.Table, read: int, fresh: ledger.Entries) -> None:
+        """``fresh`` (of ``read`` rows) is stored: into the ledger and the counters."""
+        self.ledger.remember(table, fresh)
+        self.counters.rows[table.name] = self.counters.rows.get(table.name, 0) + len(fresh)
+        self.counters.duplicates += read - len(fresh)
 
-    def _remember(self, job: _Job) -> None:
-        """What the job stored: into the ledger and the counters."""
-        for table, read, fresh in job.stored:
-            self.ledger.remember(table, fresh)
-            self.counters.rows[table.name] = self.counters.rows.get(table.name, 0) + len(fresh)
-            self.counters.duplicates += read - len(fresh)
-        job.stored.clear()
+    async def _load_ledger(self) -> None:
+        """The stored offsets of newly assigned partitions (before their first insert)."""
+        for topic, model in self.models.items():
+            partitions = [p for p in self.ledger.unloaded if getattr(p, "topic", None) == topic]
+            if partitions:
+                sql = ledger.ledger_sql(self.settings.database, rows.TABLE_OF[model])
+                highest = await self._in_thread(self.store.query, sql)
+                self.ledger.load(partitions, {int(p): int(o) for p, o in highest})
+
+    async def _send_dead_letters(self, batch: Batch) -> None:
+        if not batch.dead:
+            return
+        producer = self._producer
+        assert producer is not None
+        topic = self.settings.topics.dlq
+        sent = [await producer.send(topic, encode(x), key=x.key) for x in batch.dead]
+        await asyncio.gather(*sent)
+        batch.dead.clear()
+
+    async def _commit(self, next_offsets: dict[object, int]) -> None:
+        consumer = self._require()
+        assigned = consumer.assignment()
+        offsets = {tp: o for tp, o in next_offsets.items() if tp in assigned}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)  # type: ignore[arg-type]
+        except KafkaError as exc:
+            # The rows are stored; a redelivery of them is skipped by the ledger.
+            self.counters.commit_failures += 1
+            log.warning("sink: commit failed (%s); those messages may be read again", exc)
 
     def _drop(self) -> None:
         """Forget what is not committed: its partitions' next owner reads it again."""
         self._job = None
         self.batch.clear()
 
-    def _load_ledger(self) -> None:
-        """The stored offsets of newly assigned partitions (before their first insert)."""
-        if not self.ledger.unloaded:
-            return
-        tables = {topic: rows.TABLE_OF[model] for topic, model in self.models.items()}
-        for topic, table in tables.items():
-            partitions = [p for p in self.ledger.unloaded if getattr(p, "topic", None) == topic]
-            if partitions:
-                highest = self.store.query(ledger.ledger_sql(self.settings.database, table))
-                self.ledger.load(partitions, {int(p): int(o) for p, o in highest})
-
-    def _send_dead_letters(self, batch: Batch) -> None:
-        if not batch.dead:
-            return
-        producer = self._producer
-        assert producer is not None
-        futures = [
-            producer.send(self.settings.topics.dlq, encode(letter), key=letter.key)
-            for letter in batch.dead
-        ]
-        producer.flush(timeout=10)
-        for future in futures:
-            future.get(timeout=10)
-        batch.dead.clear()
-
-    def _commit(self, next_offsets: dict[object, int]) -> None:
-        if not next_offsets:
-            return
-        offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in next_offsets.items()}
-        try:
-            self._require().commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            # The rows are stored; a redelivery of them is skipped by the ledger.
-            self.counters.commit_failures += 1
-            log.warning("sink: commit failed (%s); those messages may be read again", exc)
-
-    # -- store down ------------------------------------------------------------------------
+    # -- store down ----------------------------------------------------------------------
 
     def _failed(self, exc: Exception) -> None:
         self.counters.store_failures += 1
@@ -431,56 +475,26 @@ class Sink:
             consumer.resume(*consumer.assignment())
         self.backoff.reset()
 
-    def _on_revoked(self, lost: bool) -> None:
-        """The group takes the partitions back (a rebalance, or this member was ``lost``).
+    # -- the group (aiokafka awaits these on the loop) -----------------------------------
 
-        No commit is possible here (the IO thread), and none is needed: the insert in
-        flight is waited for, so its rows are stored before the next owner loads the
-        stored offsets, and everything uncommitted is dropped. The next owner reads it
-        again from the committed offset; the ledger skips what is stored, by offset. A
-        partition this sink keeps keeps its position in kafka-python, so it is sought
-        back to the first offset dropped (``_on_assigned``); a lost member's partitions
-        start afresh from the committed offsets."""
-        unstored = [self.batch]
-        job = self._job
-        if job is not None:
-            if not _landed(job):
-                unstored.append(job.batch)  # to be read again
-            self._remember(job)
-        self._rewind = {} if lost else _first_offsets(unstored)
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """The group takes the partitions back: the batch in flight lands (its offsets
+        committed now, by this member), the rest is dropped, to be read again by the
+        next owner from the commit (the ledger skips what is stored, by offset)."""
+        while (job := self._job) is not None and job.landing is not None:
+            if not job.landing.done():
+                await asyncio.shield(job.landing)
+            if self._job is job:
+                break
         self._drop()
 
-    def _on_assigned(self, assigned: object) -> None:
-        rewind, self._rewind = self._rewind, {}
-        consumer = self._require()
-        for partition in assigned:  # type: ignore[attr-defined]
-            if partition in rewind:
-                consumer.seek(partition, rewind[partition])
-        self.ledger.assigned(assigned)  # type: ignore[arg-type]
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Every assigned partition starts at its committed offset (aiokafka resets them)."""
+        self.ledger.assigned(assigned)
         if self.paused:
             self._pause()
 
-    def _require(self) -> KafkaConsumer:
+    def _require(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             raise RuntimeError("the sink is not started: call start() first")
         return self._consumer
-
-
-def _first_offsets(batches: list[Batch]) -> dict[object, int]:
-    """The lowest offset read of each partition in ``batches``."""
-    first: dict[object, int] = {}
-    for batch in batches:
-        for partition, offset in batch.first.items():
-            first[partition] = min(first.get(partition, offset), offset)
-    return first
-
-
-def _landed(job: _Job) -> bool:
-    """Wait for ``job``'s insert; True if it stored everything."""
-    if job.future is None:
-        return False  # it failed before and is not running
-    try:
-        job.future.result()
-    except (StoreError, KafkaError):
-        return False
-    return True

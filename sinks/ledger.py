@@ -4,8 +4,10 @@ Two sources of duplicates, two checks (pure bookkeeping; the sink does the I/O):
 
 - A sink that stopped between its insert and its commit leaves rows whose offsets are
   read again by the partition's next owner. Every row carries ``kafka_partition`` and
-  ``kafka_offset``; on assignment the sink loads the highest stored offset per partition
-  (``ledger_sql``) and skips every message at or below it.
+  ``kafka_offset``; on assignment (and after an insert that raised) the sink loads the
+  highest stored offset per partition (``ledger_sql``); of the messages at or below it,
+  ``sinks.repair`` says which are stored (and makes the rollups count them), and those
+  are skipped.
 - A producer that retried a send leaves the same event twice in the log, at two offsets
   close together. The ids of the last ``recent`` events stored by this process (and of
   the batch in hand) are remembered, and an id seen there is skipped.
@@ -18,7 +20,7 @@ provided a producer's copies are fewer than ``recent`` events apart in one table
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -79,6 +81,10 @@ def event_ids(table: ddl.Table, events: Sequence[object]) -> list[int]:
     return [key.int for key in map(attrgetter(table.order_by[-1]), events)]
 
 
+Held = tuple[object, int]
+"""A stored row's (partition number, offset)."""
+
+
 class Ledger:
     """Stored offsets per partition (loaded on assignment) and the ids stored lately.
 
@@ -109,8 +115,22 @@ class Ledger:
     def _known(self, keys: list[int]) -> bool:
         return not all(ids.isdisjoint(keys) for ids in self._sets)
 
-    def select(self, table: ddl.Table, entries: Entries) -> Entries:
-        """The entries the store does not hold yet, each id once."""
+    def again(self, entries: Entries) -> Entries:
+        """The entries at or below their partition's stored offset: read again after
+        another insert stored some of their partition (it may not have returned, so which
+        of them are stored, and counted by the views, is for ``sinks.repair`` to find)."""
+        stored = self.stored
+        if all(low > stored.get(p, -1) for p, low in entries.lowest.items()):
+            return Entries()
+        pairs = zip(entries.partitions, entries.offsets, strict=True)
+        return entries.subset(i for i, (p, o) in enumerate(pairs) if o <= stored.get(p, -1))
+
+    def select(
+        self, table: ddl.Table, entries: Entries, held: Container[Held] | None = None
+    ) -> Entries:
+        """The entries the store does not hold yet, each id once. An entry at or below
+        its partition's stored offset is held unless ``held`` (of :meth:`again`'s entries,
+        the pairs stored) says otherwise."""
         keys = event_ids(table, entries.events)
         stored = self.stored
         if (
@@ -123,9 +143,11 @@ class Ledger:
         for i, (partition, offset, key) in enumerate(
             zip(entries.partitions, entries.offsets, keys, strict=True)
         ):
-            if offset <= stored.get(partition, -1) or key in seen:
+            if offset <= stored.get(partition, -1) and (
+                held is None or (getattr(partition, "partition", partition), offset) in held
+            ):
                 continue
-            if any(key in ids for ids in self._sets):
+            if key in seen or any(key in ids for ids in self._sets):
                 continue
             seen.add(key)
             keep.append(i)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from kafka import KafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.settings import Settings
 from sinks import ddl, rollups
@@ -46,7 +46,8 @@ class ReplaySink(Sink):
         self.since = since
         self.partitions: list[TopicPartition] = []
 
-    def _attach(self, consumer: KafkaConsumer) -> None:
+    async def _attach(self, consumer: AIOKafkaConsumer) -> None:
+        await consumer.topics()  # the cluster's metadata, read now
         self.partitions = [
             TopicPartition(topic, p)
             for topic in self.models
@@ -55,35 +56,35 @@ class ReplaySink(Sink):
         consumer.assign(self.partitions)
         self.ledger.assigned(self.partitions)
         if self.since is None:
-            consumer.seek_to_beginning(*self.partitions)
+            await consumer.seek_to_beginning(*self.partitions)
             return
         ms = int(self.since.timestamp() * 1000)
-        found = consumer.offsets_for_times({tp: ms for tp in self.partitions})
+        found = await consumer.offsets_for_times({tp: ms for tp in self.partitions})
         for tp in self.partitions:
             if found.get(tp) is None:
-                consumer.seek_to_end(tp)  # nothing at or after that time
+                await consumer.seek_to_end(tp)  # nothing at or after that time
             else:
                 consumer.seek(tp, found[tp].offset)
 
-    def _commit(self, next_offsets: dict[object, int]) -> None:
+    async def _commit(self, next_offsets: dict[object, int]) -> None:
         """Replay leaves the consumer group's offsets alone."""
 
-    def _send_dead_letters(self, batch: Batch) -> None:
+    async def _send_dead_letters(self, batch: Batch) -> None:
         batch.dead.clear()  # they are in the DLQ from the first pass
 
-    def _behind(self) -> list[int]:
+    async def _behind(self) -> list[int]:
         """Per partition, the messages up to the end offset the broker reports (a lower
         bound on Tansu)."""
         consumer = self._require()
-        ends = consumer.end_offsets(self.partitions)
-        return [ends[tp] - consumer.position(tp) for tp in self.partitions]
+        ends = await consumer.end_offsets(self.partitions)
+        return [ends[tp] - await consumer.position(tp) for tp in self.partitions]
 
     def caught_up(self) -> bool:
-        return all(n <= 0 for n in self._behind())
+        return all(n <= 0 for n in self._call(self._behind()))
 
     def to_read(self) -> int:
         """The messages read and those still to read: the total so far."""
-        return self.counters.messages + sum(max(n, 0) for n in self._behind())
+        return self.counters.messages + sum(max(n, 0) for n in self._call(self._behind()))
 
 
 def replay(

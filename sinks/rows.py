@@ -22,6 +22,7 @@ TABLE_OF: dict[type[BaseModel], ddl.Table] = {
     Alert: ddl.ALERTS,
     RolloutEvent: ddl.ROLLOUT_EVENTS,
 }
+MODEL_OF: dict[str, type[BaseModel]] = {table.name: model for model, table in TABLE_OF.items()}
 
 
 @functools.cache
@@ -38,16 +39,17 @@ def _paths(model: type[BaseModel], names: tuple[str, ...]) -> list[tuple[str | N
     return paths
 
 
-def columns(models: Iterable[BaseModel], table: ddl.Table) -> Columns:
-    """The table's columns from ``models`` (one model type); a ``None`` nested model
-    (``error``) gives NULLs. Fields are read column by column: no dict per row."""
+def columns(models: Iterable[Any], table: ddl.Table) -> Columns:
+    """The table's columns from ``models``: its model's, or anything with their field
+    names (``schemas.fastcodec`` Structs); a ``None`` nested model (``error``) gives
+    NULLs. Fields are read column by column: no dict per row."""
     models = list(models)
     if not models:
         return {name: [] for name in table.column_names}
     names = tuple(table.column_names)
     out: Columns = {}
     nested: dict[str, list[Any]] = {}  # the nested models, read once for all their columns
-    for name, (field, sub) in zip(names, _paths(type(models[0]), names), strict=True):
+    for name, (field, sub) in zip(names, _paths(MODEL_OF[table.name], names), strict=True):
         if field is None:
             out[name] = [None] * len(models)
         elif name in table.json_columns:

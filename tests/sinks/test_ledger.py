@@ -57,3 +57,14 @@ def test_reassignment_forgets_the_stored_offsets_until_reloaded() -> None:
     ledger.load([P0], {0: 100})
     ledger.assigned([P0])
     assert P0 not in ledger.stored and P0 in ledger.unloaded
+
+
+def test_rows_read_again_are_skipped_only_where_the_store_holds_them() -> None:
+    """At or below the stored offset: held unless the store's answer (``held``) says not."""
+    ledger = Ledger()
+    ledger.load([P0], {0: 5})
+    entries = Entries.of([(P0, o, make_result(o)) for o in range(3, 8)])
+    assert ledger.again(entries).offsets == [3, 4, 5]
+    assert ledger.select(ddl.RESULTS, entries).offsets == [6, 7]
+    assert ledger.select(ddl.RESULTS, entries, held={(0, 3), (0, 5)}).offsets == [4, 6, 7]
+    assert not ledger.again(Entries.of([(P0, 6, make_result(6))]))

@@ -146,7 +146,7 @@ def store_all(store: Store, database: str, events) -> None:
     batch = Batch()
     for model in (Result, Feedback, RolloutEvent):
         mine = [e for e in events if isinstance(e, model)]
-        batch.add_many(0, list(range(len(mine))), mine)
+        batch.add_many(0, list(range(len(mine))), mine, model)
     for table, entries in batch.tables():
         store.insert(f"{database}.{table.name}", entry_columns(table, entries))
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from schemas import Alert, AlertAction, AlertWindow, Feedback, RolloutEvent
+from schemas import Alert, AlertAction, AlertWindow, Feedback, RolloutEvent, encode
 from schemas.events import Contributor, Result
+from schemas.fastcodec import fast_decode_structs
 from sinks import ddl, rows
 from tests.sinks.conftest import make_result
 
@@ -72,3 +73,18 @@ def test_feedback_and_rollout_columns_match_their_tables() -> None:
 
 def test_no_rows_gives_empty_columns() -> None:
     assert rows.result_columns([]) == {name: [] for name in ddl.RESULTS.column_names}
+
+
+def test_structs_give_the_columns_their_models_give() -> None:
+    """The sink's rows straight from the fast decoder's Structs (a fallback model among
+    them), as from the models."""
+    results = [make_result(i, segment="de" if i % 2 else None) for i in range(20, 24)]
+    feedback = [
+        Feedback(rollout="r", query_id=f"q{i}", system="s", verdict="correct", comment=c)
+        for i, c in enumerate(["ok", None])
+    ]
+    for events, table in ((results, ddl.RESULTS), (feedback, ddl.FEEDBACK)):
+        structs = fast_decode_structs([encode(e) for e in events], type(events[0]))
+        assert not any(isinstance(s, type(events[0])) for s in structs)
+        mixed = [*structs[:-1], events[-1]]
+        assert rows.columns(mixed, table) == rows.columns(events, table)

@@ -17,6 +17,7 @@ from sinks.migrations import migrate
 from sinks.store import Rows, Store, StoreUnavailable
 from sinks.store.server import ServerStore
 from tests.sinks.conftest import make_result
+from tests.sinks.test_repair import VIEWS, rollups_agree, views_detached
 
 BAD_JSON = b"{not json"
 
@@ -212,53 +213,155 @@ def test_sink_holds_its_rows_while_another_process_migrates(
     assert count(server, table, final=False) == 30
 
 
+class LandingStore(FlakyStore):
+    """The real server whose first insert into ``results`` stores its rows with the views
+    ``missed`` detached, then raises: a server stopped mid-insert, after the table's part
+    and some of its views (or all of them: the answer lost)."""
+
+    def __init__(self, inner: Store, database: str, missed: Sequence[str]) -> None:
+        super().__init__(inner)
+        self.down, self.database, self.missed = False, database, missed
+
+    def insert(self, table: str, columns: Mapping[str, Sequence]) -> int:
+        if self.refused or not table.endswith(".results"):
+            return super().insert(table, columns)
+        self.refused += 1  # once
+        with views_detached(self.inner, self.database, self.missed):
+            self.inner.insert(table, columns)
+        raise StoreUnavailable("ClickHouse server is not reachable (test: after the part)")
+
+
+@pytest.mark.parametrize(
+    "missed", [[], VIEWS, VIEWS[1::3]], ids=["answer-lost", "no-view", "some-views"]
+)
+def test_an_insert_that_raised_after_storing_rows_is_not_stored_again_and_rollups_count_once(
+    settings: Settings, server: ServerStore, missed: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows stored by an insert that raised are not inserted again when it is retried,
+    and each rollup that missed them (the server stopped before its view) gets them."""
+    results = [make_result(i, "production" if i % 3 else "pipeline") for i in range(60)]
+    produce(settings, [(settings.topics.results, None, encode(r)) for r in results])
+    landing = LandingStore(server, settings.database, missed)
+    sink = sink_for(settings, landing, batch_rows=30, retry_first=0.05, retry_most=0.2)
+    sink.start()
+    try:
+        drain(sink, flushed(sink, 60))
+    finally:
+        sink.close()
+    assert landing.refused == 1
+    db = settings.database
+    assert count(server, f"{db}.results", final=False) == 60
+    assert all(rolled == events for rolled, events in rollups_agree(server, db).values()), (
+        rollups_agree(server, db)
+    )
+    added = [
+        r.getMessage()
+        for r in caplog.records
+        if "of an insert that failed: added" in r.getMessage()
+    ]
+    assert len(added) == len(missed), added
+
+
+class Polling:
+    """Sinks polling on threads of their own until the block ends; then stopped, joined
+    and closed. ``errors``: what they raised."""
+
+    def __init__(self) -> None:
+        self.sinks: list[Sink] = []
+        self.threads: list[threading.Thread] = []
+        self.errors: list[Exception] = []
+        self.stop = threading.Event()
+
+    def add(self, sink: Sink) -> Sink:
+        sink.start()
+        self.sinks.append(sink)
+        self.threads.append(threading.Thread(target=self._run, args=(sink,)))
+        self.threads[-1].start()
+        return sink
+
+    def _run(self, sink: Sink) -> None:
+        try:
+            while not self.stop.is_set():
+                sink.poll_once(timeout_ms=100)
+        except Exception as exc:  # the test reports it
+            self.errors.append(exc)
+
+    def until(self, done: Callable[[], bool], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert not self.errors, self.errors
+            assert time.monotonic() < deadline, [s.counters for s in self.sinks]
+            time.sleep(0.05)
+
+    def __enter__(self) -> Polling:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(10)
+        for sink in self.sinks:
+            sink.close()
+
+
 def test_a_sink_holding_a_batch_through_a_rebalance_loses_and_doubles_nothing(
     settings: Settings, server: ServerStore
 ) -> None:
-    """A second sink joins while the first holds an unstored batch. kafka-python 3 calls
-    the rebalance listener on its IO thread, where a commit raises: the first sink used
-    to die there ("User rebalance callback throws an error")."""
+    """A second sink joins while the first holds an unstored batch (a previous sink died
+    in its rebalance listener, called on another thread): the batch is read again from
+    the commit, stored once."""
     results = [make_result(i) for i in range(40)]
     table = f"{settings.database}.results"
     produce(settings, [(settings.topics.results, None, encode(r)) for r in results[:20]])
-    first = sink_for(settings, server, batch_seconds=3600)  # holds what it reads
-    first.start()
-    sinks, errors, stop = [first], [], threading.Event()
-
-    def run(sink: Sink) -> None:
-        try:
-            while not stop.is_set():
-                sink.poll_once(timeout_ms=100)
-        except Exception as exc:  # the test reports it
-            errors.append(exc)
-
-    def until(done: Callable[[], bool], timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not done():
-            assert not errors, errors
-            assert time.monotonic() < deadline, [s.counters for s in sinks]
-            time.sleep(0.05)
-
-    threads = [threading.Thread(target=run, args=(first,))]
-    try:
-        threads[0].start()
-        until(lambda: first.held >= 20)
-        second = sink_for(settings, server)
-        second.start()
-        sinks.append(second)
-        threads.append(threading.Thread(target=run, args=(second,)))
-        threads[1].start()
+    with Polling() as sinks:
+        first = sinks.add(sink_for(settings, server, batch_seconds=3600))  # holds what it reads
+        sinks.until(lambda: first.held >= 20)
+        second = sinks.add(sink_for(settings, server))
         produce(settings, [(settings.topics.results, None, encode(r)) for r in results[20:]])
-        until(lambda: second.counters.messages > 0)  # the group has rebalanced
+        sinks.until(lambda: second.counters.messages > 0)  # the group has rebalanced
         first.batch_seconds = 0.2
-        until(lambda: count(server, table) == 40 and not any(s.pending for s in sinks))
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(10)
-        for sink in sinks:
-            sink.close()
-    assert not errors, errors
+        sinks.until(lambda: count(server, table) == 40 and not first.pending and not second.pending)
+    assert not sinks.errors, sinks.errors
+    assert count(server, table, final=False) == 40
+
+
+class SlowStore(FlakyStore):
+    """The real store whose inserts wait until ``release`` is set."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.down, self.release = False, threading.Event()
+
+    def insert(self, table: str, columns: Mapping[str, Sequence]) -> int:
+        assert self.release.wait(30)
+        return super().insert(table, columns)
+
+
+def test_a_rebalance_waits_for_the_insert_in_flight_and_commits_it_before_the_partitions_go(
+    settings: Settings, server: ServerStore
+) -> None:
+    """A second sink joins while the first's insert is in flight: the first commits that
+    batch before its partitions go, so no member reads a stored message again."""
+    results = [make_result(i) for i in range(40)]
+    table = f"{settings.database}.results"
+    send = [(settings.topics.results, r.unit_id.encode(), encode(r)) for r in results]
+    produce(settings, send[:20])
+    slow = SlowStore(server)
+    with Polling() as sinks:
+        try:
+            first = sinks.add(sink_for(settings, slow, batch_rows=20, batch_seconds=0.2))
+            sinks.until(lambda: first.counters.messages == 20 and first.pending)
+            second = sinks.add(sink_for(settings, server, batch_seconds=0.2))
+            time.sleep(3)  # the group rebalances; the first holds its revocation for the insert
+        finally:
+            slow.release.set()  # (before the sinks close, whatever happened)
+        sinks.until(lambda: count(server, table) == 20)
+        produce(settings, send[20:])
+        sinks.until(lambda: count(server, table) == 40 and not first.pending and not second.pending)
+    assert not sinks.errors, sinks.errors
+    assert [first.counters.duplicates, second.counters.duplicates] == [0, 0]
+    total = first.counters.messages + second.counters.messages
+    assert total == 40  # none read twice
     assert count(server, table, final=False) == 40
 
 
