@@ -135,8 +135,8 @@ class Emitter:
         self._halt = threading.Event()
         self._models: collections.deque[Event] = collections.deque()  # accepted, not encoded
         self._pending: collections.deque[Record] = collections.deque()  # encoded, not sent
-        self._queued = self._sent = self._dropped = self._buffered = self._failed = 0
-        self._bytes = 0
+        self._held = 0  # taken off _models, not yet sent nor dropped
+        self._sent = self._dropped = self._failed = self._bytes = self._flushing = 0
         self._reasons: collections.Counter[str] = collections.Counter()
         self._closed = False
         self._stop = False
@@ -154,21 +154,25 @@ class Emitter:
 
     # ------------------------------------------------------------------ caller side
     def emit(self, event: Event) -> bool:
-        """Queue one event for delivery; ``False`` if it was dropped. Never raises or blocks."""
+        """Queue one event for delivery; ``False`` if it was dropped. Never raises or blocks.
+
+        No lock when accepted: a deque's ``append`` is atomic, and the sender takes models
+        off under the lock after counting them as held, so ``len(models) + held`` read in
+        this order never undercounts the buffer."""
         try:
-            with self._lock:
-                self._queued += 1
-                if self._closed:
-                    return self._drop_locked("closed")
-                if type(event) not in self._routes:
-                    return self._drop_locked("invalid")
-                if self._buffered >= self._max_events or self._bytes >= self._max_bytes:
-                    return self._drop_locked("full")
-                self._buffered += 1
-                self._models.append(event)
-                sleeping = self._sleeping
-            if sleeping:
+            if (
+                self._closed
+                or type(event) not in self._routes
+                or len(self._models) + self._held >= self._max_events
+                or self._bytes >= self._max_bytes
+            ):
+                return self._refuse(event)
+            self._models.append(event)
+            if self._sleeping:
                 self._wake.set()
+            if self._finished:  # close() ended as we appended: nothing will send it
+                self._drop_left("close")
+                return False
             return True
         except Exception:  # pragma: no cover - defensive: the app must never see one
             return False
@@ -193,11 +197,12 @@ class Emitter:
 
     def stats(self) -> EmitterStats:
         with self._lock:
+            buffered = len(self._models) + self._held
             return EmitterStats(
-                queued=self._queued,
+                queued=self._sent + self._dropped + buffered,  # each emit() ends as one
                 sent=self._sent,
                 dropped=self._dropped,
-                buffered=self._buffered,
+                buffered=buffered,
                 failed=self._failed,
                 buffered_bytes=self._bytes,
                 dropped_by_reason=dict(self._reasons),
@@ -206,14 +211,18 @@ class Emitter:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every accepted event is acknowledged; ``False`` on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._wake.set()
         with self._drained:
-            while self._buffered:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._drained.wait(0.1 if left is None else min(left, 0.1))
-            return True
+            self._flushing += 1  # the sender skips the linger while someone waits
+            self._wake.set()
+            try:
+                while self._models or self._held:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self._drained.wait(0.1 if left is None else min(left, 0.1))
+                return True
+            finally:
+                self._flushing -= 1
 
     def close(self, timeout: float = 10.0) -> bool:
         """Stop accepting, deliver what is buffered within ``timeout``, drop the rest
@@ -223,7 +232,7 @@ class Emitter:
         """
         with self._lock:
             if self._closed and self._stop:
-                return self._buffered == 0
+                return not self._held
             self._closed = True
         start = time.monotonic()
         delivered = self.flush(timeout)
@@ -234,16 +243,11 @@ class Emitter:
         self._thread.join(max(0.5, timeout - (time.monotonic() - start)) + 2.0)
         with self._lock:
             self._finished = True
-            left = self._buffered
-            if left:
-                self._dropped += left
-                self._reasons["close"] += left
-                self._buffered = 0
-                self._bytes = 0
-                self._models.clear()
-                self._pending.clear()
-                log.error("emitter closed with %d events undelivered (dropped)", left)
-            self._drained.notify_all()
+            self._pending.clear()
+            self._bytes = 0
+        left = self._drop_left("close")
+        if left:
+            log.error("emitter closed with %d events undelivered (dropped)", left)
         return delivered and not left
 
     def __enter__(self) -> Emitter:
@@ -253,9 +257,30 @@ class Emitter:
         self.close()
 
     # ------------------------------------------------------------------ internals
-    def _drop_locked(self, reason: str) -> bool:
-        self._dropped += 1
-        self._reasons[reason] += 1
+    def _refuse(self, event: object) -> bool:
+        """Count a refused event under its reason; ``False``."""
+        with self._lock:
+            if self._closed:
+                return self._drop_locked("closed")
+            if type(event) not in self._routes:
+                return self._drop_locked("invalid")
+            return self._drop_locked("full")
+
+    def _drop_left(self, reason: str) -> int:
+        """Drop everything buffered (close() has ended: nothing will send it); how many."""
+        with self._lock:
+            left = self._held + len(self._models)
+            self._models.clear()
+            self._held = 0
+            self._dropped += left
+            if left:
+                self._reasons[reason] += left
+            self._drained.notify_all()
+            return left
+
+    def _drop_locked(self, reason: str, count: int = 1) -> bool:
+        self._dropped += count
+        self._reasons[reason] += count
         now = time.monotonic()
         if now - self._last_drop_log >= self._error_interval:
             self._last_drop_log = now
@@ -263,7 +288,7 @@ class Emitter:
                 "event dropped (%s); %d dropped so far, %d buffered",
                 reason,
                 self._dropped,
-                self._buffered,
+                self._held + len(self._models),
             )
         return False
 
@@ -283,7 +308,10 @@ class Emitter:
                     delay = min(delay * 2, self._backoff[1])
                     continue
                 delay = self._backoff[0]
-                self._idle(0.005 if client.inflight else 0.1)
+                if self._flushing and client.inflight and not self._models:
+                    client.flush(0.05)  # sends at once what lingers: flush() waits on it
+                else:
+                    self._idle(0.005 if client.inflight else 0.1)
             except Exception as exc:  # pragma: no cover - keep the thread alive
                 log.exception("emitter thread error: %s", exc)
                 self._halt.wait(delay)
@@ -292,26 +320,26 @@ class Emitter:
 
     def _idle(self, seconds: float) -> None:
         """Sleep until emit(), flush() or close() has work for us (or ``seconds`` pass)."""
-        with self._lock:
-            if (self._models and self._bytes < self._max_bytes) or self._stop:
-                return  # more to encode (when the byte budget is spent, wait for acks)
-            self._sleeping = True
-        self._wake.wait(seconds)
-        self._wake.clear()
-        with self._lock:
-            self._sleeping = False
+        self._sleeping = True  # before looking: emit() appends, then reads it
+        if not ((self._models and self._bytes < self._max_bytes) or self._stop):
+            self._wake.wait(seconds)  # (when the byte budget is spent, wait for acks)
+            self._wake.clear()
+        self._sleeping = False
 
-    def _encode_some(self, chunk: int = 256) -> None:
+    def _encode_some(self, chunk: int = 1024) -> None:
         """Move accepted models to the encoded buffer while the byte bound allows."""
-        models, routes, encode = self._models, self._routes, fast_encode
-        take, put = models.popleft, self._pending.append
+        models, routes, encode, put = self._models, self._routes, fast_encode, self._pending.append
         while models and self._bytes < self._max_bytes:
-            size = unencodable = 0
             budget = self._max_bytes - self._bytes
-            for _ in range(min(chunk, len(models))):
+            with self._lock:
+                taken = min(chunk, len(models))
+                self._held += taken  # first: emit() reads it second
+                batch = [models.popleft() for _ in range(taken)]
+            size = unencodable = done = 0
+            for event in batch:
                 if size >= budget:
                     break
-                event = take()
+                done += 1
                 try:
                     value = encode(event)
                 except Exception as exc:
@@ -322,11 +350,11 @@ class Emitter:
                 put((topic, key(event).encode(), value))
                 size += len(value)
             with self._lock:
+                models.extendleft(reversed(batch[done:]))  # beyond the budget: back first
+                self._held -= len(batch) - done + unencodable
                 self._bytes += size
                 if unencodable:
-                    self._buffered -= unencodable
-                    self._dropped += unencodable
-                    self._reasons["unencodable"] += unencodable
+                    self._drop_locked("unencodable", unencodable)
 
     def _send_some(self, client: Client) -> bool:
         """Hand encoded events to the client, reading acknowledgements every 1,024;
@@ -359,7 +387,7 @@ class Emitter:
             if self._finished:
                 return
             self._sent += acks.sent
-            self._buffered -= acks.sent
+            self._held -= acks.sent
             self._bytes -= acks.size
             if acks.sent:
                 self._failing_since = None
@@ -369,7 +397,7 @@ class Emitter:
                 self._last_exc = acks.error
                 if self._failing_since is None:
                     self._failing_since = time.monotonic()
-            if not self._buffered:
+            if not self._held and not self._models:
                 self._drained.notify_all()
 
     def _check_health(self, client: Client | None) -> None:
