@@ -80,7 +80,7 @@ def thread_cpu_s(native_id: int) -> float:
     try:
         with open(f"/proc/self/task/{native_id}/schedstat") as f:
             return int(f.read().split()[0]) / 1e9
-    except FileNotFoundError:  # ended meanwhile (its last figures are lost)
+    except (FileNotFoundError, ProcessLookupError):  # ended meanwhile (figures lost)
         return 0.0
 
 
@@ -94,7 +94,7 @@ def client_threads(client: str) -> list[int]:
             with open(f"/proc/self/task/{task}/comm") as f:
                 if f.read().startswith("rdk:"):
                     tasks.append(int(task))
-        except FileNotFoundError:  # a thread that just ended
+        except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
             continue
     return tasks
 
@@ -157,9 +157,12 @@ def bare_loop(
         send, done = producer.produce, producer.flush
     threads = {"sender": [threading.get_native_id()], "client": client_threads(client)}
     with measured(bootstrap, threads, len(records)) as sample:
-        if encoding:
+        if encoding and client == "kafka-python":
             for e in events:
                 send(topic, fast_encode(e), key=e.unit_id.encode())
+        elif encoding:  # librdkafka takes a str key as its UTF-8 bytes
+            for e in events:
+                send(topic, fast_encode(e), key=e.unit_id)
         else:
             for key, value in records:
                 send(topic, value, key=key)

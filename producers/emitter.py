@@ -59,13 +59,14 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
 from pydantic import ValidationError
 
-from producers.clients import Acks, Client, Record, Tuning, client_class
+from producers.clients import Client, Record, Tuning, client_class
 from schemas.codec import describe
 from schemas.events import Feedback, Result, RolloutEvent, Verdict
 from schemas.fastcodec import fast_encode
@@ -136,6 +137,7 @@ class Emitter:
         self._models: collections.deque[Event] = collections.deque()  # accepted, not encoded
         self._pending: collections.deque[Record] = collections.deque()  # encoded, not sent
         self._held = 0  # taken off _models, not yet sent nor dropped
+        self._inflight = 0  # handed to the client, not yet delivered nor failed
         self._sent = self._dropped = self._failed = self._bytes = self._flushing = 0
         self._reasons: collections.Counter[str] = collections.Counter()
         self._closed = False
@@ -293,25 +295,27 @@ class Emitter:
         return False
 
     def _run(self) -> None:
-        """The sender thread: encode, send, count; the client is its own, closed at exit."""
+        """The sender thread: encode, hand over, count; the client is its own, closed at exit."""
         delay = self._backoff[0]
         client: Client | None = None
         while not self._stop:
             try:
                 if client is not None:
                     self._reap(client)
-                self._check_health(client)
-                self._encode_some()
-                client = self._client = client or self._connect()
+                self._check_health()
+                if client is None:  # encoded now, the byte bound counts them while we connect
+                    while self._hand_over(self._keep)[0]:
+                        pass
+                    client = self._client = self._connect()
                 if client is None or not self._send_some(client):
                     self._halt.wait(delay)  # back off; only close() interrupts
                     delay = min(delay * 2, self._backoff[1])
                     continue
                 delay = self._backoff[0]
-                if self._flushing and client.inflight and not self._models:
+                if self._flushing and self._inflight and not self._models:
                     client.flush(0.05)  # sends at once what lingers: flush() waits on it
                 else:
-                    self._idle(0.005 if client.inflight else 0.1)
+                    self._idle(0.005 if self._inflight else 0.1)
             except Exception as exc:  # pragma: no cover - keep the thread alive
                 log.exception("emitter thread error: %s", exc)
                 self._halt.wait(delay)
@@ -326,81 +330,110 @@ class Emitter:
             self._wake.clear()
         self._sleeping = False
 
-    def _encode_some(self, chunk: int = 1024) -> None:
-        """Move accepted models to the encoded buffer while the byte bound allows."""
-        models, routes, encode, put = self._models, self._routes, fast_encode, self._pending.append
-        while models and self._bytes < self._max_bytes:
-            budget = self._max_bytes - self._bytes
-            with self._lock:
-                taken = min(chunk, len(models))
-                self._held += taken  # first: emit() reads it second
-                batch = [models.popleft() for _ in range(taken)]
-            size = unencodable = done = 0
-            for event in batch:
-                if size >= budget:
-                    break
-                done += 1
-                try:
-                    value = encode(event)
-                except Exception as exc:
-                    log.error("event not encodable, dropped: %s", exc)
-                    unencodable += 1
-                    continue
-                topic, key = routes[type(event)]
-                put((topic, key(event).encode(), value))
-                size += len(value)
-            with self._lock:
-                models.extendleft(reversed(batch[done:]))  # beyond the budget: back first
-                self._held -= len(batch) - done + unencodable
-                self._bytes += size
-                if unencodable:
-                    self._drop_locked("unencodable", unencodable)
-
     def _send_some(self, client: Client) -> bool:
-        """Hand encoded events to the client, reading acknowledgements every 1,024;
-        ``False`` if the client refused one."""
-        pending = self._pending
+        """Hand the records to retry, then the accepted models, to the client, reading its
+        deliveries after each chunk; ``False`` if it refused one."""
+        pending, produce = self._pending, client.produce
+        if not self._inflight:
+            self._last_progress = time.monotonic()
         while pending:
-            if not client.inflight:
-                self._last_progress = time.monotonic()
+            topic, key, value = pending[0]
             try:
-                client.send(pending, 1024)
+                produce(topic, value, key)
             except Exception as exc:
-                self._count(Acks(error=exc))
+                self._count(error=exc)
+                return False
+            pending.popleft()
+            self._inflight += 1
+        while self._models and self._bytes < self._max_bytes:
+            handed, refused = self._hand_over(produce)
+            self._inflight += handed
+            if refused is not None:
+                self._count(error=refused)
                 return False
             self._reap(client)
-            if not pending:
-                self._encode_some()
         return True
 
-    def _reap(self, client: Client) -> None:
-        """Account for the completed deliveries; a failed event goes back to the front of
-        the buffer to be retried."""
-        acks = client.acks()
-        if acks.failed:
-            self._pending.extendleft(reversed(acks.failed))
-        if acks.sent or acks.error is not None:
-            self._count(acks)
+    def _hand_over(
+        self, put: Callable[[str, bytes, str], object], chunk: int = 1024
+    ) -> tuple[int, Exception | None]:
+        """Encode up to ``chunk`` accepted models, within the byte bound, giving each to
+        ``put(topic, value, key)``: how many it took, and why it refused one (that record
+        then waits in ``_pending``, the models after it back in ``_models``)."""
+        models, routes, encode = self._models, self._routes, fast_encode
+        budget = self._max_bytes - self._bytes
+        with self._lock:
+            taken = min(chunk, len(models))
+            self._held += taken  # first: emit() reads it second
+            batch = [models.popleft() for _ in range(taken)]
+        size = done = unencodable = 0
+        refused = None
+        for event in batch:
+            if size >= budget:
+                break
+            done += 1
+            try:
+                value = encode(event)
+            except Exception as exc:
+                log.error("event not encodable, dropped: %s", exc)
+                unencodable += 1
+                continue
+            topic, key = routes[type(event)]
+            key = key(event)
+            size += len(value)
+            try:
+                put(topic, value, key)
+            except Exception as exc:
+                self._keep(topic, value, key)
+                refused = exc
+                break
+        with self._lock:
+            models.extendleft(reversed(batch[done:]))  # beyond the budget: back first
+            self._held -= len(batch) - done + unencodable
+            self._bytes += size
+            if unencodable:
+                self._drop_locked("unencodable", unencodable)
+        return done - unencodable - (refused is not None), refused
 
-    def _count(self, acks: Acks) -> None:
+    def _keep(self, topic: str, value: bytes, key: str | bytes) -> None:
+        """Keep an encoded record to hand over later."""
+        self._pending.append((topic, key, value))
+
+    def _reap(self, client: Client) -> None:
+        """Count the deliveries: what the client no longer holds, less the failures, which
+        go back to the front of the records to hand over."""
+        failed = client.poll()
+        if failed.records:
+            self._pending.extendleft(reversed(failed.records))
+            self._inflight -= len(failed.records)
+        delivered = max(0, self._inflight - client.held())
+        self._inflight -= delivered
+        if delivered or failed.error is not None:
+            self._count(delivered, failed.error, len(failed.records))
+
+    def _count(
+        self, delivered: int = 0, error: BaseException | None = None, failures: int = 0
+    ) -> None:
+        """Count deliveries and failed attempts. The bytes of the delivered: exact when
+        none is left, else pro rata (the clients do not say which were delivered)."""
         with self._lock:
             if self._finished:
                 return
-            self._sent += acks.sent
-            self._held -= acks.sent
-            self._bytes -= acks.size
-            if acks.sent:
+            if delivered:
+                self._bytes -= self._bytes * delivered // self._held
+                self._sent += delivered
+                self._held -= delivered
                 self._failing_since = None
                 self._last_progress = time.monotonic()
-            if acks.error is not None:
-                self._failed += max(1, len(acks.failed))
-                self._last_exc = acks.error
+            if error is not None:
+                self._failed += max(1, failures)
+                self._last_exc = error
                 if self._failing_since is None:
                     self._failing_since = time.monotonic()
             if not self._held and not self._models:
                 self._drained.notify_all()
 
-    def _check_health(self, client: Client | None) -> None:
+    def _check_health(self) -> None:
         """Log a failure lasting ``error_after_s`` at ERROR, once per ``error_interval_s``.
 
         Failing means failed attempts with no delivery since, or events in flight with no
@@ -409,8 +442,7 @@ class Emitter:
         """
         now = time.monotonic()
         since, cause = self._failing_since, self._last_exc
-        inflight = client is not None and client.inflight
-        if since is None and inflight and now - self._last_progress >= self._error_after:
+        if since is None and self._inflight and now - self._last_progress >= self._error_after:
             since, cause = self._last_progress, "no acknowledgement from the broker"
         if since is None:
             if self._last_error_log != float("-inf"):
@@ -438,7 +470,7 @@ class Emitter:
         try:
             client = self._client_class(self._client_config)
         except Exception as exc:
-            self._count(Acks(error=exc))
+            self._count(error=exc)
             return None
         if self._failing_since is not None:
             with self._lock:
