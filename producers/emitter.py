@@ -1,15 +1,17 @@
 """The Emitter: send result and feedback events to Kafka without ever hurting the caller.
 
-``emit()`` only appends the (already validated) model to a bounded buffer and returns;
-a background thread encodes it (:func:`schemas.fastcodec.fast_encode`) and hands it to a
-Kafka client: confluent-kafka when installed, else kafka-python (``emit_client``;
+``emit()`` only appends the (already validated) model to a bounded buffer and returns,
+taking no lock; a background thread takes the models in chunks, encodes each
+(:func:`schemas.fastcodec.fast_encode`) and hands it straight to a Kafka client:
+confluent-kafka when installed, else kafka-python (``emit_client``;
 :mod:`producers.clients`). Nothing on the caller's path does I/O, blocks or raises.
 
 Buffer and drop policy
     The buffer is bounded by ``max_events`` (events accepted and not yet acknowledged)
-    and by ``max_bytes`` (encoded bytes waiting to be sent or in flight; the sender
-    encodes as soon as it runs, so only the events not yet encoded are outside this
-    count: a few, or those of the last 2 s while it waits on a connection attempt).
+    and by ``max_bytes`` (encoded bytes in flight or waiting to be sent again; the sender
+    encodes as it hands over, or at once while it has no client, so only the events not
+    yet encoded are outside this count: a few, or those of the last 2 s while it waits
+    on a connection attempt).
     When either bound is reached, ``emit()`` drops the *new* event, counts it and
     returns ``False``: events already accepted are kept, so a broker outage loses the
     newest traffic, never a gap in the middle.
@@ -19,13 +21,14 @@ Counters (:class:`EmitterStats`), exact at any instant::
     queued == sent + dropped + buffered
 
 ``queued`` counts every event passed to ``emit()``; ``sent`` those the broker
-acknowledged (acks=all); ``dropped`` those that will never be sent (buffer full, emitter
-closed, not encodable, or still buffered when ``close()`` gave up); ``buffered`` those
-accepted and not yet acknowledged. ``failed`` counts failed delivery *attempts*
-(informational: a failed event goes back to the buffer and is retried until it is sent
-or ``close()`` gives up, so it is never lost silently; a refused send or a failed
-connection attempt counts one too). Delivery is at least once: a
-retried event may arrive twice; consumers de-duplicate by ``event_id``.
+acknowledged (acks=all: the records the client no longer holds and did not report as
+failed, counted after each chunk and at every poll); ``dropped`` those that will never
+be sent (buffer full, emitter closed, not encodable, or still buffered when ``close()``
+gave up); ``buffered`` those accepted and not yet acknowledged. ``failed`` counts failed
+delivery *attempts* (informational: a failed event goes back to the buffer and is
+retried until it is sent or ``close()`` gives up, so it is never lost silently; a
+refused send or a failed connection attempt counts one too). Delivery is at least once:
+a retried event may arrive twice; consumers de-duplicate by ``event_id``.
 
 Broker down
     At start (kafka-python's producer cannot bootstrap) the thread retries creating it
@@ -45,6 +48,8 @@ Tuning (defaults measured against the local Tansu broker: see bench/bench_emit.p
     partition the Java client picks (murmur2). ``acks="all"``; idempotence off (not relied
     on with Tansu, whose producer-id support is partial; consumers de-duplicate by
     ``event_id`` anyway).
+
+``flush()`` makes the client send at once what its linger holds back.
 
 asyncio
     ``emit()`` never blocks, so call it directly from coroutines. ``flush()`` and
@@ -135,7 +140,7 @@ class Emitter:
         self._wake = threading.Event()
         self._halt = threading.Event()
         self._models: collections.deque[Event] = collections.deque()  # accepted, not encoded
-        self._pending: collections.deque[Record] = collections.deque()  # encoded, not sent
+        self._pending: collections.deque[Record] = collections.deque()  # encoded, to (re)send
         self._held = 0  # taken off _models, not yet sent nor dropped
         self._inflight = 0  # handed to the client, not yet delivered nor failed
         self._sent = self._dropped = self._failed = self._bytes = self._flushing = 0
@@ -173,7 +178,7 @@ class Emitter:
             if self._sleeping:
                 self._wake.set()
             if self._finished:  # close() ended as we appended: nothing will send it
-                self._drop_left("close")
+                self._drop_left("closed")
                 return False
             return True
         except Exception:  # pragma: no cover - defensive: the app must never see one
@@ -234,7 +239,7 @@ class Emitter:
         """
         with self._lock:
             if self._closed and self._stop:
-                return not self._held
+                return not (self._held or self._models)
             self._closed = True
         start = time.monotonic()
         delivered = self.flush(timeout)

@@ -78,6 +78,28 @@ def test_flush_sends_at_once_what_lingers(kafka_settings):
         assert emitter.stats().sent == 101
 
 
+def test_threads_emitting_through_close_are_each_counted_once(kafka_settings):
+    import threading
+
+    emitter = Emitter(kafka_settings, max_events=3000)
+    accepted = [0] * 4
+
+    def emit_many(i: int) -> None:
+        for n in range(4000):
+            accepted[i] += emitter.emit(result(n, f"th{i}"))
+
+    threads = [threading.Thread(target=emit_many, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    emitter.close(timeout=0.2)  # while they emit: some sent, some full, some closed
+    for t in threads:
+        t.join()
+    stats = emitter.stats()
+    assert stats.queued == 16_000 and stats.buffered == 0 and stats.consistent
+    assert 0 < stats.sent <= sum(accepted) and stats.dropped_by_reason["closed"] > 0
+
+
 def test_invalid_feedback_and_foreign_objects_never_raise(kafka_settings):
     with Emitter(kafka_settings) as emitter:
         assert emitter.emit_feedback("r", "q", "production", "great") is False  # bad verdict
