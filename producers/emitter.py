@@ -51,6 +51,11 @@ Tuning (defaults measured against the local Tansu broker: see bench/bench_emit.p
 
 ``flush()`` makes the client send at once what its linger holds back.
 
+Cost (bench/bench_emit.py, confluent-kafka, lz4, a shared 2-core machine): ``emit()``
+0.3 us of the caller's CPU; the sender 2.6-3.9 us an event, encoding included, about
+what a loop that encodes and produces each event itself costs; delivered events/s
+69-92% of that loop in two runs (95% over all compressions' rounds).
+
 asyncio
     ``emit()`` never blocks, so call it directly from coroutines. ``flush()`` and
     ``close()`` block: ``await asyncio.to_thread(emitter.flush, 5)``.
