@@ -5,22 +5,26 @@ and ``emit_compression``, in ``--runs`` rounds (medians):
 
 1. Delivered (acknowledged) events/s, CPU per event of the threads that send, and TCP
    bytes sent to the broker per event (``ss``), for the Emitter (``emit()`` a burst,
-   then ``flush()``) and for a bare producer loop of the same client in the same round:
-   the Emitter's exact producer config, the same events pre-encoded, sent from the main
-   thread, no delivery callback. The Emitter's CPU is its sender thread (encodes, hands
-   records to the client, counts acknowledgements) plus the client's own threads
-   (kafka-python's network thread; librdkafka's ``rdk:`` threads: batches, compresses,
-   sends): what the application pays in the background. The bare loop's is its own thread
-   plus the client's. The caller's CPU per ``emit()`` is reported beside them.
+   then ``flush()``) and for two bare producer loops of the same client in the same
+   round, with the Emitter's exact producer config, sending from the main thread with no
+   delivery callback: one with the events pre-encoded (the client's limit), one encoding
+   each event with the Emitter's encoder and passing the key as the Emitter does (what an
+   application producing directly would write: the Emitter's baseline). The Emitter's
+   CPU is its sender thread (encodes, hands records to the client, counts deliveries),
+   the caller's ``emit()`` and the client's own threads (kafka-python's network thread;
+   librdkafka's ``rdk:`` threads: batches, compresses, sends); a loop's is its own thread
+   plus the client's. Ratios are medians of each round's (the loops of a round ran side
+   by side): on a saturated machine the CPU ratio is the steadier one.
 2. With the default client at ``--compression`` (default: the setting's default):
    ``emit()`` on the caller's thread, every call timed (p50, p99, microseconds) vs an
    empty function timed the same way, in a burst and paced at ``--rate``; and the same
    while the broker is down.
 
     python bench/bench_emit.py [--events 50000] [--runs 3] [--rate 10000]
+        [--compression lz4] [--compressions none lz4 ...] [--clients confluent-kafka ...]
 
 Goals: sender CPU <= 15 us an event at the default compression; delivered >= 90% of the
-bare loop; p99 emit() <= 50 us; p99 while the broker is down <= 2x up.
+bare encoding loop; p99 emit() <= 50 us; p99 while the broker is down <= 2x up.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ def thread_cpu_s(native_id: int) -> float:
     try:
         with open(f"/proc/self/task/{native_id}/schedstat") as f:
             return int(f.read().split()[0]) / 1e9
-    except FileNotFoundError:  # ended meanwhile (its last figures are lost)
+    except (FileNotFoundError, ProcessLookupError):  # ended meanwhile (figures lost)
         return 0.0
 
 
@@ -94,7 +98,7 @@ def client_threads(client: str) -> list[int]:
             with open(f"/proc/self/task/{task}/comm") as f:
                 if f.read().startswith("rdk:"):
                     tasks.append(int(task))
-        except FileNotFoundError:  # a thread that just ended
+        except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
             continue
     return tasks
 
@@ -157,12 +161,15 @@ def bare_loop(
         send, done = producer.produce, producer.flush
     threads = {"sender": [threading.get_native_id()], "client": client_threads(client)}
     with measured(bootstrap, threads, len(records)) as sample:
-        if encoding:
+        if encoding and client == "kafka-python":  # arguments by position, as the Emitter's
             for e in events:
-                send(topic, fast_encode(e), key=e.unit_id.encode())
+                send(topic, fast_encode(e), e.unit_id.encode())
+        elif encoding:  # librdkafka takes a str key as its UTF-8 bytes
+            for e in events:
+                send(topic, fast_encode(e), e.unit_id)
         else:
             for key, value in records:
-                send(topic, value, key=key)
+                send(topic, value, key)
         done()
     producer.close()
     return sample
@@ -186,6 +193,7 @@ def emitter_burst(bootstrap: str, compression: str, client: str, events: list[Re
                 emitter.emit(event)
             assert emitter.flush(60)
         assert emitter.stats().dropped == 0
+    sample["cpu us"] += sample["caller us"]  # the caller's emit() is the Emitter's cost too
     return sample
 
 
@@ -247,6 +255,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=float, default=10_000, help="paced emit rate, calls/s")
     parser.add_argument("--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION)
+    parser.add_argument("--compressions", nargs="+", choices=COMPRESSIONS, default=COMPRESSIONS)
     parser.add_argument("--clients", nargs="+", choices=CLIENTS, default=CLIENTS)
     args = parser.parse_args()
     events = results(args.events)
@@ -261,7 +270,7 @@ def main() -> None:
         for i in range(args.runs):
             order = 1 if i % 2 == 0 else -1  # alternate the order of everything per round
             for client in args.clients[::order]:
-                for c in COMPRESSIONS[::order]:
+                for c in args.compressions[::order]:
                     for fn in (bare_loop, bare_encoding_loop, emitter_burst)[::order]:
                         for measure, value in fn(bootstrap, c, client, events).items():
                             add(f"{fn.__name__}|{client}|{c}|{measure}", value)
@@ -279,32 +288,36 @@ def main() -> None:
             add(f"down {label} p99", p99(costs))
 
     m = {k: median(v) for k, v in runs.items()}
-    print_compressions(m, args)
+    print_compressions(runs, args)
     print_caller(m, args)
     print("runs:", {k: [round(x, 2) for x in v] for k, v in runs.items()})
 
 
-def print_compressions(m: dict[str, float], args: argparse.Namespace) -> None:
+def print_compressions(runs: dict[str, list[float]], args: argparse.Namespace) -> None:
+    """Medians; the Emitter's ratios are medians of each round's (the loops of a round ran
+    side by side, under the same load)."""
     rows = []
     for client in args.clients:
-        for c in COMPRESSIONS:
+        for c in args.compressions:
             em, bare, encoding = (
-                {k.split("|")[3]: v for k, v in m.items() if k.startswith(f"{fn}|{client}|{c}|")}
+                {k.split("|")[3]: v for k, v in runs.items() if k.startswith(f"{fn}|{client}|{c}|")}
                 for fn in ("emitter_burst", "bare_loop", "bare_encoding_loop")
+            )
+            m_em, m_bare, m_enc = (
+                {k: median(v) for k, v in d.items()} for d in (em, bare, encoding)
             )
             default = client == CLIENTS[-1] and c == DEFAULT_COMPRESSION
             rows.append(
                 [
                     f"{client} {c}" + (" (default)" if default else ""),
-                    f"{em['events/s']:,.0f}",
-                    f"{bare['events/s']:,.0f} ({em['events/s'] / bare['events/s']:.0%})",
-                    f"{encoding['events/s']:,.0f} ({em['events/s'] / encoding['events/s']:.0%})",
-                    f"{em['sender us']:.1f}",
-                    f"{em['client us']:.1f}",
-                    f"{bare['sender us']:.1f} + {bare['client us']:.1f}",
-                    f"{encoding['sender us']:.1f} + {encoding['client us']:.1f}",
-                    f"{em['caller us']:.2f}",
-                    f"{em['wire B']:.0f}",
+                    f"{m_em['events/s']:,.0f}",
+                    f"{m_bare['events/s']:,.0f} ({paired(em, bare, 'events/s'):.0%})",
+                    f"{m_enc['events/s']:,.0f} ({paired(em, encoding, 'events/s'):.0%})",
+                    f"{m_em['sender us']:.1f} + {m_em['caller us']:.2f} + {m_em['client us']:.1f}",
+                    f"{m_enc['sender us']:.1f} + {m_enc['client us']:.1f}",
+                    f"{paired(encoding, em, 'cpu us'):.0%}",
+                    f"{m_bare['sender us']:.1f} + {m_bare['client us']:.1f}",
+                    f"{m_em['wire B']:.0f}",
                 ]
             )
     print_table(
@@ -313,17 +326,21 @@ def print_compressions(m: dict[str, float], args: argparse.Namespace) -> None:
             "client, compression",
             "Emitter events/s",
             "bare loop, pre-encoded: events/s (Emitter's ratio)",
-            "bare loop, encoding: events/s (ratio)",
-            "Emitter sender thread CPU us/event",
-            "client threads CPU us/event",
-            "bare pre-encoded CPU us/event (loop + client)",
-            "bare encoding CPU us/event (loop + client)",
-            "emit() caller CPU us",
+            "bare loop, encoding: events/s (Emitter's ratio)",
+            "Emitter CPU us/event: sender + emit() + client",
+            "bare encoding CPU us/event: loop + client",
+            "CPU ratio: bare encoding / Emitter",
+            "bare pre-encoded CPU us/event: loop + client",
             "wire bytes/event",
         ],
         rows,
         width=220,
     )
+
+
+def paired(of: dict[str, list[float]], to: dict[str, list[float]], measure: str) -> float:
+    """The median of each round's ratio ``of / to``."""
+    return median([a / b for a, b in zip(of[measure], to[measure], strict=True)])
 
 
 def print_caller(m: dict[str, float], args: argparse.Namespace) -> None:

@@ -58,6 +58,7 @@ def test_emits_exactly_what_was_given(kafka_settings):
         assert emitter.flush(20)
         stats = emitter.stats()
     assert (stats.queued, stats.sent, stats.dropped, stats.buffered) == (2001, 2001, 0, 0)
+    assert stats.buffered_bytes == 0
     got = [
         decode(v, Result)
         for v in read_values(kafka_settings.bootstrap_servers, kafka_settings.topics.results, 2000)
@@ -65,6 +66,38 @@ def test_emits_exactly_what_was_given(kafka_settings):
     assert sorted(got, key=lambda r: r.query_id) == sorted(events, key=lambda r: r.query_id)
     feedback = read_values(kafka_settings.bootstrap_servers, kafka_settings.topics.feedback, 1)
     assert decode(feedback[0], Feedback).comment == "good"
+
+
+def test_flush_sends_at_once_what_lingers(kafka_settings):
+    with Emitter(kafka_settings, linger_ms=3000) as emitter:
+        assert emitter.emit(result(0)) and emitter.flush(10)  # connected
+        t0 = time.perf_counter()
+        assert all(emitter.emit(result(i)) for i in range(100))
+        assert emitter.flush(10)
+        assert time.perf_counter() - t0 < 1.5  # not the 3 s of the linger
+        assert emitter.stats().sent == 101
+
+
+def test_threads_emitting_through_close_are_each_counted_once(kafka_settings):
+    import threading
+
+    emitter = Emitter(kafka_settings, max_events=3000)
+    accepted = [0] * 4
+
+    def emit_many(i: int) -> None:
+        for n in range(4000):
+            accepted[i] += emitter.emit(result(n, f"th{i}"))
+
+    threads = [threading.Thread(target=emit_many, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    emitter.close(timeout=0.2)  # while they emit: some sent, some full, some closed
+    for t in threads:
+        t.join()
+    stats = emitter.stats()
+    assert stats.queued == 16_000 and stats.buffered == 0 and stats.consistent
+    assert 0 < stats.sent <= sum(accepted) and stats.dropped_by_reason["closed"] > 0
 
 
 def test_invalid_feedback_and_foreign_objects_never_raise(kafka_settings):
