@@ -103,14 +103,14 @@ def test_quantiles_in_one_pass_are_ddsketchs_own(latencies, levels):
     assert sketch.quantiles(levels) == want
 
 
-def test_segments_count_events_and_bad_ones():
+def test_segments_count_events_bad_ones_and_their_confidence():
     rows = [(i % 4 != 0, 0.9, 50.0, [], "de" if i % 2 else "en") for i in range(8)] + [
         (False, 0.9, 50.0, [], None)
     ]
     stats = _aggregate(_results(rows))
     assert stats.to_state().segments == {
-        "de": SegmentState(events=4, bad=0),
-        "en": SegmentState(events=4, bad=2),
+        "de": SegmentState(events=4, bad=0, confidence=0.9 * 4),
+        "en": SegmentState(events=4, bad=2, confidence=0.9 * 4),
     }
 
 
