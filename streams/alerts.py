@@ -181,15 +181,20 @@ class Alerts:
         base = counts(trigger, span(view, roles.baseline, first, start))
         return attribute(trigger, cand, base, before)
 
-    def shared(self, view: RolloutView, d: Degraded) -> bool:
+    def shared(
+        self, view: RolloutView, d: Degraded, read: tuple[Counts, Counts] | None = None
+    ) -> bool:
         """Whether the candidate degraded with the baseline (the roles of attribution
-        swapped: the candidate against its own level, the baseline against it)."""
+        swapped: the candidate against its own level, the baseline against it); on
+        ``read`` (the candidate's and the baseline's events read in the moments that fired
+        it) if the candidate has any, else on the alert's last two windows."""
         roles, first = self.plan.roles, max(d.opened, d.start - self.window_seconds)
-        base = span(view, roles.baseline, first, d.start)
-        cand = span(view, roles.candidate, first, d.start)
-        before = reference(view, roles.candidate, first)
-        swapped = counts(d.trigger, base), counts(d.trigger, cand), counts(d.trigger, before)
-        return attribute(d.trigger, *swapped) == "shared"
+        before = counts(d.trigger, reference(view, roles.candidate, first))
+        if read is not None and read[0][1]:
+            return attribute(d.trigger, read[1], read[0], before) == "shared"
+        base = counts(d.trigger, span(view, roles.baseline, first, d.start))
+        cand = counts(d.trigger, span(view, roles.candidate, first, d.start))
+        return attribute(d.trigger, base, cand, before) == "shared"
 
     def figures(self, view: RolloutView, trigger: Trigger, opened: int, start: int) -> list[Figure]:
         """Both systems' figures over the alert's window."""
