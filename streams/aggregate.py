@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import reduce
-from itertools import chain, compress
+from itertools import chain, compress, repeat
 from operator import add, mul
 
 from schemas.events import Feedback, Result
@@ -93,14 +93,20 @@ class WindowStats:
         rules = [r.rules for r in results]
         self.rule_uses.update(chain.from_iterable(rules))
         self.rule_successes.update(chain.from_iterable(compress(rules, ok)))
-        _add_by(self.rule_confidence, rules, confidences)
+        self.rule_confidence.update(
+            _sums(
+                chain.from_iterable(rules),
+                chain.from_iterable(map(repeat, confidences, map(len, rules))),
+            )
+        )
         segments = [r.segment for r in results]
         if any(segments):
-            self.segment_events.update([s for s in segments if s is not None])
+            labelled = [s for s in segments if s is not None]
+            self.segment_events.update(labelled)
             self.segment_bad.update(
                 [s for s, good in zip(segments, ok, strict=True) if s is not None and not good]
             )
-            _add_by(self.segment_confidence, [[s] if s else [] for s in segments], confidences)
+            self.segment_confidence.update(_sums(labelled, compress(confidences, segments)))
 
     def update_feedback(self, feedback: Feedback) -> None:
         self.add_feedback((feedback,))
@@ -217,8 +223,10 @@ class WindowStats:
         return stats
 
 
-def _add_by(sums: Counter[str], keys: Sequence[Sequence[str]], values: Sequence[float]) -> None:
-    """Add each ``values[i]`` to the sum of every key in ``keys[i]``."""
-    for ks, value in zip(keys, values, strict=True):
-        for k in ks:
-            sums[k] += value
+def _sums(keys: Iterable[str], values: Iterable[float]) -> dict[str, float]:
+    """Each key's sum of the values paired with it."""
+    totals: dict[str, float] = {}
+    get = totals.get
+    for k, value in zip(keys, values, strict=True):
+        totals[k] = get(k, 0.0) + value
+    return totals
