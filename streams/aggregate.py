@@ -93,11 +93,10 @@ class WindowStats:
         rules = [r.rules for r in results]
         self.rule_uses.update(chain.from_iterable(rules))
         self.rule_successes.update(chain.from_iterable(compress(rules, ok)))
-        self.rule_confidence.update(
-            _sums(
-                chain.from_iterable(rules),
-                chain.from_iterable(map(repeat, confidences, map(len, rules))),
-            )
+        _add(
+            self.rule_confidence,
+            chain.from_iterable(rules),
+            chain.from_iterable(map(repeat, confidences, map(len, rules))),
         )
         segments = [r.segment for r in results]
         if any(segments):
@@ -106,7 +105,7 @@ class WindowStats:
             self.segment_bad.update(
                 [s for s, good in zip(segments, ok, strict=True) if s is not None and not good]
             )
-            self.segment_confidence.update(_sums(labelled, compress(confidences, segments)))
+            _add(self.segment_confidence, labelled, compress(confidences, segments))
 
     def update_feedback(self, feedback: Feedback) -> None:
         self.add_feedback((feedback,))
@@ -223,10 +222,8 @@ class WindowStats:
         return stats
 
 
-def _sums(keys: Iterable[str], values: Iterable[float]) -> dict[str, float]:
-    """Each key's sum of the values paired with it."""
-    totals: dict[str, float] = {}
-    get = totals.get
+def _add(sums: Counter[str], keys: Iterable[str], values: Iterable[float]) -> None:
+    """Add each value to its key's sum, in order (the same float sums as one by one)."""
+    get = sums.get
     for k, value in zip(keys, values, strict=True):
-        totals[k] = get(k, 0.0) + value
-    return totals
+        sums[k] = get(k, 0.0) + value
