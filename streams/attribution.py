@@ -13,9 +13,9 @@ The tolerated odds ratio is the trigger's own, its alarm share's odds over its
 acceptable share's (2.1 for ``success-emergency``: 10% and 5% failures). The moments are
 chosen by the candidate's CUSUM, which fires when the candidate's bad events run high:
 on a blip both systems share, the candidate's share of it is then above the baseline's
-by chance more often than the p-value says (3 of 1,483 shared blips at 10 events/s at an
-odds ratio of 1). A candidate much worse than the baseline is still candidate-specific;
-one worse by less is the differential guardrails' to catch.
+by chance more often than the p-value says. A candidate much worse than the baseline is
+still candidate-specific; one worse by less is the differential guardrails' to catch
+(docs/statistics.md, "Shared causes").
 
 A guardrail fires only when the candidate is worse than the baseline in the same
 windows, so its alerts are candidate-specific by construction.
