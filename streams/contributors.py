@@ -64,13 +64,12 @@ def rank(
     """The ``top`` values with the largest excess of the candidate's bad (module doc)."""
     if meaning.name not in BROKEN_DOWN:
         return []
-    if meaning.name == "mean_confidence":
-        by_value = [_by_value(candidate, baseline, meaning, d) for d in ("rule", "segment")]
-        name = meaning.bad.name  # type: ignore[union-attr]
-    else:
-        by_value = [_error_types(candidate, baseline)]
-        by_value += [_by_value(candidate, baseline, FAILURES, d) for d in ("rule", "segment")]
-        name = "failures"
+    if meaning.name != "mean_confidence":  # failures (critical errors: the failures too)
+        meaning = FAILURES
+    by_value = [_by_value(candidate, baseline, meaning, d) for d in ("rule", "segment")]
+    if meaning is FAILURES:
+        by_value.insert(0, _error_types(candidate, baseline))
+    name = meaning.bad.name  # type: ignore[union-attr]
     found = [
         Contributor(
             dimension=dim, value=v, candidate=round(c), baseline=round(b), expected=e, counts=name
