@@ -20,6 +20,12 @@ def test_a_shared_blip_the_candidates_cusum_caught_early_stays_shared():
     assert attribute(EMERGENCY, (39, 110), (10, 82), BEFORE) == "shared"
 
 
+def test_a_shared_blip_at_100_events_a_second_stays_shared():
+    # the same at 100 events/s, seed 49: fired 1 s into a blip on 60 failures of 113
+    # candidate events against the baseline's 32 of 100 (z = 3.1 at an odds ratio of 1)
+    assert attribute(EMERGENCY, (60, 113), (32, 100), (2430, 60225)) == "shared"
+
+
 def test_a_candidate_much_worse_than_a_degraded_baseline_is_candidate_specific():
     assert attribute(EMERGENCY, (60, 110), (10, 82), BEFORE) == "candidate-specific"
 
