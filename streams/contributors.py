@@ -111,7 +111,7 @@ def _tallies(stats: WindowStats, meaning: Metric, dimension: Dimension) -> Talli
     events = stats.rule_uses if rule else stats.segment_events
     if meaning.name == "mean_confidence":
         confidence = stats.rule_confidence if rule else stats.segment_confidence
-        return Counter({v: n - confidence[v] for v, n in events.items()}), events
+        return Counter({v: n - confidence.get(v, 0.0) for v, n in events.items()}), events
     if rule:
         return stats.rule_uses - stats.rule_successes, events
     return stats.segment_bad, events
