@@ -32,7 +32,7 @@ from phasegate.stack import ManagedProcess, ensure_topics, free_port
 from phasegate.stack.broker import broker_process
 from producers import live
 from rollout.state import fold
-from schemas.alert_text import why
+from schemas.alert_text import sample_name, why
 from schemas.codec import DecodeError, decode
 from schemas.events import Alert, RolloutEvent
 from schemas.settings import Settings
@@ -93,7 +93,7 @@ def show_alert(alert: Alert) -> str:
     return (
         f"[bold red]ALERT[/] {alert.kind} {alert.rollout}/{alert.system}: "
         f"{alert.metric} {alert.observed:.3f} (threshold {alert.threshold:.2f}) "
-        f"over {alert.samples} events "
+        f"over {alert.samples} {sample_name(alert)} "
         f"({alert.window.start:%H:%M:%S}-{alert.window.end:%H:%M:%S})"
         + (f"\n  why: {escape(why(alert))}" if alert.contributors else "")
     )

@@ -112,6 +112,7 @@ class Contributor(ContractModel):
     candidate: Annotated[int, Field(ge=0)]  # the candidate's bad events with this value
     baseline: Annotated[int, Field(ge=0)]  # the baseline's, over the same windows
     expected: Annotated[float, Field(ge=0.0)] = 0.0  # the candidate's, at the baseline's rate
+    counts: Name = "failures"  # what the figures count: the metric's bad (schemas.metrics)
 
 
 class Alert(ContractModel):

@@ -22,13 +22,15 @@ class SketchState(ContractModel):
 class RuleState(ContractModel):
     uses: Count = 0
     successes: Count = 0
+    confidence: Annotated[float, Field(ge=0.0)] = 0.0  # the sum over its uses
 
 
 class SegmentState(ContractModel):
-    """A segment's events and the bad (unsuccessful) ones among them."""
+    """A segment's events, the bad (unsuccessful) ones among them and their confidence sum."""
 
     events: Count = 0
     bad: Count = 0
+    confidence: Annotated[float, Field(ge=0.0)] = 0.0
 
 
 class UnitSampleState(ContractModel):

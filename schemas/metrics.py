@@ -142,6 +142,15 @@ Estimator = Rate | Mean | Quantile | Count
 
 
 @dataclass(frozen=True)
+class Bad:
+    """What counts against a metric: its name (``failures``) and its amount in totals
+    (for ``mean_confidence`` the deficit of each event's confidence from 1, summed)."""
+
+    name: str
+    amount: Callable[[Totals], float]
+
+
+@dataclass(frozen=True)
 class Metric:
     """One metric: its name and unit, the better direction and its estimator."""
 
@@ -152,6 +161,7 @@ class Metric:
     estimator: Estimator
     feedback: bool = False  # computed from feedback verdicts (sample: ``min_feedback``)
     trigger: bool = False  # a rollback trigger (fixed-limit or guardrail) may watch it
+    bad: Bad | None = None  # None: a latency (a trigger's limit says what is bad)
 
     @property
     def lower_is_better(self) -> bool:
@@ -166,6 +176,11 @@ class Metric:
     def sql(self) -> str:
         """Its value over a span of a rollup (``results``; ``feedback`` for feedback)."""
         return self.estimator.sql
+
+    @property
+    def sample_name(self) -> str:
+        """What its samples are: ``verdicts`` (feedback metrics) or ``events``."""
+        return "verdicts" if self.feedback else "events"
 
     def samples(self, t: Totals) -> int:
         """Events (feedback verdicts for feedback metrics) behind it."""
@@ -189,6 +204,10 @@ def _verdicts(verdict: str) -> Rate:
     )
 
 
+def _failures(t: Totals) -> float:
+    return t.events - t.successes
+
+
 def _latency(q: float) -> Metric:
     name, title = f"p{round(q * 100)}_latency_ms", f"P{round(q * 100)} response time"
     return Metric(name, title, "ms", "lower", Quantile(q), trigger=True)
@@ -204,6 +223,7 @@ METRICS: dict[str, Metric] = {
             "higher",
             Rate(lambda t: t.successes, lambda t: t.events, "sum(successes) / sum(events)"),
             trigger=True,
+            bad=Bad("failures", _failures),
         ),
         Metric(
             "feedback_positive_rate",
@@ -213,6 +233,9 @@ METRICS: dict[str, Metric] = {
             _verdicts("correct"),
             feedback=True,
             trigger=True,
+            bad=Bad(
+                "verdicts not correct", lambda t: feedback_total(t) - t.feedback.get("correct", 0)
+            ),
         ),
         Metric(
             "complaint_rate",
@@ -222,6 +245,7 @@ METRICS: dict[str, Metric] = {
             _verdicts("incorrect"),
             feedback=True,
             trigger=True,
+            bad=Bad("complaints", lambda t: t.feedback.get("incorrect", 0)),
         ),
         Metric(
             "fallback_rate",
@@ -229,6 +253,7 @@ METRICS: dict[str, Metric] = {
             "share",
             "lower",
             Rate(lambda t: t.fallbacks, lambda t: t.events, "sum(fallbacks) / sum(events)"),
+            bad=Bad("fallbacks", lambda t: t.fallbacks),
         ),
         Metric(
             "mean_latency_ms",
@@ -250,6 +275,7 @@ METRICS: dict[str, Metric] = {
                 "sum(confidence_sum) / sum(events)",
             ),
             trigger=True,
+            bad=Bad("confidence deficit", lambda t: t.events - t.confidence_sum),
         ),
         *(_latency(q) for q in (0.5, 0.9, 0.95, 0.99)),
         Metric(
@@ -259,6 +285,7 @@ METRICS: dict[str, Metric] = {
             "lower",
             Count(lambda t: t.critical_errors, "sum(critical_errors)"),
             trigger=True,
+            bad=Bad("critical errors", lambda t: t.critical_errors),
         ),
     )
 }

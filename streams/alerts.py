@@ -3,8 +3,9 @@
 :class:`Alerts` builds each :class:`~schemas.events.Alert` the triggers of
 ``streams.triggers`` raise: its kind (:func:`kind`), id, window and severity, whether
 the cause is shared (``streams.attribution``), both systems' figures, the candidate's
-top contributors (``streams.contributors``), and the text of the rollback it acts with
-(:func:`rollback_reason`). The triggers judge; this module only says what they judged.
+top contributors to the trigger's metric (``streams.contributors``), and the text of the
+rollback it acts with (:func:`rollback_reason`). The triggers judge; this module only
+says what they judged.
 
 The kinds: a fixed-limit trigger's alert is ``emergency_rollback``, ``partial_rollback``
 or ``critical_error`` (:data:`FIXED_ROLLBACK_KINDS`), a guardrail's ``guardrail``; all of
@@ -20,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from schemas.events import Alert, AlertAction, AlertWindow, Attribution, Figure
+from schemas.metrics import metric
 from schemas.plan import Plan, Trigger
 from streams.attribution import Counts, attribute, counts, figures
 from streams.baseline_watch import Degraded
@@ -54,7 +56,8 @@ def rollback_reason(trigger: Trigger, observed: float, samples: int) -> str:
     """The ``reason`` of the rollback a trigger acts with."""
     return (
         f"{trigger.action} rollback by trigger {trigger.name}: {trigger.metric} "
-        f"{observed:.4g} (limit {trigger.limit:g}) over {samples} events"
+        f"{observed:.4g} (limit {trigger.limit:g}) over {samples} "
+        f"{metric(trigger.metric).sample_name}"
     )
 
 
@@ -114,7 +117,9 @@ class Alerts:
             dry_run=trigger.dry_run,
             attribution=attribution,
             figures=self.figures(view, trigger, f.opened, f.start),
-            contributors=contributors(view, self.plan.roles, f.opened, f.start),
+            contributors=contributors(
+                view, self.plan.roles, f.opened, f.start, metric(trigger.metric)
+            ),
         )
 
     def recovered(
@@ -176,15 +181,20 @@ class Alerts:
         base = counts(trigger, span(view, roles.baseline, first, start))
         return attribute(trigger, cand, base, before)
 
-    def shared(self, view: RolloutView, d: Degraded) -> bool:
+    def shared(
+        self, view: RolloutView, d: Degraded, read: tuple[Counts, Counts] | None = None
+    ) -> bool:
         """Whether the candidate degraded with the baseline (the roles of attribution
-        swapped: the candidate against its own level, the baseline against it)."""
+        swapped: the candidate against its own level, the baseline against it); on
+        ``read`` (the candidate's and the baseline's events read in the moments that fired
+        it) if the candidate has any, else on the alert's last two windows."""
         roles, first = self.plan.roles, max(d.opened, d.start - self.window_seconds)
-        base = span(view, roles.baseline, first, d.start)
-        cand = span(view, roles.candidate, first, d.start)
-        before = reference(view, roles.candidate, first)
-        swapped = counts(d.trigger, base), counts(d.trigger, cand), counts(d.trigger, before)
-        return attribute(d.trigger, *swapped) == "shared"
+        before = counts(d.trigger, reference(view, roles.candidate, first))
+        if read is not None and read[0][1]:
+            return attribute(d.trigger, read[1], read[0], before) == "shared"
+        base = counts(d.trigger, span(view, roles.baseline, first, d.start))
+        cand = counts(d.trigger, span(view, roles.candidate, first, d.start))
+        return attribute(d.trigger, base, cand, before) == "shared"
 
     def figures(self, view: RolloutView, trigger: Trigger, opened: int, start: int) -> list[Figure]:
         """Both systems' figures over the alert's window."""

@@ -28,6 +28,8 @@ class Degraded:
     share: float  # the run's share of bad events
     samples: int
     cleared: bool = False
+    since: float | None = None  # read time of the run's first events
+    read_at: float | None = None  # read time of the events that fired (or cleared) it
 
 
 @dataclass
@@ -35,6 +37,7 @@ class BaselineWatch:
     plan: Plan
     cusums: dict[str, Cusum] = field(default_factory=dict)
     run_start: dict[str, int | None] = field(default_factory=dict)
+    run_read: dict[str, float | None] = field(default_factory=dict)  # the run's first read
     opened: dict[str, int] = field(default_factory=dict)  # trigger -> window it fired in
 
     def __post_init__(self) -> None:
@@ -47,6 +50,7 @@ class BaselineWatch:
         h = self.plan.sequential.threshold(len(self.plan.statistical_triggers))
         self.cusums = {t.name: Cusum(*t.shares(), threshold=h) for t in self.triggers}
         self.run_start = dict.fromkeys(self.cusums)
+        self.run_read = dict.fromkeys(self.cusums)
         self.opened = {}
 
     def judge(self, evidence: Evidence) -> list[Degraded]:
@@ -57,15 +61,17 @@ class BaselineWatch:
             cusum = self.cusums[t.name]
             cusum.update(evidence.n, evidence.bad[t.name])
             if cusum.clear:
-                self.run_start[t.name] = None
+                self.run_start[t.name] = self.run_read[t.name] = None
             elif self.run_start[t.name] is None:
-                self.run_start[t.name] = evidence.start
-            share = cusum.run_share or 0.0
+                self.run_start[t.name], self.run_read[t.name] = evidence.start, evidence.read_at
+            share, since, read = cusum.run_share or 0.0, self.run_read[t.name], evidence.read_at
             if t.name not in self.opened and cusum.alarm:
                 opened = self.run_start[t.name] or evidence.start
                 self.opened[t.name] = opened
-                out.append(Degraded(t, opened, evidence.start, share, cusum.run_n))
+                out.append(
+                    Degraded(t, opened, evidence.start, share, cusum.run_n, False, since, read)
+                )
             elif t.name in self.opened and cusum.clear:
                 opened = self.opened.pop(t.name)
-                out.append(Degraded(t, opened, evidence.start, share, evidence.n, cleared=True))
+                out.append(Degraded(t, opened, evidence.start, share, evidence.n, True))
         return out

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from schemas.internal import SketchState
-from schemas.metrics import QUANTILES
+from schemas.metrics import QUANTILES, metric
 from schemas.plan import Trigger
 from streams.aggregate import WindowStats
 from streams.sketch import RELATIVE_ACCURACY, LatencySketch
@@ -28,12 +28,10 @@ def incident_id(rollout: str, name: str, opened: int, suffix: str = "") -> UUID:
 
 
 def bad_events(trigger: Trigger, stats: WindowStats) -> float:
-    """The trigger's "bad" events in ``stats``: failures, or events over the limit."""
-    if trigger.metric == "success_rate":
-        return stats.count - stats.successes
-    if trigger.metric == "critical_errors":
-        return stats.critical
-    return stats.latency.count_above(trigger.limit)
+    """The trigger's "bad" events in ``stats``: what counts against its metric
+    (``schemas.metrics``), for a latency the events over the trigger's limit."""
+    bad = metric(trigger.metric).bad
+    return stats.latency.count_above(trigger.limit) if bad is None else bad.amount(stats)
 
 
 @dataclass(frozen=True)

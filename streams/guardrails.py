@@ -51,10 +51,8 @@ def reference(view: RolloutView, system: str, start: int) -> WindowStats:
 
 
 def bad(meaning: Metric, stats: WindowStats) -> tuple[int, int]:
-    """A rate's (samples, bad samples) in ``stats``: the hits where lower is better."""
-    rate: Rate = meaning.estimator  # type: ignore[assignment]
-    n, hits = int(rate.total(stats)), int(rate.hits(stats))
-    return n, hits if meaning.lower_is_better else n - hits
+    """A rate's (samples, bad samples) in ``stats`` (``schemas.metrics``: what is bad)."""
+    return meaning.samples(stats), int(meaning.bad.amount(stats))  # type: ignore[union-attr]
 
 
 def window_test(trigger: Trigger, roles: Roles, view: RolloutView, start: int) -> Evidence | None:

@@ -8,9 +8,10 @@ window against the baseline (``streams.guardrails``); the fixed-limit triggers a
 on the baseline (``streams.baseline_watch``) to tell a baseline-only degradation.
 
 Every rollback alert says whether the cause is shared (judged once the baseline's events
-read as late are in) and carries both systems' figures; ``streams.alerts`` builds the
-alerts. A trigger acts unless it is a dry run (``dry_run``) or the cause is shared and
-the plan holds on one (``on_shared = "hold"``: a critical ``rollback_held`` alert instead).
+read as late are in; a baseline's alert, once the candidate's are) and carries both
+systems' figures; ``streams.alerts`` builds the alerts. A trigger acts unless it is a dry
+run (``dry_run``) or the cause is shared and the plan holds on one (``on_shared =
+"hold"``: a critical ``rollback_held`` alert instead).
 
 An incident opens when a trigger fires and produces one alert (and, for a rollback, one
 ``rollback`` event on the rollout log); it stays open, silent, until the evidence clears
@@ -44,7 +45,7 @@ from schemas.metrics import quantile_of
 from schemas.plan import Plan, Trigger
 from streams.alerts import Alerts, Firing, read_in, rollback_reason
 from streams.attribution import Counts
-from streams.baseline_watch import BaselineWatch
+from streams.baseline_watch import BaselineWatch, Degraded
 from streams.evidence import Evidence, RunSketch, WindowMarks, incident_id
 from streams.guardrails import Guardrail, samples, span, tolerated
 from streams.guardrails import observed as observed_in
@@ -92,6 +93,7 @@ class RolloutMonitor:
     anchor: RolloutEvent | None = None  # the last change a person made
     own: list[RolloutEvent] = field(default_factory=list)  # rollbacks the log lacks yet
     pending: list[Decision] = field(default_factory=list)  # fired, awaiting the baseline
+    degraded: list[Degraded] = field(default_factory=list)  # baseline's, awaiting candidate
     read: dict[str, float] = field(default_factory=dict)  # system -> newest read time
 
     def __post_init__(self) -> None:
@@ -125,6 +127,7 @@ class RolloutMonitor:
         self.run_read = dict.fromkeys(self.cusums)
         self.incidents = {}
         self.pending = []
+        self.degraded = []
         self.watch.reset()
         self.samples = 0
         self.critical = 0
@@ -172,7 +175,7 @@ class RolloutMonitor:
                     out += self._judge(evidence, self._acting(state))
         elif system == self.plan.roles.baseline:
             out += self._watch(start, when)
-        out += self._release(self._acting(state))
+        out += self._release(self._acting(state)) + self._release_degraded()
         out += self._guard(self._acting(state))
         return out + self.sample_ratio.observe(
             view, self._acting(state), self.anchor, (system, start)
@@ -328,23 +331,25 @@ class RolloutMonitor:
         return self._release(state)
 
     def _release(self, state: RolloutState | None) -> list[Output]:
-        """Fire the decisions whose baseline events are in: read at least as late, or
-        :data:`GRACE` seconds have passed, or the baseline has no recent traffic
-        (attribution needs the same moments of both systems)."""
+        """Fire the decisions whose baseline events are in (:meth:`_in`: attribution needs
+        the same moments of both systems)."""
         out: list[Output] = []
-        roles, ws = self.plan.roles, self.window_seconds
         for d in list(self.pending):
-            newest = max(self.read.values(), default=0.0)
-            baseline = self.read.get(roles.baseline, float("-inf"))
-            start = d.firing.start
-            idle = not span(self.view, roles.baseline, start - ws, start).count
-            if d.read_at is None or baseline >= d.read_at or newest - d.read_at >= GRACE or idle:
+            if self._in(self.plan.roles.baseline, d.read_at, d.firing.start):
                 self.pending.remove(d)
-                moments = (d.since, d.read_at) if d.since and d.read_at else None
-                fired = self._fire(d.firing, state, moments)
+                fired = self._fire(d.firing, state, _moments(d.since, d.read_at))
                 state = self._acted(fired, state)
                 out += fired
         return out
+
+    def _in(self, system: str, read_at: float | None, start: int) -> bool:
+        """Whether ``system``'s events read as late as ``read_at`` are in: read at least as
+        late, or :data:`GRACE` seconds have passed, or ``system`` has no recent traffic."""
+        newest = max(self.read.values(), default=0.0)
+        ws = self.window_seconds
+        idle = not span(self.view, system, start - ws, start).count
+        late = self.read.get(system, float("-inf"))
+        return read_at is None or late >= read_at or newest - read_at >= GRACE or idle
 
     def _fire(
         self, f: Firing, state: RolloutState | None, moments: tuple[float, float] | None = None
@@ -400,11 +405,24 @@ class RolloutMonitor:
             return []
         out: list[Output] = []
         for d in self.watch.judge(evidence):
-            key = f"{d.trigger.name}:baseline"
             if d.cleared:
-                if self.incidents.pop(key, None) is not None:
+                self.degraded = [p for p in self.degraded if p.trigger != d.trigger]
+                if self.incidents.pop(f"{d.trigger.name}:baseline", None) is not None:
                     out.append(self.alerts.baseline(self.view, d, self._anchor_key))
-            elif d.trigger.name not in self.incidents and not self.alerts.shared(self.view, d):
+            else:
+                self.degraded.append(d)
+        return out
+
+    def _release_degraded(self) -> list[Output]:
+        """Alert the baseline's degradations whose candidate events are in, unless shared."""
+        out: list[Output] = []
+        for d in list(self.degraded):
+            if not self._in(self.plan.roles.candidate, d.read_at, d.start):
+                continue
+            self.degraded.remove(d)
+            read = self._read(d.trigger, _moments(d.since, d.read_at))
+            key = f"{d.trigger.name}:baseline"
+            if d.trigger.name not in self.incidents and not self.alerts.shared(self.view, d, read):
                 self.incidents[key] = Incident(key, d.opened)
                 out.append(self.alerts.baseline(self.view, d, self._anchor_key))
         return out
@@ -422,6 +440,11 @@ class RolloutMonitor:
 
     def forget(self, before: int) -> None:
         self.marks.forget(before)
+
+
+def _moments(since: float | None, read_at: float | None) -> tuple[float, float] | None:
+    """The read times of an evidence run, if both ends are known."""
+    return (since, read_at) if since and read_at else None
 
 
 def _observed(trigger: Trigger, n: int, bad: int, latency: RunSketch) -> float:

@@ -4,7 +4,9 @@ from collections import Counter
 
 import pytest
 
+from schemas.alert_text import contributor_text
 from schemas.internal import Partial
+from schemas.metrics import metric
 from schemas.plan import Roles
 from streams.aggregate import WindowStats
 from streams.contributors import contributors, rank
@@ -87,3 +89,57 @@ def test_counts_only_the_alerts_windows():
         ("error_type", "Timeout", 12),
         ("segment", "de", 12),
     ]
+
+
+def _aggregate(results) -> WindowStats:
+    stats = WindowStats()
+    stats.add_results(results)
+    return stats
+
+
+def _answers(system: str, low: str, n: int = 300) -> WindowStats:
+    """``n`` successful answers over rules r1..r3 and segments de/en, confidence 0.9, but
+    0.5 for those with rule ``low``."""
+    results = [
+        make_result(
+            i,
+            system=system,
+            rules=(f"r{i % 3 + 1}",),
+            segment="de" if i % 2 else "en",
+            confidence=0.5 if f"r{i % 3 + 1}" == low else 0.9,
+        )
+        for i in range(n)
+    ]
+    return _aggregate(results)
+
+
+def test_a_confidence_alert_ranks_where_the_candidates_confidence_deficit_concentrates():
+    candidate, baseline = _answers("production", "r3"), _answers("pipeline", "none")
+    got = [
+        (c.dimension, c.value, c.candidate, c.baseline, c.counts)
+        for c in rank(candidate, baseline, metric("mean_confidence"))
+    ]
+    # r3: 100 uses at 0.5 (deficit 50) where the baseline's r3 is at 0.9 (expected 10);
+    # each segment holds half of them: 25 + 100 * 0.1 against 150 * 0.1, a smaller excess
+    assert got[0] == ("rule", "r3", 50, 10, "confidence deficit")
+    assert sorted(got[1:]) == [
+        ("segment", "de", 35, 15, "confidence deficit"),
+        ("segment", "en", 35, 15, "confidence deficit"),
+    ]
+    assert rank(candidate, baseline, metric("success_rate")) == []  # no failures at all
+
+
+def test_a_confidence_contributor_says_what_it_counts():
+    candidate, baseline = _answers("production", "r3"), _answers("pipeline", "none")
+    (top, *_) = rank(candidate, baseline, metric("mean_confidence"))
+    assert contributor_text(top) == (
+        "rule r3: confidence deficit 50 candidate vs 10 baseline (expected 10.0)"
+    )
+
+
+def test_a_latency_or_feedback_alert_names_no_failures():
+    candidate = _stats(1000, 900, {"timeout": 100}, {"r1": (500, 400)}, {"de": (600, 100)})
+    candidate.feedback.update({"incorrect": 40, "correct": 60})
+    baseline = _stats(1000, 990, {"timeout": 10}, {"r1": (500, 495)}, {"de": (600, 10)})
+    for name in ("complaint_rate", "feedback_positive_rate", "p95_latency_ms"):
+        assert rank(candidate, baseline, metric(name)) == []
