@@ -37,10 +37,10 @@ check: venv
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n auto -m "not service and not slow" -q --durations=5
 
-## test: lint and the whole suite (services start from the test fixtures)
+## test: lint and the whole suite on both cores, a file at a time per worker, the longest first (each worker starts its own services from the test fixtures)
 test: system-deps venv
 	$(BIN)/ruff check .
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 ## demo: the end-to-end demo (no apt, no root needed)
 demo: venv

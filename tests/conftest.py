@@ -60,11 +60,20 @@ def needs_a_service(item: pytest.Item) -> bool:
     )
 
 
+LONGEST_FIRST = ("tests/faults/test_faults.py", "tests/streams/test_decision_rule.py")
+"""The files that take minutes (fault scenarios, statistical simulations), run first:
+``make test`` hands a file at a time to each of its two workers in this order
+(``--dist loadfile --no-loadscope-reorder``), so neither is left with one at the end."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that needs a service ``service`` (``make check`` runs the others)."""
+    """Mark every test that needs a service ``service`` (``make check`` runs the others);
+    the :data:`LONGEST_FIRST` files first."""
     for item in items:
         if needs_a_service(item):
             item.add_marker(pytest.mark.service)
+    first = {path: rank for rank, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: first.get(item.nodeid.split("::")[0], len(first)))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,6 +11,7 @@ over its log and racing producers lose acknowledged records.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import urllib.error
@@ -55,9 +56,17 @@ def s3rver_command() -> list[str]:
 
 
 def _package(npm: str) -> Path:
+    """s3rver's folder, installed under a lock: parallel test processes install it once."""
     path = prefix() / "node_modules" / "s3rver"
-    if (path / "package.json").exists():
-        return path
+    prefix().mkdir(parents=True, exist_ok=True)
+    with (prefix() / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / "package.json").exists():
+            _install(npm, path)
+    return path
+
+
+def _install(npm: str, path: Path) -> None:
     result = subprocess.run(
         [npm, "install", "--prefix", str(prefix()), S3RVER, "--no-audit", "--no-fund"],
         capture_output=True,
@@ -66,7 +75,6 @@ def _package(npm: str) -> Path:
     )
     if result.returncode != 0 or not (path / "package.json").exists():
         raise MissingDependency(f"npm install {S3RVER} failed: {result.stderr.strip()[-500:]}")
-    return path
 
 
 def endpoint(settings: Settings) -> tuple[str, int]:

@@ -17,6 +17,9 @@ from typing import Any, Self
 from phasegate.stack import free_port
 from schemas.settings import Settings
 
+NOTIFY_ATTEMPTS = 3
+"""How often ``NotifyProcess`` tries each notification."""
+
 
 class PhasegateProcess:
     """``python -m phasegate.cli ARGS`` on ``settings`` (plus ``env``), output in ``log``."""
@@ -100,7 +103,7 @@ class NotifyProcess(PhasegateProcess):
     def __init__(self, settings: Settings, url: str, log: Path, timeout: float) -> None:
         super().__init__(settings, log)
         self.args = ["notify", "--webhook", url, "--timeout", str(timeout)]
-        self.args += ["--attempts", "3", "--group", log.stem]
+        self.args += ["--attempts", str(NOTIFY_ATTEMPTS), "--group", log.stem]
 
     def counters(self) -> dict[str, int | None]:
         """Stop it; what it sent, failed and retried, and its exit code."""

@@ -11,9 +11,10 @@ from phasegate.stack.clickhouse import INSTALL_HINT, server_binary
 from phasegate.testing.faults.stack import Stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[bool], Stack]]:
-    """``stacks(durable)``: the session's stack of that kind, started on first use."""
+    """``stacks(durable)``: the module's stack of that kind, started on first use, stopped
+    after the module (a test worker of ``make test`` goes on with other files)."""
     if server_binary() is None:
         pytest.fail(f"the fault suite needs a ClickHouse server: {INSTALL_HINT}")
     started: dict[bool, Stack] = {}

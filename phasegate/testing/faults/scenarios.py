@@ -13,18 +13,21 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
+from phasegate.notify import announcement
 from phasegate.testing.faults.hostile import hostile
 from phasegate.testing.faults.outcome import Outcome
 from phasegate.testing.faults.run import ROLLOUT, Run, Seen, Size
 from phasegate.testing.faults.stack import Stack
-from phasegate.testing.processes import NotifyProcess, SinkProcess, wait_for
+from phasegate.testing.processes import NOTIFY_ATTEMPTS, NotifyProcess, SinkProcess, wait_for
 from phasegate.testing.webhook import Receiver
 from rollout.state import fold
 from schemas.events import RolloutEvent
+from schemas.plan import load_plan
 from streams.triggers import WORKER
 
 Scenario = Callable[[Stack, Size, Path], Outcome]
 STOP_S = 10.0  # the longest a worker may take to stop, broker or not
+FAIL_ALWAYS = 10**9  # a webhook receiver that answers every request with 503
 
 
 @contextmanager
@@ -161,7 +164,7 @@ def bad_input(stack: Stack, size: Size, folder: Path) -> Outcome:
 def webhooks(stack: Stack, size: Size, folder: Path) -> Outcome:
     """A slow webhook receiver and one that always fails, while a candidate degrades."""
     with running(stack, "slow + failing webhook", size, folder) as run:
-        slow, failing = Receiver(delay=2.0), Receiver(fail=10**9)
+        slow, failing = Receiver(delay=2.0), Receiver(fail=FAIL_ALWAYS)
         hooks = [
             NotifyProcess(run.settings, slow.url, folder / "notify-slow.log", timeout=5),
             NotifyProcess(run.settings, failing.url, folder / "notify-failing.log", timeout=5),
@@ -173,7 +176,7 @@ def webhooks(stack: Stack, size: Size, folder: Path) -> Outcome:
             run.load("degrade")
             run.join_load()
             out = run.outcome()
-            time.sleep(8)  # the failing hook's retries of the last notification
+            _waited(run, lambda: _notified(run, slow, failing), "every webhook call", 60)
         finally:
             counts = [hook.counters() for hook in hooks]
             slow.close()
@@ -190,6 +193,17 @@ def webhooks(stack: Stack, size: Size, folder: Path) -> Outcome:
         ):
             out.problems.append("notify counters do not match the deliveries")
         return out
+
+
+def _notified(run: Run, slow: Receiver, failing: Receiver) -> bool:
+    """Whether the slow receiver got every notification of what ``run`` saw (each alert,
+    each announcement of the plan), and the failing one every attempt of each it got."""
+    assert run.seen is not None
+    seen, plan = run.seen, load_plan(run.settings.plan)
+    wanted = len({a.alert_id for a in seen.alerts})
+    wanted += sum(announcement(plan, e) is not None for e in seen.log)
+    got, attempts = len(slow.bodies), FAIL_ALWAYS - failing.fail
+    return got >= wanted and attempts == NOTIFY_ATTEMPTS * got
 
 
 def _weights(events: list[RolloutEvent]) -> str:
