@@ -15,20 +15,22 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from rollout.reading import FollowerBase
 
 CLOSE_S = 5.0  # the longest wait for the consumer to close
 
 
-async def close_consumer(consumer: AIOKafkaConsumer) -> None:
-    """Stop ``consumer`` within ``CLOSE_S``, its errors ignored but never a cancel (3.11's
-    ``asyncio.wait_for`` drops a cancel that arrives as the close ends: a worker stopping
-    would go on retrying)."""
+async def close_client(
+    client: AIOKafkaConsumer | AIOKafkaProducer, within: float = CLOSE_S
+) -> None:
+    """Stop an aiokafka ``client`` within ``within`` seconds, its errors ignored but never a
+    cancel (3.11's ``asyncio.wait_for`` drops a cancel that arrives as the close ends: a
+    worker stopping would go on retrying)."""
     with contextlib.suppress(Exception):
-        async with asyncio.timeout(CLOSE_S):
-            await consumer.stop()
+        async with asyncio.timeout(within):
+            await client.stop()
 
 
 class AsyncFollower(FollowerBase):
@@ -61,7 +63,7 @@ class AsyncFollower(FollowerBase):
             except Exception as exc:
                 self.failed(exc)
             finally:
-                await close_consumer(consumer)
+                await close_client(consumer)
             await asyncio.sleep(self.retry_s)
 
     def _consumer(self) -> AIOKafkaConsumer:

@@ -38,6 +38,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel
 
+from rollout.async_follower import close_client
 from schemas import DeadLetter, DecodeError, encode
 from schemas.backoff import Backoff
 from schemas.codec import collection_paused
@@ -243,8 +244,7 @@ class Sink(ConsumerRebalanceListener):
         self._drop()
         for client in (self._consumer, self._producer):
             if client is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.stop(), CLOSE_S)
+                await close_client(client, CLOSE_S)
         self._consumer = self._producer = None
 
     # -- one step ------------------------------------------------------------------------

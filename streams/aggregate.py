@@ -96,12 +96,13 @@ class WindowStats:
         _add(self.rule_confidence, rules, confidences)
         segments = [r.segment for r in results]
         if any(segments):
-            labelled = [s for s in segments if s is not None]
+            has = [s is not None for s in segments]
+            labelled = list(compress(segments, has))
             self.segment_events.update(labelled)
             self.segment_bad.update(
-                [s for s, good in zip(segments, ok, strict=True) if s is not None and not good]
+                [s for s, good in zip(labelled, compress(ok, has), strict=True) if not good]
             )
-            _add(self.segment_confidence, zip(labelled), compress(confidences, segments))
+            _add(self.segment_confidence, zip(labelled), compress(confidences, has))
 
     def update_feedback(self, feedback: Feedback) -> None:
         self.add_feedback((feedback,))

@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from rollout.async_follower import close_consumer
+from rollout.async_follower import close_client
 from streams.protocol import Aggregation
 from streams.stage1 import Source
 
@@ -61,7 +61,7 @@ class BatchConsumer(ConsumerRebalanceListener):
             except Exception as exc:
                 log.warning("stage 1 cannot read %s (%s); retrying", self.topics, exc)
             finally:
-                await close_consumer(consumer)
+                await close_client(consumer)
             await aggregation.revoke(set(aggregation.stage1.accumulators))
             await asyncio.sleep(RETRY_S)
 
