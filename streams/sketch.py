@@ -12,15 +12,67 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import accumulate
 from math import ceil, log
 
+import numpy as np
 from ddsketch import LogarithmicMapping
 from ddsketch.store import DenseStore
 
 from schemas.internal import SketchState
 
 RELATIVE_ACCURACY = 0.01
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Bins:
+    """Latency bins, compact: the ascending keys of the non-empty buckets (``int32``) and
+    their counts (``float64``), two arrays instead of a dict of Python numbers (about a
+    sixth of the memory). The key of a latency is :meth:`LatencySketch.key`."""
+
+    keys: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, keys: Sequence[int] | np.ndarray, counts: Sequence[float] | np.ndarray) -> Bins:
+        """The bins of ``keys`` (ascending, distinct) with ``counts``, empty ones left out."""
+        keys, counts = np.asarray(keys, np.int32), np.asarray(counts, np.float64)
+        kept = counts > 0
+        return cls(keys[kept], counts[kept]) if not kept.all() else cls(keys, counts)
+
+    @property
+    def total(self) -> float:
+        return float(self.counts.sum())
+
+    def to_dict(self) -> dict[int, float]:
+        return dict(zip(self.keys.tolist(), self.counts.tolist(), strict=True))
+
+    def __add__(self, other: Bins) -> Bins:
+        keys, mine, theirs = _aligned(self, other)
+        return Bins.of(keys, mine + theirs)
+
+    def over(self, seen: Bins) -> Bins:
+        """What these bins hold beyond ``seen``: each bucket's increase, if any."""
+        keys, mine, theirs = _aligned(self, seen)
+        return Bins.of(keys, mine - theirs)
+
+    def highest(self, other: Bins) -> Bins:
+        """Each bucket's larger count of the two (a high-water mark)."""
+        keys, mine, theirs = _aligned(self, other)
+        return Bins.of(keys, np.maximum(mine, theirs))
+
+
+NO_BINS = Bins.of([], [])
+
+
+def _aligned(a: Bins, b: Bins) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The keys of ``a`` and ``b`` together, and each one's counts over them (0: none)."""
+    keys = np.union1d(a.keys, b.keys)
+    counts = np.zeros((2, len(keys)))
+    counts[0, np.searchsorted(keys, a.keys)] = a.counts
+    counts[1, np.searchsorted(keys, b.keys)] = b.counts
+    return keys, counts[0], counts[1]
 
 
 class LatencySketch:
@@ -82,6 +134,15 @@ class LatencySketch:
             i = bisect_right(running, rank - self._zeros)  # the first bin holding the rank
             out.append(self._mapping.value(i + store.offset if i < len(running) else store.max_key))
         return out
+
+    def bins(self) -> Bins:
+        """The non-empty buckets (the zeros left out)."""
+        store = self._store
+        return Bins.of(np.arange(store.offset, store.offset + len(store.bins)), store.bins)
+
+    @classmethod
+    def of_bins(cls, bins: Bins) -> LatencySketch:
+        return cls(bins=bins.to_dict())
 
     def _bins(self) -> list[tuple[int, float]]:
         store = self._store
