@@ -184,7 +184,8 @@ class LatencySketch:
         """How many values exceed ``limit`` (to the sketch's 1% relative accuracy)."""
         if limit < 0:
             return self.count
-        first = self._mapping.key(limit) + 1 - self._offset if limit > 0 else 0
+        key = bin_key(limit, self._mapping.relative_accuracy)
+        first = 0 if key is None else key + 1 - self._offset
         return float(self._counts[max(first, 0) :].sum())
 
     def to_state(self) -> SketchState:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ddsketch import DDSketch
 
-from streams.sketch import RELATIVE_ACCURACY, LatencySketch
+from streams.sketch import RELATIVE_ACCURACY, LatencySketch, bin_key
 
 QUANTILES = (0.0, 0.5, 0.9, 0.95, 0.99, 1.0)
 
@@ -154,3 +154,12 @@ def test_a_windows_sketch_takes_under_40_percent_of_ddsketchs_memory():
 
     ours(), reference()  # the shared mapping and the caches of a first call, made once
     assert held(ours) < 0.4 * held(reference)
+
+
+def test_a_latencys_bin_key_is_its_bucket_in_the_sketch():
+    mapping = DDSketch(relative_accuracy=RELATIVE_ACCURACY)._mapping
+    for value in latencies(17, n=200)[latencies(17, n=200) > 0]:
+        sketch = LatencySketch()
+        sketch.update(float(value))
+        assert sketch.bins().keys.tolist() == [bin_key(value)] == [mapping.key(value)]
+    assert bin_key(0.0) is None
