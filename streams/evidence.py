@@ -6,7 +6,7 @@ highest counts (and latency bins) already taken as evidence, and hands out only 
 new. :class:`Evidence` is that increment: candidate events, "bad" events per trigger, and
 the latency bins of the new events, which let an alert show the quantile of exactly the
 events that fired it (:class:`RunSketch`). Bins are kept compact (``streams.sketch.Bins``,
-numpy arrays): a rollout keeps a window's worth per window and up to 1,000 increments.
+a numpy array): a rollout keeps a window's worth per window and up to 1,000 increments.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from schemas.metrics import QUANTILES, metric
 from schemas.plan import Trigger
 from streams.aggregate import WindowStats
-from streams.sketch import NO_BINS, Bins, LatencySketch
+from streams.sketch import NO_BINS, Bins, LatencySketch, bins_highest, bins_over, bins_sum
 
 
 def incident_id(rollout: str, name: str, opened: int, suffix: str = "") -> UUID:
@@ -32,7 +32,7 @@ def bad_events(trigger: Trigger, stats: WindowStats) -> float:
     return stats.latency.count_above(trigger.limit) if bad is None else bad.amount(stats)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """The candidate events one partial adds to window ``start``."""
 
@@ -69,7 +69,7 @@ class WindowMarks:
         bins = NO_BINS
         if self._needs_bins:
             now, seen = stats.latency.bins(), self.bins.get(start, NO_BINS)
-            bins, self.bins[start] = now.over(seen), now.highest(seen)
+            bins, self.bins[start] = bins_over(now, seen), bins_highest(now, seen)
         if not new:
             return None
         bad = {t.name: int(new.get(t.name, 0)) for t in self.triggers}
@@ -80,14 +80,16 @@ class WindowMarks:
         self.bins = {s: b for s, b in self.bins.items() if s >= before}
 
 
-@dataclass
 class RunSketch:
     """The latency bins of one evidence run (the events a CUSUM counts since its zero)."""
 
-    bins: Bins = NO_BINS
+    __slots__ = ("bins",)
+
+    def __init__(self, bins: Bins = NO_BINS) -> None:
+        self.bins = bins
 
     def add(self, bins: Bins) -> None:
-        self.bins += bins
+        self.bins = bins_sum(self.bins, bins)
 
     def clear(self) -> None:
         self.bins = NO_BINS

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cache
 from math import ceil, log
 
@@ -25,53 +24,55 @@ from schemas.internal import SketchState
 RELATIVE_ACCURACY = 0.01
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Bins:
-    """Latency bins, compact: the ascending keys of the non-empty buckets (``int32``) and
-    their counts (``float64``), two arrays instead of a dict of Python numbers (about a
-    sixth of the memory). The key of a latency is :func:`bin_key`."""
+BIN = np.dtype([("key", np.int32), ("count", np.float64)])  # 12 bytes a bucket
 
-    keys: np.ndarray
-    counts: np.ndarray
-
-    @classmethod
-    def of(cls, keys: Sequence[int] | np.ndarray, counts: Sequence[float] | np.ndarray) -> Bins:
-        """The bins of ``keys`` (ascending, distinct) with ``counts``, empty ones left out."""
-        keys, counts = np.asarray(keys, np.int32), np.asarray(counts, np.float64)
-        kept = counts > 0
-        return cls(keys[kept], counts[kept]) if not kept.all() else cls(keys, counts)
-
-    @property
-    def total(self) -> float:
-        return float(self.counts.sum())
-
-    def to_dict(self) -> dict[int, float]:
-        return dict(zip(self.keys.tolist(), self.counts.tolist(), strict=True))
-
-    def __add__(self, other: Bins) -> Bins:
-        keys, mine, theirs = _aligned(self, other)
-        return Bins.of(keys, mine + theirs)
-
-    def over(self, seen: Bins) -> Bins:
-        """What these bins hold beyond ``seen``: each bucket's increase, if any."""
-        keys, mine, theirs = _aligned(self, seen)
-        return Bins.of(keys, mine - theirs)
-
-    def highest(self, other: Bins) -> Bins:
-        """Each bucket's larger count of the two (a high-water mark)."""
-        keys, mine, theirs = _aligned(self, other)
-        return Bins.of(keys, np.maximum(mine, theirs))
+Bins = np.ndarray
+"""Latency bins, compact: one numpy array of :data:`BIN` records, the non-empty buckets by
+ascending key (the key of a latency is :func:`bin_key`) with their counts; about a sixth
+of a dict of Python numbers, and no object for Python's garbage collector to walk."""
 
 
-NO_BINS = Bins.of([], [])
+def bins_of(keys: Sequence[int] | np.ndarray, counts: Sequence[float] | np.ndarray) -> Bins:
+    """The bins of ``keys`` (ascending, distinct) with ``counts``, the empty ones left out."""
+    counts = np.asarray(counts, np.float64)
+    kept = counts > 0
+    bins = np.empty(int(kept.sum()), BIN)
+    bins["key"], bins["count"] = np.asarray(keys)[kept], counts[kept]
+    return bins
+
+
+NO_BINS = bins_of([], [])
+NO_BINS.flags.writeable = False
+
+
+def bins_dict(bins: Bins) -> dict[int, float]:
+    """``bins`` as ``key -> count`` (``SketchState``'s form)."""
+    return dict(zip(bins["key"].tolist(), bins["count"].tolist(), strict=True))
+
+
+def bins_sum(a: Bins, b: Bins) -> Bins:
+    keys, mine, theirs = _aligned(a, b)
+    return bins_of(keys, mine + theirs)
+
+
+def bins_over(now: Bins, seen: Bins) -> Bins:
+    """What ``now`` holds beyond ``seen``: each bucket's increase, if any."""
+    keys, mine, theirs = _aligned(now, seen)
+    return bins_of(keys, mine - theirs)
+
+
+def bins_highest(a: Bins, b: Bins) -> Bins:
+    """Each bucket's larger count of the two (a high-water mark)."""
+    keys, mine, theirs = _aligned(a, b)
+    return bins_of(keys, np.maximum(mine, theirs))
 
 
 def _aligned(a: Bins, b: Bins) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The keys of ``a`` and ``b`` together, and each one's counts over them (0: none)."""
-    keys = np.union1d(a.keys, b.keys)
+    keys = np.union1d(a["key"], b["key"])
     counts = np.zeros((2, len(keys)))
-    counts[0, np.searchsorted(keys, a.keys)] = a.counts
-    counts[1, np.searchsorted(keys, b.keys)] = b.counts
+    counts[0, np.searchsorted(keys, a["key"])] = a["count"]
+    counts[1, np.searchsorted(keys, b["key"])] = b["count"]
     return keys, counts[0], counts[1]
 
 
@@ -173,12 +174,11 @@ class LatencySketch:
 
     def bins(self) -> Bins:
         """The non-empty buckets (the zeros left out)."""
-        held = np.flatnonzero(self._counts)
-        return Bins(held.astype(np.int32) + np.int32(self._offset), self._counts[held])
+        return bins_of(np.arange(len(self._counts)) + self._offset, self._counts)
 
     @classmethod
     def of_bins(cls, bins: Bins) -> LatencySketch:
-        return cls(bins=bins.to_dict())
+        return cls(bins=bins_dict(bins))
 
     def count_above(self, limit: float) -> float:
         """How many values exceed ``limit`` (to the sketch's 1% relative accuracy)."""
@@ -192,7 +192,7 @@ class LatencySketch:
         return SketchState(
             relative_accuracy=self._mapping.relative_accuracy,
             zero_count=self._zeros,
-            bins=self.bins().to_dict(),
+            bins=bins_dict(self.bins()),
         )
 
     @classmethod

@@ -161,5 +161,5 @@ def test_a_latencys_bin_key_is_its_bucket_in_the_sketch():
     for value in latencies(17, n=200)[latencies(17, n=200) > 0]:
         sketch = LatencySketch()
         sketch.update(float(value))
-        assert sketch.bins().keys.tolist() == [bin_key(value)] == [mapping.key(value)]
+        assert sketch.bins()["key"].tolist() == [bin_key(value)] == [mapping.key(value)]
     assert bin_key(0.0) is None
