@@ -51,29 +51,31 @@ def bins_dict(bins: Bins) -> dict[int, float]:
 
 
 def bins_sum(a: Bins, b: Bins) -> Bins:
-    keys, mine, theirs = _aligned(a, b)
-    return bins_of(keys, mine + theirs)
+    low, mine, theirs = _aligned(a, b)
+    return bins_of(np.arange(len(mine)) + low, mine + theirs)
 
 
 def bins_over(now: Bins, seen: Bins) -> Bins:
     """What ``now`` holds beyond ``seen``: each bucket's increase, if any."""
-    keys, mine, theirs = _aligned(now, seen)
-    return bins_of(keys, mine - theirs)
+    low, mine, theirs = _aligned(now, seen)
+    return bins_of(np.arange(len(mine)) + low, mine - theirs)
 
 
 def bins_highest(a: Bins, b: Bins) -> Bins:
     """Each bucket's larger count of the two (a high-water mark)."""
-    keys, mine, theirs = _aligned(a, b)
-    return bins_of(keys, np.maximum(mine, theirs))
+    low, mine, theirs = _aligned(a, b)
+    return bins_of(np.arange(len(mine)) + low, np.maximum(mine, theirs))
 
 
-def _aligned(a: Bins, b: Bins) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The keys of ``a`` and ``b`` together, and each one's counts over them (0: none)."""
-    keys = np.union1d(a["key"], b["key"])
-    counts = np.zeros((2, len(keys)))
-    counts[0, np.searchsorted(keys, a["key"])] = a["count"]
-    counts[1, np.searchsorted(keys, b["key"])] = b["count"]
-    return keys, counts[0], counts[1]
+def _aligned(a: Bins, b: Bins) -> tuple[int, np.ndarray, np.ndarray]:
+    """The lowest key of ``a`` and ``b``, and each one's counts from it to their highest
+    key (0: none)."""
+    ends = [int(k) for bins in (a, b) if len(bins) for k in bins["key"][[0, -1]]]
+    low = min(ends, default=0)
+    counts = np.zeros((2, max(ends, default=low - 1) - low + 1))
+    counts[0, a["key"] - low] = a["count"]
+    counts[1, b["key"] - low] = b["count"]
+    return low, counts[0], counts[1]
 
 
 @cache
