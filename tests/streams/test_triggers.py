@@ -45,17 +45,9 @@ class Harness:
         ts = T0 + timedelta(seconds=self.offset * 0.01)
         return RolloutEvent(rollout=ROLLOUT, type=type, ts=ts, **fields)
 
-    def batch(
-        self,
-        n: int,
-        make: Callable[[int], dict],
-        system: str = "production",
-        baseline: Callable[[int], dict] | None = None,
-    ) -> list:
-        """``n`` candidate results (or of ``system``), plus the baseline's share if the
-        weight asks for one (so the split matches the weight), made by ``baseline``
-        (default: all successes at 100 ms)."""
-        results = self.made(n, make, system, baseline)
+    def batch(self, n: int, make: Callable[[int], dict], **options) -> list:
+        """:meth:`made`'s results, read now; what stage 2 raised on them."""
+        results = self.made(n, make, **options)
         return self.send(results, self.offset - len(results))
 
     def made(
@@ -65,7 +57,9 @@ class Harness:
         system: str = "production",
         baseline: Callable[[int], dict] | None = None,
     ) -> list:
-        """The results :meth:`batch` sends, made (stamped now) but not read yet."""
+        """``n`` candidate results (or of ``system``), plus the baseline's share if the
+        weight asks for one (so the split matches the weight), made by ``baseline``
+        (default: all successes at 100 ms), stamped now."""
         weight = self.state.weight if self.state else 50
         results = [self._result(make, system, weight) for _ in range(n)]
         if system == "production" and 0 < weight < 100:
