@@ -159,20 +159,17 @@ class LatencySketch:
     def quantiles(self, levels: Sequence[float]) -> list[float | None]:
         """The quantile at each of ``levels`` as DDSketch's ``get_quantile_value`` gives
         it, from one pass over the bins (a gate reads a value and its interval's ends)."""
-        count = self.count
+        running, zeros = np.cumsum(self._counts), self._zeros
+        count = zeros + (float(running[-1]) if len(running) else 0.0)
         if not count:
             return [None] * len(levels)
-        running = np.cumsum(self._counts)
-        last = self._offset + len(running) - 1
-        out: list[float | None] = []
-        for q in levels:
-            rank = q * (count - 1)
-            if rank < self._zeros:
-                out.append(0.0)
-                continue
-            i = int(np.searchsorted(running, rank - self._zeros, side="right"))  # first bin
-            out.append(self._mapping.value(i + self._offset if i < len(running) else last))
-        return out
+        ranks = [q * (count - 1) for q in levels]
+        found = np.searchsorted(running, [r - zeros for r in ranks], side="right").tolist()
+        last = len(running) - 1  # past it: the highest bucket, as ddsketch's key_at_rank
+        return [
+            0.0 if rank < zeros else self._mapping.value(self._offset + min(i, last))
+            for rank, i in zip(ranks, found, strict=True)
+        ]
 
     def bins(self) -> Bins:
         """The non-empty buckets (the zeros left out)."""
