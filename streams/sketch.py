@@ -2,8 +2,8 @@
 
 ddsketch's ``LogarithmicMapping`` maps a value to its bucket's key and back
 (:func:`bin_key`); the buckets between the lowest and the highest key are one ``float64``
-numpy array, as ddsketch's ``DenseStore`` keeps them in a list of Python floats (a
-quarter of the memory, and no Python object a bucket). Values at or below the mapping's
+numpy array (ddsketch's ``DenseStore`` keeps a list of Python floats: four times the
+memory, and an object a bucket). Values at or below the mapping's
 smallest (latencies are >= 0) count as zeros, as in ddsketch's ``BaseDDSketch``.
 :meth:`LatencySketch.update_many` maps a whole batch with the mapping's own formula; the
 buckets, counts and quantiles are ddsketch's, value by value (tested against it).
@@ -51,6 +51,7 @@ def bins_dict(bins: Bins) -> dict[int, float]:
 
 
 def bins_sum(a: Bins, b: Bins) -> Bins:
+    """Each bucket's counts of the two added."""
     low, mine, theirs = _aligned(a, b)
     return bins_of(np.arange(len(mine)) + low, mine + theirs)
 
