@@ -17,7 +17,7 @@ spread within one coarse bin as the system's do.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 from math import ceil, log2
@@ -64,9 +64,9 @@ def count_each(by_bin: ByBin, bins: Sequence[int], values: Iterable[Iterable[str
 
 
 def _groups(bins: Sequence[int], values: Iterable) -> dict[int, list]:
-    groups: dict[int, list] = {}
+    groups: defaultdict[int, list] = defaultdict(list)
     for key, value in zip(bins, values, strict=True):
-        groups.setdefault(key, []).append(value)
+        groups[key].append(value)
     return groups
 
 
