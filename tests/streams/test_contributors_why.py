@@ -10,11 +10,14 @@ from hypothesis import strategies as st
 
 from schemas.alert_text import contributor_text
 from schemas.events import Feedback
-from schemas.internal import WindowStatsState
+from schemas.internal import Partial, WindowStatsState
 from schemas.metrics import metric
+from schemas.plan import load_plan
 from streams import slow
 from streams.aggregate import WindowStats
+from streams.alerts import Alerts, Firing
 from streams.contributors import rank
+from streams.windows import RolloutView, to_datetime
 from tests.streams.conftest import T0, make_result
 
 P95 = metric("p95_latency_ms")
@@ -190,3 +193,28 @@ def test_an_older_workers_partial_merges_as_no_slow_event_and_no_complaint():
     slower = slow.above(merged.rule_latency, 250.0, merged.latency)["r2"]
     assert slower == pytest.approx(100.0)
     assert math.isclose(merged.rule_confidence["r2"], new.rule_confidence["r2"] + 2.7)
+
+
+def test_a_latency_guardrails_alert_counts_the_events_slower_than_its_own_threshold():
+    plan = load_plan()
+    (guardrail,) = [t for t in plan.rollback if t.guardrail and t.metric == "p95_latency_ms"]
+    view, start = RolloutView("kai", 60), int(T0.timestamp())
+    for system, stats in (
+        ("production", _traffic("production", "r2")),
+        ("pipeline", _traffic("pipeline", None)),
+    ):
+        view.apply(
+            Partial(
+                rollout="kai", system=system, window_start=to_datetime(start), window_seconds=60,
+                source_topic="results", partition=0 if system == "production" else 1,
+                first_offset=0, last_offset=0, stats=stats.to_state(),
+            )
+        )  # fmt: skip
+    firing = Firing(guardrail, start, start, observed=400.0, samples=400, threshold=105.0)
+    alerts = Alerts("kai", plan, 60)
+    alert = alerts.fired(view, firing, guardrail.name, "candidate-specific", True, False, None)
+    assert alert.threshold == 105.0
+    (top, *_) = alert.contributors
+    assert (top.dimension, top.value, top.candidate, top.counts) == (
+        "rule", "r2", 100, "slow events (> 105 ms)"
+    )  # fmt: skip
