@@ -86,7 +86,10 @@ class Partial(ContractModel):
     Below ``committed_offset`` the source is committed: no replay starts before it.
     ``read_at`` is when stage 1 read the run's newest event (its clock): the rollback
     triggers take a run as evidence only if it was read after the last change a person
-    made to the rollout (None, from an older worker: always evidence).
+    made to the rollout (None, from an older worker: always evidence). ``newest_ts`` is
+    the newest event time among the run's events in this window: a run whose events all
+    precede a person's change is not evidence either (a worker behind its topic reads the
+    old phase's events after the change; None, from an older worker: evidence).
     """
 
     schema_: Literal["phasegate.partial/1"] = Field("phasegate.partial/1", alias="schema")
@@ -100,6 +103,7 @@ class Partial(ContractModel):
     last_offset: Count
     committed_offset: Count = 0
     read_at: UtcDatetime | None = None
+    newest_ts: UtcDatetime | None = None
     stats: WindowStatsState
 
 

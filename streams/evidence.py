@@ -43,6 +43,13 @@ class Evidence:
     n: int
     bad: dict[str, int]  # trigger name -> bad events among the n
     bins: Bins  # latency bins of the n (empty when no trigger needs them)
+    newest: float | None = None  # the newest event time of the run read (None: unknown)
+
+    def after(self, t: float) -> bool:
+        """Whether these events are evidence after a person's change at ``t``: read after
+        it, and not all made before it (unknown times count)."""
+        read, newest = self.read_at, self.newest
+        return (read is None or read > t) and (newest is None or newest >= t)
 
 
 def _increase(now: dict, before: dict) -> dict:
@@ -61,8 +68,11 @@ class WindowMarks:
     def _needs_bins(self) -> bool:
         return any(t.metric in QUANTILES for t in self.triggers)
 
-    def take(self, start: int, stats: WindowStats, read_at: float | None) -> Evidence | None:
-        """What ``stats`` (window ``start`` now) adds since the last take; None: nothing."""
+    def take(
+        self, start: int, stats: WindowStats, read_at: float | None, newest: float | None = None
+    ) -> Evidence | None:
+        """What ``stats`` (window ``start`` now) adds since the last take; None: nothing.
+        ``read_at`` and ``newest``: the read time and the newest event time of the run."""
         counts = {"n": stats.count, **{t.name: bad_events(t, stats) for t in self.triggers}}
         before = self.counts.get(start, {})
         new = _increase(counts, before)
@@ -76,7 +86,7 @@ class WindowMarks:
         if not new:
             return None
         bad = {t.name: int(new.get(t.name, 0)) for t in self.triggers}
-        return Evidence(start, read_at, int(new.get("n", 0)), bad, bins)
+        return Evidence(start, read_at, int(new.get("n", 0)), bad, bins, newest)
 
     def forget(self, before: int) -> None:
         self.counts = {s: c for s, c in self.counts.items() if s >= before}

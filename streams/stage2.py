@@ -40,7 +40,8 @@ class Stage2:
             self.monitors[rollout] = RolloutMonitor(rollout, self.plan, self.window_seconds)
         system, start = view.apply(partial)
         state = self.state_of(rollout)
-        return self.monitors[rollout].observe(view, system, start, state, partial.read_at)
+        monitor = self.monitors[rollout]
+        return monitor.observe(view, system, start, state, partial.read_at, partial.newest_ts)
 
     def gates(self, rollout: str) -> GateReport | None:
         """The current phase's gate verdicts for ``rollout`` (None if it is not running),

@@ -26,7 +26,8 @@ A rollback holds:
   judged in the same evaluation end at 0; no automatic action raises a weight;
 - a change of weight or phase by a person (the *anchor*: start, promote, set-weight,
   rollback) resets the evidence, and only partials stage 1 read after it are evidence, so
-  a restarted worker replaying the partials topic never acts on what came before;
+  a restarted worker replaying the partials topic never acts on what came before; nor
+  are events all made before it (a worker behind its topic reads them after the change);
 - ids derive from (rollout, trigger, anchor, the window the incident opened in): a replay
   re-derives the same ids, and an incident whose rollback is in the log already is
   restored silently.
@@ -156,25 +157,27 @@ class RolloutMonitor:
         start: int,
         state: RolloutState | None,
         read_at: datetime | None = None,
+        newest: datetime | None = None,
     ) -> list[Output]:
         """React to a change of (``system``, window ``start``); return alerts and events.
 
-        ``state`` is the rollout log's fold; ``read_at`` when stage 1 read the events.
+        ``state`` is the rollout log's fold; ``read_at`` when stage 1 read the events,
+        ``newest`` the newest event time among them.
         """
         self.view = view
-        when = None if read_at is None else read_at.timestamp()
+        when, made = _epoch(read_at), _epoch(newest)
         if when is not None:
             self.read[system] = max(self.read.get(system, when), when)
         out = self._follow(self._acting(state))
         if system == self.plan.roles.candidate:
             stats = view.window(system, start)
-            evidence = self.marks.take(start, stats, when)
+            evidence = self.marks.take(start, stats, when, made)
             if evidence is not None:
                 self.recent.append(evidence)
                 if self._counts(evidence):
                     out += self._judge(evidence, self._acting(state))
         elif system == self.plan.roles.baseline:
-            out += self._watch(start, when)
+            out += self._watch(start, when, made)
         out += self._release(self._acting(state)) + self._release_degraded()
         out += self._guard(self._acting(state))
         return out + self.sample_ratio.observe(
@@ -204,12 +207,8 @@ class RolloutMonitor:
         return out
 
     def _counts(self, evidence: Evidence) -> bool:
-        """Whether ``evidence`` was read after the anchor (unknown times always count)."""
-        return (
-            self.anchor is None
-            or evidence.read_at is None
-            or evidence.read_at > self.anchor.ts.timestamp()
-        )
+        """Whether ``evidence`` is evidence after the anchor (:meth:`Evidence.after`)."""
+        return self.anchor is None or evidence.after(self.anchor.ts.timestamp())
 
     @property
     def _anchor_key(self) -> str:
@@ -397,10 +396,10 @@ class RolloutMonitor:
         name = trigger.name
         return read_in(self.recent, name, moments), read_in(self.watch.recent, name, moments)
 
-    def _watch(self, start: int, when: float | None) -> list[Output]:
+    def _watch(self, start: int, when: float | None, made: float | None) -> list[Output]:
         """The baseline's own triggers: alert a degradation the candidate does not share."""
         baseline = self.plan.roles.baseline
-        evidence = self.watch.marks.take(start, self.view.window(baseline, start), when)
+        evidence = self.watch.marks.take(start, self.view.window(baseline, start), when, made)
         if evidence is None or not self._counts(evidence):
             return []
         out: list[Output] = []
@@ -440,6 +439,10 @@ class RolloutMonitor:
 
     def forget(self, before: int) -> None:
         self.marks.forget(before)
+
+
+def _epoch(t: datetime | None) -> float | None:
+    return None if t is None else t.timestamp()
 
 
 def _moments(since: float | None, read_at: float | None) -> tuple[float, float] | None:

@@ -25,6 +25,7 @@ from streams.units import UnitSample, unit_hash
 Key = tuple[str, str, int]  # rollout, system, window start (epoch seconds)
 ROLLED = 16  # rolling merges a view keeps (spans shown, the gates' span, the last phase's)
 Event = Result | Feedback  # or its Struct from ``schemas.fastcodec``: the same fields
+_NEVER = float("-inf")
 
 
 def window_start(ts: datetime, size: int) -> int:
@@ -46,6 +47,10 @@ def first_window_after(ts: datetime | None, size: int) -> int:
 
 def to_datetime(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
+
+
+def _stamp(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC)
 
 
 @dataclass
@@ -73,6 +78,7 @@ class PartitionAccumulator:
     last_offset: int = -1
     read_at: float | None = None  # the clock when the run's newest event was read
     windows: dict[Key, WindowStats] = field(default_factory=dict)
+    newest: dict[Key, float] = field(default_factory=dict)  # the run's newest event time
     samples: dict[Key, dict[int, UnitSample]] = field(default_factory=dict)  # new units
     recent_ids: int = 20_000
     _seen: set[int] = field(default_factory=set, repr=False)  # ids as integers: a C hash
@@ -131,9 +137,12 @@ class PartitionAccumulator:
         late: Counter[Key] = Counter()
         if in_time is not None:
             late.update(compress(keys, [not ok for ok in in_time]))
-        pairs = zip(keys, events, strict=True)
-        for key, event in pairs if in_time is None else compress(pairs, in_time):
+        triples = zip(keys, events, times, strict=True)
+        newest = self.newest
+        for key, event, t in triples if in_time is None else compress(triples, in_time):
             fresh[key].append(event)
+            if t > newest.get(key, _NEVER):
+                newest[key] = t
         for key, events_in in fresh.items():
             stats = self.windows.get(key)
             if stats is None:
@@ -212,12 +221,13 @@ class PartitionAccumulator:
                 first_offset=self.first_offset,
                 last_offset=self.last_offset,
                 committed_offset=self.committed_offset,
-                read_at=None if self.read_at is None else datetime.fromtimestamp(self.read_at, UTC),
+                read_at=_stamp(self.read_at),
+                newest_ts=_stamp(self.newest.get((rollout, system, start))),
                 stats=self._state((rollout, system, start), stats),
             )
             for (rollout, system, start), stats in self.windows.items()
         ]
-        self.windows, self.samples = {}, {}
+        self.windows, self.samples, self.newest = {}, {}, {}
         self.first_offset = None
         open_from = self.watermark - self.lateness - self.window_seconds  # later: late events
         self._units = {k: u for k, u in self._units.items() if k[2] >= open_from}

@@ -45,7 +45,12 @@ class Harness:
         ts = T0 + timedelta(seconds=self.offset * 0.01)
         return RolloutEvent(rollout=ROLLOUT, type=type, ts=ts, **fields)
 
-    def batch(
+    def batch(self, n: int, make: Callable[[int], dict], **options) -> list:
+        """:meth:`made`'s results, read now; what stage 2 raised on them."""
+        results = self.made(n, make, **options)
+        return self.send(results, self.offset - len(results))
+
+    def made(
         self,
         n: int,
         make: Callable[[int], dict],
@@ -54,7 +59,7 @@ class Harness:
     ) -> list:
         """``n`` candidate results (or of ``system``), plus the baseline's share if the
         weight asks for one (so the split matches the weight), made by ``baseline``
-        (default: all successes at 100 ms)."""
+        (default: all successes at 100 ms), stamped now."""
         weight = self.state.weight if self.state else 50
         results = [self._result(make, system, weight) for _ in range(n)]
         if system == "production" and 0 < weight < 100:
@@ -62,7 +67,7 @@ class Harness:
             share = n * (100 - weight) // weight
             results += [self._result(base, "pipeline", weight) for _ in range(share)]
         self.last = results
-        return self.send(results, self.offset - len(results))
+        return results
 
     def _result(self, make: Callable[[int], dict], system: str, weight: int):
         r = make_result(
@@ -316,6 +321,26 @@ def test_a_restarted_worker_never_acts_on_evidence_from_before_a_persons_change(
         h.batch(100, h.success(0.99))
     assert replay(h) == []
     assert [e.weight for e in h.events()] == [0]
+
+
+def test_a_lagging_worker_never_counts_the_old_phases_events_read_after_a_persons_change():
+    """Stage 1 reads, after a person restarted the rolled-back rollout, failures made
+    before it (a worker behind its topic): they are not evidence against her phase."""
+    h = Harness(phase=1, weight=50)
+    for _ in range(20):
+        h.batch(100, h.success(0.80))
+    (rollback,) = h.events()
+    old = [h.made(100, h.success(0.80)) for _ in range(20)]  # made before the rollback
+    h.apply(rollback)
+    h.apply(h.event("phase_started", weight=50, phase=1, actor="alice"))
+    h.offset += 100  # read a second after alice's restart
+    for results in old:
+        h.send(results, h.offset)
+        h.offset += len(results)
+    assert h.events() == [rollback]
+    for _ in range(20):  # the candidate fails as badly after her restart: rolled back
+        h.batch(100, h.success(0.80))
+    assert [e.weight for e in h.events()] == [0, 0]
 
 
 def test_critical_errors_above_n_count_across_batches():
