@@ -147,6 +147,9 @@ def test_a_complaint_alert_ranks_the_rules_and_segments_complaints_concentrate_o
         ("rule", "r4", 48, 0, 0.0, "complaints"),
         ("segment", "de", 48, 0, 0.0, "complaints"),
     ]
+    assert contributor_text(rank(candidate, baseline, COMPLAINTS)[0]) == (
+        "rule r4: complaints 48 candidate vs 0 baseline (expected 0.0)"
+    )
     positive = rank(candidate, baseline, metric("feedback_positive_rate"))
     assert positive[0].counts == "verdicts not correct"
 
