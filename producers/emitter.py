@@ -69,7 +69,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -196,11 +196,21 @@ class Emitter:
         system: str,
         verdict: Verdict,
         comment: str | None = None,
+        rules: Sequence[str] = (),
+        segment: str | None = None,
     ) -> bool:
-        """Build and emit a :class:`Feedback`; invalid arguments are logged, not raised."""
+        """Build and emit a :class:`Feedback`; invalid arguments are logged, not raised.
+        ``rules`` and ``segment``: the judged answer's, if known (its result's), so that a
+        complaint alert can name where complaints concentrate."""
         try:
             event = Feedback(
-                rollout=rollout, query_id=query_id, system=system, verdict=verdict, comment=comment
+                rollout=rollout,
+                query_id=query_id,
+                system=system,
+                verdict=verdict,
+                comment=comment,
+                rules=list(rules),
+                segment=segment,
             )
         except ValidationError as exc:
             log.warning("feedback not emitted, invalid: %s", describe(exc))

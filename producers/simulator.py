@@ -234,4 +234,12 @@ def to_events(
         segment=d.segment,
     )
     if d.verdict is not None:
-        yield Feedback(ts=ts, rollout=rollout, query_id=query_id, system=system, verdict=d.verdict)
+        yield Feedback(
+            ts=ts,
+            rollout=rollout,
+            query_id=query_id,
+            system=system,
+            verdict=d.verdict,
+            rules=list(d.rules),  # the judged answer's, as an application names them
+            segment=d.segment,
+        )

@@ -11,6 +11,7 @@ from schemas.base import ContractModel, EventId, Name, UtcDatetime, now
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 Weight = Annotated[int, Field(ge=0, le=100)]
 Text = Annotated[str, Field(max_length=4096)]
+Rules = Annotated[list[Name], Field(max_length=256)]
 
 
 class ErrorInfo(ContractModel):
@@ -35,7 +36,7 @@ class Result(ContractModel):
     confidence: Confidence
     latency_ms: Annotated[float, Field(ge=0.0, le=86_400_000.0)]
     error: ErrorInfo | None = None
-    rules: Annotated[list[Name], Field(max_length=256)] = []
+    rules: Rules = []
     fallback: bool = False
     weight: Weight = 0
     segment: Name | None = None
@@ -45,7 +46,8 @@ Verdict = Literal["correct", "incorrect", "unsure"]
 
 
 class Feedback(ContractModel):
-    """A user's verdict on one answer."""
+    """A user's verdict on one answer; ``rules`` and ``segment``: the answer's, if the
+    producer knows them (optional, added within ``/1``), for the alert to name them."""
 
     schema_: Literal["phasegate.feedback/1"] = Field("phasegate.feedback/1", alias="schema")
     event_id: EventId
@@ -55,6 +57,8 @@ class Feedback(ContractModel):
     system: Name
     verdict: Verdict
     comment: Text | None = None
+    rules: Rules = []
+    segment: Name | None = None
 
 
 RolloutEventType = Literal["weight_set", "phase_started", "decision", "rollback"]

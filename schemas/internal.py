@@ -19,18 +19,32 @@ class SketchState(ContractModel):
     bins: dict[int, Annotated[float, Field(ge=0.0)]] = {}
 
 
+Bins = dict[int, Count]
+"""Events by coarse latency bin (``streams.slow``)."""
+Verdicts = dict[str, Count]
+"""Feedback verdicts by verdict."""
+
+
 class RuleState(ContractModel):
+    """A rule's uses, successes, confidence sum and latency bins; the feedback verdicts on
+    answers that name it."""
+
     uses: Count = 0
     successes: Count = 0
     confidence: Annotated[float, Field(ge=0.0)] = 0.0  # the sum over its uses
+    latency: Bins = {}
+    feedback: Verdicts = {}
 
 
 class SegmentState(ContractModel):
-    """A segment's events, the bad (unsuccessful) ones among them and their confidence sum."""
+    """A segment's events, the bad (unsuccessful) ones among them, their confidence sum and
+    latency bins; the feedback verdicts on answers in it."""
 
     events: Count = 0
     bad: Count = 0
     confidence: Annotated[float, Field(ge=0.0)] = 0.0
+    latency: Bins = {}
+    feedback: Verdicts = {}
 
 
 class UnitSampleState(ContractModel):
@@ -51,6 +65,7 @@ class WindowStatsState(ContractModel):
     latency_sq_sum: float = 0.0
     latency: SketchState | None = None
     errors: dict[str, Count] = {}
+    error_latency: dict[str, Bins] = {}  # each error type's latency bins
     critical: Count = 0
     fallbacks: Count = 0
     feedback: dict[str, Count] = {}

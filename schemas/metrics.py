@@ -144,10 +144,16 @@ Estimator = Rate | Mean | Quantile | Count
 @dataclass(frozen=True)
 class Bad:
     """What counts against a metric: its name (``failures``) and its amount in totals
-    (for ``mean_confidence`` the deficit of each event's confidence from 1, summed)."""
+    (for ``mean_confidence`` the deficit of each event's confidence from 1, summed); for
+    a feedback metric, ``verdicts``: its amount among verdict counts (a rule's)."""
 
     name: str
     amount: Callable[[Totals], float]
+    verdicts: Callable[[Mapping[str, int]], float] | None = None
+
+
+def _bad_verdicts(name: str, of: Callable[[Mapping[str, int]], float]) -> Bad:
+    return Bad(name, lambda t: of(t.feedback), of)
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ class Metric:
     estimator: Estimator
     feedback: bool = False  # computed from feedback verdicts (sample: ``min_feedback``)
     trigger: bool = False  # a rollback trigger (fixed-limit or guardrail) may watch it
-    bad: Bad | None = None  # None: a latency (a trigger's limit says what is bad)
+    bad: Bad | None = None  # None: a latency (slower than a limit: ``streams.slow``)
 
     @property
     def lower_is_better(self) -> bool:
@@ -233,8 +239,8 @@ METRICS: dict[str, Metric] = {
             _verdicts("correct"),
             feedback=True,
             trigger=True,
-            bad=Bad(
-                "verdicts not correct", lambda t: feedback_total(t) - t.feedback.get("correct", 0)
+            bad=_bad_verdicts(
+                "verdicts not correct", lambda v: sum(v.values()) - v.get("correct", 0)
             ),
         ),
         Metric(
@@ -245,7 +251,7 @@ METRICS: dict[str, Metric] = {
             _verdicts("incorrect"),
             feedback=True,
             trigger=True,
-            bad=Bad("complaints", lambda t: t.feedback.get("incorrect", 0)),
+            bad=_bad_verdicts("complaints", lambda v: v.get("incorrect", 0)),
         ),
         Metric(
             "fallback_rate",

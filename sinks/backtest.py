@@ -31,7 +31,7 @@ _RESULT_COLUMNS = (
     "event_id, ts, rollout, system, query_id, unit_id, success, confidence, latency_ms, "
     "error_type, error_message, error_critical, rules, fallback, weight, segment"
 )
-_FEEDBACK_COLUMNS = "event_id, ts, rollout, query_id, system, verdict, comment"
+_FEEDBACK_COLUMNS = "event_id, ts, rollout, query_id, system, verdict, comment, rules, segment"
 
 
 def _where(span: Span) -> str:

@@ -111,6 +111,8 @@ FEEDBACK = Table(
         "system": "LABEL",
         "verdict": "LABEL",
         "comment": "Nullable(String)",
+        "rules": "Array(String)",
+        "segment": "Nullable(String)",
     },
     ("rollout", "system", "event_id"),
 )

@@ -17,7 +17,8 @@ exist), so a run interrupted between its work and its record does no harm.
    ``attribution``, ``figures`` and ``contributors``): any column of the current event
    tables that is missing is added;
 6. rollups per second (``results_1s`` and the others of ``sinks.rollups``), so a range
-   whose ends are not on whole minutes reads no event row.
+   whose ends are not on whole minutes reads no event row;
+7. the answer's ``rules`` and ``segment`` a feedback may name (added as in 5).
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "report rollups: rules, errors, feedback, squares", _report_rollups),
     Migration(5, "result segments, alert evidence", _new_columns),
     Migration(6, "rollups per second", _second_rollups),
+    Migration(7, "feedback rules and segments", _new_columns),
 )
 
 

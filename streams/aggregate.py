@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import reduce
-from itertools import chain, compress
+from itertools import chain, compress, repeat
 from operator import add, mul
+from typing import TypeVar
 
 from schemas.events import Feedback, Result
 from schemas.internal import RuleState, SegmentState, WindowStatsState
+from streams import slow
 from streams.sketch import LatencySketch
 
 TOP_RULES = 10
+K = TypeVar("K")
 
 
 class WindowStats:
     """Everything phasegate knows about one system in one window.
 
     ``update`` takes one event, ``merge`` adds another aggregate; both are exact for all
-    counts and sums, and the latency sketch keeps quantiles within 1%.
+    counts and sums, and the latency sketch keeps quantiles within 1%. By rule, segment
+    and error type it keeps coarse latency bins (``streams.slow``); by rule and segment
+    the feedback verdicts that name one (``Feedback.rules``, ``Feedback.segment``).
     """
 
     __slots__ = (
@@ -27,6 +32,7 @@ class WindowStats:
         "confidence_sum",
         "count",
         "critical",
+        "error_latency",
         "errors",
         "fallbacks",
         "feedback",
@@ -35,11 +41,15 @@ class WindowStats:
         "latency_sq_sum",
         "latency_sum",
         "rule_confidence",
+        "rule_feedback",
+        "rule_latency",
         "rule_successes",
         "rule_uses",
         "segment_bad",
         "segment_confidence",
         "segment_events",
+        "segment_feedback",
+        "segment_latency",
         "successes",
         "weights",
     )
@@ -64,6 +74,11 @@ class WindowStats:
         self.segment_events: Counter[str] = Counter()  # results with a segment label
         self.segment_bad: Counter[str] = Counter()
         self.segment_confidence: dict[str, float] = {}
+        self.rule_latency: slow.ByBin = {}
+        self.segment_latency: slow.ByBin = {}
+        self.error_latency: slow.ByBin = {}
+        self.rule_feedback: Counter[tuple[str, str]] = Counter()  # (rule, verdict)
+        self.segment_feedback: Counter[tuple[str, str]] = Counter()
 
     # -- updates ---------------------------------------------------------------------
     def update(self, result: Result) -> None:
@@ -84,15 +99,20 @@ class WindowStats:
         self.latency_sum = reduce(add, latencies, self.latency_sum)
         self.latency_sq_sum = reduce(add, map(mul, latencies, latencies), self.latency_sq_sum)
         self.latency.update_many(latencies)
-        errors = [r.error for r in results if r.error is not None]
-        if errors:
-            self.errors.update([e.type for e in errors])
-            self.critical += sum([e.critical for e in errors])
+        bins = slow.bins(latencies)
+        errors = [r.error for r in results]
+        if any(errors):
+            failed = [e is not None for e in errors]
+            types = [e.type for e in compress(errors, failed)]
+            self.errors.update(types)
+            self.critical += sum([e.critical for e in compress(errors, failed)])
+            slow.count(self.error_latency, list(compress(bins, failed)), types)
         self.fallbacks += sum([r.fallback for r in results])
         self.weights.update([r.weight for r in results])
         rules = [r.rules for r in results]
         self.rule_uses.update(chain.from_iterable(rules))
         self.rule_successes.update(chain.from_iterable(compress(rules, ok)))
+        slow.count_each(self.rule_latency, bins, rules)
         _add(self.rule_confidence, rules, confidences)
         segments = [r.segment for r in results]
         if any(segments):
@@ -102,14 +122,26 @@ class WindowStats:
             self.segment_bad.update(
                 [s for s, good in zip(labelled, compress(ok, has), strict=True) if not good]
             )
+            slow.count(self.segment_latency, list(compress(bins, has)), labelled)
             _add(self.segment_confidence, zip(labelled), compress(confidences, has))
 
     def update_feedback(self, feedback: Feedback) -> None:
         self.add_feedback((feedback,))
 
     def add_feedback(self, feedback: Sequence[Feedback]) -> None:
-        """Add a batch of feedback (the models or their Structs)."""
-        self.feedback.update([f.verdict for f in feedback])
+        """Add a batch of feedback (the models or their Structs): by verdict, and by rule
+        and segment where the feedback names them."""
+        verdicts = [f.verdict for f in feedback]
+        self.feedback.update(verdicts)
+        rules = [f.rules for f in feedback]
+        if any(rules):
+            self.rule_feedback.update(_pairs(rules, verdicts))
+        segments = [f.segment for f in feedback]
+        if any(segments):
+            has = [s is not None for s in segments]
+            self.segment_feedback.update(
+                zip(compress(segments, has), compress(verdicts, has), strict=True)
+            )
 
     def merge(self, other: WindowStats) -> WindowStats:
         """Add ``other`` into this aggregate; return self."""
@@ -132,6 +164,11 @@ class WindowStats:
         self.segment_events.update(other.segment_events)
         self.segment_bad.update(other.segment_bad)
         _merge(self.segment_confidence, other.segment_confidence)
+        slow.merge(self.rule_latency, other.rule_latency)
+        slow.merge(self.segment_latency, other.segment_latency)
+        slow.merge(self.error_latency, other.error_latency)
+        self.rule_feedback.update(other.rule_feedback)
+        self.segment_feedback.update(other.segment_feedback)
         return self
 
     @classmethod
@@ -165,6 +202,9 @@ class WindowStats:
 
     # -- wire form -----------------------------------------------------------------
     def to_state(self) -> WindowStatsState:
+        rule_latency, rule_feedback = slow.by_value(self.rule_latency), nested(self.rule_feedback)
+        segment_latency = slow.by_value(self.segment_latency)
+        segment_feedback = nested(self.segment_feedback)
         return WindowStatsState(
             count=self.count,
             successes=self.successes,
@@ -174,6 +214,7 @@ class WindowStats:
             latency_sq_sum=self.latency_sq_sum,
             latency=self.latency.to_state() if self.latency.count else None,
             errors=dict(self.errors),
+            error_latency=slow.by_value(self.error_latency),
             critical=self.critical,
             fallbacks=self.fallbacks,
             feedback=dict(self.feedback),
@@ -182,8 +223,10 @@ class WindowStats:
                     uses=u,
                     successes=self.rule_successes[r],
                     confidence=self.rule_confidence.get(r, 0.0),
+                    latency=rule_latency.get(r, {}),
+                    feedback=rule_feedback.get(r, {}),
                 )
-                for r, u in self.rule_uses.items()
+                for r, u in _keys(self.rule_uses, rule_feedback)
             },
             late=self.late,
             weights=dict(self.weights),
@@ -192,8 +235,10 @@ class WindowStats:
                     events=n,
                     bad=self.segment_bad[s],
                     confidence=self.segment_confidence.get(s, 0.0),
+                    latency=segment_latency.get(s, {}),
+                    feedback=segment_feedback.get(s, {}),
                 )
-                for s, n in self.segment_events.items()
+                for s, n in _keys(self.segment_events, segment_feedback)
             },
         )
 
@@ -209,17 +254,23 @@ class WindowStats:
         if state.latency is not None:
             stats.latency = LatencySketch.from_state(state.latency)
         stats.errors = Counter(state.errors)
+        stats.error_latency = slow.from_values(state.error_latency)
         stats.critical = state.critical
         stats.fallbacks = state.fallbacks
         stats.feedback = Counter(state.feedback)
-        stats.rule_uses = Counter({r: s.uses for r, s in state.rules.items()})
+        stats.rule_uses = Counter({r: s.uses for r, s in state.rules.items() if s.uses})
         stats.rule_successes = Counter({r: s.successes for r, s in state.rules.items()})
-        stats.rule_confidence = {r: s.confidence for r, s in state.rules.items()}
+        stats.rule_confidence = {r: s.confidence for r, s in state.rules.items() if s.uses}
+        stats.rule_latency = slow.from_values({r: s.latency for r, s in state.rules.items()})
+        stats.rule_feedback = _flat({r: s.feedback for r, s in state.rules.items()})
         stats.late = state.late
         stats.weights = Counter(state.weights)
-        stats.segment_events = Counter({s: c.events for s, c in state.segments.items()})
-        stats.segment_bad = Counter({s: c.bad for s, c in state.segments.items() if c.bad})
-        stats.segment_confidence = {s: c.confidence for s, c in state.segments.items()}
+        segments = state.segments.items()
+        stats.segment_events = Counter({s: c.events for s, c in segments if c.events})
+        stats.segment_bad = Counter({s: c.bad for s, c in segments if c.bad})
+        stats.segment_confidence = {s: c.confidence for s, c in segments if c.events}
+        stats.segment_latency = slow.from_values({s: c.latency for s, c in segments})
+        stats.segment_feedback = _flat({s: c.feedback for s, c in segments})
         return stats
 
 
@@ -230,6 +281,29 @@ def _add(sums: dict[str, float], keys: Iterable[Iterable[str]], values: Iterable
     for ks, value in zip(keys, values, strict=True):
         for k in ks:
             sums[k] = get(k, 0.0) + value
+
+
+def _pairs(keys: Iterable[Iterable[str]], values: Iterable[object]) -> Iterator[tuple]:
+    """(key, value) for each key of each item: (rule, verdict) for each rule feedback names."""
+    return chain.from_iterable(map(zip, keys, map(repeat, values)))
+
+
+def nested(pairs: Mapping[tuple[str, K], int]) -> dict[str, dict[K, int]]:
+    """``{(value, key): n}`` as ``{value: {key: n}}`` (the partial's form)."""
+    out: dict[str, dict[K, int]] = {}
+    for (value, key), n in pairs.items():
+        out.setdefault(value, {})[key] = n
+    return out
+
+
+def _flat(by_value: Mapping[str, Mapping[K, int]]) -> Counter[tuple[str, K]]:
+    """:func:`nested` read back."""
+    return Counter({(v, k): n for v, counts in by_value.items() for k, n in counts.items()})
+
+
+def _keys(counts: Counter[str], more: Mapping[str, object]) -> Iterator[tuple[str, int]]:
+    """Each key of ``counts`` or ``more``, with its count (0 if only in ``more``)."""
+    return ((k, counts[k]) for k in dict.fromkeys(chain(counts, more)))
 
 
 def _merge(sums: dict[str, float], other: dict[str, float]) -> None:

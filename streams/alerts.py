@@ -102,6 +102,7 @@ class Alerts:
         """The alert of ``f`` (incident ``key``) and its ``action`` if it acts; ``would``:
         there is a weight to roll back, ``held``: the plan holds on its shared cause."""
         trigger = f.trigger
+        threshold = trigger.limit if f.threshold is None else f.threshold
         return Alert(
             alert_id=incident_id(self.rollout, key, f.opened),
             rollout=self.rollout,
@@ -110,7 +111,7 @@ class Alerts:
             kind=kind(trigger, would, held),
             metric=trigger.metric,
             observed=f.observed,
-            threshold=trigger.limit if f.threshold is None else f.threshold,
+            threshold=threshold,
             window=self.window(f.opened, f.start),
             samples=f.samples,
             action=action,
@@ -118,7 +119,7 @@ class Alerts:
             attribution=attribution,
             figures=self.figures(view, trigger, f.opened, f.start),
             contributors=contributors(
-                view, self.plan.roles, f.opened, f.start, metric(trigger.metric)
+                view, self.plan.roles, f.opened, f.start, metric(trigger.metric), threshold
             ),
         )
 

@@ -54,7 +54,9 @@ def test_emits_exactly_what_was_given(kafka_settings):
     events = [result(i) for i in range(2000)]
     with Emitter(kafka_settings) as emitter:
         assert all(emitter.emit(e) for e in events)
-        assert emitter.emit_feedback("r", "t-1", "production", "correct", "good")
+        assert emitter.emit_feedback(
+            "r", "t-1", "production", "correct", "good", rules=("a",), segment="de"
+        )
         assert emitter.flush(20)
         stats = emitter.stats()
     assert (stats.queued, stats.sent, stats.dropped, stats.buffered) == (2001, 2001, 0, 0)
@@ -65,7 +67,8 @@ def test_emits_exactly_what_was_given(kafka_settings):
     ]
     assert sorted(got, key=lambda r: r.query_id) == sorted(events, key=lambda r: r.query_id)
     feedback = read_values(kafka_settings.bootstrap_servers, kafka_settings.topics.feedback, 1)
-    assert decode(feedback[0], Feedback).comment == "good"
+    got = decode(feedback[0], Feedback)
+    assert (got.comment, got.rules, got.segment) == ("good", ["a"], "de")
 
 
 def test_flush_sends_at_once_what_lingers(kafka_settings):

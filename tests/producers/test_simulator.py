@@ -128,6 +128,11 @@ def test_rules_are_zipf_like_and_feedback_follows_success():
     feedback = [e for e in events if isinstance(e, Feedback)]
     assert 0.08 < len(feedback) / 20_000 < 0.12
     assert sum(f.verdict == "correct" for f in feedback) / len(feedback) > 0.8
+    answers = {e.query_id: e for e in events if isinstance(e, Result)}
+    assert all(
+        (f.rules, f.segment) == (answers[f.query_id].rules, answers[f.query_id].segment)
+        for f in feedback
+    )  # a verdict names the answer's rules and segment
     assert set(SCENARIOS) == {"healthy", "degrade", "latency", "critical-burst", "outage", "aa"}
 
 

@@ -1,4 +1,5 @@
 import json
+from uuid import uuid4
 
 import pytest
 
@@ -117,3 +118,24 @@ def test_schema_export_writes_valid_json_schema(tmp_path):
     jsonschema.validate(json.loads(encode(RESULT)), schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(json.loads(_wire(confidence=2)), schema)
+
+
+def test_feedback_may_name_the_answers_rules_and_segment_and_older_feedback_stays_valid(
+    tmp_path,
+):
+    import jsonschema
+
+    export(tmp_path)
+    schema = json.loads((tmp_path / "feedback.v1.schema.json").read_text())
+    old = {"schema": "phasegate.feedback/1", "rollout": "k", "query_id": "q", "system": "s"}
+    old |= {"verdict": "incorrect", "event_id": str(uuid4()), "ts": "2026-01-01T00:00:00Z"}
+    new = old | {"rules": ["r1", "r7"], "segment": "de"}
+    for wire in (old, new):
+        jsonschema.validate(wire, schema)
+    assert decode(json.dumps(old).encode(), Feedback).rules == []
+    assert decode(json.dumps(new).encode(), Feedback).segment == "de"
+    for odd in ({"rules": [""]}, {"rules": ["r"] * 257}, {"segment": ""}, {"segment": 1}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(old | odd, schema)
+        with pytest.raises(DecodeError):
+            decode(json.dumps(old | odd).encode(), Feedback)

@@ -156,6 +156,8 @@ def odd_errors(draw: st.DrawFn) -> dict:
 
 RULES = st.lists(NAME, max_size=3) | st.lists(st.just("r"), min_size=256, max_size=256)
 TOO_MANY = st.lists(st.just("r"), min_size=257, max_size=258)
+ODD_RULES = st.lists(ODD_NAME, min_size=1, max_size=2) | TOO_MANY | _long(1, 2)
+SEGMENT = (st.none() | NAME, ODD_NAME)
 COMMON = {  # field: (valid, odd)
     "event_id": (event_ids(), event_ids(odd=True)),
     "ts": (timestamps(), timestamps(odd=True)),
@@ -174,7 +176,8 @@ FIELDS: dict[type, dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any
             beyond(0, 86_400_000),
         ),
         "error": (st.none() | ERROR, odd_errors() | ANY_JSON),
-        "rules": (RULES, st.lists(ODD_NAME, min_size=1, max_size=2) | TOO_MANY | _long(1, 2)),
+        "rules": (RULES, ODD_RULES),
+        "segment": SEGMENT,
         "fallback": (st.booleans(), ODD_BOOL),
         "weight": (st.integers(0, 100), beyond(0, 100) | st.sampled_from([1.0, 50.5])),
         "schema": (st.just("phasegate.result/1"), st.sampled_from(["phasegate.result/2", None])),
@@ -183,6 +186,8 @@ FIELDS: dict[type, dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any
         **COMMON,
         "verdict": (st.sampled_from(["correct", "incorrect", "unsure"]), ODD_NAME),
         "comment": (st.none() | TEXT, TOO_LONG | ANY_JSON),
+        "rules": (RULES, ODD_RULES),
+        "segment": SEGMENT,
         "schema": (st.just("phasegate.feedback/1"), st.just("phasegate.result/1")),
     },
 }
@@ -239,6 +244,8 @@ def test_feedback_decodes_the_same(focus: str, data: st.DataObject) -> None:
         encode(Result(rollout="k", system="s", query_id="q", unit_id="u", success=True,
                       confidence=1, latency_ms=0, error={"type": "t"}, rules=["a"])),
         encode(Feedback(rollout="k", system="s", query_id="q", verdict="unsure", comment="c")),
+        encode(Feedback(rollout="k", system="s", query_id="q", verdict="incorrect",
+                        rules=["a", "b"], segment="de")),
     ],
 )  # fmt: skip
 def test_what_the_producers_write_takes_the_fast_path(wire: bytes, monkeypatch) -> None:

@@ -51,7 +51,7 @@ def test_an_older_schema_is_upgraded_and_rollups_are_backfilled_once(
     store.insert(f"{database}.results", rows.result_columns(old))
     store.insert(f"{database}.results", rows.result_columns(old[:30]))  # redelivered
 
-    assert migrate(store, database) == [2, 3, 4, 5, 6]
+    assert migrate(store, database) == [2, 3, 4, 5, 6, 7]
     assert migrate(store, database) == []
     for migration in MIGRATIONS:  # a rerun of any step does no harm
         migration.apply(store, database, ddl.Dialect(store.version))
@@ -121,7 +121,7 @@ def test_v4_builds_the_report_rollups_and_rebuilds_an_older_results_rollup(
         for column in ("confidence_sq_sum", "latency_sq_sum"):
             store.execute(f"ALTER TABLE {old} DROP COLUMN {column}")
 
-    assert migrate(store, database) == [4, 5, 6]
+    assert migrate(store, database) == [4, 5, 6, 7]
     for family in rollups.FAMILIES:
         for step in rollups.ROLLUP_STEPS:
             events = f"({family.select(f'{database}.{family.table} FINAL', step)})"
@@ -142,7 +142,7 @@ def test_the_new_contract_columns_are_added_to_an_older_database(
     for table, names in added.items():
         for name in names:
             store.execute(f"ALTER TABLE {database}.{table} DROP COLUMN {name}")
-    assert migrate(store, database) == [5, 6]
+    assert migrate(store, database) == [5, 6, 7]
     window = AlertWindow(start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z")
     alert = Alert(
         rollout="r", system="production", severity="warning", kind="guardrail",
@@ -175,7 +175,7 @@ def test_v6_fills_the_second_rollups_from_the_events_then_feeds_them(
     store.insert(f"{database}.results", rows.result_columns(results))
     store.insert(f"{database}.results", rows.result_columns(results[:25]))  # copies
     store.insert(f"{database}.feedback", rows.feedback_columns(feedback))
-    assert migrate(store, database) == [6]
+    assert migrate(store, database) == [6, 7]
     later = [make_result(i, "pipeline", ts=start + timedelta(seconds=i * 1.3)) for i in range(99)]
     store.insert(f"{database}.results", rows.result_columns(later))  # through the views
     for family in rollups.FAMILIES:
@@ -183,3 +183,19 @@ def test_v6_fills_the_second_rollups_from_the_events_then_feeds_them(
         want = totals(store, events, family)
         assert want, family.name
         assert totals(store, f"{database}.{family.rollup(1)}", family) == want
+
+
+def test_v7_adds_the_rules_and_segment_a_feedback_names(store: Store, database: str) -> None:
+    """Rows stored before migration 7 read no rules and no segment; new ones keep them."""
+    migrate(store, database, upto=6)
+    old = Feedback(rollout="r", query_id="q1", system="production", verdict="incorrect")
+    columns = rows.feedback_columns([old])
+    del columns["rules"], columns["segment"]  # a row as an older sink wrote it
+    store.insert(f"{database}.feedback", columns)
+    assert migrate(store, database) == [7]
+    new = old.model_copy(update={"query_id": "q2", "rules": ["r7"], "segment": "de"})
+    store.insert(f"{database}.feedback", rows.feedback_columns([new]))
+    stored = store.query(
+        f"SELECT query_id, rules, segment FROM {database}.feedback ORDER BY query_id"
+    )
+    assert [tuple(row) for row in stored.rows] == [("q1", [], None), ("q2", ["r7"], "de")]

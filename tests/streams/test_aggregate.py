@@ -10,6 +10,7 @@ from schemas.events import Result
 from schemas.fastcodec import fast_decode_structs
 from schemas.internal import SegmentState, WindowStatsState
 from schemas.metrics import METRICS, metric
+from streams import slow
 from streams.aggregate import WindowStats
 from streams.sketch import RELATIVE_ACCURACY, LatencySketch
 from tests.streams.conftest import make_result
@@ -51,6 +52,7 @@ def test_merging_two_halves_equals_the_whole(rows, cut):
     a, b = whole.to_state(), merged.to_state()
     assert a.count == b.count and a.successes == b.successes
     assert a.errors == b.errors and a.critical == b.critical
+    assert a.error_latency == b.error_latency
     for part in ("rules", "segments"):  # confidence sums: equal up to the order of adding
         counts = [
             {k: v.model_copy(update={"confidence": 0.0}) for k, v in getattr(s, part).items()}
@@ -116,9 +118,10 @@ def test_segments_count_events_bad_ones_and_their_confidence():
         (False, 0.9, 50.0, [], None)
     ]
     stats = _aggregate(_results(rows))
+    latency = {slow.bin_of(50.0): 4}
     assert stats.to_state().segments == {
-        "de": SegmentState(events=4, bad=0, confidence=0.9 * 4),
-        "en": SegmentState(events=4, bad=2, confidence=0.9 * 4),
+        "de": SegmentState(events=4, bad=0, confidence=0.9 * 4, latency=latency),
+        "en": SegmentState(events=4, bad=2, confidence=0.9 * 4, latency=latency),
     }
 
 

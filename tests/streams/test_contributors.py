@@ -142,4 +142,4 @@ def test_a_latency_or_feedback_alert_names_no_failures():
     candidate.feedback.update({"incorrect": 40, "correct": 60})
     baseline = _stats(1000, 990, {"timeout": 10}, {"r1": (500, 495)}, {"de": (600, 10)})
     for name in ("complaint_rate", "feedback_positive_rate", "p95_latency_ms"):
-        assert rank(candidate, baseline, metric(name)) == []
+        assert rank(candidate, baseline, metric(name), 250.0) == []
