@@ -6,8 +6,13 @@ partials are then merged into one :class:`~streams.stage2.Stage2` (default plan,
 rollout at phase 1) under each rollout's name. Each case runs in a fresh process:
 
 - memory: the resident set (RSS) after stage 2 holds a full retention (60 windows of 60 s)
-  of every rollout, minus the RSS before; per rollout. Stage 1 merged here one partial per
-  system and window, which leaves the same state as the worker's one a second.
+  of every rollout, minus the RSS before; per rollout. Stage 1 drained here every
+  ``--flush`` seconds (60: one partial per system and window, which leaves the windows as
+  the worker's one a second does; the triggers' last 1,000 increments of evidence are
+  then fewer and larger than the worker's: ``--flush 1`` is its cadence, slow).
+- the garbage collector: objects it tracks per rollout, and one full pass timed (process
+  CPU) over stage 2's state. The bench's own inputs are frozen (``gc.freeze``) before,
+  as the worker freezes what it holds at start-up.
 - CPU: a further minute at the worker's cadence (a partial per system each second, per
   rollout), merged and judged (``Stage2.apply``); process CPU per partial.
 - ``/status`` (every rollout), ``/status?rollout=R`` and ``/metrics``: the handler's
@@ -21,7 +26,7 @@ rollout at phase 1) under each rollout's name. Each case runs in a fresh process
   brackets the longest pass of Python's cyclic garbage collector during the scrapes (a
   full pass walks every object of the process: it may fall in any stretch).
 
-    python -m bench.bench_rollouts [--rollouts 1 100 1000] [--rates 10 100]
+    python -m bench.bench_rollouts [--rollouts 1 100 1000] [--rates 10 100] [--flush 60]
 """
 
 from __future__ import annotations
@@ -126,46 +131,63 @@ def scraped(build: Callable[[Pause], Awaitable[str]]) -> tuple[float, Turns, str
     return cpu, turns, text
 
 
-def case(n: int, rate: int) -> dict[str, float]:
+def every(run: list[Partial], names: list[str]) -> list[Partial]:
+    """One second's partials of one rollout, as every rollout's."""
+    return [q for name in names for q in renamed(run, name)]
+
+
+def full_pass() -> float:
+    """Process CPU seconds of one full pass of the garbage collector."""
+    t = time.process_time()
+    gc.collect()
+    return time.process_time() - t
+
+
+def case(n: int, rate: int, flush: int = WINDOW) -> dict[str, float]:
     """One row: ``n`` rollouts at ``rate`` results/s each (run in a fresh process)."""
-    history = [p for run in traffic(rate, T0, RETENTION, WINDOW) for p in run]
+    history = [p for run in traffic(rate, T0, RETENTION, flush) for p in run]
     live = traffic(rate, T0 + RETENTION, 60 + SCRAPES, 1)
     names = [f"rollout-{i:04d}" for i in range(n)]
     event = RolloutEvent(rollout="r", type="phase_started", phase=1, weight=50)
     states = {r: RolloutState(r).apply(event.model_copy(update={"rollout": r})) for r in names}
     gc.collect()
-    before = rss()
+    gc.freeze()  # the inputs: not stage 2's state
+    before, objects = rss(), len(gc.get_objects())
     stage2 = Stage2(WINDOW, RETENTION, load_plan(), state_of=states.get)
     for name in names:
         for partial in renamed(history, name):
             stage2.apply(partial)
     gc.collect()
-    per_rollout = (rss() - before) / n
-    runs = [[q for name in names for q in renamed(run, name)] for run in live]
-    cpu = time.process_time()
-    for run in runs[:-SCRAPES]:
-        for partial in run:
+    per_rollout, objects = (rss() - before) / n, (len(gc.get_objects()) - objects) / n
+    gc_pass = min(full_pass() for _ in range(3))
+    cpu = partials = 0
+    for run in live[:-SCRAPES]:
+        second = every(run, names)
+        t = time.process_time()
+        for partial in second:
             stage2.apply(partial)
-    cpu = time.process_time() - cpu
-    partials = sum(map(len, runs[:-SCRAPES]))
+        cpu += time.process_time() - t
+        partials += len(second)
     worker = {"counters": {"partials": partials}}
     for name in names:  # the gates' first look (every window since the phase began), as
         stage2.gates(name)  # the worker's auto-advance timer takes it
     ones = []
-    for run in runs[-SCRAPES:]:
-        for partial in run:
+    for run in live[-SCRAPES:]:
+        for partial in every(run, names):
             stage2.apply(partial)
         t = time.process_time()
         one = json.dumps(status_json(stage2, names[-1], ROLES, worker)[0])
         ones.append(time.process_time() - t)
     whole_s, whole_turns, whole = scraped(lambda p: status_text(stage2, ROLES, worker, p))
-    for partial in runs[-1]:  # one more second: the scrape after
+    for partial in every(live[-1], names):  # one more second: the scrape after
         stage2.apply(partial)
     metrics_s, metrics_turns, metrics = scraped(lambda p: metrics_text(stage2, ROLES, worker, p))
     return {
         "rollouts": n,
         "rate": rate,
         "bytes_per_rollout": per_rollout,
+        "objects_per_rollout": objects,
+        "gc_pass_ms": gc_pass * 1e3,
         "partials_per_s": partials / cpu,
         "us_per_partial": cpu / partials * 1e6,
         "status_ms": whole_s * 1e3,
@@ -187,13 +209,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rollouts", type=int, nargs="+", default=[1, 100, 1000])
     parser.add_argument("--rates", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--flush", type=int, default=WINDOW, help="history's drain, seconds")
     args = parser.parse_args()
     rows = []
     ctx = get_context("spawn")  # a fresh interpreter per case: its RSS is its own
     for rate in args.rates:
         for n in args.rollouts:
             pool = ctx.Pool(1)
-            r = pool.apply(case, (n, rate))
+            r = pool.apply(case, (n, rate, args.flush))
             pool.close()
             pool.join()
             print(json.dumps(r), flush=True)
@@ -202,6 +225,8 @@ def main() -> None:
                     f"{n:,}",
                     f"{rate}",
                     f"{r['bytes_per_rollout'] / 1e6:.2f}",
+                    f"{r['objects_per_rollout']:,.0f}",
+                    f"{r['gc_pass_ms']:,.0f}",
                     f"{r['partials_per_s']:,.0f}",
                     f"{r['us_per_partial']:.0f}",
                     cost(r["status_ms"], r["status_kb"]),
@@ -216,6 +241,8 @@ def main() -> None:
             "rollouts",
             "results/s each",
             "MB RSS per rollout",
+            "GC objects per rollout",
+            "full GC pass ms",
             "partials/s",
             "CPU us/partial",
             "/status ms / kB",

@@ -14,6 +14,7 @@ the app, and no partial is judged before it has read the log to the end it saw a
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
@@ -210,4 +211,6 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the worker in the foreground until SIGINT or SIGTERM."""
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    gc.collect()
+    gc.freeze()  # start-up's objects (~90,000): no full pass walks them again (design.md)
     worker.execute_from_commandline()

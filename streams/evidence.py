@@ -5,7 +5,8 @@ triggers never read a window's totals: :class:`WindowMarks` keeps, per window, t
 highest counts (and latency bins) already taken as evidence, and hands out only what is
 new. :class:`Evidence` is that increment: candidate events, "bad" events per trigger, and
 the latency bins of the new events, which let an alert show the quantile of exactly the
-events that fired it (:class:`RunSketch`).
+events that fired it (:class:`RunSketch`). Bins are kept compact (``streams.sketch.Bins``,
+a numpy array): a rollout keeps a window's worth per window and up to 1,000 increments.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from schemas.internal import SketchState
 from schemas.metrics import QUANTILES, metric
 from schemas.plan import Trigger
 from streams.aggregate import WindowStats
-from streams.sketch import RELATIVE_ACCURACY, LatencySketch
-
-Bins = dict[int, float]
+from streams.sketch import NO_BINS, Bins, LatencySketch, bins_highest, bins_over, bins_sum
 
 
 def incident_id(rollout: str, name: str, opened: int, suffix: str = "") -> UUID:
@@ -34,7 +32,7 @@ def bad_events(trigger: Trigger, stats: WindowStats) -> float:
     return stats.latency.count_above(trigger.limit) if bad is None else bad.amount(stats)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """The candidate events one partial adds to window ``start``."""
 
@@ -52,13 +50,14 @@ class Evidence:
         return (read is None or read > t) and (newest is None or newest >= t)
 
 
-def _increase(now: dict, before: dict) -> dict:
+def _increase(now: dict[str, float], before: dict[str, float]) -> dict[str, float]:
     return {k: v - before.get(k, 0.0) for k, v in now.items() if v > before.get(k, 0.0)}
 
 
 @dataclass
 class WindowMarks:
-    """Per window, the counts already taken as evidence (a high-water mark each)."""
+    """Per window, the counts already taken as evidence (a high-water mark each, every
+    latency bucket's too: one a replay took away for a while is not new when it is back)."""
 
     triggers: list[Trigger]
     counts: dict[int, dict[str, float]] = field(default_factory=dict)
@@ -77,12 +76,10 @@ class WindowMarks:
         before = self.counts.get(start, {})
         new = _increase(counts, before)
         self.counts[start] = {k: max(v, before.get(k, 0.0)) for k, v in counts.items()}
-        bins: Bins = {}
+        bins = NO_BINS
         if self._needs_bins:
-            now = stats.latency.to_state().bins
-            seen = self.bins.get(start, {})
-            bins = _increase(now, seen)
-            self.bins[start] = {k: max(v, seen.get(k, 0.0)) for k, v in now.items()}
+            now, seen = stats.latency.bins(), self.bins.get(start, NO_BINS)
+            bins, self.bins[start] = bins_over(now, seen), bins_highest(now, seen)
         if not new:
             return None
         bad = {t.name: int(new.get(t.name, 0)) for t in self.triggers}
@@ -93,19 +90,19 @@ class WindowMarks:
         self.bins = {s: b for s, b in self.bins.items() if s >= before}
 
 
-@dataclass
 class RunSketch:
     """The latency bins of one evidence run (the events a CUSUM counts since its zero)."""
 
-    bins: Bins = field(default_factory=dict)
+    __slots__ = ("bins",)
+
+    def __init__(self, bins: Bins = NO_BINS) -> None:
+        self.bins = bins
 
     def add(self, bins: Bins) -> None:
-        for key, count in bins.items():
-            self.bins[key] = self.bins.get(key, 0.0) + count
+        self.bins = bins_sum(self.bins, bins)
 
     def clear(self) -> None:
-        self.bins = {}
+        self.bins = NO_BINS
 
     def quantile(self, q: float) -> float | None:
-        state = SketchState(relative_accuracy=RELATIVE_ACCURACY, bins=self.bins)
-        return LatencySketch.from_state(state).quantile(q)
+        return LatencySketch.of_bins(self.bins).quantile(q)

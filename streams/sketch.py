@@ -1,66 +1,157 @@
 """Mergeable latency quantiles: DDSketch (1% relative accuracy) with a portable state.
 
-ddsketch's ``LogarithmicMapping`` maps a value to its bucket and back, its ``DenseStore``
-holds the buckets; values at or below the mapping's smallest (latencies are >= 0) count
-as zeros, as in ddsketch's ``BaseDDSketch``. :meth:`LatencySketch.update_many` maps a
-whole batch with the mapping's own formula and adds each bucket's count once: the
-buckets are those of ddsketch's ``add`` value by value (tested against it).
+ddsketch's ``LogarithmicMapping`` maps a value to its bucket's key and back
+(:func:`bin_key`); the buckets between the lowest and the highest key are one ``float64``
+numpy array (ddsketch's ``DenseStore`` keeps a list of Python floats: four times the
+memory, and an object a bucket). Values at or below the mapping's
+smallest (latencies are >= 0) count as zeros, as in ddsketch's ``BaseDDSketch``.
+:meth:`LatencySketch.update_many` maps a whole batch with the mapping's own formula; the
+buckets, counts and quantiles are ddsketch's, value by value (tested against it).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import Counter
-from collections.abc import Sequence
-from itertools import accumulate
+from collections.abc import Mapping, Sequence
+from functools import cache
 from math import ceil, log
 
+import numpy as np
 from ddsketch import LogarithmicMapping
-from ddsketch.store import DenseStore
 
 from schemas.internal import SketchState
 
 RELATIVE_ACCURACY = 0.01
 
 
+BIN = np.dtype([("key", np.int32), ("count", np.float64)])  # 12 bytes a bucket
+
+Bins = np.ndarray
+"""Latency bins, compact: one numpy array of :data:`BIN` records, the non-empty buckets by
+ascending key (the key of a latency is :func:`bin_key`) with their counts; about a sixth
+of a dict of Python numbers, and no object for Python's garbage collector to walk."""
+
+
+def bins_of(keys: Sequence[int] | np.ndarray, counts: Sequence[float] | np.ndarray) -> Bins:
+    """The bins of ``keys`` (ascending, distinct) with ``counts``, the empty ones left out."""
+    counts = np.asarray(counts, np.float64)
+    kept = counts > 0
+    bins = np.empty(int(kept.sum()), BIN)
+    bins["key"], bins["count"] = np.asarray(keys)[kept], counts[kept]
+    return bins
+
+
+NO_BINS = bins_of([], [])
+NO_BINS.flags.writeable = False
+
+
+def bins_dict(bins: Bins) -> dict[int, float]:
+    """``bins`` as ``key -> count`` (``SketchState``'s form)."""
+    return dict(zip(bins["key"].tolist(), bins["count"].tolist(), strict=True))
+
+
+def bins_sum(a: Bins, b: Bins) -> Bins:
+    """Each bucket's counts of the two added."""
+    low, mine, theirs = _aligned(a, b)
+    return bins_of(np.arange(len(mine)) + low, mine + theirs)
+
+
+def bins_over(now: Bins, seen: Bins) -> Bins:
+    """What ``now`` holds beyond ``seen``: each bucket's increase, if any."""
+    low, mine, theirs = _aligned(now, seen)
+    return bins_of(np.arange(len(mine)) + low, mine - theirs)
+
+
+def bins_highest(a: Bins, b: Bins) -> Bins:
+    """Each bucket's larger count of the two (a high-water mark)."""
+    low, mine, theirs = _aligned(a, b)
+    return bins_of(np.arange(len(mine)) + low, np.maximum(mine, theirs))
+
+
+def _aligned(a: Bins, b: Bins) -> tuple[int, np.ndarray, np.ndarray]:
+    """The lowest key of ``a`` and ``b``, and each one's counts from it to their highest
+    key (0: none)."""
+    ends = [int(k) for bins in (a, b) if len(bins) for k in bins["key"][[0, -1]]]
+    low = min(ends, default=0)
+    counts = np.zeros((2, max(ends, default=low - 1) - low + 1))
+    counts[0, a["key"] - low] = a["count"]
+    counts[1, b["key"] - low] = b["count"]
+    return low, counts[0], counts[1]
+
+
+@cache
+def _mapping(relative_accuracy: float) -> LogarithmicMapping:
+    return LogarithmicMapping(relative_accuracy)  # one a process: the sketches share it
+
+
+def bin_key(value: float, relative_accuracy: float = RELATIVE_ACCURACY) -> int | None:
+    """The key of the bucket counting latency ``value`` (ms): ``value`` is within
+    ``relative_accuracy`` of the bucket's value; None for a value counted as zero."""
+    mapping = _mapping(relative_accuracy)
+    return mapping.key(value) if value > mapping.min_possible else None
+
+
+_EMPTY = np.zeros(0)
+_EMPTY.flags.writeable = False  # shared by every empty sketch: replaced, never written
+
+
 class LatencySketch:
     """Latency quantiles within 1% of the true value, mergeable across partitions."""
 
-    __slots__ = ("_mapping", "_store", "_zeros")
+    __slots__ = ("_counts", "_mapping", "_offset", "_zeros")
 
     def __init__(
         self,
         relative_accuracy: float = RELATIVE_ACCURACY,
-        bins: dict[int, float] | None = None,
+        bins: Mapping[int, float] | None = None,
         zero_count: float = 0.0,
     ) -> None:
-        self._mapping = LogarithmicMapping(relative_accuracy)
-        self._store = DenseStore()
-        for key, weight in (bins or {}).items():
-            self._store.add(key, weight)
+        self._mapping = _mapping(relative_accuracy)
+        self._offset, self._counts = 0, _EMPTY  # the count of key k is _counts[k - _offset]
         self._zeros = zero_count
+        if bins:
+            self._add(bins)
+
+    def _add(self, counts: Mapping[int, float]) -> None:
+        """Add ``counts`` (bucket key -> count) to the buckets."""
+        keys = [k for k, c in counts.items() if c]
+        if keys:
+            self._cover(min(keys), max(keys))
+            for key in keys:
+                self._counts[key - self._offset] += counts[key]
+
+    def _cover(self, low: int, high: int) -> None:
+        """Widen the buckets' range to hold the keys ``low`` to ``high``."""
+        if len(self._counts):
+            low, high = min(low, self._offset), max(high, self._offset + len(self._counts) - 1)
+        if len(self._counts) != high - low + 1:
+            wider, start = np.zeros(high - low + 1), self._offset - low
+            wider[start : start + len(self._counts)] = self._counts
+            self._offset, self._counts = low, wider
 
     def update(self, value: float) -> None:
         self.update_many((value,))
 
     def update_many(self, values: Sequence[float]) -> None:
         """Add ``values`` (>= 0): ``LogarithmicMapping.key`` inlined, one add a bucket."""
-        mapping, store = self._mapping, self._store
+        mapping = self._mapping
         smallest, multiplier, offset = mapping.min_possible, mapping._multiplier, mapping._offset
         keys = Counter([int(ceil(log(v, 2) * multiplier) + offset) for v in values if v > smallest])
-        for key, n in keys.items():
-            store.add(key, float(n))
+        self._add(keys)
         self._zeros += len(values) - keys.total()
 
     def merge(self, other: LatencySketch) -> None:
         if other._mapping.gamma != self._mapping.gamma:
             raise ValueError("cannot merge sketches of different accuracies")
-        self._store.merge(other._store)
+        if len(other._counts):
+            self._cover(other._offset, other._offset + len(other._counts) - 1)
+            start = other._offset - self._offset
+            self._counts[start : start + len(other._counts)] += other._counts
         self._zeros += other._zeros
 
     @property
     def count(self) -> float:
-        return self._zeros + self._store.count
+        return self._zeros + float(self._counts.sum())
 
     def quantile(self, q: float) -> float | None:
         """The ``q`` quantile (0..1), or None when empty."""
@@ -69,36 +160,39 @@ class LatencySketch:
     def quantiles(self, levels: Sequence[float]) -> list[float | None]:
         """The quantile at each of ``levels`` as DDSketch's ``get_quantile_value`` gives
         it, from one pass over the bins (a gate reads a value and its interval's ends)."""
-        count, store = self.count, self._store
+        running, zeros = np.cumsum(self._counts), self._zeros
+        count = zeros + (float(running[-1]) if len(running) else 0.0)
         if not count:
             return [None] * len(levels)
-        running = list(accumulate(store.bins))
-        out: list[float | None] = []
-        for q in levels:
-            rank = q * (count - 1)
-            if rank < self._zeros:
-                out.append(0.0)
-                continue
-            i = bisect_right(running, rank - self._zeros)  # the first bin holding the rank
-            out.append(self._mapping.value(i + store.offset if i < len(running) else store.max_key))
-        return out
+        ranks = [q * (count - 1) for q in levels]
+        found = np.searchsorted(running, [r - zeros for r in ranks], side="right").tolist()
+        last = len(running) - 1  # past it: the highest bucket, as ddsketch's key_at_rank
+        return [
+            0.0 if rank < zeros else self._mapping.value(self._offset + min(i, last))
+            for rank, i in zip(ranks, found, strict=True)
+        ]
 
-    def _bins(self) -> list[tuple[int, float]]:
-        store = self._store
-        return [(i + store.offset, c) for i, c in enumerate(store.bins) if c]
+    def bins(self) -> Bins:
+        """The non-empty buckets (the zeros left out)."""
+        return bins_of(np.arange(len(self._counts)) + self._offset, self._counts)
+
+    @classmethod
+    def of_bins(cls, bins: Bins) -> LatencySketch:
+        return cls(bins=bins_dict(bins))
 
     def count_above(self, limit: float) -> float:
         """How many values exceed ``limit`` (to the sketch's 1% relative accuracy)."""
         if limit < 0:
             return self.count
-        key = self._mapping.key(limit) if limit > 0 else None
-        return sum(c for k, c in self._bins() if key is None or k > key)
+        key = bin_key(limit, self._mapping.relative_accuracy)
+        first = 0 if key is None else key + 1 - self._offset
+        return float(self._counts[max(first, 0) :].sum())
 
     def to_state(self) -> SketchState:
         return SketchState(
             relative_accuracy=self._mapping.relative_accuracy,
             zero_count=self._zeros,
-            bins=dict(self._bins()),
+            bins=bins_dict(self.bins()),
         )
 
     @classmethod

@@ -3,11 +3,14 @@ the portable state alike."""
 
 from __future__ import annotations
 
+import tracemalloc
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from ddsketch import DDSketch
 
-from streams.sketch import RELATIVE_ACCURACY, LatencySketch
+from streams.sketch import RELATIVE_ACCURACY, LatencySketch, bin_key
 
 QUANTILES = (0.0, 0.5, 0.9, 0.95, 0.99, 1.0)
 
@@ -101,3 +104,62 @@ def test_a_batch_lands_in_the_buckets_of_ddsketchs_own_add():
     levels = [0.0, 0.01, 0.3, 0.5, 0.9, 0.99, 1.0]
     assert sketch.quantiles(levels) == [reference.get_quantile_value(q) for q in levels]
     assert sketch.count == reference.count and sketch.to_state() == sketch_of(values).to_state()
+
+
+def test_merges_and_counts_above_equal_ddsketchs_own():
+    values = latencies(13)
+    parts = np.array_split(values, 5)
+    merged, reference = LatencySketch(), DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+    for part in parts[::-1]:  # ranges growing both ways
+        merged.merge(sketch_of(part))
+        other = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+        for v in part:
+            other.add(float(v))
+        reference.merge(other)
+    levels = [0.0, 0.02, 0.25, 0.5, 0.9, 0.999, 1.0]
+    assert merged.quantiles(levels) == [reference.get_quantile_value(q) for q in levels]
+    store, mapping = reference._store, reference._mapping
+    for limit in (1.0, 150.0, 10_000.0):
+        above = sum(c for i, c in enumerate(store.bins) if i + store.offset > mapping.key(limit))
+        assert merged.count_above(limit) == above
+    assert merged.count_above(0.0) == store.count  # the zeros are not above 0
+    assert merged.count == reference.count
+
+
+def held(make: Callable[[], object]) -> int:
+    """The bytes still allocated by ``make``'s result."""
+    tracemalloc.start()
+    kept = make()
+    size = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert kept is not None
+    return size
+
+
+def test_a_windows_sketch_takes_under_40_percent_of_ddsketchs_memory():
+    """Its buckets are one float64 array (ddsketch: a list of Python floats, 32 bytes a
+    bucket) and the mapping is shared."""
+    values = latencies(3, n=1000).tolist()
+
+    def reference() -> DDSketch:
+        sketch = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+        for v in values:
+            sketch.add(v)
+        return sketch
+
+    def ours() -> LatencySketch:
+        sketch = LatencySketch()
+        sketch.update_many(values)
+        return sketch
+
+    ours(), reference()  # the shared mapping and the caches of a first call, made once
+    assert held(ours) < 0.4 * held(reference)
+
+
+def test_a_latencys_bin_key_is_its_bucket_in_the_sketch():
+    mapping = DDSketch(relative_accuracy=RELATIVE_ACCURACY)._mapping
+    for value in latencies(17, n=200)[latencies(17, n=200) > 0]:
+        sketch = LatencySketch()
+        sketch.update(float(value))
+        assert sketch.bins()["key"].tolist() == [bin_key(value)] == [mapping.key(value)]
+    assert bin_key(0.0) is None
