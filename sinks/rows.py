@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from operator import attrgetter
 from typing import Any, TypeVar
 
-import msgspec
 from pydantic import BaseModel
 
 from schemas.events import Alert, Feedback, Result, RolloutEvent
 from sinks import ddl
 
-Columns = dict[str, Sequence[Any]]
+Columns = dict[str, list[Any]]
 M = TypeVar("M", bound=BaseModel)
 
 TABLE_OF: dict[type[BaseModel], ddl.Table] = {
@@ -48,29 +47,20 @@ def columns(models: Iterable[Any], table: ddl.Table) -> Columns:
     if not models:
         return {name: [] for name in table.column_names}
     names = tuple(table.column_names)
-    paths = _paths(MODEL_OF[table.name], names)
-    fields = _fields(models, {field for field, _ in paths if field is not None})
     out: Columns = {}
-    for name, (field, sub) in zip(names, paths, strict=True):
+    nested: dict[str, list[Any]] = {}  # the nested models, read once for all their columns
+    for name, (field, sub) in zip(names, _paths(MODEL_OF[table.name], names), strict=True):
         if field is None:
             out[name] = [None] * len(models)
         elif name in table.json_columns:
-            out[name] = [_json(v) for v in fields[field]]
+            out[name] = [_json(v) for v in map(attrgetter(field), models)]
         elif sub is None:
-            out[name] = fields[field]
+            out[name] = list(map(attrgetter(field), models))
         else:
-            out[name] = [None if p is None else getattr(p, sub) for p in fields[field]]
+            if field not in nested:
+                nested[field] = list(map(attrgetter(field), models))
+            out[name] = [None if p is None else getattr(p, sub) for p in nested[field]]
     return out
-
-
-def _fields(models: list[Any], wanted: set[str]) -> dict[str, Sequence[Any]]:
-    """The ``wanted`` fields' values: Structs (all of one type) transposed in one pass,
-    anything else read field by field."""
-    kind = type(models[0])
-    if issubclass(kind, msgspec.Struct) and all(type(m) is kind for m in models):
-        transposed = zip(*map(msgspec.structs.astuple, models), strict=True)
-        return dict(zip(kind.__struct_fields__, transposed, strict=True))
-    return {field: list(map(attrgetter(field), models)) for field in wanted}
 
 
 def _json(items: list[BaseModel]) -> str:
