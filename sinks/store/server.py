@@ -37,10 +37,14 @@ def _wire(values: Sequence, kind: str) -> list:
     ``DateTime`` (seconds) or ``DateTime64(s)`` (ticks) column holds, computed as the
     driver does (it would go through pytz row by row)."""
     time = _TIME.match(kind)
+    if not time:
+        return list(values)
     first = next((v for v in values if v is not None), None)
-    if not time or not isinstance(first, datetime) or first.tzinfo is None:
+    if not isinstance(first, datetime) or first.tzinfo is None:
         return list(values)
     scale = int(time.group(1) or 0)
+    if not scale and None not in values:
+        return list(map(int, map(datetime.timestamp, values)))
     unit, frac = 10**scale, 10 ** (6 - scale)
     return [
         v if v is None else int(v.timestamp()) * unit + (v.microsecond // frac if scale else 0)

@@ -87,4 +87,5 @@ def test_structs_give_the_columns_their_models_give() -> None:
         structs = fast_decode_structs([encode(e) for e in events], type(events[0]))
         assert not any(isinstance(s, type(events[0])) for s in structs)
         mixed = [*structs[:-1], events[-1]]
+        assert rows.columns(structs, table) == rows.columns(events, table)
         assert rows.columns(mixed, table) == rows.columns(events, table)

@@ -7,6 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from schemas import encode
+from schemas.events import Result
+from schemas.fastcodec import fast_decode_structs
 from sinks import ddl, rows
 from sinks.migrations import MIGRATIONS, migrate
 from sinks.store import Store, StoreError, StoreUnavailable
@@ -53,6 +56,20 @@ def test_columnar_insert_and_query_with_parameters(store: Store, database: str) 
         f"SELECT count() FROM {database}.results WHERE system = %(s)s", {"s": "x' OR '1'='1"}
     )
     assert injected.scalar() == 0
+
+
+def test_rows_from_the_fast_decoders_structs_read_back_as_their_events(
+    store: Store, database: str
+) -> None:
+    """What the sink inserts (columns from Structs: UUID, time, Nullable and Array columns)
+    is stored as the events' own columns would be."""
+    migrate(store, database)
+    results = [make_result(i, segment="de" if i % 2 else None) for i in range(20, 30)]
+    structs = fast_decode_structs([encode(r) for r in results], Result)
+    store.insert(f"{database}.results", rows.result_columns(structs))
+    names = ", ".join(ddl.RESULTS.column_names)
+    got = store.query(f"SELECT {names} FROM {database}.results ORDER BY ts")
+    assert [rows.model_of(Result, row) for row in got.dicts()] == results
 
 
 def test_datetime_parameters_are_compared_in_utc(store: Store, database: str) -> None:
