@@ -74,6 +74,22 @@ def test_a_shared_outage_does_not_move_the_guardrails():
     assert evidence["success-guardrail"]["score"] < evidence["success-guardrail"]["threshold"]
 
 
+def test_on_shared_rollback_rolls_back_on_a_shared_outage_anyway():
+    """The plan's other choice for a shared cause: the same outage as above, rolled back."""
+    plan = load_plan()
+    anyway = [
+        t.model_copy(update={"on_shared": "rollback"}) if t.name == "success-emergency" else t
+        for t in plan.rollback
+    ]
+    h = Harness(plan=plan.model_copy(update={"rollback": anyway}))
+    healthy(h, 30)
+    healthy(h, 60, rate=0.85)
+    (alert,) = h.alerts()
+    assert (alert.kind, alert.attribution) == ("emergency_rollback", "shared")
+    assert (alert.action.weight_from, alert.action.weight_to) == (50, 0)
+    assert [e.weight for e in h.events()] == [0]
+
+
 def test_a_latency_regression_against_the_baseline_steps_back():
     """P95 +50% against a baseline of the same shape, far under the fixed 250 ms limit."""
     h = Harness(phase=2, weight=75, plan=load_plan())
