@@ -153,3 +153,21 @@ def test_a_baseline_only_drop_warns_and_never_acts():
 def test_a_guardrail_takes_margins_not_limits(fields, message):
     with pytest.raises(ValidationError, match=message):
         Trigger(name="t", action="emergency", **fields)
+
+
+def test_the_false_alarm_budget_is_shared_by_every_statistical_trigger():
+    """h = ln(horizon / min_samples x triggers / false_alarm), the four of the default plan
+    (two fixed-limit, two guardrails) counted in each: 19.8, 15.2 and 14.5 as documented."""
+    plan = load_plan()
+    h = Harness(plan=plan)
+    healthy(h, 30)
+    evidence = control_json(h.stage2, ROLLOUT)["evidence"]
+    assert len(plan.statistical_triggers) == 4
+    names = ("success-emergency", "latency-partial", "success-guardrail", "latency-guardrail")
+    shown = {name: round(evidence[name]["threshold"], 1) for name in names}
+    assert shown == {
+        "success-emergency": 19.8,
+        "latency-partial": 19.8,
+        "success-guardrail": 15.2,
+        "latency-guardrail": 14.5,
+    }
