@@ -38,11 +38,11 @@ from schemas.alert_text import evidence, why
 from schemas.codec import decode, encode
 from schemas.events import Contributor, Figure, RolloutEvent
 from schemas.metrics import METRICS
-from schemas.plan import Criterion, load_plan
+from schemas.plan import load_plan
 from schemas.settings import Settings
 from tests.dashboard.test_feeds import alert as feeds_alert
 from tests.rollout import TEN_TO_HUNDRED
-from tests.streams.status_sample import sample_status
+from tests.streams.status_sample import sample_status, trial_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "artifacts" / "dashboard.png"
@@ -417,13 +417,7 @@ def test_the_page_marks_dry_runs_and_shows_an_alerts_evidence(
     its attribution, its window and both systems' figures, and why."""
     from selenium.webdriver.common.by import By
 
-    plan = load_plan()
-    first = plan.phases[0]
-    easy = Criterion(metric="success_rate", min=0.5)  # passes, so it waits for min_duration
-    tried = Criterion(metric="success_rate", min=0.999, dry_run=True)
-    changes = {"min_duration": 14 * 86400, "min_samples": 100, "advance": [easy, tried]}
-    first = first.model_copy(update=changes)
-    plan = plan.model_copy(update={"phases": [first, *plan.phases[1:]]})
+    plan = trial_plan()
     status = sample_status(ROLLOUT, plan=plan)
     board = Dashboard(kafka_settings, fetch=lambda s, rollout=None: status, plan=plan).start()
     server = make_server(board, "127.0.0.1", 0)

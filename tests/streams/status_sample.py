@@ -13,7 +13,7 @@ from typing import Any
 
 from rollout.state import RolloutState
 from schemas.events import ErrorInfo, Feedback, Result, RolloutEvent
-from schemas.plan import Plan, load_plan
+from schemas.plan import Criterion, Plan, load_plan
 from streams.gates import evaluate
 from streams.status import view_json
 from streams.windows import PartitionAccumulator, RolloutView
@@ -39,6 +39,17 @@ def _result(i: int, system: str, rollout: str) -> Result:
         rules=list(RULES[: 1 + i % 3]),
         weight=50,
     )
+
+
+def trial_plan() -> Plan:
+    """The default plan whose phase 1 must last 14 days, with one easy criterion (a pass
+    that waits for ``min_duration``) and one tried as a dry run (it fails)."""
+    plan = load_plan()
+    easy = Criterion(metric="success_rate", min=0.5)
+    tried = Criterion(metric="success_rate", min=0.999, dry_run=True)
+    changes = {"min_duration": 14 * 86400, "min_samples": 100, "advance": [easy, tried]}
+    first = plan.phases[0].model_copy(update=changes)
+    return plan.model_copy(update={"phases": [first, *plan.phases[1:]]})
 
 
 def sample_status(
