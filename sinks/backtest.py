@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from schemas.alert_text import kind_text, why
 from schemas.events import Alert, ErrorInfo, Feedback, Result
 from schemas.plan import Plan
 from schemas.settings import Settings
@@ -188,13 +189,14 @@ def _alert_row(alert: Alert, live: dict[UUID, str]) -> list[str]:
     return [
         "yes" if alert.alert_id in live else "no",
         _time(alert.ts),
-        alert.kind,
+        kind_text(alert),
         alert.metric,
         f"{_time(alert.window.start)} - {alert.window.end.strftime('%H:%M:%S')}",
         f"{alert.observed:.4g}",
         f"{alert.threshold:g}",
         f"{alert.samples:,}",
         f"{action.weight_from} -> {action.weight_to}" if action else "-",
+        why(alert, top=None) or "-",
     ]
 
 
@@ -207,9 +209,12 @@ def blocks(report: Report, charts: bool = False) -> list[Block]:
         Heading("Alerts"),
         Text("live: whether the live worker raised the same alert (same id)."),
         Grid(
-            ["live", "at", "kind", "metric", "window", "observed", "threshold", "events", "weight"],
+            [
+                *("live", "at", "kind", "metric", "window", "observed", "threshold", "events"),
+                *("weight", "why"),
+            ],
             [_alert_row(a, report.live) for a in findings.alerts],
-            left=frozenset({0, 1, 2, 3, 4}),
+            left=frozenset({0, 1, 2, 3, 4, 9}),
         ),
         Heading("Gates"),
         Grid(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from schemas.alert_text import why
+from schemas.alert_text import evidence, kind_text, why
 from schemas.confseq import cs_z
 from schemas.events import Alert
 from schemas.looks import judge_phase
@@ -177,23 +177,24 @@ def _criteria(report: PhaseReport) -> Grid:
 
 
 def _alerts(report: PhaseReport) -> Grid:
-    """The worker's alerts in the span, each with its action and why."""
+    """The worker's alerts in the span, each with its action, evidence and why."""
     rows = [
         [
             _when(a.ts),
             a.severity,
-            a.kind,
+            kind_text(a),
             a.metric,
             f"{a.observed:.4g}",
             f"{a.threshold:.4g}",
             str(a.samples),
             f"{a.action.weight_from}% to {a.action.weight_to}%" if a.action else "-",
+            evidence(a),
             why(a, top=None) or "-",
         ]
         for a in report.alerts
     ]
     headers = ["time", "severity", "kind", "metric", "observed", "limit", "events", "action"]
-    return Grid([*headers, "why"], rows, frozenset({0, 1, 2, 3, 7, 8}))
+    return Grid([*headers, "evidence", "why"], rows, frozenset({0, 1, 2, 3, 7, 8, 9}))
 
 
 def _systems(sides: dict[str, Side]) -> Grid:

@@ -212,6 +212,7 @@ function renderAlerts(r) {
     return el("li", {},
       el("span", { class: `sev-${a.severity}`, text: `${clock(a.ts)} ${a.dry_run ? "dry-run " : ""}${a.kind}${a.attribution ? ` [${a.attribution}]` : ""}` }),
       ` ${a.system}: ${a.metric} ${Number(a.observed).toFixed(3)} (threshold ${a.threshold}) over ${a.samples} events${action}`,
+      el("div", { class: "why muted", text: a.evidence }),
       ...(a.why ? [el("div", { class: "why muted", text: `why: ${a.why}` })] : []));
   });
   $("alerts").replaceChildren(...(items.length ? items : [el("li", { class: "muted", text: "no alerts" })]));

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard import summary
@@ -33,13 +34,15 @@ from phasegate.testing.processes import WorkerProcess
 from phasegate.testing.topics import read_values
 from producers import Router, live
 from rollout.writer import RolloutWriter
-from schemas.codec import decode
-from schemas.events import RolloutEvent
+from schemas.alert_text import evidence, why
+from schemas.codec import decode, encode
+from schemas.events import Contributor, Figure, RolloutEvent
 from schemas.metrics import METRICS
 from schemas.plan import load_plan
 from schemas.settings import Settings
+from tests.dashboard.test_feeds import alert as feeds_alert
 from tests.rollout import TEN_TO_HUNDRED
-from tests.streams.status_sample import sample_status
+from tests.streams.status_sample import sample_status, trial_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "artifacts" / "dashboard.png"
@@ -401,6 +404,58 @@ def test_a_10_25_50_100_plan_on_the_page(browser: Any, kafka_settings: Settings)
             ("rollback", 0, 0),
         ]
         assert [e.reason for e in history][-2:] == ["p95 over 250 ms", "errors"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        board.close()
+
+
+def test_the_page_marks_dry_runs_and_shows_an_alerts_evidence(
+    browser: Any, kafka_settings: Settings
+) -> None:
+    """A dry-run criterion and min_duration's time left in the gates; a dry-run alert with
+    its attribution, its window and both systems' figures, and why."""
+    from selenium.webdriver.common.by import By
+
+    plan = trial_plan()
+    status = sample_status(ROLLOUT, plan=plan)
+    board = Dashboard(kafka_settings, fetch=lambda s, rollout=None: status, plan=plan).start()
+    server = make_server(board, "127.0.0.1", 0)
+    serve_in_thread(server)
+    alert = feeds_alert(ROLLOUT, kind="guardrail").model_copy(
+        update={
+            "dry_run": True,
+            "attribution": "candidate-specific",
+            "figures": [
+                Figure(system="production", value=0.84, low=0.8, high=0.88, samples=300),
+                Figure(system="pipeline", value=0.97, low=0.95, high=0.98, samples=290),
+            ],
+            "contributors": [
+                Contributor(dimension="segment", value="de", candidate=38, baseline=1, expected=1.5)
+            ],
+        }
+    )
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    producer.send(kafka_settings.topics.alerts, value=encode(alert))
+    producer.flush()
+    producer.close()
+    try:
+        browser.get(server.url)
+        notes = [v["note"] for v in status["control"][ROLLOUT]["gates"]["verdicts"]]
+        assert notes == ["13d 23h left of min_duration", "dry-run"], notes
+        rows = wait_for(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#gates tbody tr"), what="the gates"
+        )
+        shown = [r.find_elements(By.CSS_SELECTOR, "td")[1].text for r in rows]
+        assert shown == ["inconclusive (13d 23h left of min_duration)", "fail (dry-run)"]
+
+        def first_alert() -> str:
+            text = browser.find_element(By.CSS_SELECTOR, "#alerts li").text
+            return text if "why:" in text else ""
+
+        item = wait_for(first_alert, what="the alert and why")
+        assert "dry-run guardrail [candidate-specific]" in item
+        assert evidence(alert) in item and f"why: {why(alert)}" in item
     finally:
         server.shutdown()
         server.server_close()

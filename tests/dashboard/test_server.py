@@ -21,6 +21,7 @@ from dashboard.server import ASSETS, make_server, serve_in_thread
 from dashboard.service import Dashboard
 from phasegate.stack import free_port
 from rollout.writer import RolloutWriter
+from schemas.alert_text import evidence
 from schemas.codec import encode
 from schemas.events import Contributor, RolloutEvent
 from schemas.settings import Settings
@@ -234,4 +235,5 @@ def test_an_alert_shows_why(board: Running, kafka_settings: Settings) -> None:
     _, data = board.json("/api/summary")
     (shown,) = data["rollouts"][0]["alerts"]
     assert shown["why"] == "segment de: 38 candidate vs 1 baseline (expected 1.5)"
+    assert shown["evidence"] == evidence(alert)
     assert shown["contributors"][0]["candidate"] == 38

@@ -11,7 +11,7 @@ from dashboard.terminal import render, unavailable
 from phasegate.cli import app
 from phasegate.stack import free_port
 from schemas.metrics import METRICS
-from tests.streams.status_sample import sample_status
+from tests.streams.status_sample import sample_status, trial_plan
 
 
 def text_of(renderable: Any, width: int = 160) -> str:
@@ -59,6 +59,13 @@ def test_phase_and_gate_verdicts_from_the_control_section() -> None:
         assert verdict["criterion"] in text
     del status["control"]
     assert "gates of phase" not in text_of(render(status))
+
+
+def test_gate_verdicts_mark_a_dry_run_and_the_time_left_of_min_duration() -> None:
+    """What `phasegate watch` and `phasegate rollout status` print (one gate table)."""
+    text = text_of(render(sample_status(plan=trial_plan())), width=200)
+    assert "inconclusive (13d 23h left of min_duration)" in text
+    assert "fail (dry-run)" in text
 
 
 def test_unavailable_panel() -> None:

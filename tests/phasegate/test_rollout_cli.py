@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from kafka import KafkaProducer
@@ -10,9 +11,9 @@ from typer.testing import CliRunner
 
 from phasegate.cli import app
 from phasegate.rollout_cli import read_state
-from schemas.alert_text import headline
+from schemas.alert_text import evidence, headline
 from schemas.codec import encode
-from schemas.events import Alert, AlertWindow, Contributor
+from schemas.events import Alert, AlertWindow, Contributor, Figure
 from tests.rollout import TEN_TO_HUNDRED
 from tests.streams.conftest import T0
 
@@ -141,3 +142,20 @@ def test_alerts_tail_prints_each_alert_once(cli, kafka_settings):
 def test_an_alert_line_marks_dry_runs_and_the_cause():
     alert = _alert(kind="rollback_held", observed=0.6, dry_run=True, attribution="shared")
     assert "CRITICAL dry-run rollback_held [shared] kai/production" in headline(alert)
+
+
+def test_an_alert_line_shows_its_window_and_both_systems_figures():
+    alert = _alert(
+        window=AlertWindow(start=T0, end=T0 + timedelta(minutes=2)),
+        figures=[
+            Figure(system="production", value=0.82, low=0.77, high=0.86, samples=240),
+            Figure(system="pipeline", value=0.974, low=0.95, high=0.99, samples=231),
+        ],
+    )
+    text = evidence(alert)
+    assert text == (
+        f"window {T0:%H:%M:%S}-{T0 + timedelta(minutes=2):%H:%M:%S}: "
+        "production 0.82 (0.77-0.86) over 240 events, pipeline 0.974 (0.95-0.99) over 231"
+    )
+    assert text in headline(alert)
+    assert evidence(_alert()) == f"window {T0:%H:%M:%S}-{T0:%H:%M:%S}"

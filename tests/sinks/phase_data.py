@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from schemas import Alert, AlertWindow, ErrorInfo, Feedback, Result, RolloutEvent
-from schemas.events import Contributor
+from schemas.events import Contributor, Figure
 from sinks import rows
 from sinks.store import Store
 from tests.sinks.conftest import T0
@@ -64,9 +64,10 @@ class Rollout:
     alerts: list[Alert]
 
 
-def alert(start, contributors: list[Contributor]) -> Alert:
+def alert(start, contributors: list[Contributor], **changes) -> Alert:
     """A step-back alert raised at ``start`` over the 10 minutes before it."""
     return Alert(
+        **changes,
         ts=start,
         rollout="kai",
         system="production",
@@ -103,6 +104,12 @@ def build() -> Rollout:
                     Contributor(
                         dimension="rule", value="flaky", candidate=15, baseline=2, expected=4.2
                     )
+                ],
+                dry_run=True,
+                attribution="candidate-specific",
+                figures=[
+                    Figure(system="production", value=0.94, low=0.91, high=0.96, samples=250),
+                    Figure(system="pipeline", value=0.96, low=0.93, high=0.98, samples=90),
                 ],
             ),
         ],

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from phasegate.cli import app
 from rollout.state import WORKER
+from schemas.alert_text import why
 from schemas.plan import DEFAULT_PLAN, load_plan
 from schemas.settings import Settings
 from sinks import ddl, rows
@@ -139,7 +140,8 @@ def test_the_command_prints_json_and_writes_html_beside_the_live_alerts(
     table = CliRunner().invoke(app, ["backtest", "-r", "kai"])
     assert table.exit_code == 0, table.output
     assert "| yes | 2026-01-01 00:02:" in table.stdout
-    assert "| emergency_rollback | success_rate |" in table.stdout and "50 -> 0" in table.stdout
+    assert "| emergency_rollback [candidate-specific] | success_rate |" in table.stdout
+    assert "50 -> 0" in table.stdout and f"| {why(fired)} |" in table.stdout
     assert "The live run stored 2 alerts: 1 raised here too, 1 not; 1 raised here only." in (
         table.stdout
     )

@@ -153,7 +153,11 @@ def test_markdown_and_html_render_every_section(
                     "## Against phase 1", "## Error types", "## Feedback",
                     "## Rules by use"):  # fmt: skip
         assert heading in md
-    assert "| partial_rollback | success_rate | 0.94 | 0.95 | 250 | - |" in md
+    assert (
+        "| dry-run partial_rollback [candidate-specific] | success_rate | 0.94 | 0.95 | 250 | - "
+        "| window 13:20:00-13:30:00: production 0.94 (0.91-0.96) over 250 events, "
+        "pipeline 0.96 (0.93-0.98) over 90 |"
+    ) in md
     assert "| rule flaky: 15 candidate vs 2 baseline (expected 4.2) |" in md
     assert "| success_rate >= 0.96 | 94.00% |" in md
     assert "| production | flaky |" in md and "| worst |" in md

@@ -13,7 +13,7 @@ from typing import Any
 
 from rollout.state import RolloutState
 from schemas.events import ErrorInfo, Feedback, Result, RolloutEvent
-from schemas.plan import load_plan
+from schemas.plan import Criterion, Plan, load_plan
 from streams.gates import evaluate
 from streams.status import view_json
 from streams.windows import PartitionAccumulator, RolloutView
@@ -41,10 +41,22 @@ def _result(i: int, system: str, rollout: str) -> Result:
     )
 
 
+def trial_plan() -> Plan:
+    """The default plan whose phase 1 must last 14 days, with one easy criterion (a pass
+    that waits for ``min_duration``) and one tried as a dry run (it fails)."""
+    plan = load_plan()
+    easy = Criterion(metric="success_rate", min=0.5)
+    tried = Criterion(metric="success_rate", min=0.999, dry_run=True)
+    changes = {"min_duration": 14 * 86400, "min_samples": 100, "advance": [easy, tried]}
+    first = plan.phases[0].model_copy(update=changes)
+    return plan.model_copy(update={"phases": [first, *plan.phases[1:]]})
+
+
 def sample_status(
-    rollout: str = "kai-response", spans: tuple[int, ...] = (300, 900)
+    rollout: str = "kai-response", spans: tuple[int, ...] = (300, 900), plan: Plan | None = None
 ) -> dict[str, Any]:
-    """``GET /status`` of a worker that has seen the sample traffic of ``rollout``."""
+    """``GET /status`` of a worker with ``plan`` (default: the packaged one) that has seen
+    the sample traffic of ``rollout``."""
     acc = PartitionAccumulator("results", 0, window_seconds=60, lateness=3600)
     now = T0.timestamp() + 600
     offset = 0
@@ -69,7 +81,7 @@ def sample_status(
     state = RolloutState(rollout).apply(
         RolloutEvent(rollout=rollout, type="phase_started", phase=1, weight=50, ts=T0)
     )
-    report, _ = evaluate(load_plan(), view, state)
+    report, _ = evaluate(plan or load_plan(), view, state)
     assert report is not None
     return {
         "counters": {

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from streams.differential import log_pmf, log_ratio, odds_ratio
+from schemas.plan import load_plan
+from streams.differential import log_pmf, log_ratio, odds, odds_ratio
 from streams.sequential import RatioCusum
 
 
@@ -79,20 +80,46 @@ def test_false_alarms_stay_within_the_union_bound(level, n):
     assert _false_alarms(300, windows, math.log(windows / alpha), level, n) <= alpha
 
 
+def _drift(n: int, base: float, share: float, psi1: float) -> float:
+    """The expected log-ratio (psi0 = 1) of a window of ``n`` samples per system, the
+    baseline's bad share ``base`` and the candidate's ``share``."""
+    y = np.arange(n + 1)
+    px, py = stats.binom.pmf(y, n, share), stats.binom.pmf(y, n, base)
+    return sum(
+        px[i] * py[j] * log_ratio((n, i, n, j), 1.0, psi1)
+        for i in range(n + 1)
+        for j in range(n + 1)
+        if px[i] * py[j] > 1e-12
+    )
+
+
 def test_the_documented_complaint_indifference_point():
     """docs/statistics.md: margin 0, detect 0.1 at a baseline of 10% complaints, 60
     verdicts per window and system: the expected ratio is zero at 14.2% complaints."""
     n, base = 60, 0.1
     psi1 = odds_ratio(base, base + 0.1)
-    y = np.arange(n + 1)
+    zero = optimize.brentq(lambda share: _drift(n, base, share, psi1), 0.1, 0.2, xtol=1e-4)
+    assert zero == pytest.approx(0.142, abs=0.001)
 
-    def drift(share: float) -> float:
-        px, py = stats.binom.pmf(y, n, share), stats.binom.pmf(y, n, base)
-        return sum(
-            px[i] * py[j] * log_ratio((n, i, n, j), 1.0, psi1)
-            for i in range(n + 1)
-            for j in range(n + 1)
-            if px[i] * py[j] > 1e-12
-        )
 
-    assert optimize.brentq(drift, 0.1, 0.2, xtol=1e-4) == pytest.approx(0.142, abs=0.001)
+def test_the_documented_indifference_points_of_the_default_plan():
+    """docs/statistics.md, "Where each trigger fires eventually", from the default plan's
+    own parameters: the fixed-limit CUSUMs drift up past 7.2% bad events; the success
+    guardrail at a 97% baseline past an odds ratio of 1.43 (95.8% success), the latency
+    guardrail past 1.45 (7.1% of events over the worsened P95); 300 samples a window."""
+    triggers = {t.name: t for t in load_plan().rollback}
+    for name in ("success-emergency", "latency-partial"):
+        p0, p1 = triggers[name].shares()
+        up, down = math.log(p1 / p0), math.log((1 - p0) / (1 - p1))
+        assert down / (up + down) == pytest.approx(0.072, abs=0.0005), name
+
+    success = triggers["success-guardrail"]
+    base = 0.03
+    psi1 = odds_ratio(base, success.worse(base, success.detect_by))
+    zero = optimize.brentq(lambda p: _drift(300, base, p, psi1), 0.031, 0.06, xtol=1e-5)
+    assert (odds(zero) / odds(base), 1 - zero) == pytest.approx((1.43, 0.958), abs=0.005)
+
+    allowed, alarm = triggers["latency-guardrail"].shares()
+    psi1 = odds_ratio(allowed, alarm)
+    zero = optimize.brentq(lambda p: _drift(300, allowed, p, psi1), 0.051, 0.1, xtol=1e-5)
+    assert (odds(zero) / odds(allowed), zero) == pytest.approx((1.45, 0.071), abs=0.005)

@@ -74,6 +74,22 @@ def test_a_shared_outage_does_not_move_the_guardrails():
     assert evidence["success-guardrail"]["score"] < evidence["success-guardrail"]["threshold"]
 
 
+def test_on_shared_rollback_rolls_back_on_a_shared_outage_anyway():
+    """The plan's other choice for a shared cause: the same outage as above, rolled back."""
+    plan = load_plan()
+    anyway = [
+        t.model_copy(update={"on_shared": "rollback"}) if t.name == "success-emergency" else t
+        for t in plan.rollback
+    ]
+    h = Harness(plan=plan.model_copy(update={"rollback": anyway}))
+    healthy(h, 30)
+    healthy(h, 60, rate=0.85)
+    (alert,) = h.alerts()
+    assert (alert.kind, alert.attribution) == ("emergency_rollback", "shared")
+    assert (alert.action.weight_from, alert.action.weight_to) == (50, 0)
+    assert [e.weight for e in h.events()] == [0]
+
+
 def test_a_latency_regression_against_the_baseline_steps_back():
     """P95 +50% against a baseline of the same shape, far under the fixed 250 ms limit."""
     h = Harness(phase=2, weight=75, plan=load_plan())
@@ -137,3 +153,21 @@ def test_a_baseline_only_drop_warns_and_never_acts():
 def test_a_guardrail_takes_margins_not_limits(fields, message):
     with pytest.raises(ValidationError, match=message):
         Trigger(name="t", action="emergency", **fields)
+
+
+def test_the_false_alarm_budget_is_shared_by_every_statistical_trigger():
+    """h = ln(horizon / min_samples x triggers / false_alarm), the four of the default plan
+    (two fixed-limit, two guardrails) counted in each: 19.8, 15.2 and 14.5 as documented."""
+    plan = load_plan()
+    h = Harness(plan=plan)
+    healthy(h, 30)
+    evidence = control_json(h.stage2, ROLLOUT)["evidence"]
+    assert len(plan.statistical_triggers) == 4
+    names = ("success-emergency", "latency-partial", "success-guardrail", "latency-guardrail")
+    shown = {name: round(evidence[name]["threshold"], 1) for name in names}
+    assert shown == {
+        "success-emergency": 19.8,
+        "latency-partial": 19.8,
+        "success-guardrail": 15.2,
+        "latency-guardrail": 14.5,
+    }

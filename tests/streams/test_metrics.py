@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.metrics import METRICS
 from streams.metrics import prometheus_text
-from tests.streams.status_sample import sample_status
+from tests.streams.status_sample import sample_status, trial_plan
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -115,3 +115,11 @@ def test_dry_run_triggers_are_marked() -> None:
     control = {"kai": {"weight": 50, "phase": 1, "incidents": [], "dry_run": ["success-guardrail"]}}
     samples = _samples(prometheus_text({"control": control}))
     assert _get(samples, "trigger_dry_run", rollout="kai", trigger="success-guardrail") == 1
+
+
+def test_dry_run_gate_criteria_are_marked() -> None:
+    status = sample_status(plan=trial_plan())
+    samples = _samples(prometheus_text(status))
+    phase = {"rollout": "kai-response", "phase": "1", "metric": "success_rate"}
+    assert _get(samples, "gate_dry_run", **phase, criterion="success_rate >= 0.999") == 1
+    assert _get(samples, "gate_dry_run", **phase, criterion="success_rate >= 0.5") == 0
