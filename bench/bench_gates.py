@@ -21,7 +21,7 @@ The ``guardrails`` table (``bench.guardrail_rows``) runs two-system rollouts: th
 plan's guardrails and attribution against today's fixed-limit rule; the ``confidence``
 table (``bench.confidence_rows``) the confidence and feedback guardrails a plan may add.
 
-    python -m bench.bench_gates [--runs 200] [--jobs 2] [--only fixed|guardrails|confidence]
+    python -m bench.bench_gates [--runs 500] [--jobs 2] [--only fixed|guardrails|confidence]
 """
 
 from __future__ import annotations
@@ -270,15 +270,22 @@ TABLES: dict[str, Callable[[int, int], tuple[str, list[str], list[list[str]]]]] 
     "confidence": confidence_rows.confidence_table,  # confidence and feedback guardrails
     "gates": lambda runs, jobs: gate_verdicts.rows(runs, workers=jobs),  # false pass, flips
 }
+GENERATORS = {  # printed above each table: its generator and parameters
+    "fixed": __doc__,
+    "guardrails": guardrail_rows.__doc__,
+    "confidence": confidence_rows.__doc__,
+    "gates": gate_verdicts.__doc__,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=200, help="simulated rollouts per scenario")
+    parser.add_argument("--runs", type=int, default=500, help="simulated rollouts per scenario")
     parser.add_argument("--jobs", type=int, default=2, help="processes (tables that use them)")
     parser.add_argument("--only", choices=sorted(TABLES), action="append", help="these tables")
     args = parser.parse_args()
     for name in args.only or TABLES:
+        print(GENERATORS[name])
         print_table(*TABLES[name](args.runs, args.jobs), width=160)
 
 

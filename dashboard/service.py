@@ -19,7 +19,7 @@ from rollout.log import RolloutLog
 from rollout.state import RolloutState
 from rollout.steering import Refused, Request
 from rollout.writer import NotWritten, RolloutWriter
-from schemas.alert_text import evidence, why
+from schemas.alert_text import evidence, sample_name, why
 from schemas.base import now
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import Plan, load_plan
@@ -70,10 +70,12 @@ def weight_steps(state: RolloutState) -> list[Json]:
 
 def alert_json(alert: Alert) -> Json:
     """The alert as the contract has it, plus in words ``evidence`` (its window and both
-    systems' figures) and ``why`` (its top contributors)."""
+    systems' figures), ``why`` (its top contributors) and what its samples are
+    (``counted``: events, or verdicts for feedback)."""
     return alert.model_dump(mode="json", by_alias=True) | {
         "evidence": evidence(alert),
         "why": why(alert),
+        "counted": sample_name(alert),
     }
 
 

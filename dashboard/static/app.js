@@ -211,7 +211,7 @@ function renderAlerts(r) {
     const action = a.action ? `; weight ${a.action.weight_from}% \u2192 ${a.action.weight_to}%` : "";
     return el("li", {},
       el("span", { class: `sev-${a.severity}`, text: `${clock(a.ts)} ${a.dry_run ? "dry-run " : ""}${a.kind}${a.attribution ? ` [${a.attribution}]` : ""}` }),
-      ` ${a.system}: ${a.metric} ${Number(a.observed).toFixed(3)} (threshold ${a.threshold}) over ${a.samples} events${action}`,
+      ` ${a.system}: ${a.metric} ${Number(a.observed).toFixed(3)} (threshold ${a.threshold}) over ${a.samples} ${a.counted}${action}`,
       el("div", { class: "why muted", text: a.evidence }),
       ...(a.why ? [el("div", { class: "why muted", text: `why: ${a.why}` })] : []));
   });

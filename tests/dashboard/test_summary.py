@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dashboard import summary
+from dashboard.service import alert_json
+from tests.dashboard.test_feeds import alert
 from tests.streams.status_sample import PER_SYSTEM, sample_status
 
 VIEW = sample_status()["rollouts"]["kai-response"]
@@ -102,3 +104,11 @@ def test_series_has_one_point_per_window_in_order(view: dict[str, Any]) -> None:
     first = view["systems"]["production"][0]
     assert points[0]["p95_latency_ms"] == first["p95_latency_ms"]["value"]
     assert points[0]["success_rate"] == first["success_rate"]["value"]
+
+
+@pytest.mark.parametrize(
+    ("metric", "counted"), [("success_rate", "events"), ("complaint_rate", "verdicts")]
+)
+def test_an_alert_says_what_its_samples_are(metric: str, counted: str) -> None:
+    shown = alert_json(alert().model_copy(update={"metric": metric}))
+    assert shown["counted"] == counted

@@ -153,7 +153,10 @@ def test_a_windows_sketch_takes_under_40_percent_of_ddsketchs_memory():
         return sketch
 
     ours(), reference()  # the shared mapping and the caches of a first call, made once
-    assert held(ours) < 0.4 * held(reference)
+    many = 50  # held by many windows: an allocation made once (a cache, a resize) is noise
+    assert held(lambda: [ours() for _ in range(many)]) < 0.4 * held(
+        lambda: [reference() for _ in range(many)]
+    )
 
 
 def test_a_latencys_bin_key_is_its_bucket_in_the_sketch():
