@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import reduce
 from itertools import chain, compress, repeat
@@ -11,7 +10,7 @@ from typing import TypeVar
 
 from schemas.events import Feedback, Result
 from schemas.internal import RuleState, SegmentState, WindowStatsState
-from streams import slow
+from streams import counts, slow
 from streams.sketch import LatencySketch
 
 TOP_RULES = 10
@@ -25,6 +24,7 @@ class WindowStats:
     counts and sums, and the latency sketch keeps quantiles within 1%. By rule, segment
     and error type it keeps coarse latency bins (``streams.slow``); by rule and segment
     the feedback verdicts that name one (``Feedback.rules``, ``Feedback.segment``).
+    Its counts are plain dicts (``streams.counts``): no objects for the garbage collector.
     """
 
     __slots__ = (
@@ -62,23 +62,23 @@ class WindowStats:
         self.latency_sum = 0.0
         self.latency_sq_sum = 0.0
         self.latency = LatencySketch()
-        self.errors: Counter[str] = Counter()
+        self.errors: dict[str, int] = {}
         self.critical = 0
         self.fallbacks = 0
-        self.feedback: Counter[str] = Counter()
-        self.rule_uses: Counter[str] = Counter()
-        self.rule_successes: Counter[str] = Counter()
+        self.feedback: dict[str, int] = {}
+        self.rule_uses: dict[str, int] = {}
+        self.rule_successes: dict[str, int] = {}
         self.rule_confidence: dict[str, float] = {}  # confidence summed over a rule's uses
         self.late = 0
-        self.weights: Counter[int] = Counter()
-        self.segment_events: Counter[str] = Counter()  # results with a segment label
-        self.segment_bad: Counter[str] = Counter()
+        self.weights: dict[int, int] = {}
+        self.segment_events: dict[str, int] = {}  # results with a segment label
+        self.segment_bad: dict[str, int] = {}
         self.segment_confidence: dict[str, float] = {}
         self.rule_latency: slow.ByBin = {}
         self.segment_latency: slow.ByBin = {}
         self.error_latency: slow.ByBin = {}
-        self.rule_feedback: Counter[tuple[str, str]] = Counter()  # (rule, verdict)
-        self.segment_feedback: Counter[tuple[str, str]] = Counter()
+        self.rule_feedback: dict[tuple[str, str], int] = {}  # (rule, verdict)
+        self.segment_feedback: dict[tuple[str, str], int] = {}
 
     # -- updates ---------------------------------------------------------------------
     def update(self, result: Result) -> None:
@@ -104,23 +104,24 @@ class WindowStats:
         if any(errors):
             failed = [e is not None for e in errors]
             types = [e.type for e in compress(errors, failed)]
-            self.errors.update(types)
+            counts.count(self.errors, types)
             self.critical += sum([e.critical for e in compress(errors, failed)])
             slow.count(self.error_latency, list(compress(bins, failed)), types)
         self.fallbacks += sum([r.fallback for r in results])
-        self.weights.update([r.weight for r in results])
+        counts.count(self.weights, [r.weight for r in results])
         rules = [r.rules for r in results]
-        self.rule_uses.update(chain.from_iterable(rules))
-        self.rule_successes.update(chain.from_iterable(compress(rules, ok)))
+        counts.count(self.rule_uses, chain.from_iterable(rules))
+        counts.count(self.rule_successes, chain.from_iterable(compress(rules, ok)))
         slow.count_each(self.rule_latency, bins, rules)
         _add(self.rule_confidence, rules, confidences)
         segments = [r.segment for r in results]
         if any(segments):
             has = [s is not None for s in segments]
             labelled = list(compress(segments, has))
-            self.segment_events.update(labelled)
-            self.segment_bad.update(
-                [s for s, good in zip(labelled, compress(ok, has), strict=True) if not good]
+            counts.count(self.segment_events, labelled)
+            counts.count(
+                self.segment_bad,
+                [s for s, good in zip(labelled, compress(ok, has), strict=True) if not good],
             )
             slow.count(self.segment_latency, list(compress(bins, has)), labelled)
             _add(self.segment_confidence, zip(labelled), compress(confidences, has))
@@ -132,15 +133,16 @@ class WindowStats:
         """Add a batch of feedback (the models or their Structs): by verdict, and by rule
         and segment where the feedback names them."""
         verdicts = [f.verdict for f in feedback]
-        self.feedback.update(verdicts)
+        counts.count(self.feedback, verdicts)
         rules = [f.rules for f in feedback]
         if any(rules):
-            self.rule_feedback.update(_pairs(rules, verdicts))
+            counts.count(self.rule_feedback, _pairs(rules, verdicts))
         segments = [f.segment for f in feedback]
         if any(segments):
             has = [s is not None for s in segments]
-            self.segment_feedback.update(
-                zip(compress(segments, has), compress(verdicts, has), strict=True)
+            counts.count(
+                self.segment_feedback,
+                zip(compress(segments, has), compress(verdicts, has), strict=True),
             )
 
     def merge(self, other: WindowStats) -> WindowStats:
@@ -152,23 +154,23 @@ class WindowStats:
         self.latency_sum += other.latency_sum
         self.latency_sq_sum += other.latency_sq_sum
         self.latency.merge(other.latency)
-        self.errors.update(other.errors)
+        counts.add(self.errors, other.errors)
         self.critical += other.critical
         self.fallbacks += other.fallbacks
-        self.feedback.update(other.feedback)
-        self.rule_uses.update(other.rule_uses)
-        self.rule_successes.update(other.rule_successes)
-        _merge(self.rule_confidence, other.rule_confidence)
+        counts.add(self.feedback, other.feedback)
+        counts.add(self.rule_uses, other.rule_uses)
+        counts.add(self.rule_successes, other.rule_successes)
+        counts.add(self.rule_confidence, other.rule_confidence)
         self.late += other.late
-        self.weights.update(other.weights)
-        self.segment_events.update(other.segment_events)
-        self.segment_bad.update(other.segment_bad)
-        _merge(self.segment_confidence, other.segment_confidence)
+        counts.add(self.weights, other.weights)
+        counts.add(self.segment_events, other.segment_events)
+        counts.add(self.segment_bad, other.segment_bad)
+        counts.add(self.segment_confidence, other.segment_confidence)
         slow.merge(self.rule_latency, other.rule_latency)
         slow.merge(self.segment_latency, other.segment_latency)
         slow.merge(self.error_latency, other.error_latency)
-        self.rule_feedback.update(other.rule_feedback)
-        self.segment_feedback.update(other.segment_feedback)
+        counts.add(self.rule_feedback, other.rule_feedback)
+        counts.add(self.segment_feedback, other.segment_feedback)
         return self
 
     @classmethod
@@ -196,8 +198,8 @@ class WindowStats:
     def top_rules(self, n: int = TOP_RULES) -> list[tuple[str, int, float]]:
         """The ``n`` most used rules as (name, uses, success rate)."""
         return [
-            (rule, uses, self.rule_successes[rule] / uses)
-            for rule, uses in self.rule_uses.most_common(n)
+            (rule, uses, self.rule_successes.get(rule, 0) / uses)
+            for rule, uses in counts.most_common(self.rule_uses, n)
         ]
 
     # -- wire form -----------------------------------------------------------------
@@ -221,7 +223,7 @@ class WindowStats:
             rules={
                 r: RuleState(
                     uses=u,
-                    successes=self.rule_successes[r],
+                    successes=self.rule_successes.get(r, 0),
                     confidence=self.rule_confidence.get(r, 0.0),
                     latency=rule_latency.get(r, {}),
                     feedback=rule_feedback.get(r, {}),
@@ -233,7 +235,7 @@ class WindowStats:
             segments={
                 s: SegmentState(
                     events=n,
-                    bad=self.segment_bad[s],
+                    bad=self.segment_bad.get(s, 0),
                     confidence=self.segment_confidence.get(s, 0.0),
                     latency=segment_latency.get(s, {}),
                     feedback=segment_feedback.get(s, {}),
@@ -253,21 +255,21 @@ class WindowStats:
         stats.latency_sq_sum = state.latency_sq_sum
         if state.latency is not None:
             stats.latency = LatencySketch.from_state(state.latency)
-        stats.errors = Counter(state.errors)
+        stats.errors = dict(state.errors)
         stats.error_latency = slow.from_values(state.error_latency)
         stats.critical = state.critical
         stats.fallbacks = state.fallbacks
-        stats.feedback = Counter(state.feedback)
-        stats.rule_uses = Counter({r: s.uses for r, s in state.rules.items() if s.uses})
-        stats.rule_successes = Counter({r: s.successes for r, s in state.rules.items()})
+        stats.feedback = dict(state.feedback)
+        stats.rule_uses = {r: s.uses for r, s in state.rules.items() if s.uses}
+        stats.rule_successes = {r: s.successes for r, s in state.rules.items()}
         stats.rule_confidence = {r: s.confidence for r, s in state.rules.items() if s.uses}
         stats.rule_latency = slow.from_values({r: s.latency for r, s in state.rules.items()})
         stats.rule_feedback = _flat({r: s.feedback for r, s in state.rules.items()})
         stats.late = state.late
-        stats.weights = Counter(state.weights)
+        stats.weights = dict(state.weights)
         segments = state.segments.items()
-        stats.segment_events = Counter({s: c.events for s, c in segments if c.events})
-        stats.segment_bad = Counter({s: c.bad for s, c in segments if c.bad})
+        stats.segment_events = {s: c.events for s, c in segments if c.events}
+        stats.segment_bad = {s: c.bad for s, c in segments if c.bad}
         stats.segment_confidence = {s: c.confidence for s, c in segments if c.events}
         stats.segment_latency = slow.from_values({s: c.latency for s, c in segments})
         stats.segment_feedback = _flat({s: c.feedback for s, c in segments})
@@ -296,16 +298,11 @@ def nested(pairs: Mapping[tuple[str, K], int]) -> dict[str, dict[K, int]]:
     return out
 
 
-def _flat(by_value: Mapping[str, Mapping[K, int]]) -> Counter[tuple[str, K]]:
+def _flat(by_value: Mapping[str, Mapping[K, int]]) -> dict[tuple[str, K], int]:
     """:func:`nested` read back."""
-    return Counter({(v, k): n for v, counts in by_value.items() for k, n in counts.items()})
+    return {(v, k): n for v, by_key in by_value.items() for k, n in by_key.items()}
 
 
-def _keys(counts: Counter[str], more: Mapping[str, object]) -> Iterator[tuple[str, int]]:
-    """Each key of ``counts`` or ``more``, with its count (0 if only in ``more``)."""
-    return ((k, counts[k]) for k in dict.fromkeys(chain(counts, more)))
-
-
-def _merge(sums: dict[str, float], other: dict[str, float]) -> None:
-    for k, value in other.items():
-        sums[k] = sums.get(k, 0.0) + value
+def _keys(by_key: Mapping[str, int], more: Mapping[str, object]) -> Iterator[tuple[str, int]]:
+    """Each key of ``by_key`` or ``more``, with its count (0 if only in ``more``)."""
+    return ((k, by_key.get(k, 0)) for k in dict.fromkeys(chain(by_key, more)))

@@ -8,11 +8,10 @@ same windows (``streams.attribution`` with the roles swapped), the monitor alert
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
 from schemas.plan import Plan, Trigger
-from streams.evidence import Evidence, WindowMarks
+from streams.evidence import Evidence, Recent, WindowMarks
 from streams.sequential import Cusum
 
 RECENT = 1_000  # baseline evidence kept to compare with a candidate's evidence run
@@ -43,7 +42,7 @@ class BaselineWatch:
     def __post_init__(self) -> None:
         self.triggers = [t for t in self.plan.statistical_triggers if not t.guardrail]
         self.marks = WindowMarks(self.triggers)
-        self.recent: deque[Evidence] = deque(maxlen=RECENT)  # for attribution
+        self.recent = Recent(RECENT)  # for attribution
         self.reset()
 
     def reset(self) -> None:

@@ -45,7 +45,7 @@ TOP = 5
 MIN_BAD = 5
 SUCCESS = metric("success_rate")
 Dimension = Literal["error_type", "rule", "segment"]
-Tallies = tuple[Mapping[str, float], Mapping[str, float]]  # bad, samples by value
+Tallies = tuple[Mapping[str, float], Mapping[str, float]]  # bad, samples by value (0: none)
 
 
 @dataclass(frozen=True)
@@ -60,17 +60,19 @@ class Breakdown:
 
 def _failures(stats: WindowStats, dimension: Dimension) -> Tallies:
     if dimension == "error_type":  # any event could have failed with any type
-        return stats.errors, defaultdict(lambda: stats.count)
+        return Counter(stats.errors), defaultdict(lambda: stats.count)
     if dimension == "rule":
-        return stats.rule_uses - stats.rule_successes, stats.rule_uses
-    return stats.segment_bad, stats.segment_events
+        uses = Counter(stats.rule_uses)
+        return uses - Counter(stats.rule_successes), uses
+    return Counter(stats.segment_bad), Counter(stats.segment_events)
 
 
 def _deficit(stats: WindowStats, dimension: Dimension) -> Tallies:
     rule = dimension == "rule"
     events = stats.rule_uses if rule else stats.segment_events
     confidence = stats.rule_confidence if rule else stats.segment_confidence
-    return Counter({v: n - confidence.get(v, 0.0) for v, n in events.items()}), events
+    deficit = {v: n - confidence.get(v, 0.0) for v, n in events.items()}
+    return Counter(deficit), Counter(events)
 
 
 FAILURES = Breakdown(
@@ -96,7 +98,7 @@ def _slow(threshold: float) -> Breakdown:
             "rule": (stats.rule_latency, stats.rule_uses),
             "segment": (stats.segment_latency, stats.segment_events),
         }[dimension]
-        return slow.above(bins, threshold, stats.latency), events
+        return slow.above(bins, threshold, stats.latency), Counter(events)
 
     return Breakdown(
         f"slow events (> {threshold:.4g} ms)",

@@ -11,7 +11,10 @@ a numpy array): a rollout keeps a window's worth per window and up to 1,000 incr
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from schemas.metrics import QUANTILES, metric
@@ -48,6 +51,29 @@ class Evidence:
         it, and not all made before it (unknown times count)."""
         read, newest = self.read_at, self.newest
         return (read is None or read > t) and (newest is None or newest >= t)
+
+
+class Recent:
+    """The last ``size`` increments, to judge again after a person's change read late, or
+    to attribute. Kept as tuples of numbers, strings and bins, which a pass of Python's
+    garbage collector untracks for good (it walks an :class:`Evidence` on every pass: 2,000
+    a rollout at the worker's cadence); read back as :class:`Evidence`, equal."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, size: int) -> None:
+        self._rows: deque[tuple] = deque(maxlen=size)
+
+    def append(self, e: Evidence) -> None:
+        """Keep ``e`` as one flat tuple (its ``bad`` counts last, name and count in turn):
+        one pass untracks it, nested tuples would take a pass a level."""
+        self._rows.append((e.start, e.read_at, e.n, e.bins, e.newest, *chain(*e.bad.items())))
+
+    def __iter__(self) -> Iterator[Evidence]:
+        for row in self._rows:
+            start, read_at, n, bins, newest = row[:5]
+            bad = dict(zip(row[5::2], row[6::2], strict=True))
+            yield Evidence(start, read_at, n, bad, bins, newest)
 
 
 def _increase(now: dict[str, float], before: dict[str, float]) -> dict[str, float]:

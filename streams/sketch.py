@@ -80,15 +80,16 @@ def _aligned(a: Bins, b: Bins) -> tuple[int, np.ndarray, np.ndarray]:
 
 
 @cache
-def _mapping(relative_accuracy: float) -> LogarithmicMapping:
-    return LogarithmicMapping(relative_accuracy)  # one a process: the sketches share it
+def mapping(relative_accuracy: float = RELATIVE_ACCURACY) -> LogarithmicMapping:
+    """The buckets' layout: one a process, shared by every sketch and ``streams.slow``."""
+    return LogarithmicMapping(relative_accuracy)
 
 
 def bin_key(value: float, relative_accuracy: float = RELATIVE_ACCURACY) -> int | None:
     """The key of the bucket counting latency ``value`` (ms): ``value`` is within
     ``relative_accuracy`` of the bucket's value; None for a value counted as zero."""
-    mapping = _mapping(relative_accuracy)
-    return mapping.key(value) if value > mapping.min_possible else None
+    layout = mapping(relative_accuracy)
+    return layout.key(value) if value > layout.min_possible else None
 
 
 _EMPTY = np.zeros(0)
@@ -106,7 +107,7 @@ class LatencySketch:
         bins: Mapping[int, float] | None = None,
         zero_count: float = 0.0,
     ) -> None:
-        self._mapping = _mapping(relative_accuracy)
+        self._mapping = mapping(relative_accuracy)
         self._offset, self._counts = 0, _EMPTY  # the count of key k is _counts[k - _offset]
         self._zeros = zero_count
         if bins:

@@ -22,45 +22,45 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 from math import ceil, log2
 
-from ddsketch import LogarithmicMapping
-
-from streams.sketch import RELATIVE_ACCURACY, LatencySketch
+from streams import counts
+from streams.sketch import LatencySketch, bin_key, mapping
 
 STEP = 17
 """Sketch bins in one coarse bin."""
-_FINE = LogarithmicMapping(RELATIVE_ACCURACY)  # the sketch's layout
-BASE = _FINE.gamma**STEP
+BASE = mapping().gamma ** STEP
 ZERO = -(2**16)
 """The bin of a latency of 0, or as small as the sketch takes for 0 (below every other)."""
 _PER_BIN = 1 / log2(BASE)
 
-ByBin = dict[int, Counter[str]]
+ByBin = dict[int, dict[str, int]]
 """Events by coarse bin, then by value (a rule, a segment, an error type): grouped by bin,
-a batch's events cost one counter update a bin (a counter of (value, bin) pairs, a
-tuple to hash an event, cost stage 1 three times as much)."""
+a batch's events cost one count update a bin (counts of (value, bin) pairs, a tuple to
+hash an event, cost stage 1 three times as much). Plain dicts (``streams.counts``): only
+the outer one is an object for the garbage collector."""
 
 
 def bins(latencies: Sequence[float]) -> list[int]:
     """Each latency's coarse bin."""
-    smallest = _FINE.min_possible
+    smallest = mapping().min_possible
     return [ceil(log2(v) * _PER_BIN) if v > smallest else ZERO for v in latencies]
 
 
 def bin_of(latency: float) -> int:
     """``latency``'s coarse bin: that of its sketch bin."""
-    return -(-_FINE.key(latency) // STEP) if latency > _FINE.min_possible else ZERO
+    key = bin_key(latency)
+    return ZERO if key is None else -(-key // STEP)
 
 
 def count(by_bin: ByBin, bins: Sequence[int], values: Iterable[str]) -> None:
     """Add each event's value in its bin."""
     for key, group in _groups(bins, values).items():
-        (by_bin.get(key) or by_bin.setdefault(key, Counter())).update(group)
+        counts.count(by_bin.setdefault(key, {}), group)
 
 
 def count_each(by_bin: ByBin, bins: Sequence[int], values: Iterable[Iterable[str]]) -> None:
     """Add each of each event's values (its rules) in its bin."""
     for key, group in _groups(bins, values).items():
-        (by_bin.get(key) or by_bin.setdefault(key, Counter())).update(chain.from_iterable(group))
+        counts.count(by_bin.setdefault(key, {}), chain.from_iterable(group))
 
 
 def _groups(bins: Sequence[int], values: Iterable) -> dict[int, list]:
@@ -71,15 +71,15 @@ def _groups(bins: Sequence[int], values: Iterable) -> dict[int, list]:
 
 
 def merge(by_bin: ByBin, other: ByBin) -> None:
-    for key, counts in other.items():
-        (by_bin.get(key) or by_bin.setdefault(key, Counter())).update(counts)
+    for key, tally in other.items():
+        counts.add(by_bin.setdefault(key, {}), tally)
 
 
 def by_value(by_bin: ByBin) -> dict[str, dict[int, int]]:
     """The partial's form: ``{value: {bin: events}}``."""
     out: dict[str, dict[int, int]] = {}
-    for key, counts in by_bin.items():
-        for value, n in counts.items():
+    for key, tally in by_bin.items():
+        for value, n in tally.items():
             out.setdefault(value, {})[key] = n
     return out
 
@@ -89,7 +89,7 @@ def from_values(values: Mapping[str, Mapping[int, int]]) -> ByBin:
     out: ByBin = {}
     for value, bins in values.items():
         for key, n in bins.items():
-            out.setdefault(key, Counter())[value] += n
+            out.setdefault(key, {})[value] = n  # each (value, bin) once
     return out
 
 
@@ -98,9 +98,9 @@ def above(by_bin: ByBin, limit: float, sketch: LatencySketch) -> Counter[str]:
     of all the system's events the counts are of."""
     edge = bin_of(limit)
     slow: Counter[str] = Counter()
-    for key, counts in by_bin.items():
+    for key, tally in by_bin.items():
         if key > edge:
-            slow.update(counts)
+            slow.update(tally)
     share = _share_above(limit, edge, sketch) if edge in by_bin and edge != ZERO else 0.0
     for value, n in by_bin.get(edge, {}).items() if share else ():
         slow[value] += n * share
@@ -110,7 +110,7 @@ def above(by_bin: ByBin, limit: float, sketch: LatencySketch) -> Counter[str]:
 def _share_above(limit: float, edge: int, sketch: LatencySketch) -> float:
     """The share of bin ``edge``'s latencies above ``limit``: the sketch's (its bins in
     ``edge``), or, where it has none there, as if spread evenly on a log scale."""
-    key, low, high = _FINE.key(limit), STEP * (edge - 1), STEP * edge
+    key, low, high = bin_key(limit), STEP * (edge - 1), STEP * edge
     within = {k: n for k, n in sketch.to_state().bins.items() if low < k <= high}
     total = sum(within.values())
     if total:

@@ -35,7 +35,6 @@ A rollback holds:
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -47,7 +46,7 @@ from schemas.plan import Plan, Trigger
 from streams.alerts import Alerts, Firing, read_in, rollback_reason
 from streams.attribution import Counts
 from streams.baseline_watch import BaselineWatch, Degraded
-from streams.evidence import Evidence, RunSketch, WindowMarks, incident_id
+from streams.evidence import Evidence, Recent, RunSketch, WindowMarks, incident_id
 from streams.guardrails import Guardrail, samples, span, tolerated
 from streams.guardrails import observed as observed_in
 from streams.sample_ratio import SampleRatioCheck
@@ -101,7 +100,7 @@ class RolloutMonitor:
         self.fixed = [t for t in self.plan.rollback if not t.guardrail]
         self.marks = WindowMarks(self.fixed)
         self.view = RolloutView(self.rollout, self.window_seconds)
-        self.recent: deque[Evidence] = deque(maxlen=RECENT)
+        self.recent = Recent(RECENT)
         self.sample_ratio = SampleRatioCheck(self.rollout, self.plan, self.window_seconds)
         self.watch = BaselineWatch(self.plan)
         self.alerts = Alerts(self.rollout, self.plan, self.window_seconds)

@@ -1,3 +1,4 @@
+import gc
 import math
 
 import pytest
@@ -6,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.codec import encode
-from schemas.events import Result
+from schemas.events import Feedback, Result
 from schemas.fastcodec import fast_decode_structs
 from schemas.internal import SegmentState, WindowStatsState
 from schemas.metrics import METRICS, metric
@@ -149,3 +150,42 @@ def test_the_typed_structs_aggregate_as_the_models(rows):
     from_structs = WindowStats()
     from_structs.add_results(structs)
     assert from_structs.to_state() == _aggregate(results).to_state()
+
+
+def _tracked(stats: WindowStats) -> list[str]:
+    """The slots of ``stats`` whose value, or a value within it, the GC tracks."""
+    found = []
+    for name in WindowStats.__slots__:
+        value = getattr(stats, name)
+        inner = value.values() if isinstance(value, dict) else ()
+        if gc.is_tracked(value) or any(gc.is_tracked(v) for v in inner):
+            found.append(name)
+    return found
+
+
+def test_a_merged_windows_counts_are_nothing_for_the_garbage_collector():
+    rows = [
+        (i % 3 != 0, 0.9, 10.0 * i, ["a", "b"][: i % 3], ["de", None][i % 2]) for i in range(30)
+    ]
+    feedback = [
+        Feedback(
+            rollout="kai",
+            system="production",
+            query_id=f"q{i}",
+            verdict=verdict,
+            rules=["a"],
+            segment="de",
+        )
+        for i, verdict in enumerate(["correct", "incorrect", "unsure"])
+    ]
+    parts = [_aggregate(_results(rows)) for _ in range(2)]
+    for part in parts:
+        part.add_feedback(feedback)
+    merged = WindowStats.merged(parts)
+    gc.collect()  # a pass leaves out the tuples of strings ((rule, verdict) keys) it meets
+    assert gc.is_tracked(merged) and gc.is_tracked(merged.latency)
+    assert merged.rule_feedback and merged.errors and merged.segment_bad
+    # latency bins by value: a dict of dicts (only the outer one tracked)
+    assert _tracked(merged) == ["error_latency", "latency", "rule_latency", "segment_latency"]
+    for by_bin in (merged.error_latency, merged.rule_latency, merged.segment_latency):
+        assert not any(gc.is_tracked(tally) for tally in by_bin.values())

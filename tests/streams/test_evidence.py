@@ -9,7 +9,7 @@ import pytest
 
 from schemas.plan import load_plan
 from streams.aggregate import WindowStats
-from streams.evidence import RunSketch, WindowMarks
+from streams.evidence import Evidence, Recent, RunSketch, WindowMarks
 from streams.sketch import (
     BIN,
     NO_BINS,
@@ -95,3 +95,18 @@ def test_a_run_sketch_reads_the_quantile_of_its_bins():
     assert run.quantile(1.0) == pytest.approx(300.0, rel=0.01)
     run.clear()
     assert len(run.bins) == 0
+
+
+def test_the_recent_increments_read_back_equal_and_are_nothing_for_the_gc():
+    taken = [
+        Evidence(60 * i, float(i), i, {"errors": i % 3, "slow": 1}, bins_of([i], [1.0]), None)
+        for i in range(300)
+    ]
+    gc.collect()
+    objects = len(gc.get_objects())
+    recent = Recent(200)
+    for evidence in taken:
+        recent.append(evidence)
+    gc.collect()  # a pass untracks the tuples of atoms it meets
+    assert len(gc.get_objects()) - objects <= 2  # the Recent and its deque: no row
+    assert list(recent) == taken[-200:]
