@@ -16,14 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from ddsketch import LogarithmicMapping
-
 from rollout.state import fold
 from schemas.events import Alert, RolloutEvent
 from schemas.internal import Partial
 from schemas.plan import Plan, Trigger
 from streams.aggregate import WindowStats
-from streams.sketch import RELATIVE_ACCURACY, LatencySketch
+from streams.sketch import LatencySketch, mapping
 from streams.stage2 import Stage2
 from streams.windows import to_datetime, window_start
 
@@ -31,7 +29,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 ROLLOUT = "bench"
 WINDOW = 60
 WEIGHT = 50
-_MULTIPLIER = LogarithmicMapping(RELATIVE_ACCURACY)._multiplier  # key = ceil(log2(v) * it)
+_MULTIPLIER = mapping()._multiplier  # the sketch's layout: key = ceil(log2(v) * it)
 CONCENTRATION = 12.0  # beta(c * mean, c * (1 - mean)): sd 0.1 at a mean of 0.85
 FEEDBACK = 0.1  # share of results with a verdict (the simulator's feedback_rate)
 
