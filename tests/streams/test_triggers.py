@@ -392,6 +392,25 @@ def test_the_timer_gives_the_alert_the_next_partial_would_have_given():
     ]
 
 
+def test_a_baseline_degradation_as_traffic_stops_goes_out_on_the_timer():
+    """The roles swapped: the baseline alone fails last, its alert waits for the
+    candidate's events read as late, and the timer sends it."""
+    h = Harness()
+    for _ in range(20):
+        h.batch(100, h.success(0.97))
+    monitor = h.stage2.monitors[ROLLOUT]
+    while not monitor.degraded:
+        assert h.batch(50, h.success(0.3), system="pipeline") == []
+    h.offset += int(GRACE * 100)
+    (alert,) = h.stage2.release()
+    assert (alert.kind, alert.system, alert.attribution) == (
+        "baseline_degraded",
+        "pipeline",
+        "baseline-only",
+    )
+    assert monitor.due is None and h.stage2.release() == []
+
+
 def test_critical_errors_above_n_count_across_batches():
     """``above = 2``: ten critical errors, one a batch, fire once, at the third."""
     plan = load_plan()
