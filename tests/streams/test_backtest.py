@@ -128,10 +128,10 @@ def worker_alerts(
             await flush()
 
     async def run() -> None:
-        tick = 0
+        tick = int(events[0].event.ts.timestamp())
         for stored in events:
             t = stored.event.ts.timestamp()
-            if tick and int(t) > tick:
+            if int(t) > tick:
                 await timers(range(tick + 1, int(t) + 1))
             tick, clock.now = int(t), t
             offset = offsets[stored.source] = offsets.get(stored.source, -1) + 1
