@@ -59,7 +59,8 @@ class Stage2:
 
     def due(self) -> float | None:
         """When the timer releases the next waiting trigger (None: none waits)."""
-        return min((m.due for m in self.monitors.values() if m.due is not None), default=None)
+        dues = [m.due for m in self.monitors.values()]
+        return min((due for due in dues if due is not None), default=None)
 
     def gates(self, rollout: str) -> GateReport | None:
         """The current phase's gate verdicts for ``rollout`` (None if it is not running),
