@@ -98,8 +98,7 @@ class WindowStats:
         )
         self.latency_sum = reduce(add, latencies, self.latency_sum)
         self.latency_sq_sum = reduce(add, map(mul, latencies, latencies), self.latency_sq_sum)
-        self.latency.update_many(latencies)
-        bins = slow.bins(latencies)
+        bins = slow.bins(self.latency.update_many(latencies))
         errors = [r.error for r in results]
         if any(errors):
             failed = [e is not None for e in errors]

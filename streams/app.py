@@ -39,6 +39,7 @@ from streams.stage1 import Source, Stage1
 from streams.stage2 import Stage2
 from streams.status import status_json
 from streams.transport import Transport
+from streams.triggers import RELEASE_SECONDS
 
 
 def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: Any) -> faust.App:
@@ -84,7 +85,9 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
     def state_of(rollout: str) -> RolloutState | None:
         return rollouts.state(rollout) if rollout_log.caught_up.is_set() else None
 
-    stage2 = Stage2(settings.window_seconds, settings.retention_seconds, plan, state_of=state_of)
+    stage2 = Stage2(
+        settings.window_seconds, settings.retention_seconds, plan, state_of=state_of, clock=clock
+    )
     counters = Counters()
 
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -132,6 +135,10 @@ def create_app(settings: Settings, clock: Clock = wall_clock, **faust_options: A
     async def merge(stream: faust.StreamT) -> None:
         async for event in stream.events():
             await judgement.merge(event.message)
+
+    @app.timer(interval=RELEASE_SECONDS, name="release")
+    async def release() -> None:
+        await judgement.release()
 
     @app.timer(interval=5.0, name="advance")
     async def advance() -> None:

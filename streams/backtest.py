@@ -7,7 +7,10 @@ batch's newest event; every ``flush_seconds`` of it the pending runs are drained
 into partials that :class:`streams.stage2.Stage2` merges and judges with the plan given:
 the same triggers, gates and alert ids as the worker. A source partition keeps its
 stored partition; offsets count the events read from it (stage 2 only needs them in
-order).
+order). Stage 2's clock is the simulated one; its release timer (a fired trigger that
+has waited long enough for the other system's events goes out though no partial comes)
+runs at each waiting trigger's due moment before the next flush, and after the last
+one: where the worker's timer, once a second, finds it due.
 
 The rollout log is folded as it stood at each flush: the changes a person made, in time
 order. The live worker's own events (rollbacks, auto-advances) are left out: this plan's
@@ -22,11 +25,13 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from math import inf
 from typing import Any
 
 from rollout.state import WORKER, RolloutState
 from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.plan import Plan
+from streams.clock import ManualClock
 from streams.stage1 import Source, Stage1
 from streams.stage2 import Stage2, control_json
 
@@ -94,7 +99,10 @@ class Replay:
     ) -> None:
         self.plan, self.rollout, self.flush_seconds = plan, rollout, flush_seconds
         self.stage1 = Stage1(window_seconds, lateness)
-        self.stage2 = Stage2(window_seconds, retention, plan, state_of=self._state_of)
+        self.clock = ManualClock()  # stage 2's: the simulated time
+        self.stage2 = Stage2(
+            window_seconds, retention, plan, state_of=self._state_of, clock=self.clock
+        )
         people = [e for e in log if e.rollout == rollout and e.actor != WORKER]
         self.pending_log = deque(sorted(people, key=lambda e: e.ts))
         self.state = RolloutState(rollout)
@@ -135,10 +143,13 @@ class Replay:
         """Flush what is pending and return the findings."""
         if self.tick is not None:
             self.flush((self.tick + 1) * self.flush_seconds)
+        self._release(inf)
         return self.findings
 
     def flush(self, now: float) -> None:
         """What the worker does at a flush at ``now``: partials merged and judged."""
+        self._release(now)
+        self.clock.now = now
         self._read()
         self._read_log(now)
         for source, partials, next_offset in self.stage1.drain():
@@ -153,6 +164,15 @@ class Replay:
         if now >= self.next_expire:
             self.next_expire = now + EXPIRE_SECONDS
             self.stage2.expire(now)
+
+    def _release(self, before: float) -> None:
+        """The worker's release timer up to ``before``: each waiting trigger goes out at
+        its due moment (``Stage2.release``), ahead of a flush at the same moment."""
+        while (due := self.stage2.due()) is not None and due <= before:
+            self.clock.now = due
+            self._read_log(due)
+            for out in self.stage2.release():
+                self._raised(out, due)
 
     def _read_log(self, now: float) -> None:
         while self.pending_log and self.pending_log[0].ts.timestamp() <= now:

@@ -187,6 +187,12 @@ class Judgement:
         for out in self.stage2.apply(partial):
             await self._send(out)
 
+    async def release(self) -> None:
+        """Stage 2's timer: send each fired trigger that has waited long enough for the
+        other system's events (``Stage2.release``), though no partial comes."""
+        for out in self.stage2.release():
+            await self._send(out)
+
     async def advance(self) -> None:
         """With ``auto_advance``: start each rollout's next phase once its gates pass.
 

@@ -5,13 +5,13 @@ ddsketch's ``LogarithmicMapping`` maps a value to its bucket's key and back
 numpy array (ddsketch's ``DenseStore`` keeps a list of Python floats: four times the
 memory, and an object a bucket). Values at or below the mapping's
 smallest (latencies are >= 0) count as zeros, as in ddsketch's ``BaseDDSketch``.
-:meth:`LatencySketch.update_many` maps a whole batch with the mapping's own formula; the
+:meth:`LatencySketch.update_many` maps a whole batch with the mapping's own formula (one
+logarithm a value) and hands the keys back, for ``streams.slow``'s coarse bins; the
 buckets, counts and quantiles are ddsketch's, value by value (tested against it).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from functools import cache
 from math import ceil, log
@@ -20,8 +20,10 @@ import numpy as np
 from ddsketch import LogarithmicMapping
 
 from schemas.internal import SketchState
+from streams import counts
 
 RELATIVE_ACCURACY = 0.01
+_LN2 = log(2.0)  # ``log(v) / _LN2`` is ``math.log(v, 2)``, ddsketch's, to the last bit
 
 
 BIN = np.dtype([("key", np.int32), ("count", np.float64)])  # 12 bytes a bucket
@@ -81,7 +83,8 @@ def _aligned(a: Bins, b: Bins) -> tuple[int, np.ndarray, np.ndarray]:
 
 @cache
 def mapping(relative_accuracy: float = RELATIVE_ACCURACY) -> LogarithmicMapping:
-    """The buckets' layout: one a process, shared by every sketch and ``streams.slow``."""
+    """The buckets' layout: one a process, shared by every sketch and ``streams.slow``
+    (its offset is 0: a key is ``ceil(log(v, 2) * multiplier)``)."""
     return LogarithmicMapping(relative_accuracy)
 
 
@@ -133,13 +136,18 @@ class LatencySketch:
     def update(self, value: float) -> None:
         self.update_many((value,))
 
-    def update_many(self, values: Sequence[float]) -> None:
-        """Add ``values`` (>= 0): ``LogarithmicMapping.key`` inlined, one add a bucket."""
-        mapping = self._mapping
-        smallest, multiplier, offset = mapping.min_possible, mapping._multiplier, mapping._offset
-        keys = Counter([int(ceil(log(v, 2) * multiplier) + offset) for v in values if v > smallest])
-        self._add(keys)
-        self._zeros += len(values) - keys.total()
+    def update_many(self, values: Sequence[float]) -> list[int | None]:
+        """Add ``values`` (>= 0): ``LogarithmicMapping.key`` inlined (one logarithm a
+        value), one add a bucket. Return each value's bucket key (None: counted as zero),
+        for ``streams.slow``."""
+        layout = self._mapping
+        smallest, per_bit = layout.min_possible, layout._multiplier  # its offset is 0
+        keys = [ceil(log(v) / _LN2 * per_bit) if v > smallest else None for v in values]
+        by_key: dict[int | None, int] = {}
+        counts.count(by_key, keys)
+        self._zeros += by_key.pop(None, 0)
+        self._add(by_key)  # type: ignore[arg-type]
+        return keys
 
     def merge(self, other: LatencySketch) -> None:
         if other._mapping.gamma != self._mapping.gamma:

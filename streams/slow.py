@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
-from math import ceil, log2
 
 from streams import counts
 from streams.sketch import LatencySketch, bin_key, mapping
@@ -30,7 +29,6 @@ STEP = 17
 BASE = mapping().gamma ** STEP
 ZERO = -(2**16)
 """The bin of a latency of 0, or as small as the sketch takes for 0 (below every other)."""
-_PER_BIN = 1 / log2(BASE)
 
 ByBin = dict[int, dict[str, int]]
 """Events by coarse bin, then by value (a rule, a segment, an error type): grouped by bin,
@@ -39,16 +37,15 @@ hash an event, cost stage 1 three times as much). Plain dicts (``streams.counts`
 the outer one is an object for the garbage collector."""
 
 
-def bins(latencies: Sequence[float]) -> list[int]:
-    """Each latency's coarse bin."""
-    smallest = mapping().min_possible
-    return [ceil(log2(v) * _PER_BIN) if v > smallest else ZERO for v in latencies]
+def bins(keys: Sequence[int | None]) -> list[int]:
+    """Each latency's coarse bin, from its sketch bin's key (``LatencySketch.update_many``
+    hands them back; None: a latency counted as zero)."""
+    return [ZERO if key is None else -(-key // STEP) for key in keys]
 
 
 def bin_of(latency: float) -> int:
     """``latency``'s coarse bin: that of its sketch bin."""
-    key = bin_key(latency)
-    return ZERO if key is None else -(-key // STEP)
+    return bins([bin_key(latency)])[0]
 
 
 def count(by_bin: ByBin, bins: Sequence[int], values: Iterable[str]) -> None:

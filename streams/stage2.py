@@ -11,6 +11,7 @@ from rollout.state import WORKER, RolloutState
 from schemas.events import RolloutEvent
 from schemas.internal import Partial
 from schemas.plan import Plan
+from streams.clock import Clock, wall_clock
 from streams.gates import GateReport, Looks, evaluate
 from streams.triggers import Output, RolloutMonitor
 from streams.windows import RolloutView
@@ -30,6 +31,7 @@ class Stage2:
     )
     # the rollout log's fold of a rollout (None: not known yet)
     state_of: Callable[[str], RolloutState | None] = lambda rollout: None
+    clock: Clock = wall_clock  # stage 2's: how long a fired trigger has waited
 
     def apply(self, partial: Partial) -> list[Output]:
         """Merge a partial; return the alerts and rollout events the changed window raises."""
@@ -41,7 +43,24 @@ class Stage2:
         system, start = view.apply(partial)
         state = self.state_of(rollout)
         monitor = self.monitors[rollout]
-        return monitor.observe(view, system, start, state, partial.read_at, partial.newest_ts)
+        now = self.clock()
+        return monitor.observe(view, system, start, state, partial.read_at, partial.newest_ts, now)
+
+    def release(self) -> list[Output]:
+        """The timer: every fired trigger that has waited long enough goes out
+        (:meth:`RolloutMonitor.release`), though no partial comes."""
+        now = self.clock()
+        return [
+            out
+            for rollout, monitor in self.monitors.items()
+            if monitor.due is not None
+            for out in monitor.release(self.state_of(rollout), now)
+        ]
+
+    def due(self) -> float | None:
+        """When the timer releases the next waiting trigger (None: none waits)."""
+        dues = [m.due for m in self.monitors.values()]
+        return min((due for due in dues if due is not None), default=None)
 
     def gates(self, rollout: str) -> GateReport | None:
         """The current phase's gate verdicts for ``rollout`` (None if it is not running),

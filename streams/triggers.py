@@ -9,9 +9,13 @@ on the baseline (``streams.baseline_watch``) to tell a baseline-only degradation
 
 Every rollback alert says whether the cause is shared (judged once the baseline's events
 read as late are in; a baseline's alert, once the candidate's are) and carries both
-systems' figures; ``streams.alerts`` builds the alerts. A trigger acts unless it is a dry
-run (``dry_run``) or the cause is shared and the plan holds on one (``on_shared =
-"hold"``: a critical ``rollback_held`` alert instead).
+systems' figures; ``streams.alerts`` builds the alerts. A fired trigger waits for them
+at most :data:`GRACE` seconds: of read time, as later partials tell, or of stage 2's
+clock since it fired, as the next partial or stage 2's timer
+(:meth:`RolloutMonitor.release`) finds: traffic that stops right after it never holds
+the alert back. A trigger acts unless it is a dry run (``dry_run``) or the cause is
+shared and the plan holds on one (``on_shared = "hold"``: a critical ``rollback_held``
+alert instead).
 
 An incident opens when a trigger fires and produces one alert (and, for a rollback, one
 ``rollback`` event on the rollout log); it stays open, silent, until the evidence clears
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from math import inf
 
 from rollout.state import WORKER, RolloutState
 from rollout.steering import step_back
@@ -55,7 +60,8 @@ from streams.windows import RolloutView, first_window_after
 
 Output = Alert | RolloutEvent
 RECENT = 1_000  # evidence kept to re-judge after a person's change arrives late
-GRACE = 10.0  # seconds (read time) a fired trigger waits at most for the baseline's events
+GRACE = 10.0  # seconds a fired trigger waits at most for the baseline's events (module doc)
+RELEASE_SECONDS = 1.0  # stage 2's timer: how often it releases what has waited GRACE
 
 
 @dataclass
@@ -71,7 +77,8 @@ class Decision:
 
     firing: Firing
     read_at: float | None
-    since: float | None = None  # read time of the evidence run's first events
+    since: float | None  # read time of the evidence run's first events
+    due: float  # stage 2's clock when the wait ends at the latest
 
 
 @dataclass
@@ -93,8 +100,10 @@ class RolloutMonitor:
     anchor: RolloutEvent | None = None  # the last change a person made
     own: list[RolloutEvent] = field(default_factory=list)  # rollbacks the log lacks yet
     pending: list[Decision] = field(default_factory=list)  # fired, awaiting the baseline
-    degraded: list[Degraded] = field(default_factory=list)  # baseline's, awaiting candidate
+    # the baseline's, awaiting the candidate's events, each with its due (as a Decision's)
+    degraded: list[tuple[Degraded, float]] = field(default_factory=list)
     read: dict[str, float] = field(default_factory=dict)  # system -> newest read time
+    now: float | None = None  # stage 2's clock at the latest partial or tick (None: none)
 
     def __post_init__(self) -> None:
         self.fixed = [t for t in self.plan.rollback if not t.guardrail]
@@ -157,13 +166,15 @@ class RolloutMonitor:
         state: RolloutState | None,
         read_at: datetime | None = None,
         newest: datetime | None = None,
+        now: float | None = None,
     ) -> list[Output]:
         """React to a change of (``system``, window ``start``); return alerts and events.
 
         ``state`` is the rollout log's fold; ``read_at`` when stage 1 read the events,
-        ``newest`` the newest event time among them.
+        ``newest`` the newest event time among them; ``now`` stage 2's clock (None: a
+        fired trigger waits on read times alone).
         """
-        self.view = view
+        self.view, self.now = view, now
         when, made = _epoch(read_at), _epoch(newest)
         if when is not None:
             self.read[system] = max(self.read.get(system, when), when)
@@ -182,6 +193,24 @@ class RolloutMonitor:
         return out + self.sample_ratio.observe(
             view, self._acting(state), self.anchor, (system, start)
         )
+
+    def release(self, state: RolloutState | None, now: float) -> list[Output]:
+        """Stage 2's timer at ``now``: what a partial coming now without events would
+        release (a person's change followed, then every fired trigger whose wait is over)."""
+        self.now = now
+        out = self._follow(self._acting(state))
+        return out + self._release(self._acting(state)) + self._release_degraded()
+
+    @property
+    def due(self) -> float | None:
+        """When stage 2's timer releases the next waiting trigger (None: none waits)."""
+        dues = [d.due for d in self.pending] + [due for _d, due in self.degraded]
+        return min(dues, default=None)
+
+    @property
+    def _due(self) -> float:
+        """The due of a wait that starts now: :data:`GRACE` on stage 2's clock."""
+        return inf if self.now is None else self.now + GRACE
 
     def _acting(self, state: RolloutState | None) -> RolloutState | None:
         """The log's state with the worker's own rollbacks the log has not returned yet."""
@@ -290,8 +319,7 @@ class RolloutMonitor:
             self.incidents[name] = Incident(name, opened)
             observed = _observed(trigger, cusum.run_n, cusum.run_bad, run)
             firing = Firing(trigger, opened, evidence.start, observed, cusum.run_n)
-            decision = Decision(firing, evidence.read_at, self.run_read[name])
-            return self._decide(decision, state)
+            return self._decide(firing, evidence.read_at, self.run_read[name], state)
         if incident is not None and cusum.clear:
             del self.incidents[name]
             bad, latest = evidence.bad[name], RunSketch(evidence.bins)
@@ -311,7 +339,7 @@ class RolloutMonitor:
                 self.incidents[trigger.name] = Incident(trigger.name, evidence.start)
                 at, n = evidence.start, self.samples
                 firing = Firing(trigger, at, at, float(self.critical), n)
-                return self._decide(Decision(firing, evidence.read_at), state)
+                return self._decide(firing, evidence.read_at, None, state)
             if incident is not None:
                 incident.clean = 0
             return []
@@ -324,8 +352,10 @@ class RolloutMonitor:
         return []
 
     # ------------------------------------------------------------------ outputs
-    def _decide(self, decision: Decision, state: RolloutState | None) -> list[Output]:
-        self.pending.append(decision)
+    def _decide(
+        self, firing: Firing, read_at: float | None, since: float | None, state: RolloutState | None
+    ) -> list[Output]:
+        self.pending.append(Decision(firing, read_at, since, self._due))
         return self._release(state)
 
     def _release(self, state: RolloutState | None) -> list[Output]:
@@ -333,21 +363,23 @@ class RolloutMonitor:
         the same moments of both systems)."""
         out: list[Output] = []
         for d in list(self.pending):
-            if self._in(self.plan.roles.baseline, d.read_at, d.firing.start):
+            if self._in(self.plan.roles.baseline, d.read_at, d.firing.start, d.due):
                 self.pending.remove(d)
                 fired = self._fire(d.firing, state, _moments(d.since, d.read_at))
                 state = self._acted(fired, state)
                 out += fired
         return out
 
-    def _in(self, system: str, read_at: float | None, start: int) -> bool:
+    def _in(self, system: str, read_at: float | None, start: int, due: float) -> bool:
         """Whether ``system``'s events read as late as ``read_at`` are in: read at least as
-        late, or :data:`GRACE` seconds have passed, or ``system`` has no recent traffic."""
-        newest = max(self.read.values(), default=0.0)
+        late, or :data:`GRACE` seconds have passed (of read time, or stage 2's clock is at
+        ``due``), or ``system`` has no recent traffic."""
+        if read_at is None:
+            return True
+        newest, late = max(self.read.values(), default=0.0), self.read.get(system, -inf)
+        waited = newest - read_at >= GRACE or (self.now is not None and self.now >= due)
         ws = self.window_seconds
-        idle = not span(self.view, system, start - ws, start).count
-        late = self.read.get(system, float("-inf"))
-        return read_at is None or late >= read_at or newest - read_at >= GRACE or idle
+        return late >= read_at or waited or not span(self.view, system, start - ws, start).count
 
     def _fire(
         self, f: Firing, state: RolloutState | None, moments: tuple[float, float] | None = None
@@ -404,20 +436,21 @@ class RolloutMonitor:
         out: list[Output] = []
         for d in self.watch.judge(evidence):
             if d.cleared:
-                self.degraded = [p for p in self.degraded if p.trigger != d.trigger]
+                self.degraded = [p for p in self.degraded if p[0].trigger != d.trigger]
                 if self.incidents.pop(f"{d.trigger.name}:baseline", None) is not None:
                     out.append(self.alerts.baseline(self.view, d, self._anchor_key))
             else:
-                self.degraded.append(d)
+                self.degraded.append((d, self._due))
         return out
 
     def _release_degraded(self) -> list[Output]:
         """Alert the baseline's degradations whose candidate events are in, unless shared."""
         out: list[Output] = []
-        for d in list(self.degraded):
-            if not self._in(self.plan.roles.candidate, d.read_at, d.start):
+        for waiting in list(self.degraded):
+            d, due = waiting
+            if not self._in(self.plan.roles.candidate, d.read_at, d.start, due):
                 continue
-            self.degraded.remove(d)
+            self.degraded.remove(waiting)
             read = self._read(d.trigger, _moments(d.since, d.read_at))
             key = f"{d.trigger.name}:baseline"
             if d.trigger.name not in self.incidents and not self.alerts.shared(self.view, d, read):

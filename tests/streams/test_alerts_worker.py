@@ -7,6 +7,7 @@ import json
 import math
 import random
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,10 +15,14 @@ from phasegate.testing.guardrails import COMPLAINTS, CONFIDENCE, with_triggers
 from phasegate.testing.processes import WorkerProcess
 from phasegate.testing.topics import read_values
 from producers.emitter import Emitter
+from rollout.writer import RolloutWriter
 from schemas.codec import decode
-from schemas.events import Alert
+from schemas.events import Alert, RolloutEvent
 from schemas.plan import load_plan
+from streams.triggers import GRACE
+from streams.windows import window_at
 from tests.streams.conftest import make_result
+from tests.streams.test_worker import emit
 
 pytestmark = pytest.mark.timeout(240)
 RATE = 150  # results a second, each system
@@ -91,3 +96,47 @@ def test_an_alert_carries_the_rule_its_bad_events_concentrate_on(kafka_settings,
         top = alert.contributors[0]
         assert (top.dimension, top.value) == ("rule", "r7"), alert
         assert top.candidate > 2 * top.expected
+
+
+def test_a_rollback_fired_as_traffic_stops_goes_out_all_the_same(kafka_settings, tmp_path):
+    """Both systems healthy in one window; once the worker has read them, the candidate
+    alone fails in the next, and then nothing comes. The firing events were read after
+    the baseline's last, so the rollback waits for the baseline's; none come, and the
+    worker's release timer sends it :data:`GRACE` seconds after it fired."""
+    settings = kafka_settings.model_copy(update={"window_seconds": 10, "flush_seconds": 0.2})
+    writer = RolloutWriter(settings)
+    writer.append(RolloutEvent(rollout="kai", type="phase_started", weight=50, phase=1))
+    writer.close()
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        worker.wait_assigned()
+        now = time.time()
+        before = datetime.fromtimestamp(window_at(now, 10) - 5, UTC)  # the window before
+        healthy = [
+            make_result(i, system=s, rollout="kai").model_copy(update={"ts": before, "weight": 50})
+            for i in range(300)
+            for s in ("pipeline", "production")
+        ]
+        emit(settings, healthy)
+        worker.wait(lambda s: _counted(s, "pipeline") >= 300)
+        failing = [
+            make_result(i, success=i % 10 < 3, rollout="kai").model_copy(
+                update={"ts": datetime.fromtimestamp(now, UTC), "weight": 50}
+            )
+            for i in range(300, 700)
+        ]
+        emit(settings, failing)
+        sent = time.monotonic()
+        worker.wait(lambda s: "success-emergency" in s["control"]["kai"]["incidents"])
+        alerts = _alerts(settings, "success_rate", timeout=GRACE + 10)
+        waited = time.monotonic() - sent
+    finally:
+        worker.stop()
+    (alert,) = [a for a in alerts if a.kind == "emergency_rollback"]
+    assert (alert.action.weight_from, alert.action.weight_to) == (50, 0)
+    assert waited > GRACE / 2  # it waited for the baseline's events, then went out
+
+
+def _counted(status: dict, system: str) -> int:
+    windows = status["rollouts"].get("kai", {}).get("systems", {}).get(system) or []
+    return sum(w["count"] for w in windows)

@@ -14,6 +14,7 @@ from streams.clock import ManualClock
 from streams.protocol import Aggregation, Counters, Judgement
 from streams.stage1 import Stage1
 from streams.stage2 import Stage2
+from streams.triggers import GRACE
 from tests.streams.conftest import T0, make_result
 from tests.streams.test_protocol import Msg, Outbox
 
@@ -30,10 +31,22 @@ def history(seconds: int = 300, per_second: int = 20) -> list[Stored]:
         dropped = at >= DROP
         for system in ("pipeline", "production"):
             ok = i % 50 != 0 if system == "pipeline" or not dropped else i % 10 not in (0, 3, 6)
-            result = make_result(i, system=system, success=ok, seconds=at, rollout=ROLLOUT)
-            result = result.model_copy(update={"weight": 50, "query_id": f"{system}{i}"})
-            out.append(Stored(("results", i % 2), result))
+            out.append(stored(i, system, ok, at))
     return out
+
+
+def stored(i: int, system: str, ok: bool, at: float) -> Stored:
+    """Result ``i`` of ``system`` at ``at`` seconds after T0, on partition ``i % 2``."""
+    result = make_result(i, system=system, success=ok, seconds=at, rollout=ROLLOUT)
+    result = result.model_copy(update={"weight": 50, "query_id": f"{system}{i}"})
+    return Stored(("results", i % 2), result)
+
+
+def stopping(per_second: int = 20) -> list[Stored]:
+    """:func:`history` for 100 s, then the candidate alone at 30% for 3 s; then nothing."""
+    first, end = 100 * per_second, 103 * per_second
+    failing = [stored(i, "production", i % 10 < 3, i / per_second) for i in range(first, end)]
+    return history(100, per_second) + failing
 
 
 def person(type: str, seconds: float, **fields) -> RolloutEvent:
@@ -85,12 +98,13 @@ def test_gate_changes_are_recorded_with_their_phase():
 def worker_alerts(
     events: list[Stored], log: list[RolloutEvent], plan: Plan | None = None
 ) -> list[Alert]:
-    """The worker's protocol (``streams.protocol``) on an in-memory broker, its flush
-    timer firing every second of a clock that follows the events; the log returns the
-    worker's rollbacks before the next flush. ``plan``: the default plan unless given."""
+    """The worker's protocol (``streams.protocol``) on an in-memory broker, its release
+    and flush timers firing every second of a clock that follows the events (and goes on
+    for :data:`GRACE` seconds after them); the log returns the worker's rollbacks before
+    the next flush. ``plan``: the default plan unless given."""
     clock, outbox = ManualClock(), Outbox([])
     state = fold(log, ROLLOUT)
-    stage2 = Stage2(10, 3600, plan or load_plan(), state_of=lambda rollout: state)
+    stage2 = Stage2(10, 3600, plan or load_plan(), state_of=lambda rollout: state, clock=clock)
     read = asyncio.Event()
     read.set()
     models = {"results": Result, "feedback": Feedback}
@@ -107,18 +121,23 @@ def worker_alerts(
         for event in outbox.rollouts:
             state = state.apply(event)
 
+    async def timers(seconds: range) -> None:
+        for second in seconds:
+            clock.now = float(second)
+            await judgement.release()
+            await flush()
+
     async def run() -> None:
-        tick = None
+        tick = int(events[0].event.ts.timestamp())
         for stored in events:
             t = stored.event.ts.timestamp()
-            if tick is not None and int(t) > tick:
-                clock.now = tick + 1.0
-                await flush()
+            if int(t) > tick:
+                await timers(range(tick + 1, int(t) + 1))
             tick, clock.now = int(t), t
             offset = offsets[stored.source] = offsets.get(stored.source, -1) + 1
             message = Msg(*stored.source, offset, encode(stored.event))
             await aggregation.add_batch([message])
-        await flush()
+        await timers(range(tick + 1, tick + int(GRACE) + 3))
 
     asyncio.run(run())
     return outbox.alerts
@@ -131,5 +150,18 @@ def test_the_replay_is_the_workers_protocol_at_the_same_cadence():
     replayed = replay(load_plan(), ROLLOUT, log, events, **CADENCE).alerts
     assert replayed, "nothing fired"
     figures = ["alert_id", "kind", "window", "observed", "samples", "action", "threshold"]
+    as_worker = [a.model_dump(include=set(figures)) for a in worker_alerts(events, log)]
+    assert [a.model_dump(include=set(figures)) for a in replayed] == as_worker
+
+
+def test_a_trigger_that_fires_as_traffic_stops_goes_out_as_from_the_worker():
+    """The candidate's failing events come after the baseline's last: its trigger waits
+    for the baseline's, which never come; the timer releases it in both, alike."""
+    log = [person("phase_started", -5, weight=50, phase=1)]
+    events = stopping()
+    replayed = replay(load_plan(), ROLLOUT, log, events, **CADENCE).alerts
+    (alert,) = [a for a in replayed if a.kind == "emergency_rollback"]
+    assert alert.ts > events[-1].event.ts + timedelta(seconds=GRACE / 2)  # it waited
+    figures = ["alert_id", "kind", "window", "observed", "samples", "action", "attribution"]
     as_worker = [a.model_dump(include=set(figures)) for a in worker_alerts(events, log)]
     assert [a.model_dump(include=set(figures)) for a in replayed] == as_worker

@@ -12,7 +12,7 @@ from rollout.state import RolloutState, fold
 from schemas.events import Alert, RolloutEvent
 from schemas.plan import Plan, load_plan
 from streams.stage2 import Stage2, control_json
-from streams.triggers import WORKER
+from streams.triggers import GRACE, WORKER, Decision
 from streams.windows import PartitionAccumulator
 from tests.streams.conftest import T0, make_result
 
@@ -33,7 +33,7 @@ class Harness:
             [self.event("phase_started", weight=weight, phase=phase, actor="alice")], ROLLOUT
         )
         self.plan = plan or fixed_limits(load_plan())
-        self.stage2 = Stage2(10, 3600, self.plan, state_of=lambda r: self.state)
+        self.stage2 = Stage2(10, 3600, self.plan, state_of=lambda r: self.state, clock=self.now)
         self.acc = PartitionAccumulator("results", 0, 10, 10, max_future=10**10)
 
     def now(self) -> float:
@@ -89,6 +89,11 @@ class Harness:
         new = [o for p in partials for o in self.stage2.apply(p)]
         self.out += new
         return new
+
+    def alone(self, n: int, make: Callable[[int], dict]) -> list:
+        """``n`` candidate results and no baseline's, read now; what stage 2 raised."""
+        results = [self._result(make, "production", 50) for _ in range(n)]
+        return self.send(results, self.offset - n)
 
     def success(self, rate: float) -> Callable[[int], dict]:
         return lambda i: {"success": self.rng.random() < rate, "latency_ms": 100.0}
@@ -341,6 +346,69 @@ def test_a_lagging_worker_never_counts_the_old_phases_events_read_after_a_person
     for _ in range(20):  # the candidate fails as badly after her restart: rolled back
         h.batch(100, h.success(0.80))
     assert [e.weight for e in h.events()] == [0, 0]
+
+
+def stopped(h: Harness) -> Decision:
+    """Both systems healthy, then the candidate alone fails until a trigger fires: the
+    baseline's last events were read before the firing ones, and no partial comes."""
+    for _ in range(20):
+        h.batch(100, h.success(0.97))
+    monitor = h.stage2.monitors[ROLLOUT]
+    while not monitor.pending:
+        assert h.alone(50, h.success(0.3)) == []
+    (decision,) = monitor.pending
+    return decision
+
+
+def test_a_fired_trigger_goes_out_on_the_timer_once_traffic_stops():
+    """The decision waits for the baseline's events read as late; none come: stage 2's
+    timer releases it once :data:`GRACE` seconds of its clock have passed, once."""
+    h = Harness()
+    stopped(h)
+    h.offset += int((GRACE - 0.5) * 100)  # 9.5 s of silence
+    assert h.stage2.release() == []
+    h.offset += 50
+    fired = h.stage2.release()
+    assert [type(o).__name__ for o in fired] == ["Alert", "RolloutEvent"]
+    assert fired[0].kind == "emergency_rollback" and fired[1].weight == 0
+    assert h.stage2.release() == []
+    h.out += fired
+    for _ in range(3):  # traffic again: the incident stays open and silent
+        h.batch(100, h.success(0.3))
+    assert h.out == fired
+
+
+def test_the_timer_gives_the_alert_the_next_partial_would_have_given():
+    """Released by the timer, or by a baseline's partial read as late: the same alert."""
+    timer, partial = Harness(), Harness()
+    partial.state = timer.state  # the same anchor: the same ids
+    stopped(timer), stopped(partial)
+    for h in (timer, partial):
+        h.offset += int(GRACE * 100)
+    by_timer = timer.stage2.release()
+    by_partial = partial.batch(100, partial.success(0.97), system="pipeline")
+    assert by_timer and [o.model_dump(exclude={"ts"}) for o in by_timer] == [
+        o.model_dump(exclude={"ts"}) for o in by_partial
+    ]
+
+
+def test_a_baseline_degradation_as_traffic_stops_goes_out_on_the_timer():
+    """The roles swapped: the baseline alone fails last, its alert waits for the
+    candidate's events read as late, and the timer sends it."""
+    h = Harness()
+    for _ in range(20):
+        h.batch(100, h.success(0.97))
+    monitor = h.stage2.monitors[ROLLOUT]
+    while not monitor.degraded:
+        assert h.batch(50, h.success(0.3), system="pipeline") == []
+    h.offset += int(GRACE * 100)
+    (alert,) = h.stage2.release()
+    assert (alert.kind, alert.system, alert.attribution) == (
+        "baseline_degraded",
+        "pipeline",
+        "baseline-only",
+    )
+    assert monitor.due is None and h.stage2.release() == []
 
 
 def test_critical_errors_above_n_count_across_batches():
