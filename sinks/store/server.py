@@ -31,6 +31,7 @@ _CAP = "max_partitions_per_insert_block"
 
 _TIME = re.compile(r"^(?:Nullable\()?DateTime(?:64\((\d+))?")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 
 
 def _wire(values: Sequence, kind: str) -> list:
@@ -45,9 +46,11 @@ def _wire(values: Sequence, kind: str) -> list:
     if not isinstance(first, datetime) or first.tzinfo is None:
         return list(values)
     tick = timedelta(microseconds=10 ** (6 - int(time.group(1) or 0)))
-    if None not in values:
-        return [(v - _EPOCH) // tick for v in values]
-    return [v if v is None else (v - _EPOCH) // tick for v in values]
+    if None in values:
+        return [v if v is None else (v - _EPOCH) // tick for v in values]
+    if tick == _SECOND:  # the float's whole seconds: a little faster
+        return list(map(int, map(datetime.timestamp, values)))
+    return [(v - _EPOCH) // tick for v in values]
 
 
 def _with_defaults(url: str) -> str:
