@@ -48,6 +48,7 @@ from schemas.events import Result
 from schemas.plan import load_plan
 from schemas.settings import Settings
 from sinks import rows
+from sinks.batch import seldom_collected
 from sinks.consumer import BATCH_ROWS, Sink
 from sinks.migrations import migrate
 from sinks.phase_report import phase_report
@@ -83,12 +84,13 @@ def sink(settings: Settings, store: Store, n: int, batch: int | None) -> tuple[f
     runner.start()
     span, first = client_loops.Span(), 0
     try:
-        while runner.counters.messages < n or runner.pending:
-            taken = runner.poll_once(timeout_ms=200)
-            if taken:
-                first = first or taken
-                span.add(taken)
-        span.add(0)  # the last commit
+        with seldom_collected():  # as `phasegate sink` runs it
+            while runner.counters.messages < n or runner.pending:
+                taken = runner.poll_once(timeout_ms=200)
+                if taken:
+                    first = first or taken
+                    span.add(taken)
+            span.add(0)  # the last commit
     finally:
         runner.close()
     assert store.query(f"SELECT count() FROM {database}.results").scalar() == n
@@ -104,13 +106,14 @@ def _sink_child(settings: Settings, url: str, n: int, total, times) -> None:
     runner.start()
     start, seen = None, 0
     try:
-        while total.value < n or runner.pending:
-            if runner.poll_once(timeout_ms=200) and start is None:
-                start = time.perf_counter()
-            stored = sum(runner.counters.rows.values())
-            with total.get_lock():
-                total.value += stored - seen
-            seen = stored
+        with seldom_collected():  # as `phasegate sink` runs it
+            while total.value < n or runner.pending:
+                if runner.poll_once(timeout_ms=200) and start is None:
+                    start = time.perf_counter()
+                stored = sum(runner.counters.rows.values())
+                with total.get_lock():
+                    total.value += stored - seen
+                seen = stored
     finally:
         runner.close()
         store.close()

@@ -1,9 +1,11 @@
-"""The sink's pure bookkeeping: the pending batch, retry backoff, log throttling."""
+"""The sink's bookkeeping: the pending batch, log throttling, the process's collector."""
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +108,25 @@ def refuse_times(decoded: list[Any], now: float, max_future: int) -> list[Any]:
     return [
         d if why is None else DecodeError(why) for d, why in zip(decoded, refusals, strict=True)
     ]
+
+
+SINK_COLLECTOR = (50_000, 20, 10)
+"""The garbage collector's thresholds in a sink process (Python's: 700, 10, 10). A batch
+holds a tracked object or two a row (an id, a rules list) until it is stored: at 700 each
+fetched batch is walked by a young collection and again by a middle one while held (about
+1.5-2 us a row, measured by ``gc.callbacks``); at 50,000 at most one ran in 100,000 rows
+(0.2-0.6 us a row), and most rows are freed before any collection sees them."""
+
+
+@contextmanager
+def seldom_collected() -> Iterator[None]:
+    """The sink's collector thresholds (:data:`SINK_COLLECTOR`) meanwhile."""
+    before = gc.get_threshold()
+    gc.set_threshold(*SINK_COLLECTOR)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 @dataclass

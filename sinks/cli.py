@@ -22,6 +22,7 @@ from schemas.plan import Plan, PlanError, load_plan
 from schemas.settings import Settings
 from sinks import backtest as backtests
 from sinks import render
+from sinks.batch import seldom_collected
 from sinks.consumer import BrokerUnavailable, Sink, SinkCounters
 from sinks.ddl import EVENT_TABLES
 from sinks.evaluate import as_text, latest_rollout
@@ -86,7 +87,8 @@ def sink() -> None:
         runner = Sink(settings, store, after_insert=_fault())
         console.print(f"sink: {settings.bootstrap_servers} -> {settings.database} (Ctrl-C stops)")
         try:
-            runner.run(stop)
+            with seldom_collected():
+                runner.run(stop)
         except BrokerUnavailable as exc:
             _broker_error(settings, exc)
         console.print(f"sink: stopped; {summary(runner.counters)}", soft_wrap=True)
@@ -266,9 +268,10 @@ def replay(
             bar.update(task, completed=done, total=total)
 
         try:
-            counters = rebuild(
-                settings, store, since=start, on_progress=None if bar.disable else advance
-            )
+            with seldom_collected():
+                counters = rebuild(
+                    settings, store, since=start, on_progress=None if bar.disable else advance
+                )
         except BrokerUnavailable as exc:
             _broker_error(settings, exc)
     console.print(

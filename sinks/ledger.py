@@ -30,13 +30,15 @@ from sinks import ddl
 @dataclass
 class Entries:
     """Rows of one table with where each came from, column by column: per row its
-    partition, offset and event; per partition its lowest and highest offset."""
+    partition, offset and event; per partition its lowest and highest offset; the events'
+    ids, once :meth:`Ledger.select` read them (for :meth:`Ledger.remember`)."""
 
     partitions: list[object] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     events: list[object] = field(default_factory=list)
     lowest: dict[object, int] = field(default_factory=dict)
     highest: dict[object, int] = field(default_factory=dict)
+    ids: set[int] | None = None
 
     def __len__(self) -> int:
         return len(self.events)
@@ -45,6 +47,7 @@ class Entries:
         """Rows read from one partition."""
         if not offsets:
             return
+        self.ids = None
         self.partitions += [partition] * len(offsets)
         self.offsets += offsets
         self.events += events
@@ -112,7 +115,7 @@ class Ledger:
             self.stored[partition] = highest.get(number, -1)  # type: ignore[call-overload]
             self.unloaded.discard(partition)
 
-    def _known(self, keys: list[int]) -> bool:
+    def _known(self, keys: set[int]) -> bool:
         return not all(ids.isdisjoint(keys) for ids in self._sets)
 
     def again(self, entries: Entries) -> Entries:
@@ -132,12 +135,14 @@ class Ledger:
         its partition's stored offset is held unless ``held`` (of :meth:`again`'s entries,
         the pairs stored) says otherwise."""
         keys = event_ids(table, entries.events)
+        unique = set(keys)
         stored = self.stored
         if (
             all(low > stored.get(p, -1) for p, low in entries.lowest.items())
-            and len(set(keys)) == len(keys)
-            and not self._known(keys)
+            and len(unique) == len(keys)
+            and not self._known(unique)
         ):
+            entries.ids = unique
             return entries  # the usual case, checked without a loop in Python
         keep, seen = [], set()
         for i, (partition, offset, key) in enumerate(
@@ -151,14 +156,16 @@ class Ledger:
                 continue
             seen.add(key)
             keep.append(i)
-        return entries.subset(keep)
+        fresh = entries.subset(keep)
+        fresh.ids = seen
+        return fresh
 
     def remember(self, table: ddl.Table, entries: Entries) -> None:
         """``entries`` are stored now."""
         for partition, high in entries.highest.items():
             if high > self.stored.get(partition, -1):
                 self.stored[partition] = high
-        keys = set(event_ids(table, entries.events))
+        keys = set(event_ids(table, entries.events)) if entries.ids is None else entries.ids
         self._sets.append(keys)
         self._count += len(keys)
         while self._sets and self._count - len(self._sets[0]) >= self.recent:

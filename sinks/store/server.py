@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from clickhouse_driver import Client, errors
@@ -30,26 +30,27 @@ _CAP = "max_partitions_per_insert_block"
 
 
 _TIME = re.compile(r"^(?:Nullable\()?DateTime(?:64\((\d+))?")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 
 
 def _wire(values: Sequence, kind: str) -> list:
     """A column as the driver writes it fastest: aware datetimes as the integers a
-    ``DateTime`` (seconds) or ``DateTime64(s)`` (ticks) column holds, computed as the
-    driver does (it would go through pytz row by row)."""
+    ``DateTime`` (seconds) or ``DateTime64(s)`` (ticks) column holds, as the driver computes
+    them for times since 1970 (it would go through pytz row by row): the ticks since the
+    epoch, rounded down, in one C operation a row."""
     time = _TIME.match(kind)
     if not time:
         return list(values)
     first = next((v for v in values if v is not None), None)
     if not isinstance(first, datetime) or first.tzinfo is None:
         return list(values)
-    scale = int(time.group(1) or 0)
-    if not scale and None not in values:
+    tick = timedelta(microseconds=10 ** (6 - int(time.group(1) or 0)))
+    if None in values:
+        return [v if v is None else (v - _EPOCH) // tick for v in values]
+    if tick == _SECOND:  # the float's whole seconds: a little faster
         return list(map(int, map(datetime.timestamp, values)))
-    unit, frac = 10**scale, 10 ** (6 - scale)
-    return [
-        v if v is None else int(v.timestamp()) * unit + (v.microsecond // frac if scale else 0)
-        for v in values
-    ]
+    return [(v - _EPOCH) // tick for v in values]
 
 
 def _with_defaults(url: str) -> str:

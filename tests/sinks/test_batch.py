@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 
 from kafka import TopicPartition
 
 from schemas import DeadLetter, DecodeError, Feedback
-from sinks.batch import Batch, Throttle, entry_columns, refuse_times
+from sinks.batch import (
+    SINK_COLLECTOR,
+    Batch,
+    Throttle,
+    entry_columns,
+    refuse_times,
+    seldom_collected,
+)
 from tests.fakes import FakeClock
 from tests.sinks.conftest import make_result
 
@@ -71,3 +79,11 @@ def test_refuse_times_turns_unstorable_times_into_decode_errors() -> None:
     assert isinstance(got[1], DecodeError) and "future" in got[1].reason
     assert isinstance(got[3], DecodeError) and "1970" in got[3].reason
     assert refuse_times([bad], now, 60) == [bad]
+
+
+def test_the_sink_collects_seldom_and_gives_the_thresholds_back() -> None:
+    before = gc.get_threshold()
+    with seldom_collected():
+        assert gc.get_threshold() == SINK_COLLECTOR
+        assert gc.get_threshold()[0] > 20 * before[0]
+    assert gc.get_threshold() == before

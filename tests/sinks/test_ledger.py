@@ -68,3 +68,18 @@ def test_rows_read_again_are_skipped_only_where_the_store_holds_them() -> None:
     assert ledger.select(ddl.RESULTS, entries).offsets == [6, 7]
     assert ledger.select(ddl.RESULTS, entries, held={(0, 3), (0, 5)}).offsets == [4, 6, 7]
     assert not ledger.again(Entries.of([(P0, 6, make_result(6))]))
+
+
+def test_remember_keeps_the_ids_of_the_rows_stored_after_select() -> None:
+    """``select`` reads the ids once for ``remember``; rows added after it count too, and a
+    batch that dropped duplicates remembers only what it kept."""
+    ledger = Ledger()
+    a, b, c, d = (make_result(i) for i in range(4))
+    entries = ledger.select(ddl.RESULTS, Entries.of([(P0, 0, a)]))
+    entries.extend(P0, [1], [b])
+    ledger.remember(ddl.RESULTS, entries)
+    kept = ledger.select(ddl.RESULTS, Entries.of([(P0, 2, c), (P0, 3, c), (P0, 4, b)]))
+    assert kept.events == [c]
+    ledger.remember(ddl.RESULTS, kept)
+    fresh = Entries.of([(P0, 5, x) for x in (a, b, c, d)])
+    assert ledger.select(ddl.RESULTS, fresh).events == [d]

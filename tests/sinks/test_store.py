@@ -6,11 +6,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kafka import TopicPartition
 
-from schemas import encode
-from schemas.events import Result
+from schemas import Alert, AlertAction, AlertWindow, Feedback, RolloutEvent, encode
+from schemas.events import Contributor, Result
 from schemas.fastcodec import fast_decode_structs
 from sinks import ddl, rows
+from sinks.batch import entry_columns
+from sinks.ledger import Entries
 from sinks.migrations import MIGRATIONS, migrate
 from sinks.store import Store, StoreError, StoreUnavailable
 from tests.sinks.conftest import T0, make_result
@@ -70,6 +73,42 @@ def test_rows_from_the_fast_decoders_structs_read_back_as_their_events(
     names = ", ".join(ddl.RESULTS.column_names)
     got = store.query(f"SELECT {names} FROM {database}.results ORDER BY ts")
     assert [rows.model_of(Result, row) for row in got.dicts()] == results
+
+
+def test_every_tables_columns_read_back_as_their_events(store: Store, database: str) -> None:
+    """Each column of each event table (UUID, time, label, Nullable, Array, JSON) as the
+    store gives it back, with the ledger's columns, from a batch as the sink inserts it."""
+    migrate(store, database)
+    why = Contributor(dimension="rule", value="r1", candidate=9, baseline=1, expected=0.5)
+    window = AlertWindow(start=T0, end=T0 + timedelta(minutes=5))
+    alert = Alert(rollout="kai", system="production", severity="critical", kind="rollback",
+                  metric="success_rate", observed=0.8, threshold=0.9, window=window,
+                  samples=120, ts=T0, contributors=[why])  # fmt: skip
+    acted = {"alert_id": uuid.uuid4(), "action": AlertAction(weight_from=75, weight_to=0)}
+    said = {"rollout": "kai", "query_id": "q1", "system": "pipeline", "verdict": "incorrect"}
+    events = {
+        Result: [make_result(i, segment="de" if i % 2 else None) for i in range(22)],
+        Feedback: [Feedback(**said, ts=T0), Feedback(**said, comment="no", rules=["r1"], ts=T0)],
+        Alert: [alert, alert.model_copy(update=acted | {"contributors": [], "dry_run": True})],
+        RolloutEvent: [
+            RolloutEvent(rollout="kai", type="weight_set", weight=25, ts=T0, actor="me"),
+            RolloutEvent(rollout="kai", type="rollback", ts=T0, reason="it's bad"),
+        ],
+    }
+    for model, models in events.items():
+        table = rows.TABLE_OF[model]
+        entries = Entries()
+        entries.extend(TopicPartition("t", 3), list(range(7, 7 + len(models))), models)
+        store.insert(f"{database}.{table.name}", entry_columns(table, entries))
+        names = ", ".join(table.column_names)
+        got = store.query(
+            f"SELECT {names}, kafka_partition, kafka_offset FROM {database}.{table.name} "
+            "ORDER BY kafka_offset"
+        ).dicts()
+        assert [rows.model_of(model, row) for row in got] == models
+        assert [(r["kafka_partition"], r["kafka_offset"]) for r in got] == [
+            (3, 7 + i) for i in range(len(models))
+        ]
 
 
 def test_datetime_parameters_are_compared_in_utc(store: Store, database: str) -> None:
