@@ -85,6 +85,7 @@ def test_threads_emitting_through_close_are_each_counted_once(kafka_settings):
     import threading
 
     emitter = Emitter(kafka_settings, max_events=3000)
+    assert emitter.emit(result(0, "warm")) and emitter.flush(20)  # connected: close can send
     accepted = [0] * 4
 
     def emit_many(i: int) -> None:
@@ -99,8 +100,8 @@ def test_threads_emitting_through_close_are_each_counted_once(kafka_settings):
     for t in threads:
         t.join()
     stats = emitter.stats()
-    assert stats.queued == 16_000 and stats.buffered == 0 and stats.consistent
-    assert 0 < stats.sent <= sum(accepted) and stats.dropped_by_reason["closed"] > 0
+    assert stats.queued == 16_001 and stats.buffered == 0 and stats.consistent
+    assert 1 < stats.sent <= 1 + sum(accepted) and stats.dropped_by_reason["closed"] > 0
 
 
 def test_invalid_feedback_and_foreign_objects_never_raise(kafka_settings):
