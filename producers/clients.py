@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from schemas.kafka_security import librdkafka_options
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ class ConfluentKafka:
             "queue.buffering.max.messages": tuning.max_events + 1,  # the Emitter bounds it
             "queue.buffering.max.kbytes": tuning.max_bytes // 1024 + 1024,
             "delivery.report.only.error": True,
-            **_librdkafka_security(settings),
+            **librdkafka_options(settings),
             **options,
         }
         try:
@@ -272,20 +273,6 @@ def _servers(settings: Settings) -> list[str]:
 
 def _request_timeout_ms(tuning: Tuning) -> int:
     return int(min(10.0, tuning.delivery_timeout_s / 2) * 1000)
-
-
-def _librdkafka_security(settings: Settings) -> dict[str, Any]:
-    """``Settings.kafka_options()`` under librdkafka's names."""
-    names = {
-        "security_protocol": "security.protocol",
-        "sasl_mechanism": "sasl.mechanism",
-        "sasl_plain_username": "sasl.username",
-        "sasl_plain_password": "sasl.password",
-        "ssl_cafile": "ssl.ca.location",
-        "ssl_certfile": "ssl.certificate.location",
-        "ssl_keyfile": "ssl.key.location",
-    }
-    return {names[k]: v for k, v in settings.kafka_options().items()}
 
 
 def _hash_cached_partitioner() -> Any:
