@@ -1,7 +1,7 @@
 """The Kafka clients the Emitter's sender thread hands records to.
 
-``confluent-kafka`` (librdkafka: batching, compression and the network in C) when it is
-installed (``pip install 'phasegate[fast]'``): the sender thread costs 2.6-3.9 us of CPU
+``confluent-kafka`` (librdkafka: batching, compression and the network in C; a
+dependency, the sink's consumer too): the sender thread costs 2.6-3.9 us of CPU
 an event, encoding included, where with ``kafka-python``'s per-record ``send()`` it
 costs 36-52 (bench/bench_emit.py).
 ``kafka-python`` (a fixed dependency) otherwise, or when ``emit_client`` names it.
@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from schemas.kafka_security import librdkafka_options
+from schemas.kafka_security import LIBRDKAFKA_LOGGER, librdkafka_options
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def client_class(settings: Settings) -> type[KafkaPython] | type[ConfluentKafka]
     if name == "confluent-kafka" and not installed:
         raise ValueError(
             "emit_client confluent-kafka needs the confluent-kafka package "
-            "(pip install 'phasegate[fast]')"
+            "(pip install confluent-kafka)"
         )
     fast = name == "confluent-kafka" or (name == "auto" and installed)
     return ConfluentKafka if fast else KafkaPython
@@ -192,7 +192,7 @@ class ConfluentKafka:
         self._exception = KafkaException
         self._failed = Failed()
         callbacks = {"on_delivery": self._delivery_failed, "error_cb": self._error}
-        self._producer = Producer({**config, **callbacks, "logger": _DEBUG_ONLY})
+        self._producer = Producer({**config, **callbacks, "logger": LIBRDKAFKA_LOGGER})
         self.produce = self._producer.produce  # (topic, value, key): no Python in between
 
     @staticmethod
@@ -220,7 +220,7 @@ class ConfluentKafka:
             **options,
         }
         try:
-            Producer({**config, "logger": _DEBUG_ONLY})
+            Producer({**config, "logger": LIBRDKAFKA_LOGGER})
         except KafkaException as exc:
             raise ValueError(f"confluent-kafka refused its options: {exc}") from None
         return config
@@ -252,19 +252,6 @@ class ConfluentKafka:
 
     def _error(self, error: Any) -> None:
         self._failed.error = self._exception(error)
-
-
-class _DebugOnly:
-    """A ``logger`` for librdkafka: its lines at DEBUG on the ``librdkafka`` logger."""
-
-    def __init__(self) -> None:
-        self._log = logging.getLogger("librdkafka")
-
-    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
-        self._log.debug(msg, *args)
-
-
-_DEBUG_ONLY = _DebugOnly()
 
 
 def _servers(settings: Settings) -> list[str]:

@@ -109,6 +109,20 @@ def librdkafka_options(settings: Settings) -> dict[str, Any]:
     return {names[k]: v for k, v in settings.kafka_options().items()}
 
 
+class _DebugOnly:
+    """A ``logger`` for librdkafka: its lines at DEBUG on the ``librdkafka`` logger (the
+    clients' owners say what failed, once per interval)."""
+
+    def __init__(self) -> None:
+        self._log = logging.getLogger("librdkafka")
+
+    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._log.debug(msg, *args)
+
+
+LIBRDKAFKA_LOGGER = _DebugOnly()
+
+
 def refusal(settings: Settings, timeout: float = 3.0) -> str | None:
     """Why the broker at ``settings.bootstrap_servers`` refused us; None if no security is
     configured or none of its addresses listens."""
