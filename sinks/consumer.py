@@ -347,19 +347,11 @@ class Sink:
         """Fetched messages into the batch, a partition at a time (no await since the
         fetch: of partitions assigned now; librdkafka drops those fetched before a
         rebalance)."""
-        by_partition: dict[tuple[str, int], list[Message]] = {}
-        for message in messages:
-            if message.error() is not None:
-                self._fetch_failed(message)
-                continue
-            key = (message.topic(), message.partition())
-            if key in by_partition:
-                by_partition[key].append(message)
-            else:
-                by_partition[key] = [message]
+        groups, failed = by_partition(messages)
+        for message in failed:
+            self._fetch_failed(message)
         taken, now = 0, time.time()
-        for key, group in by_partition.items():
-            partition = Partition(*key)
+        for partition, group in groups.items():
             if partition in self.assigned:
                 self._take(partition, group, now)
                 taken += len(group)
@@ -624,3 +616,19 @@ class Sink:
 
 def _partitions(offsets: list[Offset]) -> set[Partition]:
     return {Partition(tp.topic, tp.partition) for tp in offsets}
+
+
+def by_partition(messages: list[Message]) -> tuple[dict[Partition, list[Message]], list[Message]]:
+    """Fetched messages by partition, in order, and those that carry an error."""
+    groups: dict[tuple[str, int], list[Message]] = {}
+    failed = []
+    for message in messages:
+        if message.error() is not None:
+            failed.append(message)
+            continue
+        key = (message.topic(), message.partition())
+        if key in groups:
+            groups[key].append(message)
+        else:
+            groups[key] = [message]
+    return {Partition(*key): group for key, group in groups.items()}, failed
