@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Message
 
 from schemas import Result
 from schemas.codec import decode_many
@@ -64,9 +64,10 @@ def fetch(settings: Settings, n: int) -> tuple[Polls, float]:
         while seen < n:
             start = process_cpu()
             got = consumer.consume(5000, timeout=0.2)
-            groups, _ = by_partition(got)
+            runs, _ = by_partition(got)
             read = [
-                (p, [m.value() for m in ms], [m.offset() for m in ms]) for p, ms in groups.items()
+                (p, list(map(Message.value, run)), list(map(Message.offset, run)))
+                for p, run in runs
             ]
             if got:
                 cpu += process_cpu() - start

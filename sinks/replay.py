@@ -41,16 +41,11 @@ def drop_tables(store: Store, database: str) -> None:
 class ReplaySink(Sink):
     """A sink that assigns every partition itself, from a start, and commits nothing."""
 
-    grouped = False
-
     def __init__(self, settings: Settings, store: Store, since: datetime | None, **kw) -> None:
-        super().__init__(settings, store, **kw)
+        # a group id librdkafka asks for, never joined: not the sink's
+        super().__init__(settings, store, **{"group_id": settings.topic_prefix + "replay"} | kw)
         self.since = since
         self.starts: dict[Partition, int] = {}  # an offset, OFFSET_BEGINNING or OFFSET_END
-
-    @property
-    def partitions(self) -> list[Partition]:
-        return list(self.starts)
 
     async def _attach(self, consumer: Consumer) -> None:
         self.starts = await self._in_fetch(self._place, consumer)
