@@ -64,10 +64,10 @@ def fetch(settings: Settings, n: int) -> tuple[Polls, float]:
         while seen < n:
             start = process_cpu()
             got = consumer.consume(5000, timeout=0.2)
-            runs, _ = by_partition(got)
+            groups, _ = by_partition(got)
             read = [
                 (p, list(map(Message.value, run)), list(map(Message.offset, run)))
-                for p, run in runs
+                for p, run in groups.items()
             ]
             if got:
                 cpu += process_cpu() - start

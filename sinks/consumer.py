@@ -355,11 +355,11 @@ class Sink:
         """Fetched messages into the batch, a partition at a time (no await since the
         fetch: of partitions assigned now; librdkafka drops those fetched before a
         rebalance)."""
-        runs, failed = by_partition(messages)
+        groups, failed = by_partition(messages)
         for message in failed:
             self._fetch_failed(message)
         taken, now = 0, time.time()
-        for partition, run in runs:
+        for partition, run in groups.items():
             if partition in self.assigned:
                 self._take(partition, run, now)
                 taken += len(run)
@@ -626,25 +626,22 @@ def _partitions(offsets: list[Offset]) -> set[Partition]:
     return {Partition(tp.topic, tp.partition) for tp in offsets}
 
 
-def by_partition(
-    messages: list[Message],
-) -> tuple[list[tuple[Partition, list[Message]]], list[Message]]:
-    """Fetched messages as runs of one partition, in order, and those that carry an error
-    (each message read by C loops: ``map``, not a Python loop)."""
+def by_partition(messages: list[Message]) -> tuple[dict[Partition, list[Message]], list[Message]]:
+    """Fetched messages by partition, in order, and those that carry an error (read with
+    C loops, ``map``, and cut where the partition changes: not a Python loop a message)."""
     failed: list[Message] = []
     if any(map(Message.error, messages)):
         failed = [m for m in messages if m.error() is not None]
         messages = [m for m in messages if m.error() is None]
     if not messages:
-        return [], failed
+        return {}, failed
     topics = list(map(Message.topic, messages))
     numbers = list(map(Message.partition, messages))
     changed = map(
         operator.or_, map(operator.ne, numbers, numbers[1:]), map(operator.ne, topics, topics[1:])
     )
     starts = [0, *itertools.compress(range(1, len(messages)), changed)]
-    ends = [*starts[1:], len(messages)]
-    runs = [
-        (Partition(topics[a], numbers[a]), messages[a:b]) for a, b in zip(starts, ends, strict=True)
-    ]
-    return runs, failed
+    groups: dict[Partition, list[Message]] = {}
+    for a, b in zip(starts, [*starts[1:], len(messages)], strict=True):
+        groups.setdefault(Partition(topics[a], numbers[a]), []).extend(messages[a:b])
+    return groups, failed
