@@ -342,7 +342,7 @@ class Sink:
                     wait = deadline - loop.time()
                     if self._job is not None:
                         wait = min(wait, LANDING_FETCH_S)
-                    got = await self._in_fetch(consumer.consume, room, max(wait, 0.0))
+                    got = await self._in_fetch(_consume, consumer, room, max(wait, 0.0))
                     if got or loop.time() >= deadline:
                         return self._take_all(got)
         except KafkaException as exc:
@@ -624,6 +624,19 @@ class Sink:
 
 def _partitions(offsets: list[Offset]) -> set[Partition]:
     return {Partition(tp.topic, tp.partition) for tp in offsets}
+
+
+def _consume(consumer: Consumer, room: int, wait: float) -> list[Message]:
+    """On the fetch thread: what librdkafka holds fetched, up to ``room`` messages; if it
+    holds none, the first to come within ``wait`` seconds and what came with it (its
+    ``consume`` alone waits for ``room`` messages or the whole ``wait``)."""
+    got = consumer.consume(room, 0)
+    if got or wait <= 0:
+        return got
+    first = consumer.poll(wait)
+    if first is None:
+        return []
+    return [first, *consumer.consume(room - 1, 0)] if room > 1 else [first]
 
 
 def by_partition(messages: list[Message]) -> tuple[dict[Partition, list[Message]], list[Message]]:
