@@ -1,10 +1,10 @@
 """The sink and the reports, on a private broker and ClickHouse 18.16 server.
 
 1. Rows/s and CPU per row from the results topic into ClickHouse: ``phasegate``'s Sink
-   (aiokafka fetch, decode, ledger, columnar insert, commit; into the 18.16 server and
-   into chdb) beside the bare client loops over the same pre-produced topic in the same
-   run (``bench/client_loops.py``: kafka-python poll, aiokafka getmany, confluent-kafka
-   where installed), each in its own consumer group, medians of ``--runs`` runs; each
+   (confluent-kafka fetch, decode, ledger, columnar insert, commit; into the 18.16 server
+   and into chdb) beside the bare client loops over the same pre-produced topic in the
+   same run (``bench/client_loops.py``: kafka-python poll, aiokafka getmany,
+   confluent-kafka consume), each in its own consumer group, medians of ``--runs`` runs; each
    timed from its first fetched batch to its last record (the sink: to its last
    commit), the first batch not counted (it waits for the group's join). Then the CPU
    per message of each of the sink's steps (``bench/sink_steps.py``) and of the

@@ -3,8 +3,6 @@ against. Each reads ``n`` records from the start in a fresh consumer group and d
 work with them; it returns the events/s and the CPU microseconds an event, both from the
 first batch to the last (this process's CPU: run nothing else meanwhile), so ``n`` must
 span many fetches of ``FETCH`` records.
-
-confluent-kafka is measured only where it is installed (it is not a dependency).
 """
 
 from __future__ import annotations
@@ -113,10 +111,9 @@ def confluent(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
 
 
 def loops() -> dict[str, Callable[[str, str, int], tuple[float, float]]]:
-    """The bare loops this machine can run, by name."""
-    found = {"aiokafka getmany": aiokafka, "kafka-python poll": kafka_python}
-    try:
-        import confluent_kafka  # noqa: F401
-    except ImportError:
-        return found
-    return {"confluent-kafka consume": confluent, **found}
+    """The bare loops, by name."""
+    return {
+        "confluent-kafka consume": confluent,
+        "aiokafka getmany": aiokafka,
+        "kafka-python poll": kafka_python,
+    }

@@ -1,35 +1,36 @@
 """Where the sink's time goes: CPU per message of each step, on the same fetched records.
 
 Each step is timed with the CPU clock of the thread doing it (so other processes on a
-shared machine do not count), on the records of one aiokafka fetch of the results topic,
-in fetched batches as the Sink sees them; the fetch itself by this process's CPU clock
-(aiokafka's background fetch task runs on the same loop); the broker's and the server's
-share come from their ``/proc`` CPU counters. Minimum of ``runs`` runs (the least
-disturbed).
+shared machine do not count), on the messages of one confluent-kafka read of the results
+topic, in fetched batches as the Sink sees them; the fetch itself (``consume``, grouped
+by partition, values and offsets read) by this process's CPU clock, librdkafka's threads
+included; the broker's and the server's share come from their ``/proc`` CPU counters.
+Minimum of ``runs`` runs (the least disturbed).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
+from confluent_kafka import Consumer, Message
 
 from schemas import Result
 from schemas.codec import decode_many
 from schemas.fastcodec import fast_decode_batch, fast_decode_many
+from schemas.kafka_security import librdkafka_options
 from schemas.settings import Settings
 from sinks import ddl
 from sinks.batch import Batch, entry_columns, refuse_times
+from sinks.consumer import Partition, by_partition
 from sinks.ledger import Ledger
 from sinks.migrations import migrate
 from sinks.store import Store
 
-Polls = list[tuple[object, list]]
+Polls = list[tuple[Partition, list[bytes], list[int]]]  # per fetch and partition
 
 
 def process_cpu(pid: int | None = None) -> float:
@@ -41,35 +42,39 @@ def process_cpu(pid: int | None = None) -> float:
 
 
 def group_options(settings: Settings, name: str) -> dict[str, object]:
-    """A fresh consumer group ``name-...`` reading the results topic from its start."""
+    """A fresh consumer group ``name-...`` reading from the start (librdkafka's names)."""
     return {
-        "bootstrap_servers": settings.bootstrap_servers,
-        "group_id": f"{name}-{uuid.uuid4().hex[:8]}",
-        "auto_offset_reset": "earliest",
-        "enable_auto_commit": False,
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": f"{name}-{uuid.uuid4().hex[:8]}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "enable.partition.eof": False,
+        **librdkafka_options(settings),
     }
 
 
 def fetch(settings: Settings, n: int) -> tuple[Polls, float]:
-    """``n`` records as the Sink fetches them (per ``getmany`` and partition), and the CPU
+    """``n`` messages as the Sink fetches them (per ``consume`` and partition), and the CPU
     seconds this process spent fetching them."""
-    return asyncio.run(_getmany(settings, n))
-
-
-async def _getmany(settings: Settings, n: int) -> tuple[Polls, float]:
-    consumer = AIOKafkaConsumer(settings.topics.results, **group_options(settings, "steps"))
-    await consumer.start()
+    consumer = Consumer(group_options(settings, "steps"))
+    consumer.subscribe([settings.topics.results])
     polls: Polls = []
-    cpu = 0.0
+    cpu, seen = 0.0, 0
     try:
-        while sum(len(m) for _, m in polls) < n:
+        while seen < n:
             start = process_cpu()
-            got = await consumer.getmany(timeout_ms=200, max_records=5000)
+            got = consumer.consume(5000, timeout=0.2)
+            groups, _ = by_partition(got)
+            read = [
+                (p, list(map(Message.value, run)), list(map(Message.offset, run)))
+                for p, run in groups.items()
+            ]
             if got:
                 cpu += process_cpu() - start
-            polls += list(got.items())
+            polls += read
+            seen += len(got)
     finally:
-        await consumer.stop()
+        consumer.close()
     return polls, cpu
 
 
@@ -85,15 +90,15 @@ def _least(step: Callable[[], object], runs: int) -> float:
 def step_costs(settings: Settings, store: Store, n: int, runs: int) -> list[tuple[str, float]]:
     """(step, CPU microseconds per message) for the sink's steps after the fetch."""
     polls, fetch_cpu = fetch(settings, n)
-    values = [[m.value for m in messages] for _, messages in polls]
+    values = [v for _, v, _ in polls]
     decoded = [fast_decode_batch(v, Result) for v in values]
     batch = Batch()
 
     def add() -> None:
         now = time.time()
-        for (partition, messages), events in zip(polls, decoded, strict=True):
+        for (partition, _, offsets), events in zip(polls, decoded, strict=True):
             events = refuse_times(events, now, settings.max_future_seconds)
-            batch.add_many(partition, [m.offset for m in messages], events, Result)
+            batch.add_many(partition, offsets, events, Result)
 
     def ledger() -> None:
         book = Ledger()
@@ -118,7 +123,7 @@ def step_costs(settings: Settings, store: Store, n: int, runs: int) -> list[tupl
         "columns": lambda: entry_columns(ddl.RESULTS, entries),
         "clickhouse-driver: serialize and send": insert,
     }
-    out = [("aiokafka getmany fetch", fetch_cpu / n * 1e6)]
+    out = [("confluent-kafka consume fetch", fetch_cpu / n * 1e6)]
     out += [(name, _least(fn, runs) / n * 1e6) for name, fn in steps.items()]
     out.append(("the sink's steps, summed", sum(us for _, us in out)))
     out.append(("for comparison: fast_decode_many (models)", _least(

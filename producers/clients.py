@@ -1,7 +1,7 @@
 """The Kafka clients the Emitter's sender thread hands records to.
 
-``confluent-kafka`` (librdkafka: batching, compression and the network in C) when it is
-installed (``pip install 'phasegate[fast]'``): the sender thread costs 2.6-3.9 us of CPU
+``confluent-kafka`` (librdkafka: batching, compression and the network in C; a
+dependency, the sink's consumer too): the sender thread costs 2.6-3.9 us of CPU
 an event, encoding included, where with ``kafka-python``'s per-record ``send()`` it
 costs 36-52 (bench/bench_emit.py).
 ``kafka-python`` (a fixed dependency) otherwise, or when ``emit_client`` names it.
@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from schemas.kafka_security import LIBRDKAFKA_LOGGER, librdkafka_options
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def client_class(settings: Settings) -> type[KafkaPython] | type[ConfluentKafka]
     if name == "confluent-kafka" and not installed:
         raise ValueError(
             "emit_client confluent-kafka needs the confluent-kafka package "
-            "(pip install 'phasegate[fast]')"
+            "(pip install confluent-kafka)"
         )
     fast = name == "confluent-kafka" or (name == "auto" and installed)
     return ConfluentKafka if fast else KafkaPython
@@ -191,7 +192,7 @@ class ConfluentKafka:
         self._exception = KafkaException
         self._failed = Failed()
         callbacks = {"on_delivery": self._delivery_failed, "error_cb": self._error}
-        self._producer = Producer({**config, **callbacks, "logger": _DEBUG_ONLY})
+        self._producer = Producer({**config, **callbacks, "logger": LIBRDKAFKA_LOGGER})
         self.produce = self._producer.produce  # (topic, value, key): no Python in between
 
     @staticmethod
@@ -215,11 +216,11 @@ class ConfluentKafka:
             "queue.buffering.max.messages": tuning.max_events + 1,  # the Emitter bounds it
             "queue.buffering.max.kbytes": tuning.max_bytes // 1024 + 1024,
             "delivery.report.only.error": True,
-            **_librdkafka_security(settings),
+            **librdkafka_options(settings),
             **options,
         }
         try:
-            Producer({**config, "logger": _DEBUG_ONLY})
+            Producer({**config, "logger": LIBRDKAFKA_LOGGER})
         except KafkaException as exc:
             raise ValueError(f"confluent-kafka refused its options: {exc}") from None
         return config
@@ -253,39 +254,12 @@ class ConfluentKafka:
         self._failed.error = self._exception(error)
 
 
-class _DebugOnly:
-    """A ``logger`` for librdkafka: its lines at DEBUG on the ``librdkafka`` logger."""
-
-    def __init__(self) -> None:
-        self._log = logging.getLogger("librdkafka")
-
-    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
-        self._log.debug(msg, *args)
-
-
-_DEBUG_ONLY = _DebugOnly()
-
-
 def _servers(settings: Settings) -> list[str]:
     return [s.strip() for s in settings.bootstrap_servers.split(",") if s.strip()]
 
 
 def _request_timeout_ms(tuning: Tuning) -> int:
     return int(min(10.0, tuning.delivery_timeout_s / 2) * 1000)
-
-
-def _librdkafka_security(settings: Settings) -> dict[str, Any]:
-    """``Settings.kafka_options()`` under librdkafka's names."""
-    names = {
-        "security_protocol": "security.protocol",
-        "sasl_mechanism": "sasl.mechanism",
-        "sasl_plain_username": "sasl.username",
-        "sasl_plain_password": "sasl.password",
-        "ssl_cafile": "ssl.ca.location",
-        "ssl_certfile": "ssl.certificate.location",
-        "ssl_keyfile": "ssl.key.location",
-    }
-    return {names[k]: v for k, v in settings.kafka_options().items()}
 
 
 def _hash_cached_partitioner() -> Any:

@@ -3,7 +3,8 @@
 :func:`ssl_context` is the TLS side of the settings for clients that take a context
 (aiokafka through Faust, the check below); kafka-python takes the same files through
 ``Settings.kafka_options()``; :func:`aiokafka_options` gives an aiokafka client (the
-sink's) the same settings as kafka-python's.
+sink's DLQ producer) the same settings, and :func:`librdkafka_options` a confluent-kafka
+client (the sink's consumer, the Emitter's producer).
 
 kafka-python and aiokafka report a refused TLS handshake or SASL login as "cannot
 bootstrap", the same as a broker that is down. :func:`refusal` tells them apart for the
@@ -92,6 +93,34 @@ def aiokafka_options(settings: Settings) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = None if password is None else password.get_secret_value()
     return options
+
+
+def librdkafka_options(settings: Settings) -> dict[str, Any]:
+    """``Settings.kafka_options()`` under librdkafka's names (empty for PLAINTEXT)."""
+    names = {
+        "security_protocol": "security.protocol",
+        "sasl_mechanism": "sasl.mechanism",
+        "sasl_plain_username": "sasl.username",
+        "sasl_plain_password": "sasl.password",
+        "ssl_cafile": "ssl.ca.location",
+        "ssl_certfile": "ssl.certificate.location",
+        "ssl_keyfile": "ssl.key.location",
+    }
+    return {names[k]: v for k, v in settings.kafka_options().items()}
+
+
+class _DebugOnly:
+    """A ``logger`` for librdkafka: its lines at DEBUG on the ``librdkafka`` logger (the
+    clients' owners say what failed, once per interval)."""
+
+    def __init__(self) -> None:
+        self._log = logging.getLogger("librdkafka")
+
+    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._log.debug(msg, *args)
+
+
+LIBRDKAFKA_LOGGER = _DebugOnly()
 
 
 def refusal(settings: Settings, timeout: float = 3.0) -> str | None:

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     emit_client: Literal["auto", "kafka-python", "confluent-kafka"] = Field(
         "auto",
         description="the Emitter's Kafka client; auto: confluent-kafka when installed "
-        "(phasegate[fast], 5x less CPU an event), else kafka-python",
+        "(a dependency: 5x less CPU an event), else kafka-python",
     )
     plan: Path | None = Field(
         None, description="the rollout plan file (TOML, YAML or JSON); unset: the default plan"

@@ -8,14 +8,18 @@ Undecodable messages go to the DLQ topic with the reason. While the store is dow
 sink pauses fetching, holds at most two bounded batches and retries with backoff, logging
 once per interval.
 
-One asyncio loop owns the aiokafka consumer and producer: it fetches (``getmany``),
-decodes each fetched batch (``schemas.fastcodec``) and fills the next batch while the one
-before is inserted on a thread (the stores are synchronous; one insert in flight). A
-batch lands in order: its rows are inserted, its dead letters sent, then its offsets
-committed. Before the group takes partitions away (``on_partitions_revoked``, awaited by
-aiokafka before it rejoins) the sink awaits the batch in flight, so its offsets are
-committed by this member, and drops what is not stored: the next owner reads it again
-from the commit. No thread but the loop's touches the clients.
+One asyncio loop drives a confluent-kafka consumer (librdkafka fetches and decompresses
+on its own threads, outside the GIL) and an aiokafka producer (dead letters). Every call
+on the consumer runs on the fetch thread (``sinks.client_thread``), in order: ``consume``,
+commits, pauses. The loop decodes each partition's fetched messages as a batch
+(``schemas.fastcodec``) and fills the next batch while the one before is inserted on the
+insert thread (the stores are synchronous; one insert in flight). A batch lands in
+order: its rows are inserted, its dead letters sent, then its offsets committed
+(synchronously). librdkafka calls the rebalance callbacks inside ``consume``; they hand
+the work to the loop and run the consumer's calls meanwhile. Before the group takes
+partitions away the sink awaits the batch in flight, so its offsets are committed by
+this member, and drops what is not stored: the next owner reads it again from the
+commit.
 
 The synchronous methods (``start``, ``poll_once``, ``flush``, ``close``, ``run``) run the
 loop for one step each, from any one thread at a time.
@@ -25,17 +29,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import logging
+import operator
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message
+from confluent_kafka import TopicPartition as Offset
 from pydantic import BaseModel
 
 from rollout.async_follower import close_client
@@ -44,10 +52,11 @@ from schemas.backoff import Backoff
 from schemas.codec import collection_paused
 from schemas.events import Alert, Feedback, Result, RolloutEvent
 from schemas.fastcodec import fast_decode_batch
-from schemas.kafka_security import aiokafka_options
+from schemas.kafka_security import LIBRDKAFKA_LOGGER, aiokafka_options, librdkafka_options
 from schemas.settings import Settings
 from sinks import ddl, ledger, repair, rows, schema_lock
 from sinks.batch import Batch, Throttle, entry_columns, refuse_times
+from sinks.client_thread import ClientThread
 from sinks.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -60,6 +69,10 @@ BATCH_ROWS = 20_000
 """Rows per insert: the server's CPU per row falls with the insert's size (18.16, two rollup
 views: about 20 us at 5,000 rows, 7 at 20,000); a batch of results holds about 35 MB."""
 CLOSE_S = 10.0  # the longest wait for a client to leave
+CONNECT_S = 15.0  # the longest wait for the broker's metadata at start
+LANDING_FETCH_S = 0.01
+"""While a batch lands, a fetch waits at most this long a call: the batch's commit, on the
+same thread, waits for it."""
 
 
 @contextlib.contextmanager
@@ -78,6 +91,13 @@ def _quiet_kafka() -> Iterator[None]:
 
 class BrokerUnavailable(RuntimeError):
     """The Kafka broker cannot be reached; the message says what to do."""
+
+
+class Partition(NamedTuple):
+    """A topic's partition: the key of the batch's and the ledger's offsets."""
+
+    topic: str
+    partition: int
 
 
 @dataclass
@@ -101,10 +121,8 @@ class _Job:
     landing: asyncio.Task[bool] | None = None
 
 
-class Sink(ConsumerRebalanceListener):
+class Sink:
     """Consume the event topics into ``store`` (database ``settings.database``)."""
-
-    grouped = True  # a consumer group with committed offsets
 
     def __init__(
         self,
@@ -139,11 +157,16 @@ class Sink(ConsumerRebalanceListener):
             topics.rollout: RolloutEvent,
         }
         self.paused = False
+        self.assigned: set[Partition] = set()
         self._job: _Job | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: ThreadPoolExecutor | None = None  # the insert thread
-        self._consumer: AIOKafkaConsumer | None = None
+        self._fetcher: ClientThread | None = None  # every call on the consumer
+        self._consumer: Consumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._connecting = True  # broker errors are kept (not logged) until it answered
+        self._broker_error: str | None = None
+        self._broker_throttle = Throttle(log_interval)  # on the fetch thread
 
     @property
     def pending(self) -> bool:
@@ -167,6 +190,7 @@ class Sink(ConsumerRebalanceListener):
             return
         self._loop = asyncio.new_event_loop()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sink-insert")
+        self._fetcher = ClientThread("sink-fetch")
         try:
             self._call(self._open())
         except BaseException:
@@ -201,121 +225,185 @@ class Sink(ConsumerRebalanceListener):
         finally:
             if self._pool is not None:
                 self._pool.shutdown()
-                self._pool = None
+            if self._fetcher is not None:
+                self._fetcher.shutdown()
+            self._pool = self._fetcher = None
             self._loop.close()
             self._loop = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def _open(self) -> None:
-        options = {"bootstrap_servers": self.settings.bootstrap_servers.split(",")}
+        servers = self.settings.bootstrap_servers
         try:
-            options |= aiokafka_options(self.settings)
+            producer_options = aiokafka_options(self.settings)
+            consumer_options = librdkafka_options(self.settings)
         except ValueError as exc:  # a TLS file is missing
             raise BrokerUnavailable(str(exc)) from None
-        self._producer = AIOKafkaProducer(acks="all", linger_ms=5, **options)
-        self._consumer = AIOKafkaConsumer(
-            group_id=self.group_id if self.grouped else None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1000,
-            fetch_max_wait_ms=200,
-            **options,
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": servers,
+                "group.id": self.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 1000,
+                "fetch.wait.max.ms": 200,
+                "error_cb": self._on_broker_error,
+                "logger": LIBRDKAFKA_LOGGER,
+                **consumer_options,
+            }
+        )
+        no_broker = BrokerUnavailable(
+            f"no Kafka broker at {servers}: start it "
+            "(`phasegate stack up`) or set PHASEGATE_BOOTSTRAP_SERVERS."
+        )
+        if not await self._in_fetch(self._connect, self._consumer):
+            raise no_broker
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=servers.split(","), acks="all", linger_ms=5, **producer_options
         )
         try:
             with _quiet_kafka():  # its retry errors; one clear message below instead
                 await self._producer.start()
-                await self._consumer.start()
         except (KafkaError, OSError, KeyError, ValueError):  # a refused SCRAM login: the last two
-            raise BrokerUnavailable(
-                f"no Kafka broker at {self.settings.bootstrap_servers}: start it "
-                "(`phasegate stack up`) or set PHASEGATE_BOOTSTRAP_SERVERS."
-            ) from None
+            raise no_broker from None
         await self._attach(self._consumer)
 
-    async def _attach(self, consumer: AIOKafkaConsumer) -> None:
+    def _connect(self, consumer: Consumer) -> bool:
+        """On the fetch thread: whether the broker gave its metadata (False as soon as
+        librdkafka reports an error: down, TLS or login refused)."""
+        deadline = time.monotonic() + CONNECT_S
+        while time.monotonic() < deadline:
+            try:
+                consumer.list_topics(timeout=0.5)
+            except KafkaException:
+                consumer.poll(0)  # serves the error callback
+                if self._broker_error is not None:
+                    return False
+            else:
+                self._connecting = False
+                return True
+        return False
+
+    def _on_broker_error(self, error: Any) -> None:
+        """librdkafka's error callback (on the fetch thread): kept while connecting,
+        then logged once per interval (it reconnects by itself)."""
+        if self._connecting:
+            self._broker_error = str(error)
+        elif self._broker_throttle.due():
+            log.warning("sink: cannot fetch (%s); trying again", error)
+
+    async def _attach(self, consumer: Consumer) -> None:
         """Join the group on the event topics (``sinks.replay`` assigns partitions instead)."""
-        consumer.subscribe(list(self.models), listener=self)
+        await self._in_fetch(
+            consumer.subscribe,
+            list(self.models),
+            on_assign=self._assign_callback,
+            on_revoke=self._revoke_callback,
+        )
 
     async def _shut(self) -> None:
         if self._consumer is not None and self.pending:
             await self.land_all()
         self._drop()
-        for client in (self._consumer, self._producer):
-            if client is not None:
-                await close_client(client, CLOSE_S)
+        if self._consumer is not None:
+            await self._in_fetch(self._consumer.close)  # leaves the group (revoking)
+        if self._producer is not None:
+            await close_client(self._producer, CLOSE_S)
         self._consumer = self._producer = None
 
     # -- one step ------------------------------------------------------------------------
 
     async def step(self, timeout_ms: int = 200) -> int:
         """What :meth:`poll_once` does, on the loop."""
-        consumer = self._require()
+        self._require()
         if self.paused:
             if not self.backoff.ready():
                 wait = min(timeout_ms, int(self.backoff.wait() * 1000) + 1)
-                return await self._fetch(consumer, wait, 1)  # paused: keeps the membership
+                return await self._fetch(wait, 1)  # paused: serves the group's callbacks
             if not await self.land_all():
                 return 0
         room = self.batch_rows - len(self.batch)
-        taken = await self._fetch(consumer, timeout_ms, room) if room > 0 else 0
+        taken = await self._fetch(timeout_ms, room) if room > 0 else 0
         if self.batch.due(self.batch_rows, self.batch_seconds) and await self._landed():
             self._hand_off()
         return taken
 
-    async def _fetch(self, consumer: AIOKafkaConsumer, timeout_ms: int, room: int) -> int:
-        """Fetch at most ``room`` records into the batch; a broker error is logged (the
-        client reconnects by itself)."""
+    async def _fetch(self, timeout_ms: int, room: int) -> int:
+        """Fetch at most ``room`` messages into the batch (librdkafka reconnects by itself
+        and reports through :meth:`_on_broker_error`)."""
+        consumer, loop = self._require(), asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000
         try:
-            with collection_paused():  # thousands of records and events, all kept
-                return self._take_all(
-                    await consumer.getmany(timeout_ms=timeout_ms, max_records=room)
-                )
-        except KafkaError as exc:
+            with collection_paused():  # thousands of messages and events, all kept
+                while True:
+                    wait = deadline - loop.time()
+                    if self._job is not None:
+                        wait = min(wait, LANDING_FETCH_S)
+                    got = await self._in_fetch(_consume, consumer, room, max(wait, 0.0))
+                    if got or loop.time() >= deadline:
+                        return self._take_all(got)
+        except KafkaException as exc:
             if self.throttle.due():
                 log.warning("sink: cannot fetch (%s); trying again", exc)
         await asyncio.sleep(timeout_ms / 1000)
         return 0
 
-    def _take_all(self, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> int:
-        """Fetched records into the batch (no await since ``getmany``: every record is
-        of a partition still assigned)."""
+    def _take_all(self, messages: list[Message]) -> int:
+        """Fetched messages into the batch, a partition at a time (no await since the
+        fetch: of partitions assigned now; librdkafka drops those fetched before a
+        rebalance)."""
+        groups, failed = by_partition(messages)
+        for message in failed:
+            self._fetch_failed(message)
         taken, now = 0, time.time()
-        for partition, records in fetched.items():
-            self._take(partition, records, now)
-            taken += len(records)
+        for partition, run in groups.items():
+            if partition in self.assigned:
+                self._take(partition, run, now)
+                taken += len(run)
         self.counters.messages += taken
         return taken
 
-    def _take(self, partition: TopicPartition, records: list[ConsumerRecord], now: float) -> None:
-        """Decode one partition's records as a batch; the unreadable become dead letters."""
+    def _fetch_failed(self, message: Message) -> None:
+        if self._broker_throttle.due():
+            log.warning(
+                "sink: cannot fetch %s [%s] (%s); trying again",
+                message.topic(),
+                message.partition(),
+                message.error(),
+            )
+
+    def _take(self, partition: Partition, messages: list[Message], now: float) -> None:
+        """Decode one partition's messages as a batch; the unreadable become dead letters."""
         model = self.models[partition.topic]
-        decoded = fast_decode_batch([r.value for r in records], model)
+        offsets = list(map(Message.offset, messages))
+        decoded = fast_decode_batch(list(map(Message.value, messages)), model)
         decoded = refuse_times(decoded, now, self.settings.max_future_seconds)
         if not any(type(d) is DecodeError for d in decoded):
-            self.batch.add_many(partition, [r.offset for r in records], decoded, model)
+            self.batch.add_many(partition, offsets, decoded, model)
             return
-        offsets, events = [], []
-        for record, event in zip(records, decoded, strict=True):
+        kept, events = [], []
+        for message, offset, event in zip(messages, offsets, decoded, strict=True):
             if type(event) is DecodeError:
-                self.batch.add_dead(partition, record.offset, self._letter(record, event))
+                self.batch.add_dead(partition, offset, self._letter(message, event))
                 self.counters.dead_letters += 1
             else:
-                offsets.append(record.offset)
+                kept.append(offset)
                 events.append(event)
-        self.batch.add_many(partition, offsets, events, model)
+        self.batch.add_many(partition, kept, events, model)
 
     @staticmethod
-    def _letter(record: ConsumerRecord, error: DecodeError) -> DeadLetter:
+    def _letter(message: Message, error: DecodeError) -> DeadLetter:
         return DeadLetter(
             component=COMPONENT,
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
+            source_topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+            key=message.key(),
             reason=error.reason[:4096],
-            original=record.value or b"",
+            original=message.value() or b"",
         )
 
     async def land_all(self) -> bool:
@@ -385,6 +473,13 @@ class Sink(ConsumerRebalanceListener):
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
+    async def _in_fetch(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` on the fetch thread, after the consumer's calls before it."""
+        assert self._fetcher is not None
+        return await asyncio.wrap_future(
+            self._fetcher.submit(functools.partial(fn, *args, **kwargs))
+        )
+
     def _insert(self, table: ddl.Table, entries: ledger.Entries) -> None:
         """On the insert thread: ``table``'s rows, as columns."""
         columns = entry_columns(table, entries)
@@ -428,17 +523,23 @@ class Sink(ConsumerRebalanceListener):
         batch.dead.clear()
 
     async def _commit(self, next_offsets: dict[object, int]) -> None:
-        consumer = self._require()
-        assigned = consumer.assignment()
-        offsets = {tp: o for tp, o in next_offsets.items() if tp in assigned}
-        if not offsets:
-            return
+        offsets = [
+            Offset(p.topic, p.partition, o) for p, o in next_offsets.items() if p in self.assigned
+        ]
+        if offsets:
+            await self._in_fetch(self._commit_now, offsets)
+
+    def _commit_now(self, offsets: list[Offset]) -> None:
+        """On the fetch thread, waiting for the broker's answer."""
         try:
-            await consumer.commit(offsets)  # type: ignore[arg-type]
-        except KafkaError as exc:
+            done = self._require().commit(offsets=offsets, asynchronous=False) or []
+            error = next((tp.error for tp in done if tp.error is not None), None)
+        except KafkaException as exc:
+            error = exc
+        if error is not None:
             # The rows are stored; a redelivery of them is skipped by the ledger.
             self.counters.commit_failures += 1
-            log.warning("sink: commit failed (%s); those messages may be read again", exc)
+            log.warning("sink: commit failed (%s); those messages may be read again", error)
 
     def _drop(self) -> None:
         """Forget what is not committed: its partitions' next owner reads it again."""
@@ -465,19 +566,39 @@ class Sink(ConsumerRebalanceListener):
     def _pause(self) -> None:
         self.paused = True
         consumer = self._require()
-        consumer.pause(*consumer.assignment())
+        self._on_fetch(lambda: consumer.pause(consumer.assignment()))
 
     def _stored_again(self) -> None:
         if self.paused:
             log.warning("sink: storing again after %d failed tries", self.backoff.failures)
             self.paused = False
             consumer = self._require()
-            consumer.resume(*consumer.assignment())
+            self._on_fetch(lambda: consumer.resume(consumer.assignment()))
         self.backoff.reset()
 
-    # -- the group (aiokafka awaits these on the loop) -----------------------------------
+    def _on_fetch(self, fn: Callable[[], None]) -> None:
+        """``fn`` on the fetch thread before the next fetch, not waited for."""
+        assert self._fetcher is not None
+        self._fetcher.submit(fn)
 
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+    # -- the group (librdkafka calls back on the fetch thread; the loop does the work) ----
+
+    def _revoke_callback(self, consumer: Consumer, partitions: list[Offset]) -> None:
+        self._on_loop(self.on_partitions_revoked(_partitions(partitions)))
+
+    def _assign_callback(self, consumer: Consumer, partitions: list[Offset]) -> None:
+        self._on_loop(self.on_partitions_assigned(_partitions(partitions)))
+        consumer.assign(partitions)
+        if self.paused:
+            consumer.pause(partitions)
+
+    def _on_loop(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` on the loop (it runs: it awaits the fetch thread) and wait for it,
+        running the consumer's calls it makes meanwhile (a commit)."""
+        assert self._loop is not None and self._fetcher is not None
+        self._fetcher.serve_until(asyncio.run_coroutine_threadsafe(work, self._loop))
+
+    async def on_partitions_revoked(self, revoked: set[Partition]) -> None:
         """The group takes the partitions back: the batch in flight lands (its offsets
         committed now, by this member), the rest is dropped, to be read again by the
         next owner from the commit (the ledger skips what is stored, by offset)."""
@@ -487,14 +608,53 @@ class Sink(ConsumerRebalanceListener):
             if self._job is job:
                 break
         self._drop()
+        self.assigned -= revoked
 
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Every assigned partition starts at its committed offset (aiokafka resets them)."""
+    async def on_partitions_assigned(self, assigned: set[Partition]) -> None:
+        """Every assigned partition starts at its committed offset: the ledger loads
+        what the store holds of it before the next insert."""
         self.ledger.assigned(assigned)
-        if self.paused:
-            self._pause()
+        self.assigned |= assigned
 
-    def _require(self) -> AIOKafkaConsumer:
+    def _require(self) -> Consumer:
         if self._consumer is None:
             raise RuntimeError("the sink is not started: call start() first")
         return self._consumer
+
+
+def _partitions(offsets: list[Offset]) -> set[Partition]:
+    return {Partition(tp.topic, tp.partition) for tp in offsets}
+
+
+def _consume(consumer: Consumer, room: int, wait: float) -> list[Message]:
+    """On the fetch thread: what librdkafka holds fetched, up to ``room`` messages; if it
+    holds none, the first to come within ``wait`` seconds and what came with it (its
+    ``consume`` alone waits for ``room`` messages or the whole ``wait``)."""
+    got = consumer.consume(room, 0)
+    if got or wait <= 0:
+        return got
+    first = consumer.poll(wait)
+    if first is None:
+        return []
+    return [first, *consumer.consume(room - 1, 0)] if room > 1 else [first]
+
+
+def by_partition(messages: list[Message]) -> tuple[dict[Partition, list[Message]], list[Message]]:
+    """Fetched messages by partition, in order, and those that carry an error (read with
+    C loops, ``map``, and cut where the partition changes: not a Python loop a message)."""
+    failed: list[Message] = []
+    if any(map(Message.error, messages)):
+        failed = [m for m in messages if m.error() is not None]
+        messages = [m for m in messages if m.error() is None]
+    if not messages:
+        return {}, failed
+    topics = list(map(Message.topic, messages))
+    numbers = list(map(Message.partition, messages))
+    changed = map(
+        operator.or_, map(operator.ne, numbers, numbers[1:]), map(operator.ne, topics, topics[1:])
+    )
+    starts = [0, *itertools.compress(range(1, len(messages)), changed)]
+    groups: dict[Partition, list[Message]] = {}
+    for a, b in zip(starts, [*starts[1:], len(messages)], strict=True):
+        groups.setdefault(Partition(topics[a], numbers[a]), []).extend(messages[a:b])
+    return groups, failed

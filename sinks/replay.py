@@ -3,9 +3,10 @@
 History is a projection of the log: the event tables and their rollups are dropped,
 created again by the migrations, and filled by reading every event topic from its start
 (or from the first offset at or after a time, ``offsets_for_times``) to its end. Replay
-reads without a consumer group and commits nothing, so the running sink's offsets stay;
-the rows carry their offsets (``sinks.ledger``), so a sink started afterwards skips what
-replay stored. Dead letters are not sent again. Stop the sink while replaying.
+assigns the partitions itself (it joins no consumer group) and commits nothing, so the
+running sink's offsets stay; the rows carry their offsets (``sinks.ledger``), so a sink
+started afterwards skips what replay stored. Dead letters are not sent again. Stop the
+sink while replaying.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer
+from confluent_kafka import TopicPartition as Offset
 
 from schemas.settings import Settings
 from sinks import ddl, rollups
 from sinks.batch import Batch
-from sinks.consumer import Sink, SinkCounters
+from sinks.consumer import Partition, Sink, SinkCounters
 from sinks.migrations import migrate
 from sinks.store import Store
 
@@ -39,32 +41,38 @@ def drop_tables(store: Store, database: str) -> None:
 class ReplaySink(Sink):
     """A sink that assigns every partition itself, from a start, and commits nothing."""
 
-    grouped = False
-
     def __init__(self, settings: Settings, store: Store, since: datetime | None, **kw) -> None:
-        super().__init__(settings, store, **kw)
+        # a group id librdkafka asks for, never joined: not the sink's
+        super().__init__(settings, store, **{"group_id": settings.topic_prefix + "replay"} | kw)
         self.since = since
-        self.partitions: list[TopicPartition] = []
+        self.starts: dict[Partition, int] = {}  # an offset, OFFSET_BEGINNING or OFFSET_END
 
-    async def _attach(self, consumer: AIOKafkaConsumer) -> None:
-        await consumer.topics()  # the cluster's metadata, read now
-        self.partitions = [
-            TopicPartition(topic, p)
+    async def _attach(self, consumer: Consumer) -> None:
+        self.starts = await self._in_fetch(self._place, consumer)
+        self.assigned = set(self.starts)
+        self.ledger.assigned(self.starts)
+
+    def _place(self, consumer: Consumer) -> dict[Partition, int]:
+        """On the fetch thread: every partition of the event topics assigned, from its
+        start or from the first offset at or after ``since`` (the end if none is)."""
+        topics = consumer.list_topics(timeout=10).topics
+        partitions = [
+            Offset(topic, p)
             for topic in self.models
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
+            for p in sorted(topics[topic].partitions if topic in topics else ())
         ]
-        consumer.assign(self.partitions)
-        self.ledger.assigned(self.partitions)
         if self.since is None:
-            await consumer.seek_to_beginning(*self.partitions)
-            return
-        ms = int(self.since.timestamp() * 1000)
-        found = await consumer.offsets_for_times({tp: ms for tp in self.partitions})
-        for tp in self.partitions:
-            if found.get(tp) is None:
-                await consumer.seek_to_end(tp)  # nothing at or after that time
-            else:
-                consumer.seek(tp, found[tp].offset)
+            starts = [Offset(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
+        else:
+            ms = int(self.since.timestamp() * 1000)
+            asked = [Offset(tp.topic, tp.partition, ms) for tp in partitions]
+            found = consumer.offsets_for_times(asked, timeout=10) if asked else []
+            starts = [
+                Offset(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+                for tp in found
+            ]
+        consumer.assign(starts)
+        return {Partition(tp.topic, tp.partition): tp.offset for tp in starts}
 
     async def _commit(self, next_offsets: dict[object, int]) -> None:
         """Replay leaves the consumer group's offsets alone."""
@@ -75,9 +83,21 @@ class ReplaySink(Sink):
     async def _behind(self) -> list[int]:
         """Per partition, the messages up to the end offset the broker reports (a lower
         bound on Tansu)."""
-        consumer = self._require()
-        ends = await consumer.end_offsets(self.partitions)
-        return [ends[tp] - await consumer.position(tp) for tp in self.partitions]
+        return await self._in_fetch(self._behind_now, self._require())
+
+    def _behind_now(self, consumer: Consumer) -> list[int]:
+        behind = []
+        for partition, start in self.starts.items():
+            tp = Offset(*partition)
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            [position] = consumer.position([tp])
+            if position.offset >= 0:
+                behind.append(high - position.offset)
+            elif start >= 0:
+                behind.append(high - start)
+            else:  # nothing read yet from its beginning or end
+                behind.append(high - low if start == OFFSET_BEGINNING else 0)
+        return behind
 
     def caught_up(self) -> bool:
         return all(n <= 0 for n in self._call(self._behind()))

@@ -379,3 +379,22 @@ def test_sink_command_without_a_broker_says_what_to_do(kafka_settings, monkeypat
     assert result.exit_code == 1
     assert "no Kafka broker at 127.0.0.1:1" in result.output
     assert "Traceback" not in result.output
+
+
+def test_fetched_messages_go_by_partition_in_order_and_errors_apart() -> None:
+    from confluent_kafka import KafkaError, Message
+
+    from sinks.consumer import Partition, by_partition
+
+    where = [("r", 0, 1), ("r", 0, 2), ("r", 1, 5), ("r", 0, 3), ("f", 0, 9)]
+    messages = [Message(topic=t, partition=p, offset=o, value=b"{}") for t, p, o in where]
+    timed_out = KafkaError(KafkaError._MSG_TIMED_OUT)
+    messages.insert(2, Message(topic="f", partition=0, offset=10, error=timed_out))
+    groups, failed = by_partition(messages)
+    assert {p: [m.offset() for m in run] for p, run in groups.items()} == {
+        Partition("r", 0): [1, 2, 3],
+        Partition("r", 1): [5],
+        Partition("f", 0): [9],
+    }
+    assert [m.offset() for m in failed] == [10]
+    assert by_partition([]) == ({}, [])
