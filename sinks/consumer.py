@@ -5,8 +5,8 @@ not inserted again (``sinks.ledger``), and ``FINAL`` collapses any that slips by
 an insert that raised, or that a predecessor stored without committing, are looked up
 before they are inserted, and the rollups made to count them once (``sinks.repair``).
 Undecodable messages go to the DLQ topic with the reason. While the store is down the
-sink pauses fetching, holds at most two bounded batches and retries with backoff, logging
-once per interval.
+sink pauses fetching, holds at most ``inserts_at_once`` + 1 bounded batches and retries
+with backoff, logging once per interval.
 
 One asyncio loop drives a confluent-kafka consumer (librdkafka fetches and decompresses
 on its own threads, outside the GIL) and an aiokafka producer (dead letters). Every call
@@ -76,8 +76,8 @@ views: about 20 us at 5,000 rows, 7 at 20,000); a batch of results holds about 3
 CLOSE_S = 10.0  # the longest wait for a client to leave
 CONNECT_S = 15.0  # the longest wait for the broker's metadata at start
 LANDING_FETCH_S = 0.01
-"""While a batch lands, a fetch waits at most this long a call: the batch's commit, on the
-same thread, waits for it."""
+"""While batches land, a fetch waits at most this long a call: the step then commits one
+that landed."""
 
 
 @contextlib.contextmanager
