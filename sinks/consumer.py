@@ -132,6 +132,11 @@ class _Job:
         """Its rows are stored and its dead letters sent: it may commit."""
         return self.landing is not None and self.landing.done() and self.landing.result()
 
+    @property
+    def failed(self) -> bool:
+        """The store refused it: to be tried again."""
+        return self.landing is not None and self.landing.done() and not self.landing.result()
+
 
 class Sink:
     """Consume the event topics into ``store`` (database ``settings.database``)."""
@@ -458,13 +463,14 @@ class Sink:
             if self._jobs and self._jobs[0] is job:  # not dropped by a rebalance meanwhile
                 self._jobs.popleft()
             self.counters.batches += 1
-            self._stored_again()
+            if not any(later.failed for later in self._jobs):
+                self._stored_again()
         return True
 
     async def _landed(self, job: _Job) -> bool:
         """Wait for ``job`` to land; one that failed is tried again once no other insert
         runs (``sinks.repair`` then finds what those after it stored)."""
-        if job.landing is None or (job.landing.done() and not job.landing.result()):
+        if job.landing is None or job.failed:
             await self._quiet()
             job.landing = asyncio.ensure_future(self._land(job))
         return await asyncio.shield(job.landing)

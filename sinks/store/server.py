@@ -92,8 +92,8 @@ class ServerStore(Store):
         self._uncapped: dict[str, int] | None = None  # insert settings, once asked
         self._kinds: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()  # guards the clients' lists only
-        self._clients: list[Client] = []
-        self._idle: list[Client] = []
+        self._clients = [Client.from_url(_with_defaults(url))]  # more once threads overlap
+        self._idle = list(self._clients)
 
     @contextlib.contextmanager
     def _client(self) -> Iterator[Client]:
