@@ -223,6 +223,7 @@ class LandingStore(FlakyStore):
     def __init__(self, inner: Store, database: str, missed: Sequence[str]) -> None:
         super().__init__(inner)
         self.down, self.database, self.missed = False, database, missed
+        self.inserts_at_once = 1  # the views are detached for every insert meanwhile
 
     def insert(self, table: str, columns: Mapping[str, Sequence]) -> int:
         if self.refused or not table.endswith(".results"):
