@@ -5,20 +5,24 @@ not inserted again (``sinks.ledger``), and ``FINAL`` collapses any that slips by
 an insert that raised, or that a predecessor stored without committing, are looked up
 before they are inserted, and the rollups made to count them once (``sinks.repair``).
 Undecodable messages go to the DLQ topic with the reason. While the store is down the
-sink pauses fetching, holds at most two bounded batches and retries with backoff, logging
-once per interval.
+sink pauses fetching, holds at most ``inserts_at_once`` + 1 bounded batches and retries
+with backoff, logging once per interval.
 
 One asyncio loop drives a confluent-kafka consumer (librdkafka fetches and decompresses
 on its own threads, outside the GIL) and an aiokafka producer (dead letters). Every call
 on the consumer runs on the fetch thread (``sinks.client_thread``), in order: ``consume``,
 commits, pauses. The loop decodes each partition's fetched messages as a batch
-(``schemas.fastcodec``) and fills the next batch while the one before is inserted on the
-insert thread (the stores are synchronous; one insert in flight). A batch lands in
-order: its rows are inserted, its dead letters sent, then its offsets committed
-(synchronously). librdkafka calls the rebalance callbacks inside ``consume``; they hand
-the work to the loop and run the consumer's calls meanwhile. Before the group takes
-partitions away the sink awaits the batch in flight, so its offsets are committed by
-this member, and drops what is not stored: the next owner reads it again from the
+(``schemas.fastcodec``) and fills the next batch while those before it are inserted on
+the insert threads (the stores are synchronous): up to ``Store.inserts_at_once`` batches
+in flight (a server: two, each on its own connection; chdb: one). A batch lands in two
+steps: its rows are chosen (after the batch before it chose, skipping the ids that one
+claimed), inserted and its dead letters sent; then, strictly in order, its offsets are
+committed (synchronously) once every batch before it committed. A batch that failed is
+tried again (before any after it commits) once no insert runs, so ``sinks.repair`` finds
+what the batches after it stored. librdkafka calls the rebalance callbacks inside
+``consume``; they hand the work to the loop and run the consumer's calls meanwhile.
+Before the group takes partitions away the sink awaits every batch in flight, commits in
+order those that landed, and drops the rest: the next owner reads it again from the
 commit.
 
 The synchronous methods (``start``, ``poll_once``, ``flush``, ``close``, ``run``) run the
@@ -35,6 +39,7 @@ import logging
 import operator
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -71,8 +76,8 @@ views: about 20 us at 5,000 rows, 7 at 20,000); a batch of results holds about 3
 CLOSE_S = 10.0  # the longest wait for a client to leave
 CONNECT_S = 15.0  # the longest wait for the broker's metadata at start
 LANDING_FETCH_S = 0.01
-"""While a batch lands, a fetch waits at most this long a call: the batch's commit, on the
-same thread, waits for it."""
+"""While batches land, a fetch waits at most this long a call: the step then commits one
+that landed."""
 
 
 @contextlib.contextmanager
@@ -113,12 +118,24 @@ class SinkCounters:
 
 @dataclass
 class _Job:
-    """A batch being stored: ``landing`` inserts its rows, sends its dead letters,
-    commits its offsets and lets the job go (True), or fails (False: the job is kept, to
-    be tried again)."""
+    """A batch in flight: ``landing`` chooses and inserts its rows and sends its dead
+    letters (True), or fails (False: the job is kept, to be tried again); ``selected`` is
+    set once it chose its rows (the batch after it, ``after`` its predecessor's, waits)."""
 
     batch: Batch
+    after: asyncio.Event | None = None
+    selected: asyncio.Event = field(default_factory=asyncio.Event)
     landing: asyncio.Task[bool] | None = None
+
+    @property
+    def landed(self) -> bool:
+        """Its rows are stored and its dead letters sent: it may commit."""
+        return self.landing is not None and self.landing.done() and self.landing.result()
+
+    @property
+    def failed(self) -> bool:
+        """The store refused it: to be tried again."""
+        return self.landing is not None and self.landing.done() and not self.landing.result()
 
 
 class Sink:
@@ -158,9 +175,9 @@ class Sink:
         }
         self.paused = False
         self.assigned: set[Partition] = set()
-        self._job: _Job | None = None
+        self._jobs: deque[_Job] = deque()  # in flight, in fetch order
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pool: ThreadPoolExecutor | None = None  # the insert thread
+        self._pool: ThreadPoolExecutor | None = None  # the insert threads
         self._fetcher: ClientThread | None = None  # every call on the consumer
         self._consumer: Consumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -171,12 +188,12 @@ class Sink:
     @property
     def pending(self) -> bool:
         """Messages read and not committed yet (in flight or in hand)."""
-        return self._job is not None or bool(self.batch.offsets)
+        return bool(self._jobs) or bool(self.batch.offsets)
 
     @property
     def held(self) -> int:
-        """Messages in hand: the batch in flight and the one filling."""
-        return len(self.batch) + (len(self._job.batch) if self._job else 0)
+        """Messages in hand: the batches in flight and the one filling."""
+        return len(self.batch) + sum(len(job.batch) for job in self._jobs)
 
     # -- the synchronous face: one loop, driven a step at a time -------------------------
 
@@ -189,7 +206,9 @@ class Sink:
         if self._loop is not None:
             return
         self._loop = asyncio.new_event_loop()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sink-insert")
+        self._pool = ThreadPoolExecutor(
+            self.store.inserts_at_once, thread_name_prefix="sink-insert"
+        )
         self._fetcher = ClientThread("sink-fetch")
         try:
             self._call(self._open())
@@ -207,8 +226,9 @@ class Sink:
             self.close()
 
     def poll_once(self, timeout_ms: int = 200) -> int:
-        """Fetch once; hand the batch to the insert thread when it is full or old (after
-        the one before landed); return messages taken."""
+        """Fetch once; commit the batches in flight that landed; hand the batch to an
+        insert thread when it is full or old (once fewer than the store's
+        ``inserts_at_once`` are in flight); return messages taken."""
         return self._call(self.step(timeout_ms))
 
     def flush(self) -> bool:
@@ -307,6 +327,7 @@ class Sink:
     async def _shut(self) -> None:
         if self._consumer is not None and self.pending:
             await self.land_all()
+        await self._quiet()
         self._drop()
         if self._consumer is not None:
             await self._in_fetch(self._consumer.close)  # leaves the group (revoking)
@@ -327,7 +348,9 @@ class Sink:
                 return 0
         room = self.batch_rows - len(self.batch)
         taken = await self._fetch(timeout_ms, room) if room > 0 else 0
-        if self.batch.due(self.batch_rows, self.batch_seconds) and await self._landed():
+        due = not self.paused and self.batch.due(self.batch_rows, self.batch_seconds)
+        keep = self.store.inserts_at_once - 1 if due else len(self._jobs)
+        if await self._settle(keep) and due and not self.paused:
             self._hand_off()
         return taken
 
@@ -340,7 +363,7 @@ class Sink:
             with collection_paused():  # thousands of messages and events, all kept
                 while True:
                     wait = deadline - loop.time()
-                    if self._job is not None:
+                    if self._jobs:
                         wait = min(wait, LANDING_FETCH_S)
                     got = await self._in_fetch(_consume, consumer, room, max(wait, 0.0))
                     if got or loop.time() >= deadline:
@@ -408,11 +431,11 @@ class Sink:
 
     async def land_all(self) -> bool:
         """What :meth:`flush` does, on the loop."""
-        if not await self._landed():
+        if not await self._settle(0):
             return False
         if self.batch.offsets:
             self._hand_off()
-            if not await self._landed():
+            if not await self._settle(0):
                 return False
         self._stored_again()
         return True
@@ -420,32 +443,63 @@ class Sink:
     # -- landing a batch -----------------------------------------------------------------
 
     def _hand_off(self) -> None:
-        """The batch in hand starts landing (none may be in flight)."""
+        """The batch in hand starts landing, after those in flight."""
         if not self.batch.offsets:
             return  # dropped by a rebalance meanwhile
-        self._job = _Job(self.batch)
+        job = _Job(self.batch, self._jobs[-1].selected if self._jobs else None)
+        self._jobs.append(job)
         self.batch = Batch(clock=self.batch.clock)
-        self._job.landing = asyncio.ensure_future(self._land(self._job))
+        job.landing = asyncio.ensure_future(self._land(job))
 
-    async def _landed(self) -> bool:
-        """Wait for the batch in flight (starting it again if it failed before); False
-        if the store refused it."""
-        job = self._job
-        if job is None:
-            return True
-        if job.landing is None or (job.landing.done() and not job.landing.result()):
+    async def _settle(self, keep: int) -> bool:
+        """Commit, in order, the batches in flight that landed, waiting for them until at
+        most ``keep`` are left (trying a failed one again); False if the store refused
+        one (it is kept, to be tried again)."""
+        while self._jobs and (len(self._jobs) > keep or self._jobs[0].landed):
+            job = self._jobs[0]
+            if not await self._landed(job):
+                return False
+            await self._commit(job.batch.offsets)
+            if self._jobs and self._jobs[0] is job:  # not dropped by a rebalance meanwhile
+                self._jobs.popleft()
+            self.counters.batches += 1
+            if not any(later.failed for later in self._jobs):
+                self._stored_again()
+        return True
+
+    async def _landed(self, job: _Job) -> bool:
+        """Wait for ``job`` to land; one that failed is tried again once no other insert
+        runs (``sinks.repair`` then finds what those after it stored)."""
+        if job.landing is None or job.failed:
+            await self._quiet()
             job.landing = asyncio.ensure_future(self._land(job))
         return await asyncio.shield(job.landing)
 
+    async def _quiet(self) -> None:
+        """Wait until no batch is landing (whatever came of it)."""
+        running = [j.landing for j in self._jobs if j.landing is not None and not j.landing.done()]
+        if running:
+            await asyncio.wait(running)
+
     async def _land(self, job: _Job) -> bool:
-        """Insert ``job``'s rows (on the insert thread), send its dead letters, commit."""
+        """Choose ``job``'s rows (after the batch before it chose; its ids claimed until
+        stored), insert them on an insert thread, send its dead letters."""
+        chosen: list[tuple[ddl.Table, int, ledger.Entries]] = []
         try:
-            await self._load_ledger()
-            for table, entries in job.batch.tables():
-                fresh = await self._fresh(table, entries)
+            try:
+                if job.after is not None:
+                    await job.after.wait()
+                await self._load_ledger()
+                for table, entries in job.batch.tables():
+                    fresh = await self._fresh(table, entries)
+                    self.ledger.claim(fresh)
+                    chosen.append((table, len(entries), fresh))
+            finally:
+                job.selected.set()
+            for table, read, fresh in chosen:
                 await self._in_thread(self._insert, table, fresh)
                 job.batch.stored(table)
-                self._remember(table, len(entries), fresh)
+                self._remember(table, read, fresh)
             await self._send_dead_letters(job.batch)
             if self.after_insert is not None:
                 self.after_insert()
@@ -453,11 +507,9 @@ class Sink:
             self.ledger.assigned(job.batch.first)  # what landed is for the retry to find
             self._failed(exc)
             return False
-        await self._commit(job.batch.offsets)
-        if self._job is job:
-            self._job = None
-        self.counters.batches += 1
-        self._stored_again()
+        finally:
+            for _, _, fresh in chosen:
+                self.ledger.release(fresh)
         return True
 
     async def _fresh(self, table: ddl.Table, entries: ledger.Entries) -> ledger.Entries:
@@ -542,8 +594,8 @@ class Sink:
             log.warning("sink: commit failed (%s); those messages may be read again", error)
 
     def _drop(self) -> None:
-        """Forget what is not committed: its partitions' next owner reads it again."""
-        self._job = None
+        """Forget what is not committed (none landing): the next owner reads it again."""
+        self._jobs.clear()
         self.batch.clear()
 
     # -- store down ----------------------------------------------------------------------
@@ -599,14 +651,12 @@ class Sink:
         self._fetcher.serve_until(asyncio.run_coroutine_threadsafe(work, self._loop))
 
     async def on_partitions_revoked(self, revoked: set[Partition]) -> None:
-        """The group takes the partitions back: the batch in flight lands (its offsets
-        committed now, by this member), the rest is dropped, to be read again by the
-        next owner from the commit (the ledger skips what is stored, by offset)."""
-        while (job := self._job) is not None and job.landing is not None:
-            if not job.landing.done():
-                await asyncio.shield(job.landing)
-            if self._job is job:
-                break
+        """The group takes the partitions back: every batch in flight lands or fails,
+        those landed commit in order (by this member) up to the first that did not, the
+        rest is dropped, to be read again by the next owner from the commit (the ledger
+        skips what is stored, by offset)."""
+        await self._quiet()
+        await self._settle(len(self._jobs))
         self._drop()
         self.assigned -= revoked
 

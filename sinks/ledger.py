@@ -9,8 +9,9 @@ Two sources of duplicates, two checks (pure bookkeeping; the sink does the I/O):
   ``sinks.repair`` says which are stored (and makes the rollups count them), and those
   are skipped.
 - A producer that retried a send leaves the same event twice in the log, at two offsets
-  close together. The ids of the last ``recent`` events stored by this process (and of
-  the batch in hand) are remembered, and an id seen there is skipped.
+  close together. The ids of the last ``recent`` events stored by this process, of the
+  batches in flight (claimed) and of the batch in hand are remembered, and an id seen
+  there is skipped.
 
 So the tables, and the rollups fed from them by materialized views, get each event once,
 provided a producer's copies are fewer than ``recent`` events apart in one table.
@@ -20,7 +21,7 @@ provided a producer's copies are fewer than ``recent`` events apart in one table
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -92,7 +93,9 @@ class Ledger:
     """Stored offsets per partition (loaded on assignment) and the ids stored lately.
 
     The ids are kept in sets, one per stored batch; the oldest set is dropped once the
-    others hold ``recent`` ids (so at least the last ``recent`` are known).
+    others hold ``recent`` ids (so at least the last ``recent`` are known). A batch in
+    flight claims its ids (:meth:`claim`) until it is stored or failed (:meth:`release`):
+    the next batch, selected meanwhile, skips them.
     """
 
     def __init__(self, recent: int = 100_000) -> None:
@@ -101,6 +104,7 @@ class Ledger:
         self.unloaded: set[object] = set()
         self._sets: deque[set[int]] = deque()
         self._count = 0
+        self._claims: list[set[int]] = []
 
     def assigned(self, partitions: Iterable[object]) -> None:
         """These partitions' stored offsets must be loaded before their next insert."""
@@ -116,7 +120,21 @@ class Ledger:
             self.unloaded.discard(partition)
 
     def _known(self, keys: set[int]) -> bool:
-        return not all(ids.isdisjoint(keys) for ids in self._sets)
+        return not all(ids.isdisjoint(keys) for ids in self._every())
+
+    def _every(self) -> Iterator[set[int]]:
+        """The ids stored lately and those claimed."""
+        yield from self._sets
+        yield from self._claims
+
+    def claim(self, entries: Entries) -> None:
+        """``entries`` (selected) are in flight: later selects skip their ids."""
+        assert entries.ids is not None
+        self._claims.append(entries.ids)
+
+    def release(self, entries: Entries) -> None:
+        """Claimed ``entries`` are stored (remembered) or failed (to be selected again)."""
+        self._claims = [ids for ids in self._claims if ids is not entries.ids]
 
     def again(self, entries: Entries) -> Entries:
         """The entries at or below their partition's stored offset: read again after
@@ -152,7 +170,7 @@ class Ledger:
                 held is None or (getattr(partition, "partition", partition), offset) in held
             ):
                 continue
-            if key in seen or any(key in ids for ids in self._sets):
+            if key in seen or any(key in ids for ids in self._every()):
                 continue
             seen.add(key)
             keep.append(i)

@@ -78,6 +78,8 @@ class Store(ABC):
     _version: tuple[int, ...] | None = None
     shared = True
     """Other processes may use the same databases (a server; not chdb's own folder)."""
+    inserts_at_once = 1
+    """Inserts that may run at once, each on its own thread (chdb in process: one)."""
 
     @abstractmethod
     def execute(self, sql: str, params: Params | None = None) -> None:

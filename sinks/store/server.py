@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -82,23 +83,44 @@ def _refused(url: str, exc: errors.ServerException) -> StoreUnavailable:
 class ServerStore(Store):
     """ClickHouse server at ``url`` (``clickhouse://user:password@host:port``)."""
 
+    inserts_at_once = 2
+    """A client a thread (clickhouse-driver's is not thread-safe): two sink inserts
+    overlap the driver's serializing with the server's work."""
+
     def __init__(self, url: str) -> None:
         self.url = url
-        self._client = Client.from_url(_with_defaults(url))
         self._uncapped: dict[str, int] | None = None  # insert settings, once asked
-        self._lock = threading.Lock()  # one statement at a time: a sink's insert thread and
-        self._kinds: dict[str, dict[str, str]] = {}  # its owner's queries share the client
+        self._kinds: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()  # guards the clients' lists only
+        self._clients = [Client.from_url(_with_defaults(url))]  # more once threads overlap
+        self._idle = list(self._clients)
 
-    def _run(self, sql: str, *args: object, **kwargs: object) -> object:
+    @contextlib.contextmanager
+    def _client(self) -> Iterator[Client]:
+        """A client no other thread uses meanwhile (a new one if all are busy)."""
+        with self._lock:
+            client = self._idle.pop() if self._idle else None
+            if client is None:
+                client = Client.from_url(_with_defaults(self.url))
+                self._clients.append(client)
+        try:
+            yield client
+        finally:
+            with self._lock:
+                self._idle.append(client)
+
+    def _run(self, client: Client, sql: str, *args: object, **kwargs: object) -> object:
         if sql.startswith("INSERT") and self._uncapped is None:
-            known = self._run("SELECT count() FROM system.settings WHERE name = %(n)s", {"n": _CAP})
+            known = self._run(
+                client, "SELECT count() FROM system.settings WHERE name = %(n)s", {"n": _CAP}
+            )
             self._uncapped = {_CAP: 0} if known[0][0] else {}  # type: ignore[index]
         if sql.startswith("INSERT") and self._uncapped:
             kwargs["settings"] = self._uncapped
         try:
-            return self._client.execute(sql, *args, **kwargs)
+            return client.execute(sql, *args, **kwargs)
         except _NETWORK as exc:
-            self._client.disconnect()
+            client.disconnect()
             raise StoreUnavailable(
                 f"ClickHouse server at {address(self.url)} is not reachable ({exc}). Start it "
                 "(`phasegate stack up`), fix PHASEGATE_CLICKHOUSE_URL, or unset it to use "
@@ -106,38 +128,39 @@ class ServerStore(Store):
             ) from None
         except errors.ServerException as exc:
             if exc.code in _REFUSED:
-                self._client.disconnect()
+                client.disconnect()
                 raise _refused(self.url, exc) from None
             raise StoreError(_message(exc)) from None
         except errors.Error as exc:
             raise StoreError(_message(exc)) from None
 
     def execute(self, sql: str, params: Params | None = None) -> None:
-        with self._lock:
-            self._run(sql, utc_params(params))
+        with self._client() as client:
+            self._run(client, sql, utc_params(params))
 
     def insert(self, table: str, columns: Mapping[str, Sequence]) -> int:
         count = row_count(columns)
         if count:
             names = ", ".join(columns)
-            with self._lock:
-                kinds = self._column_types(table)
+            with self._client() as client:
+                kinds = self._column_types(client, table)
                 data = [_wire(values, kinds.get(name, "")) for name, values in columns.items()]
-                self._run(f"INSERT INTO {table} ({names}) VALUES", data, columnar=True)
+                self._run(client, f"INSERT INTO {table} ({names}) VALUES", data, columnar=True)
         return count
 
-    def _column_types(self, table: str) -> dict[str, str]:
+    def _column_types(self, client: Client, table: str) -> dict[str, str]:
         """``table``'s column types, asked once."""
         if table not in self._kinds:
-            described = self._run(f"DESCRIBE TABLE {table}")
+            described = self._run(client, f"DESCRIBE TABLE {table}")
             self._kinds[table] = {row[0]: row[1] for row in described}  # type: ignore[attr-defined]
         return self._kinds[table]
 
     def query(self, sql: str, params: Params | None = None) -> Rows:
-        with self._lock:
-            rows, types = self._run(sql, utc_params(params), with_column_types=True)
+        with self._client() as client:
+            rows, types = self._run(client, sql, utc_params(params), with_column_types=True)
         return Rows([name for name, _ in types], [tuple(r) for r in rows])
 
     def close(self) -> None:
         with self._lock:
-            self._client.disconnect()
+            for client in self._clients:
+                client.disconnect()
