@@ -20,6 +20,7 @@ from tests.streams.test_protocol import Msg, Outbox
 
 ROLLOUT = "kai"
 DROP = 150  # seconds after T0: the candidate drops from 98% to 70% success
+RESUME = 103  # seconds after T0: both systems again after :func:`stopping`
 CADENCE = {"window_seconds": 10, "flush_seconds": 1.0, "lateness": 10, "retention": 3600}
 
 
@@ -47,6 +48,21 @@ def stopping(per_second: int = 20) -> list[Stored]:
     first, end = 100 * per_second, 103 * per_second
     failing = [stored(i, "production", i % 10 < 3, i / per_second) for i in range(first, end)]
     return history(100, per_second) + failing
+
+
+def resuming(per_second: int = 20) -> list[Stored]:
+    """:func:`stopping`, then the candidate alone for a second more, its failure at
+    103.25 s critical; then both from 104 s to 130 s, the baseline failing as the
+    candidate does (a shared cause, told by its events read after the candidate's)."""
+    out = stopping(per_second)
+    for i in range(RESUME * per_second, 130 * per_second):
+        at = i / per_second
+        if at >= RESUME + 1:
+            out.append(stored(i, "pipeline", i % 10 < 3, at))
+        critical = i == RESUME * per_second + 5
+        result = make_result(i, success=i % 10 < 3, critical=critical, seconds=at, rollout=ROLLOUT)
+        out.append(Stored(("results", i % 2), result.model_copy(update={"weight": 50})))
+    return out
 
 
 def person(type: str, seconds: float, **fields) -> RolloutEvent:
@@ -165,3 +181,23 @@ def test_a_trigger_that_fires_as_traffic_stops_goes_out_as_from_the_worker():
     figures = ["alert_id", "kind", "window", "observed", "samples", "action", "attribution"]
     as_worker = [a.model_dump(include=set(figures)) for a in worker_alerts(events, log)]
     assert [a.model_dump(include=set(figures)) for a in replayed] == as_worker
+
+
+def test_a_range_that_ends_while_a_fired_trigger_waits_reads_on_as_the_worker_did():
+    """The range ends right after the candidate's trigger fired, waiting for the baseline's
+    events: those stored after the end release it as they did live (held: the baseline
+    fails too), not as if traffic had stopped (a rollback). What they fire on their own
+    (the critical error) is not reported."""
+    log = [person("phase_started", -5, weight=50, phase=1)]
+    events, end = resuming(), T0 + timedelta(seconds=RESUME)
+    within = [s for s in events if s.event.ts < end]
+    after = [s for s in events if end <= s.event.ts < end + timedelta(seconds=GRACE)]
+    findings = replay(load_plan(), ROLLOUT, log, within, after, **CADENCE)
+    (alert,) = findings.alerts
+    assert (alert.kind, alert.attribution, findings.actions) == ("rollback_held", "shared", [])
+    assert end < alert.ts < end + timedelta(seconds=GRACE / 2)  # the baseline's, not the timer
+    live = worker_alerts(events, log)
+    assert {a.kind for a in live} == {"rollback_held", "critical_error", "recovered"}
+    figures = ["alert_id", "kind", "window", "observed", "samples", "action", "attribution"]
+    as_worker = [a.model_dump(include=set(figures)) for a in live if a.kind == "rollback_held"]
+    assert [a.model_dump(include=set(figures)) for a in findings.alerts] == as_worker
