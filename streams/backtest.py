@@ -10,7 +10,9 @@ stored partition; offsets count the events read from it (stage 2 only needs them
 order). Stage 2's clock is the simulated one; its release timer (a fired trigger that
 has waited long enough for the other system's events goes out though no partial comes)
 runs at each waiting trigger's due moment before the next flush, and after the last
-one: where the worker's timer, once a second, finds it due.
+one: where the worker's timer, once a second, finds it due. A trigger still waiting at
+the range's end is released as the events after the end release it live (those given to
+:meth:`Replay.finish`, read only while it waits); what they raise on their own is left out.
 
 The rollout log is folded as it stood at each flush: the changes a person made, in time
 order. The live worker's own events (rollbacks, auto-advances) are left out: this plan's
