@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +26,7 @@ from sinks.history import Span, rollout_log
 from sinks.render import Block, Figure, Grid, Heading, Text, html, markdown
 from sinks.store import Store
 from streams.backtest import Findings, Replay, Stored
+from streams.triggers import GRACE
 
 ROWS = 50_000  # events per read: the replay holds one batch in memory
 _RESULT_COLUMNS = (
@@ -141,13 +142,28 @@ def backtest(
             run.add(stored)
         if on_progress is not None:
             on_progress(run.findings.events, total)
-    return run.finish()
+    return run.finish(_after(store, settings.database, rollout, span))
 
 
-def live_alerts(store: Store, database: str, rollout: str, span: Span) -> dict[UUID, str]:
-    """The alerts the live worker stored for the rollout in ``span``: id -> kind."""
-    sql = f"SELECT alert_id, kind FROM {ddl.identifier(database)}.alerts FINAL WHERE {_where(span)}"
-    return {UUID(str(i)): kind for i, kind in store.query(sql, _params(rollout, span))}
+def _after(store: Store, database: str, rollout: str, span: Span) -> Iterator[Stored]:
+    """The events of the :data:`GRACE` after ``span``'s end: what releases a trigger
+    waiting there (read only if one waits)."""
+    if span.end is not None:
+        grace = Span(span.end, span.end + timedelta(seconds=GRACE))
+        yield from read(store, database, rollout, grace)
+
+
+def live_alerts(
+    store: Store, database: str, rollout: str, span: Span, raised: Iterable[Alert] = ()
+) -> dict[UUID, str]:
+    """The alerts the live worker stored for the rollout in ``span``, and those with the id
+    of one ``raised`` here whenever stored (one released after the span's end): id -> kind."""
+    ids, where = tuple(str(a.alert_id) for a in raised), _where(span)
+    if ids:
+        where = f"({where}) OR (rollout = %(rollout)s AND toString(alert_id) IN %(ids)s)"
+    sql = f"SELECT alert_id, kind FROM {ddl.identifier(database)}.alerts FINAL WHERE {where}"
+    found = store.query(sql, _params(rollout, span) | {"ids": ids})
+    return {UUID(str(i)): kind for i, kind in found}
 
 
 # -- what the user sees ----------------------------------------------------------------

@@ -309,7 +309,7 @@ def backtest(
             span,
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-        live = backtests.live_alerts(store, settings.database, rollout, span)
+        live = backtests.live_alerts(store, settings.database, rollout, span, findings.alerts)
     if not findings.events:
         errors.print(f"no results or feedback for rollout {rollout!r} in {settings.database}")
         raise typer.Exit(1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from uuid import UUID
 
 from schemas.events import Alert, AlertAction, AlertWindow, Attribution, Figure
 from schemas.metrics import metric
@@ -143,11 +144,10 @@ class Alerts:
 
     def baseline(self, view: RolloutView, d: Degraded, anchor: str) -> Alert:
         """The baseline's own trigger ``d`` fired (``baseline_degraded``) or cleared."""
-        key = f"{d.trigger.name}:baseline:{anchor}"
         baseline = self.plan.roles.baseline
         alerted = not d.cleared
         return Alert(
-            alert_id=incident_id(self.rollout, key, d.opened, "" if alerted else ":recovered"),
+            alert_id=self.baseline_id(d, anchor),
             rollout=self.rollout,
             system=baseline,
             severity="warning" if alerted else "info",
@@ -161,6 +161,11 @@ class Alerts:
             attribution="baseline-only" if alerted else None,
             figures=self.figures(view, d.trigger, d.opened, d.start) if alerted else [],
         )
+
+    def baseline_id(self, d: Degraded, anchor: str) -> UUID:
+        """The id of the alert :meth:`baseline` gives for ``d`` since ``anchor``."""
+        key = f"{d.trigger.name}:baseline:{anchor}"
+        return incident_id(self.rollout, key, d.opened, ":recovered" if d.cleared else "")
 
     def attribution(
         self,

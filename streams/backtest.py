@@ -10,7 +10,9 @@ stored partition; offsets count the events read from it (stage 2 only needs them
 order). Stage 2's clock is the simulated one; its release timer (a fired trigger that
 has waited long enough for the other system's events goes out though no partial comes)
 runs at each waiting trigger's due moment before the next flush, and after the last
-one: where the worker's timer, once a second, finds it due.
+one: where the worker's timer, once a second, finds it due. A trigger still waiting at
+the range's end is released as the events after the end release it live (those given to
+:meth:`Replay.finish`, read only while it waits); what they raise on their own is left out.
 
 The rollout log is folded as it stood at each flush: the changes a person made, in time
 order. The live worker's own events (rollbacks, auto-advances) are left out: this plan's
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from math import inf
 from typing import Any
+from uuid import UUID
 
 from rollout.state import WORKER, RolloutState
 from schemas.events import Alert, Feedback, Result, RolloutEvent
@@ -139,12 +142,32 @@ class Replay:
             acc.add_batch(offsets, events, now, isinstance(events[0], Feedback))
         self.unread = {}
 
-    def finish(self) -> Findings:
-        """Flush what is pending and return the findings."""
+    def finish(self, after: Iterable[Stored] = ()) -> Findings:
+        """Flush what is pending; release the triggers waiting at the range's end as the
+        events ``after`` it (in event-time order) do, else at their due moments; return
+        the findings (the later events' own not among them)."""
+        self._flush_last()
+        waiting = self._waiting()
+        reported, self.findings = self.findings, Findings()
+        later = iter(after)
+        while waiting & self._waiting() and (stored := next(later, None)) is not None:
+            self.add(stored)
+        self._flush_last()
+        self._release(inf)
+        reported.alerts += [a for a in self.findings.alerts if a.alert_id in waiting]
+        reported.actions += [e for e in self.findings.actions if e.event_id in waiting]
+        self.findings = reported
+        return reported
+
+    def _flush_last(self) -> None:
         if self.tick is not None:
             self.flush((self.tick + 1) * self.flush_seconds)
-        self._release(inf)
-        return self.findings
+            self.tick = None
+
+    def _waiting(self) -> set[UUID]:
+        """What the rollout's fired triggers still waiting would raise (ids)."""
+        monitor = self.stage2.monitors.get(self.rollout)
+        return monitor.waiting if monitor is not None else set()
 
     def flush(self, now: float) -> None:
         """What the worker does at a flush at ``now``: partials merged and judged."""
@@ -220,10 +243,12 @@ def replay(
     rollout: str,
     log: Iterable[RolloutEvent],
     events: Iterable[Stored],
+    after: Iterable[Stored] = (),
     **cadence: Any,
 ) -> Findings:
-    """Replay ``events`` (in event-time order) of ``rollout``: :class:`Replay`'s findings."""
+    """Replay ``events`` (in event-time order) of ``rollout``, ``after`` them those that
+    follow the range's end (:meth:`Replay.finish`): :class:`Replay`'s findings."""
     run = Replay(plan, rollout, log, **cadence)
     for stored in events:
         run.add(stored)
-    return run.finish()
+    return run.finish(after)

@@ -42,6 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from math import inf
+from uuid import UUID
 
 from rollout.state import WORKER, RolloutState
 from rollout.steering import step_back
@@ -242,6 +243,22 @@ class RolloutMonitor:
     def _anchor_key(self) -> str:
         return str(self.anchor.event_id) if self.anchor is not None else "start"
 
+    def _key(self, trigger: Trigger) -> str:
+        """The incident key of ``trigger`` since the anchor (its alerts' ids derive from it)."""
+        return f"{trigger.name}:{self._anchor_key}"
+
+    @property
+    def waiting(self) -> set[UUID]:
+        """The ids of the alerts and rollbacks the fired triggers still waiting would raise
+        (they do not depend on when they go out)."""
+        fired = [(self._key(d.firing.trigger), d.firing.opened) for d in self.pending]
+        ids = {
+            incident_id(self.rollout, key, opened, end)
+            for key, opened in fired
+            for end in ("", ":rollback")
+        }
+        return ids | {self.alerts.baseline_id(d, self._anchor_key) for d, _ in self.degraded}
+
     def _judge(self, evidence: Evidence, state: RolloutState | None) -> list[Output]:
         """Feed every trigger; each acts on the state the ones before it left."""
         self.samples += evidence.n
@@ -388,7 +405,7 @@ class RolloutMonitor:
         holds it (a shared cause or a dry run). ``moments``: the read times of the evidence
         that fired it."""
         trigger = f.trigger
-        key = f"{trigger.name}:{self._anchor_key}"
+        key = self._key(trigger)
         event_id = incident_id(self.rollout, key, f.opened, ":rollback")
         if state is not None and state.has_applied(event_id):
             return []  # a replay: this incident's rollback is in the log already
@@ -461,7 +478,7 @@ class RolloutMonitor:
     def _recovered(
         self, trigger: Trigger, incident: Incident, start: int, observed: float, samples: int
     ) -> Alert:
-        key = f"{trigger.name}:{self._anchor_key}"
+        key = self._key(trigger)
         return self.alerts.recovered(trigger, key, incident.opened, start, observed, samples)
 
     @property

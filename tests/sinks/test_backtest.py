@@ -17,14 +17,15 @@ from schemas.alert_text import why
 from schemas.plan import DEFAULT_PLAN, load_plan
 from schemas.settings import Settings
 from sinks import ddl, rows
-from sinks.backtest import backtest, batches
+from sinks.backtest import backtest, batches, live_alerts
 from sinks.history import Span
 from sinks.migrations import migrate
 from sinks.store import Store
 from streams.backtest import Stored, replay
+from streams.triggers import GRACE
 from tests.sinks.conftest import point_cli_at
 from tests.streams.conftest import T0
-from tests.streams.test_backtest import CADENCE, DROP, history, person
+from tests.streams.test_backtest import CADENCE, DROP, RESUME, history, person, resuming
 
 CADENCE_ENV = {
     "PHASEGATE_WINDOW_SECONDS": "10",
@@ -37,11 +38,12 @@ START = person("phase_started", -5, weight=50, phase=1)
 LIVE_ROLLBACK = person("rollback", 30, weight=0, phase=0).model_copy(update={"actor": WORKER})
 
 
-def _store_events(store: Store, database: str) -> list[Stored]:
-    """The synthetic history and its log (with a rollback by the live worker that the
-    backtest leaves out), stored as the sink would (partition, offset)."""
+def _store_events(store: Store, database: str, events: list[Stored] | None = None) -> list[Stored]:
+    """The synthetic history (``events``, else :func:`history`) and its log (with a
+    rollback by the live worker that the backtest leaves out), stored as the sink would
+    (partition, offset)."""
     migrate(store, database)
-    events = history()
+    events = history() if events is None else events
     results = [s.event for s in events]
     columns = rows.result_columns(results)
     columns["kafka_partition"] = [s.source[1] for s in events]
@@ -105,6 +107,38 @@ def test_since_and_until_bound_the_replay(store: Store, database: str) -> None:
     findings = backtest(store, settings, load_plan(), "kai", Span(since, until))
     assert findings.events == 2 * 20 * (DROP - 20)
     assert not [a for a in findings.alerts if a.kind == "emergency_rollback"]
+
+
+def test_a_range_that_ends_while_a_trigger_waits_reads_the_grace_after_it(
+    store: Store, database: str
+) -> None:
+    """The range ends right after the candidate's trigger fired, waiting for the baseline:
+    the stored events of the GRACE after the end release it as live (held: the baseline
+    fails too), as the core does given them."""
+    events = _as_stored(store, _store_events(store, database, resuming()))
+    settings = Settings(database=database, window_seconds=10, flush_seconds=1.0)
+    settings = settings.model_copy(update={"lateness_seconds": 10})
+    end = T0 + timedelta(seconds=RESUME)
+    findings = backtest(store, settings, load_plan(), "kai", Span(None, end))
+    (alert,) = findings.alerts
+    assert (alert.kind, alert.attribution, findings.actions) == ("rollback_held", "shared", [])
+    within = [s for s in events if s.event.ts < end]
+    assert findings.events == len(within)
+    after = [s for s in events if end <= s.event.ts < end + timedelta(seconds=GRACE)]
+    core = replay(load_plan(), "kai", [START], within, after, **CADENCE)
+    assert [(_key(a), a.ts) for a in findings.alerts] == [(_key(a), a.ts) for a in core.alerts]
+
+    # the live worker stored it after the end too: the report finds it by its id, but not
+    # an alert the later events raised on their own
+    later = alert.ts + timedelta(seconds=1)
+    own = alert.model_copy(update={"alert_id": uuid4(), "kind": "critical_error"})
+    stored = [a.model_copy(update={"ts": later}) for a in (alert, own)]
+    store.insert(f"{database}.alerts", rows.alert_columns(stored))
+    span = Span(None, end)
+    assert live_alerts(store, database, "kai", span) == {}
+    assert live_alerts(store, database, "kai", span, findings.alerts) == {
+        alert.alert_id: "rollback_held"
+    }
 
 
 def test_the_command_prints_json_and_writes_html_beside_the_live_alerts(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from itertools import chain
 
 from rollout.state import WORKER, fold
 from schemas.codec import encode
@@ -20,6 +21,7 @@ from tests.streams.test_protocol import Msg, Outbox
 
 ROLLOUT = "kai"
 DROP = 150  # seconds after T0: the candidate drops from 98% to 70% success
+RESUME = 103  # seconds after T0: both systems again after :func:`stopping`
 CADENCE = {"window_seconds": 10, "flush_seconds": 1.0, "lateness": 10, "retention": 3600}
 
 
@@ -35,18 +37,42 @@ def history(seconds: int = 300, per_second: int = 20) -> list[Stored]:
     return out
 
 
-def stored(i: int, system: str, ok: bool, at: float) -> Stored:
+def stored(i: int, system: str, ok: bool, at: float, critical: bool = False) -> Stored:
     """Result ``i`` of ``system`` at ``at`` seconds after T0, on partition ``i % 2``."""
-    result = make_result(i, system=system, success=ok, seconds=at, rollout=ROLLOUT)
+    result = make_result(
+        i, system=system, success=ok, critical=critical, seconds=at, rollout=ROLLOUT
+    )
     result = result.model_copy(update={"weight": 50, "query_id": f"{system}{i}"})
     return Stored(("results", i % 2), result)
 
 
+def failing(
+    system: str, seconds: range, critical: float = -1, per_second: int = 20
+) -> list[Stored]:
+    """``system`` at 30% success over ``seconds``; its failure at ``critical`` s critical."""
+    first, end = seconds.start * per_second, seconds.stop * per_second
+    return [
+        stored(i, system, i % 10 < 3, i / per_second, i / per_second == critical)
+        for i in range(first, end)
+    ]
+
+
+def in_time(*parts: list[Stored]) -> list[Stored]:
+    """The events of ``parts`` in event-time order (a part's first at the same time)."""
+    return sorted(chain(*parts), key=lambda s: s.event.ts)
+
+
 def stopping(per_second: int = 20) -> list[Stored]:
     """:func:`history` for 100 s, then the candidate alone at 30% for 3 s; then nothing."""
-    first, end = 100 * per_second, 103 * per_second
-    failing = [stored(i, "production", i % 10 < 3, i / per_second) for i in range(first, end)]
-    return history(100, per_second) + failing
+    return history(100, per_second) + failing("production", range(100, 103), per_second=per_second)
+
+
+def resuming() -> list[Stored]:
+    """:func:`stopping`, then the candidate alone for a second more, its failure at
+    103.25 s critical; then both at 30% from 104 s to 130 s (a shared cause, told by the
+    baseline's events read after the candidate's)."""
+    later = failing("production", range(RESUME, 130), critical=RESUME + 0.25)
+    return in_time(stopping(), failing("pipeline", range(RESUME + 1, 130)), later)
 
 
 def person(type: str, seconds: float, **fields) -> RolloutEvent:
@@ -165,3 +191,50 @@ def test_a_trigger_that_fires_as_traffic_stops_goes_out_as_from_the_worker():
     figures = ["alert_id", "kind", "window", "observed", "samples", "action", "attribution"]
     as_worker = [a.model_dump(include=set(figures)) for a in worker_alerts(events, log)]
     assert [a.model_dump(include=set(figures)) for a in replayed] == as_worker
+
+
+def cut(events: list[Stored], end: datetime) -> tuple[list[Stored], list[Stored]]:
+    """``events`` of a range that ends at ``end``, and those of the :data:`GRACE` after it."""
+    within = [s for s in events if s.event.ts < end]
+    return within, [s for s in events if end <= s.event.ts < end + timedelta(seconds=GRACE)]
+
+
+def test_a_range_that_ends_while_a_fired_trigger_waits_reads_on_as_the_worker_did():
+    """The range ends right after the candidate's trigger fired, waiting for the baseline's
+    events: those stored after the end release it as they did live (held: the baseline
+    fails too), not as if traffic had stopped (a rollback). What they fire on their own
+    (the critical error) is not reported."""
+    log = [person("phase_started", -5, weight=50, phase=1)]
+    events, end = resuming(), T0 + timedelta(seconds=RESUME)
+    findings = replay(load_plan(), ROLLOUT, log, *cut(events, end), **CADENCE)
+    (alert,) = findings.alerts
+    assert (alert.kind, alert.attribution, findings.actions) == ("rollback_held", "shared", [])
+    assert end < alert.ts < end + timedelta(seconds=GRACE / 2)  # the baseline's, not the timer
+    live = worker_alerts(events, log)
+    assert {a.kind for a in live} == {"rollback_held", "critical_error", "recovered"}
+    figures = ["alert_id", "kind", "window", "observed", "samples", "action", "attribution"]
+    as_worker = [a.model_dump(include=set(figures)) for a in live if a.kind == "rollback_held"]
+    assert [a.model_dump(include=set(figures)) for a in findings.alerts] == as_worker
+
+
+def test_a_baselines_degradation_waiting_at_the_ranges_end_is_judged_as_live():
+    """The mirror: the baseline's trigger fired right before the range's end, waiting for
+    the candidate's events. Those after the end show the candidate failing too (a shared
+    cause): no alert, as live, and the candidate's own alert they fire is not reported;
+    or the candidate healthy: the baseline's alert, released by them."""
+    log, end = [person("phase_started", -5, weight=50, phase=1)], T0 + timedelta(seconds=RESUME)
+    base, cand = failing("pipeline", range(100, 130)), failing("production", range(RESUME, 130))
+    events = in_time(history(100), base, cand)
+    within, after = cut(events, end)
+    stopped = replay(load_plan(), ROLLOUT, log, within, **CADENCE)
+    assert [a.kind for a in stopped.alerts] == ["baseline_degraded"]  # as if traffic stopped
+    assert replay(load_plan(), ROLLOUT, log, within, after, **CADENCE).alerts == []
+    assert [a.kind for a in worker_alerts(events, log)] == ["rollback_held"]  # after the end
+
+    healthy = [s for s in history(130)[2 * 20 * RESUME :] if s.event.system == "production"]
+    events = in_time(history(100), base, healthy)
+    (alert,) = replay(load_plan(), ROLLOUT, log, *cut(events, end), **CADENCE).alerts
+    assert end < alert.ts < end + timedelta(seconds=GRACE / 2)
+    (live,) = worker_alerts(events, log)
+    figures = {"alert_id", "kind", "window", "observed", "samples", "attribution"}
+    assert alert.model_dump(include=figures) == live.model_dump(include=figures)
