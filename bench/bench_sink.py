@@ -6,7 +6,9 @@
    same run (``bench/client_loops.py``: kafka-python poll, aiokafka getmany,
    confluent-kafka consume), each in its own consumer group, medians of ``--runs`` runs; each
    timed from its first fetched batch to its last record (the sink: to its last
-   commit), the first batch not counted (it waits for the group's join). Then the CPU
+   commit), the first batch not counted (it waits for the group's join); for the sink
+   also the time from its last fetch to its last commit (the batches in flight landing: a
+   latency, counted in its span once, so a run spans fifteen inserts by default). Then the CPU
    per message of each of the sink's steps (``bench/sink_steps.py``) and of the
    ClickHouse server.
 2. Report time over ``--rows`` result rows (and a tenth as many feedback rows) generated
@@ -17,7 +19,7 @@
    the rollups), the baseline, and against the report query over the whole range (whole
    hours: rollups only).
 
-    python bench/bench_sink.py [--events 100000] [--runs 3] [--rows 10000000]
+    python bench/bench_sink.py [--events 300000] [--runs 3] [--rows 10000000]
         [--skip-sink] [--skip-reports]
 """
 
@@ -72,17 +74,18 @@ def produce(settings: Settings, n: int) -> None:
     producer.close()
 
 
-def sink(settings: Settings, store: Store, n: int, batch: int | None) -> tuple[float, float]:
+def sink(settings: Settings, store: Store, n: int, batch: int | None) -> tuple[float, float, float]:
     """The Sink storing and committing ``n`` results: (rows/s, CPU us a row of this
-    process: the loop's thread and the insert thread) from its first fetched batch to its
-    last commit, the first batch not counted."""
+    process: the loop's thread and the insert threads) from its first fetched batch to its
+    last commit, the first batch not counted; and the seconds from its last fetch to its
+    last commit (the batches then in flight landing: a latency, not a rate)."""
     database = f"b{uuid.uuid4().hex[:8]}"
     migrate(store, database)
     mine = settings.model_copy(update={"database": database})
     sized = {"batch_rows": batch} if batch else {}
     runner = Sink(mine, store, group_id=f"sink-{database}", batch_seconds=0.5, **sized)
     runner.start()
-    span, first = client_loops.Span(), 0
+    span, first, fetched = client_loops.Span(), 0, 0.0
     try:
         with seldom_collected():  # as `phasegate sink` runs it
             while runner.counters.messages < n or runner.pending:
@@ -90,12 +93,13 @@ def sink(settings: Settings, store: Store, n: int, batch: int | None) -> tuple[f
                 if taken:
                     first = first or taken
                     span.add(taken)
+                    fetched = span.last[0]
             span.add(0)  # the last commit
     finally:
         runner.close()
     assert store.query(f"SELECT count() FROM {database}.results").scalar() == n
     store.execute(f"DROP DATABASE {database}")
-    return span.rate(first)
+    return (*span.rate(first), span.last[0] - fetched)
 
 
 def _sink_child(settings: Settings, url: str, n: int, total, times) -> None:
@@ -233,22 +237,24 @@ def sink_tables(
         sink(settings, local, n, args.batch) for _ in runs
     ]
     two = median([sink_processes(settings, server.url, n, 2) for _ in runs])
-    rates = {k: median([rate for rate, _ in v]) for k, v in cases.items()}
+    rates = {k: median([run[0] for run in v]) for k, v in cases.items()}
     kp, aio = rates["bare kafka-python poll loop"], rates["bare aiokafka getmany loop"]
     table = [
-        [k, f"{rates[k]:,.0f}", f"{median([cpu for _, cpu in v]):.1f}",
-         f"{rates[k] / kp:.2f}", f"{rates[k] / aio:.2f}"]
+        [k, f"{rates[k]:,.0f}", f"{median([run[1] for run in v]):.1f}",
+         f"{rates[k] / kp:.2f}", f"{rates[k] / aio:.2f}",
+         f"{median([run[2] for run in v]) * 1000:.0f}" if len(v[0]) > 2 else ""]
         for k, v in cases.items()
     ]  # fmt: skip
     table.append(["2 Sink processes, one group -> ClickHouse 18.16", f"{n / two:,.0f}", "",
-                  f"{n / two / kp:.2f}", f"{n / two / aio:.2f}"])  # fmt: skip
+                  f"{n / two / kp:.2f}", f"{n / two / aio:.2f}", ""])  # fmt: skip
     size = args.batch or BATCH_ROWS
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     title = f"results topic -> ClickHouse, {n:,} events, batches of {size:,}, load {load}"
     print_table(f"{title}, median of {args.runs}",
-                ["consumer", "rows/s", "CPU us/row", "of kafka-python", "of aiokafka"],
+                ["consumer", "rows/s", "CPU us/row", "of kafka-python", "of aiokafka",
+                 "last fetch to last commit, ms"],
                 table)  # fmt: skip
-    costs = step_costs(settings, server, n, args.runs)
+    costs = step_costs(settings, server, n, args.runs, server_pid)
     costs.append(("ClickHouse 18.16 server (insert, rollup views, merges)",
                   server_cpu / (n * args.runs) * 1e6))  # fmt: skip
     print_table(
@@ -260,7 +266,7 @@ def sink_tables(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--batch", type=int, default=None, help="the sink's batch_rows")

@@ -23,9 +23,9 @@ from schemas.codec import decode_many
 from schemas.fastcodec import fast_decode_batch, fast_decode_many
 from schemas.kafka_security import librdkafka_options
 from schemas.settings import Settings
-from sinks import ddl
+from sinks import ddl, rollups
 from sinks.batch import Batch, entry_columns, refuse_times
-from sinks.consumer import Partition, by_partition
+from sinks.consumer import BATCH_ROWS, Partition, by_partition
 from sinks.ledger import Ledger
 from sinks.migrations import migrate
 from sinks.store import Store
@@ -87,8 +87,11 @@ def _least(step: Callable[[], object], runs: int) -> float:
     return best
 
 
-def step_costs(settings: Settings, store: Store, n: int, runs: int) -> list[tuple[str, float]]:
-    """(step, CPU microseconds per message) for the sink's steps after the fetch."""
+def step_costs(
+    settings: Settings, store: Store, n: int, runs: int, server_pid: int | None = None
+) -> list[tuple[str, float]]:
+    """(step, CPU microseconds per message) for the sink's steps after the fetch; with
+    ``server_pid``, also the server's CPU for the same rows (:func:`server_costs`)."""
     polls, fetch_cpu = fetch(settings, n)
     values = [v for _, v, _ in polls]
     decoded = [fast_decode_batch(v, Result) for v in values]
@@ -131,4 +134,28 @@ def step_costs(settings: Settings, store: Store, n: int, runs: int) -> list[tupl
     out.append(("for comparison: decode_many (pydantic)", _least(
         lambda: [decode_many(v, Result) for v in values], runs) / n * 1e6))  # fmt: skip
     store.execute(f"DROP DATABASE {database}")
+    if server_pid is not None:
+        out += server_costs(store, server_pid, columns, n)
+    return out
+
+
+def server_costs(
+    store: Store, server_pid: int, columns: dict[str, list], n: int
+) -> list[tuple[str, float]]:
+    """The server's CPU a row (its ``/proc`` counters) for ``columns`` inserted as the sink
+    does (``BATCH_ROWS`` rows an insert, one at a time) into the results table with its
+    rollup views, and with every view dropped."""
+    out = []
+    for label, views in (("with its rollup views", True), ("alone (every view dropped)", False)):
+        database = f"v{uuid.uuid4().hex[:8]}"
+        migrate(store, database)
+        for family in rollups.FAMILIES:
+            for step in () if views else rollups.ROLLUP_STEPS:
+                store.execute(f"DROP TABLE {database}.{family.view(step)}")
+        start = process_cpu(server_pid)
+        for low in range(0, n, BATCH_ROWS):
+            chunk = {k: v[low : low + BATCH_ROWS] for k, v in columns.items()}
+            store.insert(f"{database}.{ddl.RESULTS.name}", chunk)
+        out.append((f"server: the inserts {label}", (process_cpu(server_pid) - start) / n * 1e6))
+        store.execute(f"DROP DATABASE {database}")
     return out
