@@ -11,6 +11,7 @@ Minimum of ``runs`` runs (the least disturbed).
 from __future__ import annotations
 
 import os
+import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from sinks.batch import Batch, entry_columns, refuse_times
 from sinks.consumer import BATCH_ROWS, Partition, by_partition
 from sinks.ledger import Ledger
 from sinks.migrations import migrate
+from sinks.rollups import STEPS
 from sinks.store import Store
 
 Polls = list[tuple[Partition, list[bytes], list[int]]]  # per fetch and partition
@@ -135,27 +137,51 @@ def step_costs(
         lambda: [decode_many(v, Result) for v in values], runs) / n * 1e6))  # fmt: skip
     store.execute(f"DROP DATABASE {database}")
     if server_pid is not None:
-        out += server_costs(store, server_pid, columns, n)
+        out += server_costs(store, server_pid, columns, n, runs)
     return out
+
+
+def view_cases() -> dict[str, list[tuple[rollups.Family, int]]]:
+    """The results table's rollup views kept, by case: all, none, one family's (its
+    steps), one step's (every family's)."""
+    views = [(f, step) for f in rollups.FAMILIES if f.table == ddl.RESULTS.name for step in STEPS]
+    cases = {"every rollup view": views, "no view": []}
+    for family in dict.fromkeys(f for f, _ in views):
+        cases[f"the {family.name} family's views only"] = [v for v in views if v[0] == family]
+    for step, (name, _) in STEPS.items():
+        cases[f"the {name} views only"] = [v for v in views if v[1] == step]
+    return cases
 
 
 def server_costs(
-    store: Store, server_pid: int, columns: dict[str, list], n: int
+    store: Store, server_pid: int, columns: dict[str, list], n: int, runs: int
 ) -> list[tuple[str, float]]:
     """The server's CPU a row (its ``/proc`` counters) for ``columns`` inserted as the sink
-    does (``BATCH_ROWS`` rows an insert, one at a time) into the results table with its
-    rollup views, and with every view dropped."""
-    out = []
-    for label, views in (("with its rollup views", True), ("alone (every view dropped)", False)):
-        database = f"v{uuid.uuid4().hex[:8]}"
-        migrate(store, database)
-        for family in rollups.FAMILIES:
-            for step in () if views else rollups.ROLLUP_STEPS:
+    does (``BATCH_ROWS`` rows an insert, one at a time) into the results table, keeping
+    each case's rollup views (:func:`view_cases`); the cases in turn, reversed every other
+    round, median of ``runs``."""
+    cases = view_cases()
+    spent: dict[str, list[float]] = {label: [] for label in cases}
+    for turn in range(runs):
+        for label in list(cases)[:: 1 if turn % 2 == 0 else -1]:
+            spent[label].append(_server_cpu(store, server_pid, columns, n, cases[label]))
+    return [(f"server: inserts, {label}", statistics.median(v)) for label, v in spent.items()]
+
+
+def _server_cpu(
+    store: Store, server_pid: int, columns: dict[str, list], n: int, keep: list
+) -> float:
+    """Server CPU microseconds a row for ``columns`` into a fresh schema keeping ``keep``."""
+    database = f"v{uuid.uuid4().hex[:8]}"
+    migrate(store, database)
+    for family in rollups.FAMILIES:
+        for step in STEPS:
+            if (family, step) not in keep:
                 store.execute(f"DROP TABLE {database}.{family.view(step)}")
-        start = process_cpu(server_pid)
-        for low in range(0, n, BATCH_ROWS):
-            chunk = {k: v[low : low + BATCH_ROWS] for k, v in columns.items()}
-            store.insert(f"{database}.{ddl.RESULTS.name}", chunk)
-        out.append((f"server: the inserts {label}", (process_cpu(server_pid) - start) / n * 1e6))
-        store.execute(f"DROP DATABASE {database}")
-    return out
+    start = process_cpu(server_pid)
+    for low in range(0, n, BATCH_ROWS):
+        chunk = {k: v[low : low + BATCH_ROWS] for k, v in columns.items()}
+        store.insert(f"{database}.{ddl.RESULTS.name}", chunk)
+    spent = process_cpu(server_pid) - start
+    store.execute(f"DROP DATABASE {database}")
+    return spent / n * 1e6
