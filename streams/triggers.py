@@ -63,6 +63,7 @@ Output = Alert | RolloutEvent
 RECENT = 1_000  # evidence kept to re-judge after a person's change arrives late
 GRACE = 10.0  # seconds a fired trigger waits at most for the baseline's events (module doc)
 RELEASE_SECONDS = 1.0  # stage 2's timer: how often it releases what has waited GRACE
+ROLLBACK = ":rollback"  # the suffix of an incident's rollback id (its alert's has none)
 
 
 @dataclass
@@ -255,7 +256,7 @@ class RolloutMonitor:
         ids = {
             incident_id(self.rollout, key, opened, end)
             for key, opened in fired
-            for end in ("", ":rollback")
+            for end in ("", ROLLBACK)
         }
         return ids | {self.alerts.baseline_id(d, self._anchor_key) for d, _ in self.degraded}
 
@@ -406,7 +407,7 @@ class RolloutMonitor:
         that fired it."""
         trigger = f.trigger
         key = self._key(trigger)
-        event_id = incident_id(self.rollout, key, f.opened, ":rollback")
+        event_id = incident_id(self.rollout, key, f.opened, ROLLBACK)
         if state is not None and state.has_applied(event_id):
             return []  # a replay: this incident's rollback is in the log already
         weight = state.weight if state is not None else 0
