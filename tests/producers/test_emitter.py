@@ -86,22 +86,29 @@ def test_threads_emitting_through_close_are_each_counted_once(kafka_settings):
 
     emitter = Emitter(kafka_settings, max_events=3000)
     assert emitter.emit(result(0, "warm")) and emitter.flush(20)  # connected: close can send
-    accepted = [0] * 4
+    accepted, calls = [0] * 4, [0] * 4
+    closed = threading.Event()
 
-    def emit_many(i: int) -> None:
-        for n in range(4000):
-            accepted[i] += emitter.emit(result(n, f"th{i}"))
+    def emit_until_closed(i: int) -> None:
+        """Emit until one emit began after close returned (so each thread meets it)."""
+        while True:
+            after = closed.is_set()
+            accepted[i] += emitter.emit(result(calls[i], f"th{i}"))
+            calls[i] += 1
+            if after:
+                return
 
-    threads = [threading.Thread(target=emit_many, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=emit_until_closed, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     time.sleep(0.05)
     emitter.close(timeout=0.2)  # while they emit: some sent, some full, some closed
+    closed.set()
     for t in threads:
         t.join()
     stats = emitter.stats()
-    assert stats.queued == 16_001 and stats.buffered == 0 and stats.consistent
-    assert 1 < stats.sent <= 1 + sum(accepted) and stats.dropped_by_reason["closed"] > 0
+    assert stats.queued == 1 + sum(calls) and stats.buffered == 0 and stats.consistent
+    assert 1 < stats.sent <= 1 + sum(accepted) and stats.dropped_by_reason["closed"] >= 4
 
 
 def test_invalid_feedback_and_foreign_objects_never_raise(kafka_settings):
