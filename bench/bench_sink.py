@@ -254,7 +254,7 @@ def sink_tables(
                 ["consumer", "rows/s", "CPU us/row", "of kafka-python", "of aiokafka",
                  "last fetch to last commit, ms"],
                 table)  # fmt: skip
-    costs = step_costs(settings, server, n, args.runs, server_pid)
+    costs = step_costs(settings, server, n, args.runs, server_pid, size)
     costs.append(("ClickHouse 18.16 server (insert, rollup views, merges)",
                   server_cpu / (n * args.runs) * 1e6))  # fmt: skip
     print_table(

@@ -90,10 +90,16 @@ def _least(step: Callable[[], object], runs: int) -> float:
 
 
 def step_costs(
-    settings: Settings, store: Store, n: int, runs: int, server_pid: int | None = None
+    settings: Settings,
+    store: Store,
+    n: int,
+    runs: int,
+    server_pid: int | None = None,
+    size: int = BATCH_ROWS,
 ) -> list[tuple[str, float]]:
     """(step, CPU microseconds per message) for the sink's steps after the fetch; with
-    ``server_pid``, also the server's CPU for the same rows (:func:`server_costs`)."""
+    ``server_pid``, also the server's CPU for the same rows in inserts of ``size``
+    (:func:`server_costs`)."""
     polls, fetch_cpu = fetch(settings, n)
     values = [v for _, v, _ in polls]
     decoded = [fast_decode_batch(v, Result) for v in values]
@@ -137,7 +143,7 @@ def step_costs(
         lambda: [decode_many(v, Result) for v in values], runs) / n * 1e6))  # fmt: skip
     store.execute(f"DROP DATABASE {database}")
     if server_pid is not None:
-        out += server_costs(store, server_pid, columns, n, runs)
+        out += server_costs(store, server_pid, columns, runs, size)
     return out
 
 
@@ -154,24 +160,26 @@ def view_cases() -> dict[str, list[tuple[rollups.Family, int]]]:
 
 
 def server_costs(
-    store: Store, server_pid: int, columns: dict[str, list], n: int, runs: int
+    store: Store, server_pid: int, columns: dict[str, list], runs: int, size: int
 ) -> list[tuple[str, float]]:
     """The server's CPU a row (its ``/proc`` counters) for ``columns`` inserted as the sink
-    does (``BATCH_ROWS`` rows an insert, one at a time) into the results table, keeping
+    does (``size`` rows an insert, one at a time) into the results table, keeping
     each case's rollup views (:func:`view_cases`); the cases in turn, reversed every other
     round, median of ``runs``."""
     cases = view_cases()
     spent: dict[str, list[float]] = {label: [] for label in cases}
     for turn in range(runs):
         for label in list(cases)[:: 1 if turn % 2 == 0 else -1]:
-            spent[label].append(_server_cpu(store, server_pid, columns, n, cases[label]))
+            spent[label].append(_server_cpu(store, server_pid, columns, size, cases[label]))
     return [(f"server: inserts, {label}", statistics.median(v)) for label, v in spent.items()]
 
 
 def _server_cpu(
-    store: Store, server_pid: int, columns: dict[str, list], n: int, keep: list
+    store: Store, server_pid: int, columns: dict[str, list], size: int, keep: list
 ) -> float:
-    """Server CPU microseconds a row for ``columns`` into a fresh schema keeping ``keep``."""
+    """Server CPU microseconds a row for ``columns``, ``size`` rows an insert, into a fresh
+    schema keeping the views ``keep``."""
+    n = len(next(iter(columns.values())))
     database = f"v{uuid.uuid4().hex[:8]}"
     migrate(store, database)
     for family in rollups.FAMILIES:
@@ -179,8 +187,8 @@ def _server_cpu(
             if (family, step) not in keep:
                 store.execute(f"DROP TABLE {database}.{family.view(step)}")
     start = process_cpu(server_pid)
-    for low in range(0, n, BATCH_ROWS):
-        chunk = {k: v[low : low + BATCH_ROWS] for k, v in columns.items()}
+    for low in range(0, n, size):
+        chunk = {k: v[low : low + size] for k, v in columns.items()}
         store.insert(f"{database}.{ddl.RESULTS.name}", chunk)
     spent = process_cpu(server_pid) - start
     store.execute(f"DROP DATABASE {database}")
