@@ -8,7 +8,8 @@
    timed from its first fetched batch to its last record (the sink: to its last
    commit), the first batch not counted (it waits for the group's join); for the sink
    also the time from its last fetch to its last commit (the batches in flight landing: a
-   latency, counted in its span once, so a run spans fifteen inserts by default). Then the CPU
+   latency, counted in its span once, so a run spans fifteen inserts by default) and the
+   growth of the process's peak memory (the most of the runs). Then the CPU
    per message of each of the sink's steps (``bench/sink_steps.py``) and of the
    ClickHouse server.
 2. Report time over ``--rows`` result rows (and a tenth as many feedback rows) generated
@@ -40,7 +41,7 @@ from kafka import KafkaProducer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import client_loops
-from bench.common import create_topics, median, print_table, tansu
+from bench.common import PeakMemory, create_topics, median, print_table, tansu
 from bench.sink_steps import process_cpu, step_costs
 from phasegate.stack import free_ports
 from phasegate.stack.clickhouse import clickhouse_process, server_url
@@ -74,16 +75,19 @@ def produce(settings: Settings, n: int) -> None:
     producer.close()
 
 
-def sink(settings: Settings, store: Store, n: int, batch: int | None) -> tuple[float, float, float]:
+def sink(settings: Settings, store: Store, n: int, batch: int | None) -> tuple[float, ...]:
     """The Sink storing and committing ``n`` results: (rows/s, CPU us a row of this
     process: the loop's thread and the insert threads) from its first fetched batch to its
-    last commit, the first batch not counted; and the seconds from its last fetch to its
-    last commit (the batches then in flight landing: a latency, not a rate)."""
+    last commit, the first batch not counted; the seconds from its last fetch to its last
+    commit (the batches then in flight landing: a latency, not a rate); and the growth of
+    this process's peak memory over the run, MB (the batches held, the driver's buffers;
+    chdb: its engine's too)."""
     database = f"b{uuid.uuid4().hex[:8]}"
     migrate(store, database)
     mine = settings.model_copy(update={"database": database})
     sized = {"batch_rows": batch} if batch else {}
     runner = Sink(mine, store, group_id=f"sink-{database}", batch_seconds=0.5, **sized)
+    memory = PeakMemory()
     runner.start()
     span, first, fetched = client_loops.Span(), 0, 0.0
     try:
@@ -95,11 +99,12 @@ def sink(settings: Settings, store: Store, n: int, batch: int | None) -> tuple[f
                     span.add(taken)
                     fetched = span.last[0]
             span.add(0)  # the last commit
+        grown = memory.growth()
     finally:
         runner.close()
     assert store.query(f"SELECT count() FROM {database}.results").scalar() == n
     store.execute(f"DROP DATABASE {database}")
-    return (*span.rate(first), span.last[0] - fetched)
+    return (*span.rate(first), span.last[0] - fetched, grown)
 
 
 def _sink_child(settings: Settings, url: str, n: int, total, times) -> None:
@@ -242,17 +247,18 @@ def sink_tables(
     table = [
         [k, f"{rates[k]:,.0f}", f"{median([run[1] for run in v]):.1f}",
          f"{rates[k] / kp:.2f}", f"{rates[k] / aio:.2f}",
-         f"{median([run[2] for run in v]) * 1000:.0f}" if len(v[0]) > 2 else ""]
+         *([f"{median([run[2] for run in v]) * 1000:.0f}",
+            f"{max(run[3] for run in v):.0f}"] if len(v[0]) > 2 else ["", ""])]
         for k, v in cases.items()
     ]  # fmt: skip
     table.append(["2 Sink processes, one group -> ClickHouse 18.16", f"{n / two:,.0f}", "",
-                  f"{n / two / kp:.2f}", f"{n / two / aio:.2f}", ""])  # fmt: skip
+                  f"{n / two / kp:.2f}", f"{n / two / aio:.2f}", "", ""])  # fmt: skip
     size = args.batch or BATCH_ROWS
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     title = f"results topic -> ClickHouse, {n:,} events, batches of {size:,}, load {load}"
     print_table(f"{title}, median of {args.runs}",
                 ["consumer", "rows/s", "CPU us/row", "of kafka-python", "of aiokafka",
-                 "last fetch to last commit, ms"],
+                 "last fetch to last commit, ms", "peak memory, +MB (most)"],
                 table)  # fmt: skip
     costs = step_costs(settings, server, n, args.runs, server_pid, size)
     costs.append(("ClickHouse 18.16 server (insert, rollup views, merges)",

@@ -15,7 +15,7 @@ from phasegate.stack import ensure_topics, free_port
 from phasegate.stack.broker import broker_process
 from schemas.settings import Settings
 
-__all__ = ["create_topics", "free_port", "median", "print_table", "tansu"]
+__all__ = ["PeakMemory", "create_topics", "free_port", "median", "print_table", "tansu"]
 
 
 @contextmanager
@@ -37,6 +37,23 @@ def tansu() -> Iterator[str]:
 
 def create_topics(settings: Settings) -> None:
     ensure_topics(settings)
+
+
+class PeakMemory:
+    """The growth of this process's peak resident memory since it was made, in MB (Linux:
+    the kernel's high-water mark, ``VmHWM``, reset through ``/proc/self/clear_refs``)."""
+
+    def __init__(self) -> None:
+        Path("/proc/self/clear_refs").write_text("5")
+        self.start = _status_kb("VmRSS")
+
+    def growth(self) -> float:
+        return (_status_kb("VmHWM") - self.start) / 1024
+
+
+def _status_kb(field: str) -> int:
+    lines = Path("/proc/self/status").read_text().splitlines()
+    return int(next(x for x in lines if x.startswith(field)).split()[1])
 
 
 def median(values: list[float]) -> float:
