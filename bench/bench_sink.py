@@ -52,7 +52,7 @@ from schemas.plan import load_plan
 from schemas.settings import Settings
 from sinks import rows
 from sinks.batch import seldom_collected
-from sinks.consumer import BATCH_ROWS, Sink
+from sinks.consumer import Sink
 from sinks.migrations import migrate
 from sinks.phase_report import phase_report
 from sinks.report import system_report
@@ -75,7 +75,7 @@ def produce(settings: Settings, n: int) -> None:
     producer.close()
 
 
-def sink(settings: Settings, store: Store, n: int, batch: int | None) -> tuple[float, ...]:
+def sink(settings: Settings, store: Store, n: int) -> tuple[float, ...]:
     """The Sink storing and committing ``n`` results: (rows/s, CPU us a row of this
     process: the loop's thread and the insert threads) from its first fetched batch to its
     last commit, the first batch not counted; the seconds from its last fetch to its last
@@ -85,8 +85,7 @@ def sink(settings: Settings, store: Store, n: int, batch: int | None) -> tuple[f
     database = f"b{uuid.uuid4().hex[:8]}"
     migrate(store, database)
     mine = settings.model_copy(update={"database": database})
-    sized = {"batch_rows": batch} if batch else {}
-    runner = Sink(mine, store, group_id=f"sink-{database}", batch_seconds=0.5, **sized)
+    runner = Sink(mine, store, group_id=f"sink-{database}", batch_seconds=0.5)
     memory = PeakMemory()
     runner.start()
     span, first, fetched = client_loops.Span(), 0, 0.0
@@ -236,11 +235,9 @@ def sink_tables(
         for name, loop in client_loops.loops().items()
     }
     server_cpu = process_cpu(server_pid)
-    cases["Sink -> ClickHouse 18.16 server"] = [sink(settings, server, n, args.batch) for _ in runs]
+    cases["Sink -> ClickHouse 18.16 server"] = [sink(settings, server, n) for _ in runs]
     server_cpu = process_cpu(server_pid) - server_cpu
-    cases["Sink -> chdb 4.4 (CPU: chdb's engine too)"] = [
-        sink(settings, local, n, args.batch) for _ in runs
-    ]
+    cases["Sink -> chdb 4.4 (CPU: chdb's engine too)"] = [sink(settings, local, n) for _ in runs]
     two = median([sink_processes(settings, server.url, n, 2) for _ in runs])
     rates = {k: median([run[0] for run in v]) for k, v in cases.items()}
     kp, aio = rates["bare kafka-python poll loop"], rates["bare aiokafka getmany loop"]
@@ -253,14 +250,14 @@ def sink_tables(
     ]  # fmt: skip
     table.append(["2 Sink processes, one group -> ClickHouse 18.16", f"{n / two:,.0f}", "",
                   f"{n / two / kp:.2f}", f"{n / two / aio:.2f}", "", ""])  # fmt: skip
-    size = args.batch or BATCH_ROWS
+    size = settings.sink_batch_rows
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     title = f"results topic -> ClickHouse, {n:,} events, batches of {size:,}, load {load}"
     print_table(f"{title}, median of {args.runs}",
                 ["consumer", "rows/s", "CPU us/row", "of kafka-python", "of aiokafka",
                  "last fetch to last commit, ms", "peak memory, +MB (most)"],
                 table)  # fmt: skip
-    costs = step_costs(settings, server, n, args.runs, server_pid, size)
+    costs = step_costs(settings, server, n, args.runs, server_pid)
     costs.append(("ClickHouse 18.16 server (insert, rollup views, merges)",
                   server_cpu / (n * args.runs) * 1e6))  # fmt: skip
     print_table(
@@ -275,7 +272,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--batch", type=int, default=None, help="the sink's batch_rows")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="the sink's batch_rows (default: the setting sink_batch_rows)",
+    )
     parser.add_argument("--skip-sink", action="store_true")
     parser.add_argument("--skip-reports", action="store_true")
     args = parser.parse_args()
@@ -285,8 +287,9 @@ def main() -> None:
         (Path(tmp) / "ch").mkdir()
         proc.start(timeout=30)
         try:
+            sized = {"sink_batch_rows": args.batch} if args.batch else {}
             settings = Settings(
-                bootstrap_servers=bootstrap, topic_prefix="bench.", clickhouse_url=None
+                bootstrap_servers=bootstrap, topic_prefix="bench.", clickhouse_url=None, **sized
             )
             server = ServerStore(server_url("127.0.0.1", tcp))
             local = LocalStore(Path(tmp) / "chdb")

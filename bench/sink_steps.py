@@ -26,7 +26,7 @@ from schemas.kafka_security import librdkafka_options
 from schemas.settings import Settings
 from sinks import ddl, rollups
 from sinks.batch import Batch, entry_columns, refuse_times
-from sinks.consumer import BATCH_ROWS, Partition, by_partition
+from sinks.consumer import Partition, by_partition
 from sinks.ledger import Ledger
 from sinks.migrations import migrate
 from sinks.rollups import STEPS
@@ -95,11 +95,10 @@ def step_costs(
     n: int,
     runs: int,
     server_pid: int | None = None,
-    size: int = BATCH_ROWS,
 ) -> list[tuple[str, float]]:
     """(step, CPU microseconds per message) for the sink's steps after the fetch; with
-    ``server_pid``, also the server's CPU for the same rows in inserts of ``size``
-    (:func:`server_costs`)."""
+    ``server_pid``, also the server's CPU for the same rows in inserts of
+    ``settings.sink_batch_rows`` (:func:`server_costs`)."""
     polls, fetch_cpu = fetch(settings, n)
     values = [v for _, v, _ in polls]
     decoded = [fast_decode_batch(v, Result) for v in values]
@@ -143,7 +142,7 @@ def step_costs(
         lambda: [decode_many(v, Result) for v in values], runs) / n * 1e6))  # fmt: skip
     store.execute(f"DROP DATABASE {database}")
     if server_pid is not None:
-        out += server_costs(store, server_pid, columns, runs, size)
+        out += server_costs(store, server_pid, columns, runs, settings.sink_batch_rows)
     return out
 
 

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         300, ge=0, description="events stamped further ahead than this go to the DLQ"
     )
     flush_seconds: float = Field(1.0, gt=0, description="how often stage 1 sends partials")
+    sink_batch_rows: int = Field(
+        50_000,
+        gt=0,
+        description="rows per insert of the sink (at most; a batch also goes after 1 s): "
+        "ClickHouse's CPU a row falls with the insert's size, the sink's memory grows with "
+        "it (docs/benchmarks.md)",
+    )
     emit_compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = Field(
         "lz4",
         description="compression of the Emitter's batches (no level setting); lz4 "

@@ -114,10 +114,11 @@ SINK_COLLECTOR = (1_000_000, 20, 10)
 """The garbage collector's thresholds in a sink process (Python's: 700, 10, 10). A row
 allocates about two tracked objects (its ``uuid.UUID``, its rules list); a young
 collection walks every live young container, and while batches are fetched, held and
-inserted those are lists of 20,000 references (the batch's, the columns', the driver's
-copies): 30-35 ms a collection. At 50,000 one ran every 22,000 rows (1.4-2.0 us a row,
-``gc.callbacks`` over a sink run); at 1,000,000 one in 300,000 rows (under 0.05 us a
-row). Rows are freed by reference counting; cycles are rare and wait for the next one."""
+inserted those are lists of a batch's references (the batch's, the columns', the driver's
+copies): 30-35 ms a collection at batches of 20,000. At a threshold of 50,000 one ran
+every 22,000 rows (1.4-2.0 us a row, ``gc.callbacks`` over a sink run); at 1,000,000 one
+in 300,000 rows (under 0.05 us a row). Rows are freed by reference counting; cycles are
+rare and wait for the next one."""
 
 
 @contextmanager

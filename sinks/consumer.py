@@ -70,9 +70,6 @@ T = TypeVar("T")
 GROUP = "sink"
 """The consumer group, after the topic prefix (``phasegate.sink``): one group per prefix."""
 COMPONENT = "sink"
-BATCH_ROWS = 20_000
-"""Rows per insert: the server's CPU per row falls with the insert's size (18.16, two rollup
-views: about 20 us at 5,000 rows, 7 at 20,000); a batch of results holds about 35 MB."""
 CLOSE_S = 10.0  # the longest wait for a client to leave
 CONNECT_S = 15.0  # the longest wait for the broker's metadata at start
 LANDING_FETCH_S = 0.01
@@ -147,7 +144,7 @@ class Sink:
         store: Store,
         *,
         group_id: str | None = None,
-        batch_rows: int = BATCH_ROWS,
+        batch_rows: int | None = None,
         batch_seconds: float = 1.0,
         retry_first: float = 0.5,
         retry_most: float = 10.0,
@@ -159,7 +156,7 @@ class Sink:
         self.store = store
         self.group_id = group_id or settings.topic_prefix + GROUP
         self.after_insert = after_insert  # a fault-injection point for tests
-        self.batch_rows = batch_rows
+        self.batch_rows = batch_rows or settings.sink_batch_rows
         self.batch_seconds = batch_seconds
         self.counters = SinkCounters()
         self.batch = Batch()

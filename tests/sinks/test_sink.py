@@ -435,6 +435,24 @@ def test_a_rebalance_waits_for_the_insert_in_flight_and_commits_it_before_the_pa
     assert count(server, table, final=False) == 40
 
 
+def test_the_sink_batch_rows_setting_sizes_every_insert(
+    settings: Settings, server: ServerStore
+) -> None:
+    """``sink_batch_rows`` (``PHASEGATE_SINK_BATCH_ROWS``) is the insert's size: 100
+    results in batches of 30 are three full inserts, and 10 held until the batch is old."""
+    produce(settings, [(settings.topics.results, b"k", encode(make_result(i))) for i in range(100)])
+    sized = settings.model_copy(update={"sink_batch_rows": 30})
+    sink = Sink(sized, server, group_id=settings.topic_prefix + "sink", batch_seconds=30)
+    sink.start()
+    try:
+        drain(sink, lambda: sink.counters.messages == 100 and sink.counters.batches == 3)
+        assert sink.held == 10
+        assert count(server, f"{settings.database}.results", final=False) == 90
+    finally:
+        sink.close()
+    assert count(server, f"{settings.database}.results", final=False) == 100
+
+
 def test_sink_command_without_a_broker_says_what_to_do(kafka_settings, monkeypatch) -> None:
     from typer.testing import CliRunner
 
