@@ -6,10 +6,11 @@
    same run (``bench/client_loops.py``: kafka-python poll, aiokafka getmany,
    confluent-kafka consume), each in its own consumer group, medians of ``--runs`` runs; each
    timed from its first fetched batch to its last record (the sink: to its last
-   commit), the first batch not counted (it waits for the group's join); for the sink
-   also the time from its last fetch to its last commit (the batches in flight landing: a
-   latency, counted in its span once, so a run spans fifteen inserts by default) and the
-   growth of the process's peak memory (the most of the runs). Then the CPU
+   commit), the first batch not counted (it waits for the group's join), with how busy
+   the machine's cores were meanwhile (every process: the broker's, the server's); for
+   the sink also the time from its last fetch to its last commit (the batches in flight
+   landing: a latency, counted in its span once, so a run spans six inserts by default)
+   and the growth of the process's peak memory (the most of the runs). Then the CPU
    per message of each of the sink's steps (``bench/sink_steps.py``) and of the
    ClickHouse server.
 2. Report time over ``--rows`` result rows (and a tenth as many feedback rows) generated
@@ -77,8 +78,9 @@ def produce(settings: Settings, n: int) -> None:
 
 def sink(settings: Settings, store: Store, n: int) -> tuple[float, ...]:
     """The Sink storing and committing ``n`` results: (rows/s, CPU us a row of this
-    process: the loop's thread and the insert threads) from its first fetched batch to its
-    last commit, the first batch not counted; the seconds from its last fetch to its last
+    process: the loop's thread and the insert threads, the share of the machine's cores
+    busy) from its first fetched batch to its last commit, the first batch not counted;
+    the seconds from its last fetch to its last
     commit (the batches then in flight landing: a latency, not a rate); and the growth of
     this process's peak memory over the run, MB (the batches held, the driver's buffers;
     chdb: its engine's too)."""
@@ -244,18 +246,20 @@ def sink_tables(
     table = [
         [k, f"{rates[k]:,.0f}", f"{median([run[1] for run in v]):.1f}",
          f"{rates[k] / kp:.2f}", f"{rates[k] / aio:.2f}",
-         *([f"{median([run[2] for run in v]) * 1000:.0f}",
-            f"{max(run[3] for run in v):.0f}"] if len(v[0]) > 2 else ["", ""])]
+         f"{median([run[2] for run in v]):.0%}",
+         *([f"{median([run[3] for run in v]) * 1000:.0f}",
+            f"{max(run[4] for run in v):.0f}"] if len(v[0]) > 3 else ["", ""])]
         for k, v in cases.items()
     ]  # fmt: skip
     table.append(["2 Sink processes, one group -> ClickHouse 18.16", f"{n / two:,.0f}", "",
-                  f"{n / two / kp:.2f}", f"{n / two / aio:.2f}", "", ""])  # fmt: skip
+                  f"{n / two / kp:.2f}", f"{n / two / aio:.2f}", "", "", ""])  # fmt: skip
     size = settings.sink_batch_rows
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     title = f"results topic -> ClickHouse, {n:,} events, batches of {size:,}, load {load}"
     print_table(f"{title}, median of {args.runs}",
                 ["consumer", "rows/s", "CPU us/row", "of kafka-python", "of aiokafka",
-                 "last fetch to last commit, ms", "peak memory, +MB (most)"],
+                 f"machine busy ({os.cpu_count()} cores)", "last fetch to last commit, ms",
+                 "peak memory, +MB (most)"],
                 table)  # fmt: skip
     costs = step_costs(settings, server, n, args.runs, server_pid)
     costs.append(("ClickHouse 18.16 server (insert, rollup views, merges)",

@@ -133,7 +133,7 @@ def measure(run: int, bootstrap: str, results: list[Result], tmp: Path) -> dict[
     todo[WORKER] = partial(run_variant, "phasegate", settings, n, tmp)
     out = {}
     for name, measured in todo.items():
-        rate, cpu = out[name] = measured()
+        rate, cpu = out[name] = measured()[:2]
         print(f"run {run + 1} {name}: {rate:,.0f} events/s, {cpu:.1f} us CPU an event", flush=True)
     return out
 

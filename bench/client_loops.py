@@ -2,7 +2,8 @@
 against. Each reads ``n`` records from the start in a fresh consumer group and does no
 work with them; it returns the events/s and the CPU microseconds an event, both from the
 first batch to the last (this process's CPU: run nothing else meanwhile), so ``n`` must
-span many fetches of ``FETCH`` records.
+span many fetches of ``FETCH`` records; and how busy the machine's cores were meanwhile
+(every process: the broker's share shows there).
 """
 
 from __future__ import annotations
@@ -12,34 +13,44 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from kafka import KafkaConsumer
 
 FETCH = 5000  # records a poll at most, in every loop
+Measured = tuple[float, float, float]
+"""Events/s, CPU us an event, the share of the machine's cores busy."""
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core since boot (Linux ``/proc/stat``)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
 
 
 @dataclass
 class Span:
     """Counts and clocks from the first record to the last."""
 
-    first: tuple[float, float] | None = None  # wall and CPU seconds at the first record
-    last: tuple[float, float] = (0.0, 0.0)
+    first: tuple[float, ...] | None = None  # wall, CPU seconds, machine ticks (busy, all)
+    last: tuple[float, ...] = (0.0, 0.0, 0, 0)
     seen: int = 0
 
     def add(self, records: int) -> None:
-        now = (time.perf_counter(), time.process_time())
+        now = (time.perf_counter(), time.process_time(), *machine_ticks())
         if self.first is None:
             self.first = now
         self.seen += records
         self.last = now
 
-    def rate(self, first_batch: int) -> tuple[float, float]:
-        """(events/s, CPU us an event) over all but the first batch (its wait is the
-        group's join, not the client's speed)."""
+    def rate(self, first_batch: int) -> Measured:
+        """(events/s, CPU us an event, the share of the machine's cores busy) over all
+        but the first batch (its wait is the group's join, not the client's speed)."""
         assert self.first is not None
         counted = max(self.seen - first_batch, 1)
-        wall, cpu = (b - a for a, b in zip(self.first, self.last, strict=True))
-        return counted / max(wall, 1e-9), cpu / counted * 1e6
+        wall, cpu, busy, ticks = (b - a for a, b in zip(self.first, self.last, strict=True))
+        return counted / max(wall, 1e-9), cpu / counted * 1e6, busy / max(ticks, 1)
 
 
 def _group() -> str:
@@ -58,7 +69,7 @@ def _options(bootstrap: str) -> dict[str, object]:
     }
 
 
-def kafka_python(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+def kafka_python(bootstrap: str, topic: str, n: int) -> Measured:
     consumer = KafkaConsumer(topic, **_options(bootstrap))
     span, first = Span(), 0
     while span.seen < n:
@@ -69,10 +80,10 @@ def kafka_python(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
     return span.rate(first)
 
 
-def aiokafka(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+def aiokafka(bootstrap: str, topic: str, n: int) -> Measured:
     from aiokafka import AIOKafkaConsumer
 
-    async def go() -> tuple[float, float]:
+    async def go() -> Measured:
         consumer = AIOKafkaConsumer(topic, **_options(bootstrap))
         await consumer.start()
         span, first = Span(), 0
@@ -88,7 +99,7 @@ def aiokafka(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
     return asyncio.run(go())
 
 
-def confluent(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+def confluent(bootstrap: str, topic: str, n: int) -> Measured:
     from confluent_kafka import Consumer
 
     consumer = Consumer(
@@ -110,7 +121,7 @@ def confluent(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
     return span.rate(first)
 
 
-def loops() -> dict[str, Callable[[str, str, int], tuple[float, float]]]:
+def loops() -> dict[str, Callable[[str, str, int], Measured]]:
     """The bare loops, by name."""
     return {
         "confluent-kafka consume": confluent,
