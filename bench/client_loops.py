@@ -23,10 +23,10 @@ Measured = tuple[float, float, float]
 
 
 def machine_ticks() -> tuple[int, int]:
-    """(busy, all) clock ticks of every core since boot (Linux ``/proc/stat``)."""
-    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    return sum(ticks) - idle, sum(ticks)
+    """(busy, all) clock ticks of every core since boot (Linux ``/proc/stat``); the
+    ticks a hypervisor took (steal) are not busy: this machine did no work in them."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(ticks[:3]) + ticks[5] + ticks[6], sum(ticks)  # user nice system, irq softirq
 
 
 @dataclass
