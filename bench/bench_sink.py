@@ -5,14 +5,14 @@
    and into chdb) beside the bare client loops over the same pre-produced topic in the
    same run (``bench/client_loops.py``: kafka-python poll, aiokafka getmany,
    confluent-kafka consume), each in its own consumer group, medians of ``--runs`` runs; each
-   timed from its first fetched batch to its last record (the sink: to its last
-   commit), the first batch not counted (it waits for the group's join), with how busy
+   timed from its first fetched batch to its last record, the first batch not counted (it
+   waits for the group's join); the sink from its first commit to its last, the first
+   batch not counted (the steady state: not the pipeline filling up), with how busy
    the machine's cores were meanwhile (every process: the broker's, the server's); for
    the sink also the time from its last fetch to its last commit (the batches in flight
-   landing: a latency, counted in its span once, so a run spans six inserts by default)
-   and the growth of the process's peak memory (the most of the runs). Then the CPU
-   per message of each of the sink's steps (``bench/sink_steps.py``) and of the
-   ClickHouse server.
+   landing: a latency) and the growth of the process's peak memory (the most of the
+   runs). Then the CPU per message of each of the sink's steps (``bench/sink_steps.py``)
+   and of the ClickHouse server.
 2. Report time over ``--rows`` result rows (and a tenth as many feedback rows) generated
    server-side (``INSERT ... SELECT ... FROM numbers(N)``, through the rollup views): the
    report query and the whole phase report (every query of ``phasegate report --phase``;
@@ -21,13 +21,14 @@
    the rollups), the baseline, and against the report query over the whole range (whole
    hours: rollups only).
 
-    python bench/bench_sink.py [--events 300000] [--runs 3] [--rows 10000000]
+    python bench/bench_sink.py [--events 500000] [--runs 3] [--rows 10000000]
         [--skip-sink] [--skip-reports]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
 import os
 import sys
@@ -66,11 +67,12 @@ T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 def produce(settings: Settings, n: int) -> None:
     clock = virtual_clock(datetime.now(UTC) - timedelta(seconds=n / 1000), rate=1000)
-    results = [e for e in generate("healthy", n * 2, seed=3, clock=clock) if isinstance(e, Result)]
+    events = generate("healthy", n * 2, seed=3, clock=clock)
+    results = itertools.islice((e for e in events if isinstance(e, Result)), n)
     producer = KafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, linger_ms=20, batch_size=256 * 1024
     )
-    for r in results[:n]:
+    for r in results:
         producer.send(settings.topics.results, key=r.unit_id.encode(), value=encode(r))
     producer.flush()
     producer.close()
@@ -79,33 +81,33 @@ def produce(settings: Settings, n: int) -> None:
 def sink(settings: Settings, store: Store, n: int) -> tuple[float, ...]:
     """The Sink storing and committing ``n`` results: (rows/s, CPU us a row of this
     process: the loop's thread and the insert threads, the share of the machine's cores
-    busy) from its first fetched batch to its last commit, the first batch not counted;
-    the seconds from its last fetch to its last
-    commit (the batches then in flight landing: a latency, not a rate); and the growth of
-    this process's peak memory over the run, MB (the batches held, the driver's buffers;
-    chdb: its engine's too)."""
+    busy) from its first commit to its last, the rows of the first not counted (the
+    steady state: not the pipeline filling up at the start); the seconds from its last
+    fetch to its last commit (the batches then in flight landing: a latency); and the
+    growth of this process's peak memory over the run, MB (the batches held, the
+    driver's buffers; chdb: its engine's too)."""
     database = f"b{uuid.uuid4().hex[:8]}"
     migrate(store, database)
     mine = settings.model_copy(update={"database": database})
     runner = Sink(mine, store, group_id=f"sink-{database}", batch_seconds=0.5)
     memory = PeakMemory()
     runner.start()
-    span, first, fetched = client_loops.Span(), 0, 0.0
+    landed, first, fetched, batches = client_loops.Span(), 0, 0.0, 0
     try:
         with seldom_collected():  # as `phasegate sink` runs it
             while runner.counters.messages < n or runner.pending:
-                taken = runner.poll_once(timeout_ms=200)
-                if taken:
-                    first = first or taken
-                    span.add(taken)
-                    fetched = span.last[0]
-            span.add(0)  # the last commit
+                if runner.poll_once(timeout_ms=200):
+                    fetched = time.perf_counter()
+                if runner.counters.batches > batches:  # one or more committed
+                    batches = runner.counters.batches
+                    landed.add(sum(runner.counters.rows.values()) - landed.seen)
+                    first = first or landed.seen
         grown = memory.growth()
     finally:
         runner.close()
     assert store.query(f"SELECT count() FROM {database}.results").scalar() == n
     store.execute(f"DROP DATABASE {database}")
-    return (*span.rate(first), span.last[0] - fetched, grown)
+    return (*landed.rate(first), landed.last[0] - fetched, grown)
 
 
 def _sink_child(settings: Settings, url: str, n: int, total, times) -> None:
@@ -273,7 +275,7 @@ def sink_tables(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument(
