@@ -43,8 +43,8 @@ from kafka import KafkaProducer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import client_loops
-from bench.common import PeakMemory, create_topics, median, print_table, tansu
-from bench.sink_steps import process_cpu, step_costs
+from bench.common import PeakMemory, create_topics, median, print_table, process_cpu, tansu
+from bench.sink_steps import step_costs
 from phasegate.stack import free_ports
 from phasegate.stack.clickhouse import clickhouse_process, server_url
 from producers.simulator import generate, virtual_clock
@@ -105,6 +105,7 @@ def sink(settings: Settings, store: Store, n: int) -> tuple[float, ...]:
         grown = memory.growth()
     finally:
         runner.close()
+    assert batches > 1, f"{n:,} events are one insert: no steady state (raise --events)"
     assert store.query(f"SELECT count() FROM {database}.results").scalar() == n
     store.execute(f"DROP DATABASE {database}")
     return (*landed.rate(first), landed.last[0] - fetched, grown)
@@ -253,7 +254,8 @@ def sink_tables(
             f"{max(run[4] for run in v):.0f}"] if len(v[0]) > 3 else ["", ""])]
         for k, v in cases.items()
     ]  # fmt: skip
-    table.append(["2 Sink processes, one group -> ClickHouse 18.16", f"{n / two:,.0f}", "",
+    table.append(["2 Sink processes, one group -> ClickHouse 18.16 (first fetch to last commit)",
+                  f"{n / two:,.0f}", "",
                   f"{n / two / kp:.2f}", f"{n / two / aio:.2f}", "", "", ""])  # fmt: skip
     size = settings.sink_batch_rows
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())

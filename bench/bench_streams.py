@@ -33,7 +33,7 @@ from kafka import KafkaProducer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import client_loops
-from bench.common import create_topics, free_port, median, print_table, tansu
+from bench.common import create_topics, free_port, median, print_table, process_cpu, tansu
 from producers.simulator import generate, virtual_clock
 from schemas.codec import encode
 from schemas.events import Result
@@ -74,12 +74,6 @@ def _get(url: str) -> dict | None:
         return None
 
 
-def _cpu(pid: int) -> float:
-    """CPU seconds (user and system) of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_variant(variant: str, settings: Settings, n: int, workdir: Path) -> tuple[float, float]:
     """Start one variant, poll its count until ``n``; its events/s and CPU us an event."""
     port = free_port()
@@ -98,7 +92,7 @@ def run_variant(variant: str, settings: Settings, n: int, workdir: Path) -> tupl
         while time.monotonic() < deadline:
             status = _get(url)
             count = read(status) if status else 0
-            point = (time.monotonic(), _cpu(proc.pid), count)
+            point = (time.monotonic(), process_cpu(proc.pid), count)
             if count and first is None:
                 first = point
             if count >= n:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +17,16 @@ from phasegate.stack import ensure_topics, free_port
 from phasegate.stack.broker import broker_process
 from schemas.settings import Settings
 
-__all__ = ["PeakMemory", "create_topics", "free_port", "median", "print_table", "tansu"]
+__all__ = [
+    "PeakMemory",
+    "create_topics",
+    "free_port",
+    "median",
+    "print_table",
+    "proc_status_kb",
+    "process_cpu",
+    "tansu",
+]
 
 
 @contextmanager
@@ -45,15 +56,24 @@ class PeakMemory:
 
     def __init__(self) -> None:
         Path("/proc/self/clear_refs").write_text("5")
-        self.start = _status_kb("VmRSS")
+        self.start = proc_status_kb("VmRSS")
 
     def growth(self) -> float:
-        return (_status_kb("VmHWM") - self.start) / 1024
+        return (proc_status_kb("VmHWM") - self.start) / 1024
 
 
-def _status_kb(field: str) -> int:
-    lines = Path("/proc/self/status").read_text().splitlines()
-    return int(next(x for x in lines if x.startswith(field)).split()[1])
+def proc_status_kb(field: str, pid: int | str = "self") -> int:
+    """A kB figure of ``/proc/PID/status`` (``VmRSS``, ``VmHWM``)."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return int(next(x for x in lines if x.startswith(field + ":")).split()[1])
+
+
+def process_cpu(pid: int | None = None) -> float:
+    """CPU seconds of this process (all threads), or of process ``pid`` (user and system)."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def median(values: list[float]) -> float:

@@ -10,15 +10,14 @@ Minimum of ``runs`` runs (the least disturbed).
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 from confluent_kafka import Consumer, Message
 
+from bench.common import process_cpu
 from schemas import Result
 from schemas.codec import decode_many
 from schemas.fastcodec import fast_decode_batch, fast_decode_many
@@ -33,14 +32,6 @@ from sinks.rollups import STEPS
 from sinks.store import Store
 
 Polls = list[tuple[Partition, list[bytes], list[int]]]  # per fetch and partition
-
-
-def process_cpu(pid: int | None = None) -> float:
-    """CPU seconds of this process (all threads), or of process ``pid``."""
-    if pid is None:
-        return time.process_time()
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def group_options(settings: Settings, name: str) -> dict[str, object]:

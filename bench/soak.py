@@ -40,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import print_table
+from bench.common import print_table, proc_status_kb
 from phasegate.testing.faults.outcome import Outcome
 from phasegate.testing.faults.run import Run, Size
 from phasegate.testing.faults.stack import Stack, freeze
@@ -53,12 +53,9 @@ def rss_mib(pid: int | None) -> float | None:
     if pid is None:
         return None
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
+        return proc_status_kb("VmRSS", pid) / 1024
+    except (OSError, StopIteration):  # gone, or a zombie without memory
         return None
-    return None
 
 
 def pids(stack: Stack, run: Run) -> dict[str, int | None]:
