@@ -2,7 +2,8 @@
 
 1. Rows/s and CPU per row from the results topic into ClickHouse: ``phasegate``'s Sink
    (confluent-kafka fetch, decode, ledger, columnar insert, commit; into the 18.16 server
-   and into chdb) beside the bare client loops over the same pre-produced topic in the
+   and into chdb; chdb also as it is without the local store's choices: one insert at a
+   time, chdb's own insert settings) beside the bare client loops over the same pre-produced topic in the
    same run (``bench/client_loops.py``: kafka-python poll, aiokafka getmany,
    confluent-kafka consume), each in its own consumer group, medians of ``--runs`` runs; each
    timed from its first fetched batch to its last record, the first batch not counted (it
@@ -35,6 +36,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -227,8 +230,21 @@ def report_times(store: Store, n: int, runs: int) -> list[list[str]]:
     return out
 
 
+@contextmanager
+def chdb_plain(store: LocalStore) -> Iterator[None]:
+    """``store`` inserting one batch at a time with chdb's own insert settings (the
+    partition cap lifted, which a batch of recent rows never reaches): what the local
+    store's two sessions and its insert settings are measured against."""
+    store.inserts_at_once = 1
+    store.insert_settings = "SETTINGS max_partitions_per_insert_block = 0"
+    try:
+        yield
+    finally:
+        del store.inserts_at_once, store.insert_settings  # the class's again
+
+
 def sink_tables(
-    args, settings: Settings, server: ServerStore, local: Store, server_pid: int
+    args, settings: Settings, server: ServerStore, local: LocalStore, server_pid: int
 ) -> None:
     """Print the sink's rows/s and CPU per row beside the bare loops', and its CPU per
     message by step."""
@@ -243,6 +259,10 @@ def sink_tables(
     cases["Sink -> ClickHouse 18.16 server"] = [sink(settings, server, n) for _ in runs]
     server_cpu = process_cpu(server_pid) - server_cpu
     cases["Sink -> chdb 4.4 (CPU: chdb's engine too)"] = [sink(settings, local, n) for _ in runs]
+    with chdb_plain(local):
+        cases["Sink -> chdb 4.4, one insert at a time, chdb's insert settings"] = [
+            sink(settings, local, n) for _ in runs
+        ]
     two = median([sink_processes(settings, server.url, n, 2) for _ in runs])
     rates = {k: median([run[0] for run in v]) for k, v in cases.items()}
     kp, aio = rates["bare kafka-python poll loop"], rates["bare aiokafka getmany loop"]

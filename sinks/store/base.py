@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
 from clickhouse_driver.util.escape import escape_params
 
 Params = Mapping[str, Any]
+C = TypeVar("C")
 
 
 class StoreError(RuntimeError):
@@ -79,7 +82,7 @@ class Store(ABC):
     shared = True
     """Other processes may use the same databases (a server; not chdb's own folder)."""
     inserts_at_once = 1
-    """Inserts that may run at once, each on its own thread (chdb in process: one)."""
+    """Inserts that may run at once, each on its own thread."""
 
     @abstractmethod
     def execute(self, sql: str, params: Params | None = None) -> None:
@@ -117,3 +120,52 @@ def row_count(columns: Mapping[str, Sequence]) -> int:
     if len(lengths) > 1:
         raise StoreError(f"columns of different lengths: {sorted(lengths)}")
     return lengths.pop() if lengths else 0
+
+
+class Pool(Generic[C]):
+    """A store's connections (clients, sessions), each used by one thread at a time: a
+    thread borrows an idle one, or a new one from ``connect`` if all are busy; ``release``
+    closes one."""
+
+    def __init__(self, connect: Callable[[], C], release: Callable[[C], object]) -> None:
+        self._connect, self._release = connect, release
+        self._lock = threading.Lock()  # guards the list only, never held while connecting
+        self._idle: list[C] = []
+        self._lent = 0
+        self._closed = False
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[C]:
+        """A connection no other thread uses meanwhile."""
+        with self._lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            connection = self._idle.pop() if self._idle else None
+            self._lent += 1
+        try:
+            if connection is None:
+                connection = self._connect()
+            yield connection
+        finally:
+            with self._lock:
+                self._lent -= 1
+                kept = not self._closed and connection is not None
+                if kept:
+                    self._idle.append(connection)
+            if not kept and connection is not None:
+                self._release(connection)  # closed meanwhile
+
+    @property
+    def size(self) -> int:
+        """Connections open: idle and lent."""
+        with self._lock:
+            return len(self._idle) + self._lent
+
+    def close(self) -> None:
+        """Release the idle connections now, the lent ones when returned; borrowing is
+        refused from now on."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            self._release(connection)

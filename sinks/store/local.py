@@ -17,10 +17,8 @@ from uuid import UUID
 
 from sinks.store import endpoint
 from sinks.store.arrow import ArrowStore
-from sinks.store.base import Store, StoreError, StoreUnavailable, row_count
+from sinks.store.base import Pool, Store, StoreError, StoreUnavailable, row_count
 
-# A replay of a long history touches one partition per month: no cap (default 100).
-_INSERT_SETTINGS = "SETTINGS max_partitions_per_insert_block = 0"
 _WHAT_TO_DO = (
     "stop the process holding it, or set PHASEGATE_STORE_PATH to another folder (or "
     "PHASEGATE_CLICKHOUSE_URL to a ClickHouse server)."
@@ -94,16 +92,29 @@ class _Session:
 class LocalStore(ArrowStore):
     """chdb on ``path``, held by this process and served to this user's others.
 
-    Readers get a session of their own, so a query does not wait for the sink's insert.
+    A session per thread at a time: readers do not wait for the sink's inserts, and two
+    inserts overlap one's Arrow building with the other's engine work.
     """
+
+    inserts_at_once = 2
+    insert_settings = (
+        "SETTINGS max_partitions_per_insert_block = 0, optimize_on_insert = 0, max_threads = 1"
+    )
+    """A replay of a long history touches a partition per month: no cap (default 100).
+    No merge of a block's duplicates on insert (every read sums rollups or uses FINAL, as
+    on 18.16, which never merges on insert), and one engine thread an insert (two run at
+    once): docs/design.md, "The local store"."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._session = _Session(self.path)
+        self._sessions = Pool(lambda: _Session(self.path), _Session.close)
+        with self._sessions.borrow():
+            pass  # the first session: a folder chdb cannot open fails here
         self._endpoint = endpoint.Endpoint.start(self.path, _Session(self.path))
 
     def _run(self, sql: str) -> bytes:
-        return self._session.run(sql)
+        with self._sessions.borrow() as session:
+            return session.run(sql)
 
     def insert(self, table: str, columns: Mapping[str, Sequence]) -> int:
         import pyarrow as pa
@@ -114,7 +125,7 @@ class LocalStore(ArrowStore):
             names = ", ".join(columns)
             self._run(
                 f"INSERT INTO {table} ({names}) SELECT {names} FROM Python(batch) "
-                + _INSERT_SETTINGS
+                + self.insert_settings
             )
         return count
 
@@ -122,7 +133,7 @@ class LocalStore(ArrowStore):
         if self._endpoint is not None:
             self._endpoint.close()
             self._endpoint = None
-        self._session.close()
+        self._sessions.close()
 
 
 def open_local(path: Path, reading: bool = False, wait: float = WAIT) -> Store:

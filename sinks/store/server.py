@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -13,6 +11,7 @@ from clickhouse_driver import Client, errors
 
 from sinks.store.base import (
     Params,
+    Pool,
     Rows,
     Store,
     StoreError,
@@ -91,23 +90,7 @@ class ServerStore(Store):
         self.url = url
         self._uncapped: dict[str, int] | None = None  # insert settings, once asked
         self._kinds: dict[str, dict[str, str]] = {}
-        self._lock = threading.Lock()  # guards the clients' lists only
-        self._clients = [Client.from_url(_with_defaults(url))]  # more once threads overlap
-        self._idle = list(self._clients)
-
-    @contextlib.contextmanager
-    def _client(self) -> Iterator[Client]:
-        """A client no other thread uses meanwhile (a new one if all are busy)."""
-        with self._lock:
-            client = self._idle.pop() if self._idle else None
-            if client is None:
-                client = Client.from_url(_with_defaults(self.url))
-                self._clients.append(client)
-        try:
-            yield client
-        finally:
-            with self._lock:
-                self._idle.append(client)
+        self._clients = Pool(lambda: Client.from_url(_with_defaults(url)), Client.disconnect)
 
     def _run(self, client: Client, sql: str, *args: object, **kwargs: object) -> object:
         if sql.startswith("INSERT") and self._uncapped is None:
@@ -135,14 +118,14 @@ class ServerStore(Store):
             raise StoreError(_message(exc)) from None
 
     def execute(self, sql: str, params: Params | None = None) -> None:
-        with self._client() as client:
+        with self._clients.borrow() as client:
             self._run(client, sql, utc_params(params))
 
     def insert(self, table: str, columns: Mapping[str, Sequence]) -> int:
         count = row_count(columns)
         if count:
             names = ", ".join(columns)
-            with self._client() as client:
+            with self._clients.borrow() as client:
                 kinds = self._column_types(client, table)
                 data = [_wire(values, kinds.get(name, "")) for name, values in columns.items()]
                 self._run(client, f"INSERT INTO {table} ({names}) VALUES", data, columnar=True)
@@ -156,11 +139,9 @@ class ServerStore(Store):
         return self._kinds[table]
 
     def query(self, sql: str, params: Params | None = None) -> Rows:
-        with self._client() as client:
+        with self._clients.borrow() as client:
             rows, types = self._run(client, sql, utc_params(params), with_column_types=True)
         return Rows([name for name, _ in types], [tuple(r) for r in rows])
 
     def close(self) -> None:
-        with self._lock:
-            for client in self._clients:
-                client.disconnect()
+        self._clients.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -201,3 +203,28 @@ def test_an_insert_may_span_more_than_100_monthly_partitions(store: Store, datab
     assert store.insert(f"{database}.results", rows.result_columns(results)) == 150
     months = store.query(f"SELECT uniqExact(toYYYYMM(ts)) FROM {database}.results").scalar()
     assert months >= 140
+
+
+def test_inserts_at_once_each_land_their_own_rows(store: Store, database: str) -> None:
+    """As many inserts as the sink runs at once (``inserts_at_once`` threads, a client or
+    session each), started together, store each its own rows: chdb finds each insert's
+    Arrow table by name in the inserting thread, so a mix-up would show here."""
+    migrate(store, database)
+    at_once, rounds, size = store.inserts_at_once, 4, 2_000
+    start = threading.Barrier(at_once)
+
+    def insert(thread: int) -> None:
+        for turn in range(rounds):
+            system = f"thread-{thread}-{turn}"
+            batch = [make_result(i, system=system) for i in range(size)]
+            start.wait()
+            store.insert(f"{database}.results", rows.result_columns(batch))
+
+    with ThreadPoolExecutor(at_once) as pool:
+        list(pool.map(insert, range(at_once)))
+    got = store.query(
+        f"SELECT system, count(), uniqExact(query_id) FROM {database}.results GROUP BY system"
+    )
+    assert sorted(got.rows) == sorted(
+        (f"thread-{t}-{turn}", size, size) for t in range(at_once) for turn in range(rounds)
+    )
