@@ -2,8 +2,9 @@
 
 1. Rows/s and CPU per row from the results topic into ClickHouse: ``phasegate``'s Sink
    (confluent-kafka fetch, decode, ledger, columnar insert, commit; into the 18.16 server
-   and into chdb; chdb also as it is without the local store's choices: one insert at a
-   time, chdb's own insert settings) beside the bare client loops over the same pre-produced topic in the
+   and into chdb; also without two of its choices: into 18.16 with librdkafka's own
+   fetch backoff, into chdb one insert at a time with chdb's own insert settings) beside
+   the bare client loops over the same pre-produced topic in the
    same run (``bench/client_loops.py``: kafka-python poll, aiokafka getmany,
    confluent-kafka consume), each in its own consumer group, medians of ``--runs`` runs; each
    timed from its first fetched batch to its last record, the first batch not counted (it
@@ -40,6 +41,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaProducer
 
@@ -81,18 +83,18 @@ def produce(settings: Settings, n: int) -> None:
     producer.close()
 
 
-def sink(settings: Settings, store: Store, n: int) -> tuple[float, ...]:
+def sink(settings: Settings, store: Store, n: int, **options: Any) -> tuple[float, ...]:
     """The Sink storing and committing ``n`` results: (rows/s, CPU us a row of this
     process: the loop's thread and the insert threads, the share of the machine's cores
     busy) from its first commit to its last, the rows of the first not counted (the
     steady state: not the pipeline filling up at the start); the seconds from its last
     fetch to its last commit (the batches then in flight landing: a latency); and the
     growth of this process's peak memory over the run, MB (the batches held, the
-    driver's buffers; chdb: its engine's too)."""
+    driver's buffers; chdb: its engine's too). ``options`` go to the Sink."""
     database = f"b{uuid.uuid4().hex[:8]}"
     migrate(store, database)
     mine = settings.model_copy(update={"database": database})
-    runner = Sink(mine, store, group_id=f"sink-{database}", batch_seconds=0.5)
+    runner = Sink(mine, store, group_id=f"sink-{database}", batch_seconds=0.5, **options)
     memory = PeakMemory()
     runner.start()
     landed, first, fetched, batches = client_loops.Span(), 0, 0.0, 0
@@ -258,6 +260,9 @@ def sink_tables(
     server_cpu = process_cpu(server_pid)
     cases["Sink -> ClickHouse 18.16 server"] = [sink(settings, server, n) for _ in runs]
     server_cpu = process_cpu(server_pid) - server_cpu
+    cases["Sink -> ClickHouse 18.16 server, librdkafka's fetch backoff (1 s)"] = [
+        sink(settings, server, n, fetch_backoff_ms=1000) for _ in runs
+    ]
     cases["Sink -> chdb 4.4 (CPU: chdb's engine too)"] = [sink(settings, local, n) for _ in runs]
     with chdb_plain(local):
         cases["Sink -> chdb 4.4, one insert at a time, chdb's insert settings"] = [

@@ -73,6 +73,11 @@ COMPONENT = "sink"
 CLOSE_S = 10.0  # the longest wait for a client to leave
 CONNECT_S = 15.0  # the longest wait for the broker's metadata at start
 LANDING_FETCH_S = 0.01
+FETCH_BACKOFF_MS = 50
+"""librdkafka's ``fetch.queue.backoff.ms``: how long it postpones a partition's next fetch
+once its prefetch queue is full (its default, 1,000 ms, let the queue run dry while the
+sink took 50,000 messages at a time and the loop waited on empty fetches:
+docs/design.md, "The sink's loop")."""
 """While batches land, a fetch waits at most this long a call: the step then commits one
 that landed."""
 
@@ -150,6 +155,7 @@ class Sink:
         retry_most: float = 10.0,
         log_interval: float = 30.0,
         recent_ids: int = 100_000,
+        fetch_backoff_ms: int = FETCH_BACKOFF_MS,
         after_insert: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -158,6 +164,7 @@ class Sink:
         self.after_insert = after_insert  # a fault-injection point for tests
         self.batch_rows = batch_rows or settings.sink_batch_rows
         self.batch_seconds = batch_seconds
+        self.fetch_backoff_ms = fetch_backoff_ms
         self.counters = SinkCounters()
         self.batch = Batch()
         self.backoff = Backoff(retry_first, retry_most)
@@ -267,6 +274,7 @@ class Sink:
                 "session.timeout.ms": 6000,
                 "heartbeat.interval.ms": 1000,
                 "fetch.wait.max.ms": 200,
+                "fetch.queue.backoff.ms": self.fetch_backoff_ms,
                 "error_cb": self._on_broker_error,
                 "logger": LIBRDKAFKA_LOGGER,
                 **consumer_options,
