@@ -73,13 +73,13 @@ COMPONENT = "sink"
 CLOSE_S = 10.0  # the longest wait for a client to leave
 CONNECT_S = 15.0  # the longest wait for the broker's metadata at start
 LANDING_FETCH_S = 0.01
+"""While batches land, a fetch waits at most this long a call: the step then commits one
+that landed."""
 FETCH_BACKOFF_MS = 50
 """librdkafka's ``fetch.queue.backoff.ms``: how long it postpones a partition's next fetch
 once its prefetch queue is full (its default, 1,000 ms, let the queue run dry while the
 sink took 50,000 messages at a time and the loop waited on empty fetches:
 docs/design.md, "The sink's loop")."""
-"""While batches land, a fetch waits at most this long a call: the step then commits one
-that landed."""
 
 
 @contextlib.contextmanager

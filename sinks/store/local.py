@@ -103,7 +103,7 @@ class LocalStore(ArrowStore):
     """A replay of a long history touches a partition per month: no cap (default 100).
     No merge of a block's duplicates on insert (every read sums rollups or uses FINAL, as
     on 18.16, which never merges on insert), and one engine thread an insert (two run at
-    once): docs/design.md, "The local store"."""
+    once): docs/design.md, "The sink's loop"."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
