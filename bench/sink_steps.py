@@ -24,7 +24,7 @@ from schemas.fastcodec import fast_decode_batch, fast_decode_many
 from schemas.kafka_security import librdkafka_options
 from schemas.settings import Settings
 from sinks import ddl, rollups
-from sinks.batch import Batch, entry_columns, refuse_times
+from sinks.batch import Batch, entry_columns, refuse_times, seldom_collected
 from sinks.consumer import Partition, by_partition
 from sinks.ledger import Ledger
 from sinks.migrations import migrate
@@ -89,7 +89,16 @@ def step_costs(
 ) -> list[tuple[str, float]]:
     """(step, CPU microseconds per message) for the sink's steps after the fetch; with
     ``server_pid``, also the server's CPU for the same rows in inserts of
-    ``settings.sink_batch_rows`` (:func:`server_costs`)."""
+    ``settings.sink_batch_rows`` (:func:`server_costs`). With the collector as a sink
+    process sets it (``seldom_collected``): at Python's thresholds, the collections
+    between steps walk every decoded row kept so far, which the sink never pays."""
+    with seldom_collected():
+        return _step_costs(settings, store, n, runs, server_pid)
+
+
+def _step_costs(
+    settings: Settings, store: Store, n: int, runs: int, server_pid: int | None
+) -> list[tuple[str, float]]:
     polls, fetch_cpu = fetch(settings, n)
     values = [v for _, v, _ in polls]
     decoded = [fast_decode_batch(v, Result) for v in values]
