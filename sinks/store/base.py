@@ -131,7 +131,6 @@ class Pool(Generic[C]):
         self._connect, self._release = connect, release
         self._lock = threading.Lock()  # guards the list only, never held while connecting
         self._idle: list[C] = []
-        self._lent = 0
         self._closed = False
 
     @contextlib.contextmanager
@@ -141,25 +140,17 @@ class Pool(Generic[C]):
             if self._closed:
                 raise StoreError("the store is closed")
             connection = self._idle.pop() if self._idle else None
-            self._lent += 1
+        if connection is None:
+            connection = self._connect()
         try:
-            if connection is None:
-                connection = self._connect()
             yield connection
         finally:
             with self._lock:
-                self._lent -= 1
-                kept = not self._closed and connection is not None
+                kept = not self._closed
                 if kept:
                     self._idle.append(connection)
-            if not kept and connection is not None:
+            if not kept:
                 self._release(connection)  # closed meanwhile
-
-    @property
-    def size(self) -> int:
-        """Connections open: idle and lent."""
-        with self._lock:
-            return len(self._idle) + self._lent
 
     def close(self) -> None:
         """Release the idle connections now, the lent ones when returned; borrowing is

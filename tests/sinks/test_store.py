@@ -211,7 +211,7 @@ def test_inserts_at_once_each_land_their_own_rows(store: Store, database: str) -
     Arrow table by name in the inserting thread, so a mix-up would show here."""
     migrate(store, database)
     at_once, rounds, size = store.inserts_at_once, 4, 2_000
-    start = threading.Barrier(at_once)
+    start = threading.Barrier(at_once, timeout=60)  # a thread that failed breaks it
 
     def insert(thread: int) -> None:
         for turn in range(rounds):
